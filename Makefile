@@ -1,0 +1,43 @@
+# Every target creates the virtualenv on first use (and again when pyproject.toml changes).
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+HOST ?= 127.0.0.1
+PORT ?= 3000
+
+.PHONY: install demo dev test lint bench home clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+home:
+	@mkdir -p "$(DAGSTER_HOME)"
+	@cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
+
+demo: install home
+	$(PY) -m sync_assets.demo
+
+dev: install home
+	$(VENV)/bin/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff format --check sync_assets connectors tests bench
+	$(VENV)/bin/ruff check sync_assets connectors tests bench
+	$(VENV)/bin/mypy sync_assets connectors
+
+bench: install
+	$(PY) bench/engine_bench.py
+	$(PY) bench/dagster_bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Connectors: plain-Python sources and destinations. Nothing in this package imports Dagster."""

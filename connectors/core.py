@@ -1,0 +1,366 @@
+"""The connector contract: records, specs, sources, destinations and the error tree.
+
+Protocol-compatible with durable-sync 0.3's ``durable_sync.core`` (``CONTRACT_VERSION = 1``): a connector
+written for it ports by changing its imports. This module is plain Python and never imports Dagster.
+
+Data flow of one pass of one spec::
+
+    Source.fetch_page(spec, only_items, cursor) -> ([Record], next_cursor)     (or Source.fetch)
+        -> route transform / field ownership -> validation -> content-hash diff
+        -> Destination.connect() -> session.create(record, synced_at) / session.update(id, record, synced_at)
+
+Neutral values (``Record.properties``): ``str``, ``int``, ``float`` (finite), ``bool``, ``list[str]``,
+``datetime.date``, ``datetime.datetime`` (timezone-aware) and ``None``. They reach the destination as those
+Python types; every wire encoding belongs to the destination.
+
+The error tree (one place classifies HTTP statuses: ``connectors.http``)::
+
+    Exception
+     └── SyncError                      anything this package raises on purpose
+          ├── ConfigError               bad route/spec/destination configuration; never retried
+          ├── AuthError                 only a human can fix it (revoked token, invalid_grant);
+          │                             pauses every partition that uses the credential
+          ├── RateLimited(retry_after)  the service asked us to wait; retried after ``retry_after`` s
+          ├── TransientError            5xx, timeout, connection reset; retried with backoff
+          ├── RecordError               this record only (validation, 4xx on one write); the pass goes on
+          └── DestinationHTTPError(status_code, message)
+                                        durable-sync's HTTP failure type (also a RuntimeError, as there);
+                                        classified by status: 401/403 auth, 429 rate limit,
+                                        5xx transient, other 4xx a record error
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = [
+    "CONTRACT_VERSION",
+    "NEUTRAL_TYPES",
+    "AuthError",
+    "ConfigError",
+    "Destination",
+    "DestinationHTTPError",
+    "DestinationSession",
+    "RateLimited",
+    "Record",
+    "RecordError",
+    "Source",
+    "SourceSpec",
+    "SyncError",
+    "Transform",
+    "TransientError",
+    "auth_error_in_chain",
+    "classify_status",
+    "describe_error",
+    "neutral_type_error",
+]
+
+CONTRACT_VERSION = 1
+
+NEUTRAL_TYPES: tuple[type, ...] = (str, int, float, bool, list, dt.date, dt.datetime, type(None))
+
+
+# --------------------------------------------------------------------------------------------------
+# Records and specs
+
+
+@dataclass(slots=True)
+class Record:
+    """One item of a source, in neutral values.
+
+    Attributes:
+        primary_key: The immutable upstream id (a GitHub repo id, a Jira issue *id*, a Notion page id).
+            It is the idempotency key and must never be a name or a URL.
+        properties: Neutral values keyed by destination property name.
+        body: Optional long-form text (a README, an issue description, task notes).
+    """
+
+    primary_key: str
+    properties: dict[str, Any]
+    body: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """One independent unit of work of a source: one partition of the route's asset.
+
+    Attributes:
+        key: Stable identifier, unique within the source (``org:acme``, ``tasks``).
+        interval_minutes: How often the dispatcher syncs it.
+        params: Source-defined, opaque to the platform.
+    """
+
+    key: str
+    interval_minutes: int = 30
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.key, str) or not self.key.strip():
+            raise ConfigError(f"SourceSpec.key must be a non-empty string, got {self.key!r}")
+        if not isinstance(self.interval_minutes, int) or self.interval_minutes < 1:
+            raise ConfigError(
+                f"SourceSpec {self.key!r}: interval_minutes must be a whole number >= 1, got {self.interval_minutes!r}"
+            )
+
+
+Transform = Callable[[Record], "Record | Awaitable[Record | None] | None"]
+"""A route's record transform: returns a new record, or None to drop it (counted as skipped)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Protocols
+
+
+@runtime_checkable
+class Source(Protocol):
+    """Where records come from.
+
+    Optional members, looked up with ``getattr``:
+
+    - ``async fetch_page(spec, only_items, cursor) -> (records, next_cursor)``: preferred; cursors are
+      opaque strings, stable when stored and replayed later, ``None`` on the first call and after the
+      last page. ``fetch`` is then a drain over it.
+    - ``rate_limit_key: str``: the credential the reads count against; an ``AuthError`` from the source
+      pauses every partition that uses it.
+    - ``credential_fingerprint() -> str | None``: changes when the credential changes, so a pause
+      on it can clear itself.
+    """
+
+    name: str
+
+    def specs(self) -> list[SourceSpec]: ...
+
+    async def fetch(self, spec: SourceSpec, only_items: list[str] | None = None) -> list[Record]: ...
+
+
+@runtime_checkable
+class DestinationSession(Protocol):
+    """One connection to a destination, used for one page of writes or a listing.
+
+    Optional: ``query_existing_rows()``, an async iterator of ``(primary_key, destination_id)`` pairs
+    that may repeat a key; the engine prefers it because it reveals duplicate rows.
+    """
+
+    async def query_existing_ids(self) -> dict[str, str]: ...
+
+    async def create(self, record: Record, synced_at: dt.datetime) -> str | bool: ...
+
+    async def update(self, existing_id: str, record: Record, synced_at: dt.datetime) -> bool: ...
+
+
+@runtime_checkable
+class Destination(Protocol):
+    """Where records go.
+
+    ``create`` returns the new destination id (preferred) or, for durable-sync compatibility, True
+    (created; the id is found by the next reconcile) or False (skipped).
+
+    Optional members, looked up with ``getattr``:
+
+    - ``async ensure_schema(schema) -> str | None``: create-only; never alters an existing target.
+    - ``rate_limit_key: str``: the credential/account the writes count against (default: ``name``).
+    - ``max_concurrency: int``: how many writes may be in flight at once (default 4).
+    - ``stores_keys: bool``: True when ``query_existing_ids`` lists every row we created (the key
+      lives in the destination), False when it cannot (Luma); decides whether a reconcile may mark
+      rows missing from the listing as deleted.
+    - ``max_value_length: int``: longest string value it accepts; longer values are record errors.
+    - ``credential_fingerprint() -> str | None`` and ``describe() -> str`` (where the rows are).
+    """
+
+    name: str
+    configured: bool
+    create_only_properties: set[str]
+
+    @property
+    def config_hint(self) -> str: ...
+
+    def connect(self) -> AbstractAsyncContextManager[DestinationSession]: ...
+
+    @staticmethod
+    def is_auth_error(err: BaseException) -> bool: ...
+
+
+# --------------------------------------------------------------------------------------------------
+# Errors
+
+
+class SyncError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class ConfigError(SyncError):
+    """The configuration is wrong; retrying cannot help."""
+
+
+class AuthError(SyncError):
+    """Only a human can fix this: a revoked or expired credential, ``invalid_grant``.
+
+    Attributes:
+        credential: The ``rate_limit_key`` of the credential that failed, when known.
+    """
+
+    def __init__(self, message: str, *, credential: str | None = None) -> None:
+        super().__init__(message)
+        self.credential = credential
+
+
+class RateLimited(SyncError):
+    """The service asked us to slow down for ``retry_after`` seconds."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = max(0.0, float(retry_after))
+
+
+class TransientError(SyncError):
+    """A failure that may pass by itself: 5xx, timeouts, connection resets."""
+
+
+class RecordError(SyncError):
+    """This record cannot be written; the rest of the pass goes on.
+
+    Attributes:
+        primary_key: The record's key, when known.
+    """
+
+    def __init__(self, message: str, *, primary_key: str | None = None) -> None:
+        super().__init__(message)
+        self.primary_key = primary_key
+
+
+class DestinationHTTPError(SyncError, RuntimeError):
+    """An HTTP failure of a destination call (durable-sync's type, kept for ported connectors).
+
+    The message should read ``"<Service> <VERB> <path> -> <code>: <body[:600]>"`` with no secrets.
+    """
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+
+
+def classify_status(status_code: int) -> type[SyncError]:
+    """The error class an HTTP status maps to (the one place statuses are classified)."""
+    if status_code in (401, 403):
+        return AuthError
+    if status_code == 429:
+        return RateLimited
+    if status_code >= 500 or status_code in (408, 409):
+        return TransientError
+    if status_code >= 400:
+        return RecordError
+    return SyncError
+
+
+_AUTH_NEEDLES = ("unauthorized", "forbidden", "invalid_token", "invalid_grant")
+_AUTH_STATUS_RE = re.compile(r"\b(401|403)\b")
+
+
+def _chain(err: BaseException) -> Iterable[BaseException]:
+    """Every exception reachable through __cause__, __context__ and exception-group members."""
+    seen: set[int] = set()
+    stack = [err]
+    while stack:
+        e = stack.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        if isinstance(e, BaseExceptionGroup):
+            stack.extend(e.exceptions)
+        for nxt in (e.__cause__, e.__context__):
+            if nxt is not None:
+                stack.append(nxt)
+
+
+def auth_error_in_chain(err: BaseException, *, extra_needles: tuple[str, ...] = ()) -> bool:
+    """Whether anything in the error's chain says only a human can fix it.
+
+    For each link: an ``AuthError`` is auth; a ``status_code`` of 401/403 is auth (and any other
+    status is not, whatever the body says); a message containing a needle (``unauthorized``,
+    ``forbidden``, ``invalid_token``, ``invalid_grant`` or an extra one) is auth; and only for links
+    without a status code, a word-bounded ``401``/``403`` in the message is auth (so ``…-401e-…`` in
+    a UUID is not).
+    """
+    needles = _AUTH_NEEDLES + tuple(n.lower() for n in extra_needles)
+    for e in _chain(err):
+        if isinstance(e, AuthError):
+            return True
+        if isinstance(e, (RateLimited, TransientError)):
+            continue  # GitHub's rate-limited 403 is a wait, not a revoked credential
+        status = getattr(e, "status_code", None)
+        if status is None:
+            response = getattr(e, "response", None)
+            status = getattr(response, "status_code", None)
+        if isinstance(status, int):
+            if status in (401, 403):
+                return True
+            continue
+        text = str(e).lower()
+        if any(n in text for n in needles):
+            return True
+        if _AUTH_STATUS_RE.search(text):
+            return True
+    return False
+
+
+def describe_error(err: BaseException | None) -> str:
+    """The root cause of an error in one line: exception groups and generic wrappers unwrapped.
+
+    Solo exception groups unwrap (nested too); several leaves are joined with ``; ``, deduplicated.
+    """
+    if err is None:
+        return "unknown error"
+    leaves: list[str] = []
+
+    def walk(e: BaseException) -> None:
+        if isinstance(e, BaseExceptionGroup):
+            for sub in e.exceptions:
+                walk(sub)
+            return
+        text = str(e).strip() or type(e).__name__
+        line = text if isinstance(e, SyncError) else f"{type(e).__name__}: {text}"
+        if line not in leaves:
+            leaves.append(line)
+
+    walk(err)
+    return "; ".join(leaves) if leaves else "unknown error"
+
+
+# --------------------------------------------------------------------------------------------------
+# Neutral-type validation (used by the engine; exposed so connectors can check their own output)
+
+
+def neutral_type_error(name: str, value: Any) -> str | None:
+    """Why ``value`` is not a neutral value, or None when it is."""
+    if value is None or isinstance(value, (str, bool)):
+        return None
+    if isinstance(value, int):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"property {name!r}: {value!r} is not a finite number"
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            return f"property {name!r}: datetime {value.isoformat()} has no timezone"
+        return None
+    if isinstance(value, dt.date):
+        return None
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            if not isinstance(item, str):
+                return f"property {name!r}: list items must be strings, got {type(item).__name__}"
+        return None
+    return f"property {name!r}: unsupported type {type(value).__name__} (neutral types only)"
+
+
+def replace_record(record: Record, **changes: Any) -> Record:
+    """A copy of ``record`` with ``changes`` applied (transforms never mutate their input)."""
+    return dataclasses.replace(record, **changes)

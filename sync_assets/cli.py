@@ -1,0 +1,363 @@
+"""The ``durable-sync`` command line.
+
+    durable-sync status [ROUTE] [--json]        pauses, last pass, failures, requests, checkpoints
+    durable-sync sync ROUTE [--spec KEY]... [--items PK ...] [--full-refresh]
+                                                enqueue a sync-now request (a run within seconds)
+    durable-sync plan ROUTE --spec KEY          dry run: what would be created / updated / unchanged
+    durable-sync pause ROUTE [--spec KEY] [--reason TEXT]  |  pause --credential KEY
+    durable-sync resume ROUTE [--spec KEY]  |  resume --credential KEY
+    durable-sync connectors                     installed connectors (entry points)
+
+Routes come from the module named by ``--module`` or ``DURABLE_SYNC_ROUTES_MODULE`` (default
+``sync_assets.definitions``), attribute ``routes``. The state store is the one the deployment uses
+(``DURABLE_SYNC_STATE_URL``, else SQLite under ``DAGSTER_HOME``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from connectors.core import SyncError, describe_error
+from connectors.registry import discover
+from sync_assets.engine import PassOptions, PassStats, run_pass
+from sync_assets.routes import Route
+from sync_assets.state import StateStore
+
+__all__ = ["main"]
+
+DEFAULT_MODULE = "sync_assets.definitions"
+_ROUTES_OVERRIDE: Sequence[Route] | None = None
+
+
+def _load_routes(module: str | None) -> list[Route]:
+    if _ROUTES_OVERRIDE is not None:
+        return list(_ROUTES_OVERRIDE)
+    name = module or os.environ.get("DURABLE_SYNC_ROUTES_MODULE", "").strip() or DEFAULT_MODULE
+    mod = importlib.import_module(name)
+    routes = getattr(mod, "routes", None)
+    if routes is None:
+        raise SystemExit(f"durable-sync: module {name} has no 'routes' list")
+    return list(routes)
+
+
+def _route(routes: Sequence[Route], name: str) -> Route:
+    for r in routes:
+        if r.name == name:
+            if not r.enabled:
+                raise SystemExit(f"durable-sync: route {name} is disabled: {r.disabled_reason or 'not configured'}")
+            return r
+    known = ", ".join(r.name for r in routes) or "none"
+    raise SystemExit(f"durable-sync: no route named {name!r} (routes: {known})")
+
+
+def _partitions(route: Route, specs: Sequence[str] | None) -> list[str]:
+    from sync_assets.routes import partition_key_for
+
+    known = route.specs_by_partition()
+    if not specs:
+        return sorted(known)
+    out = []
+    for s in specs:
+        key = s if s in known else partition_key_for(s)
+        if key not in known:
+            raise SystemExit(f"durable-sync: {route.name} has no spec {s!r} (specs: {', '.join(sorted(known))})")
+        out.append(key)
+    return out
+
+
+def _fmt_stats(stats: dict[str, Any]) -> str:
+    keys = ("created", "updated", "unchanged", "skipped", "failed", "pages")
+    parts = [f"{k} {stats.get(k, 0)}" for k in keys]
+    if stats.get("seconds") is not None:
+        parts.append(f"{stats['seconds']:.1f}s")
+    return ", ".join(parts)
+
+
+# -------------------------------------------------------------------------------------- commands
+
+
+def cmd_status(args: argparse.Namespace, store: StateStore) -> int:
+    routes = _load_routes(args.module)
+    if args.route:
+        routes = [_route(routes, args.route)]
+    pauses = store.pauses()
+    pending = store.pending_requests()
+    report: list[dict[str, Any]] = []
+    for r in routes:
+        entry: dict[str, Any] = {"route": r.name, "enabled": r.enabled, "partitions": []}
+        if not r.enabled:
+            entry["disabled_reason"] = r.disabled_reason or "not configured"
+            report.append(entry)
+            continue
+        try:
+            specs = r.specs_by_partition()
+        except Exception as err:
+            entry["error"] = describe_error(err)
+            report.append(entry)
+            continue
+        for key, spec in sorted(specs.items()):
+            paused = [
+                {"scope": p.scope, "reason": p.reason, "since": p.paused_at.isoformat(timespec="seconds")}
+                for s in r.pause_scopes(key)
+                if (p := pauses.get(s)) is not None
+            ]
+            last = store.last_passes(r.name, key, limit=1)
+            cp = store.get_checkpoint(r.name, key)
+            state = store.partition_state(r.name, key)
+            failed = store.failed_records(r.name, key, limit=args.failures)
+            entry["partitions"].append(
+                {
+                    "partition": key,
+                    "spec": spec.key,
+                    "interval_minutes": spec.interval_minutes,
+                    "paused": paused,
+                    "last_pass": (
+                        {
+                            "mode": last[0].mode,
+                            "status": last[0].status,
+                            "finished_at": last[0].finished_at.isoformat(timespec="seconds"),
+                            "stats": last[0].stats,
+                            "error": last[0].error,
+                        }
+                        if last
+                        else None
+                    ),
+                    "in_flight": (
+                        {
+                            "pages_done": cp.stats.get("pages", 0),
+                            "since": cp.started_at.isoformat(timespec="seconds"),
+                            "updated_at": cp.updated_at.isoformat(timespec="seconds"),
+                        }
+                        if cp
+                        else None
+                    ),
+                    "not_before": state["not_before"].isoformat(timespec="seconds") if state["not_before"] else None,
+                    "last_failure": state["last_failure"],
+                    "failed_records": store.failed_count(r.name, key),
+                    "failures": [{"key": o.primary_key, "attempts": o.attempts, "error": o.error} for o in failed],
+                    "pending_requests": [
+                        {
+                            "id": q.id,
+                            "items": q.only_items,
+                            "full_refresh": q.full_refresh,
+                            "reason": q.reason,
+                        }
+                        for q in pending
+                        if q.route == r.name and q.partition == key
+                    ],
+                    "links": store.link_count(r.name, key),
+                }
+            )
+        report.append(entry)
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+        return 0
+    print(f"state: {store.display_url}")
+    for entry in report:
+        if not entry["enabled"]:
+            print(f"\n{entry['route']}: disabled — {entry['disabled_reason']}")
+            continue
+        print(f"\n{entry['route']}")
+        if "error" in entry:
+            print(f"  error loading specs: {entry['error']}")
+        for p in entry["partitions"]:
+            print(f"  {p['partition']}  (every {p['interval_minutes']} min, {p['links']} linked)")
+            for pause in p["paused"]:
+                print(f"    PAUSED [{pause['scope']}] since {pause['since']}: {pause['reason']}")
+            lp = p["last_pass"]
+            if lp:
+                print(f"    last pass: {lp['status']} {lp['mode']} at {lp['finished_at']}: {_fmt_stats(lp['stats'])}")
+                if lp["error"]:
+                    print(f"      error: {lp['error']}")
+            else:
+                print("    last pass: never")
+            if p["in_flight"]:
+                f = p["in_flight"]
+                print(f"    in flight since {f['since']}: {f['pages_done']} pages done (checkpoint {f['updated_at']})")
+            if p["not_before"]:
+                print(f"    rate limited: next run after {p['not_before']}")
+            if p["last_failure"]:
+                print(f"    last run failure: {p['last_failure']}")
+            if p["failed_records"]:
+                print(f"    failed records: {p['failed_records']}")
+                for fr in p["failures"]:
+                    print(f"      {fr['key']} (attempts {fr['attempts']}): {fr['error']}")
+            for q in p["pending_requests"]:
+                what = "full refresh" if q["full_refresh"] else (f"items {q['items']}" if q["items"] else "full pass")
+                print(f"    pending request #{q['id']}: {what} ({q['reason']})")
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace, store: StateStore) -> int:
+    route = _route(_load_routes(args.module), args.route)
+    for key in _partitions(route, args.spec):
+        rid = store.enqueue_request(
+            route.name, key, only_items=args.items or None, full_refresh=args.full_refresh, reason="manual"
+        )
+        what = "full refresh" if args.full_refresh else (f"{len(args.items)} items" if args.items else "full pass")
+        print(f"queued request #{rid}: {route.name}/{key} ({what}); the sync-now sensor starts it within seconds")
+    return 0
+
+
+def _progress_printer() -> Any:
+    interactive = sys.stderr.isatty()
+
+    def show(stats: PassStats) -> None:
+        line = (
+            f"\r  page {stats.pages}: {stats.records} records — create {stats.created}, "
+            f"update {stats.updated}, unchanged {stats.unchanged}, failed {stats.failed}"
+        )
+        if interactive:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+
+    return show
+
+
+def cmd_plan(args: argparse.Namespace, store: StateStore) -> int:
+    route = _route(_load_routes(args.module), args.route)
+    (key,) = _partitions(route, [args.spec])
+    options = PassOptions(
+        plan=True, full_refresh=args.full_refresh, only_items=tuple(args.items) if args.items else None
+    )
+    result = asyncio.run(run_pass(route, key, store, options, progress=_progress_printer()))
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+    s = result.stats
+    if args.json:
+        print(
+            json.dumps(
+                {"stats": s.as_dict(), "sample": result.planned, "failures": result.failures},
+                indent=2,
+                default=str,
+            )
+        )
+        return 0
+    print(f"plan for {route.name}/{key} (nothing written):")
+    print(
+        f"  would create {s.created}, update {s.updated}; unchanged {s.unchanged}; skipped {s.skipped}; invalid {s.failed}"
+    )
+    for bucket in ("create", "update", "failed"):
+        if result.planned.get(bucket):
+            print(f"  {bucket}: {', '.join(result.planned[bucket])}{' …' if len(result.planned[bucket]) >= 20 else ''}")
+    for k, err in result.failures[:20]:
+        print(f"    {k}: {err}")
+    return 0
+
+
+def _scopes(args: argparse.Namespace) -> tuple[list[str], Route | None, list[str]]:
+    if args.credential:
+        key = args.credential
+        return [key if key.startswith("credential:") else f"credential:{key}"], None, []
+    if not args.route:
+        raise SystemExit("durable-sync: name a ROUTE or --credential KEY")
+    route = _route(_load_routes(args.module), args.route)
+    if args.spec:
+        keys = _partitions(route, args.spec)
+        return [f"partition:{route.name}/{k}" for k in keys], route, keys
+    return [f"route:{route.name}"], route, _partitions(route, None)
+
+
+def cmd_pause(args: argparse.Namespace, store: StateStore) -> int:
+    scopes, _, _ = _scopes(args)
+    for scope in scopes:
+        store.pause(scope, args.reason or "paused by hand (durable-sync pause)", source="manual")
+        print(f"paused {scope}")
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace, store: StateStore) -> int:
+    scopes, route, keys = _scopes(args)
+    if route is not None:
+        # Resuming a route also lifts the pauses that stop it: its partitions' and its credentials'.
+        scopes = list(dict.fromkeys(scopes + [s for k in keys for s in route.pause_scopes(k)]))
+    lifted = [s for s in scopes if store.resume(s)]
+    for s in lifted:
+        print(f"resumed {s}")
+    if not lifted:
+        print("nothing was paused")
+    targets: list[tuple[str, str]] = []
+    if route is not None:
+        targets = [(route.name, k) for k in keys]
+    else:
+        for r in _load_routes(args.module):
+            if r.enabled and scopes[0] in (r.source_scope, r.destination_scope):
+                targets += [(r.name, k) for k in r.specs_by_partition()]
+    for route_name, key in targets:
+        store.enqueue_request(route_name, key, reason="resume")
+    if targets:
+        print(f"queued {len(targets)} catch-up request(s)")
+    return 0
+
+
+def cmd_connectors(args: argparse.Namespace, store: StateStore | None) -> int:
+    for info in discover():
+        print(f"{info.name:<16} {info.kinds:<20} {info.distribution or '?'} {info.version or ''}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="durable-sync", description="Operate durable-sync routes.")
+    p.add_argument("--module", help=f"module with the 'routes' list (default {DEFAULT_MODULE})")
+    p.add_argument("--state-url", help="state store URL (default: DURABLE_SYNC_STATE_URL or DAGSTER_HOME)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("status", help="per route and partition: pauses, last pass, failures, requests")
+    s.add_argument("route", nargs="?")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--failures", type=int, default=10, help="failed records to list per partition")
+    s.set_defaults(fn=cmd_status)
+
+    s = sub.add_parser("sync", help="request a sync now (picked up by the sync-now sensor)")
+    s.add_argument("route")
+    s.add_argument("--spec", action="append", help="spec key (repeatable; default: every spec)")
+    s.add_argument("--items", nargs="+", help="only these primary keys")
+    s.add_argument("--full-refresh", action="store_true", help="rewrite every linked record")
+    s.set_defaults(fn=cmd_sync)
+
+    s = sub.add_parser("plan", help="dry run of one spec: what would be written")
+    s.add_argument("route")
+    s.add_argument("--spec", required=True)
+    s.add_argument("--items", nargs="+")
+    s.add_argument("--full-refresh", action="store_true")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_plan)
+
+    for name, fn in (("pause", cmd_pause), ("resume", cmd_resume)):
+        s = sub.add_parser(name, help=f"{name} a route, a spec or a credential")
+        s.add_argument("route", nargs="?")
+        s.add_argument("--spec", action="append")
+        s.add_argument("--credential", help="credential key (rate_limit_key), e.g. notion")
+        if name == "pause":
+            s.add_argument("--reason")
+        s.set_defaults(fn=fn)
+
+    s = sub.add_parser("connectors", help="installed connectors")
+    s.set_defaults(fn=cmd_connectors)
+    return p
+
+
+def main(argv: Sequence[str] | None = None, *, routes: Sequence[Route] | None = None) -> int:
+    """Run the CLI; ``routes`` replaces the routes module (for embedding and tests)."""
+    global _ROUTES_OVERRIDE
+    _ROUTES_OVERRIDE = routes
+    args = build_parser().parse_args(argv)
+    if args.fn is cmd_connectors:
+        return cmd_connectors(args, None)
+    store = StateStore(args.state_url) if args.state_url else StateStore.shared()
+    try:
+        return int(args.fn(args, store) or 0)
+    except SyncError as err:
+        print(f"durable-sync: {describe_error(err)}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

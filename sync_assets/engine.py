@@ -1,0 +1,745 @@
+"""One sync pass of one partition: Dagster-free and async.
+
+A pass, in order (DESIGN §4):
+
+1. **Start or resume.** An unfinished full pass resumes at its stored cursor with its stats so far.
+2. **Reconcile when needed** (first pass, full refresh, intents left by a crash, or older than the
+   route's ``reconcile_every``): list the destination once and merge it into the link map. Never
+   per page.
+3. **Page loop**: transform and field ownership, validation (a bad record is a per-record error,
+   never a crashed pass), in-page dedupe (last wins).
+4. **Diff** on a content hash: linked and unchanged records cost no call.
+5. **Write** with bounded concurrency; intents before creates; per-record failure isolation; an
+   auth failure stops the pass at once, pauses the credential and raises ``AuthError``.
+6. **Checkpoint** after every page: links, outcomes and the next cursor in one transaction.
+7. **Finish**: clear the checkpoint, store the pass stats.
+
+The next page is fetched while the current one is written, so source latency and destination
+latency overlap. The state store is synchronous SQLAlchemy; its calls are short (a handful per page)
+and run on the event loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import hashlib
+import inspect
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from connectors.core import (
+    AuthError,
+    ConfigError,
+    DestinationHTTPError,
+    RateLimited,
+    Record,
+    RecordError,
+    SourceSpec,
+    SyncError,
+    TransientError,
+    auth_error_in_chain,
+    describe_error,
+    neutral_type_error,
+)
+from sync_assets.routes import Route, credential_scope
+from sync_assets.state import Checkpoint, StateStore, utcnow
+
+__all__ = [
+    "PassOptions",
+    "PassResult",
+    "PassStats",
+    "Paused",
+    "content_hash",
+    "run_pass",
+    "validate_record",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_KEY_LENGTH = 1024
+DEFAULT_MAX_CONCURRENCY = 4
+FETCH_CHUNK = 500  # a source with only fetch() is written and checkpointed in chunks of this size
+SAMPLE_LIMIT = 20  # failed/planned keys kept per pass for metadata and the CLI
+RECONCILE_MIN_GAP = dt.timedelta(minutes=10)  # a forced reconcile is skipped if one ran this recently
+LIST_BATCH = 1000
+
+
+class Paused(SyncError):
+    """The partition, its route or one of its credentials is paused; nothing was called."""
+
+    def __init__(self, message: str, *, scope: str) -> None:
+        super().__init__(message)
+        self.scope = scope
+
+
+@dataclass(frozen=True)
+class PassOptions:
+    """How to run a pass.
+
+    Attributes:
+        plan: Dry run: classify every record, write nothing (not even state).
+        full_refresh: Update every linked record, whatever its hash; reconcile first.
+        only_items: Targeted sync of these primary keys; does not touch a full pass's checkpoint.
+        reconcile: True forces a destination listing (unless one ran in the last 10 minutes),
+            False forbids it, None decides (first pass, intents pending, ``reconcile_every``).
+        run_id: Stored with the pass history (the Dagster run id).
+    """
+
+    plan: bool = False
+    full_refresh: bool = False
+    only_items: tuple[str, ...] | None = None
+    reconcile: bool | None = None
+    run_id: str | None = None
+
+    @property
+    def mode(self) -> str:
+        if self.plan:
+            return "plan"
+        if self.only_items is not None:
+            return "targeted"
+        return "full_refresh" if self.full_refresh else "full"
+
+
+@dataclass
+class PassStats:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    failed: int = 0
+    deduplicated: int = 0
+    records: int = 0
+    pages: int = 0
+    listed: int = 0
+    adopted: int = 0
+    gone: int = 0
+    duplicates: int = 0
+    destination_calls: int = 0
+    seconds: float = 0.0
+    resumed_from: int | None = None
+    reconciled: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PassStats:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass
+class PassResult:
+    route: str
+    partition: str
+    mode: str
+    stats: PassStats
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    planned: dict[str, list[str]] = field(default_factory=dict)
+    duplicate_keys: list[tuple[str, list[str]]] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------------
+# Hashing and validation
+
+
+def _canon(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return "t:" + value.astimezone(dt.UTC).isoformat()
+    if isinstance(value, dt.date):
+        return "d:" + value.isoformat()
+    raise TypeError(f"not a neutral value: {type(value).__name__}")
+
+
+def content_hash(record: Record, exclude: set[str] | frozenset[str] = frozenset()) -> str:
+    """A stable hash of what a write would send (create-only properties excluded)."""
+    props = record.properties
+    items = sorted((k, v) for k, v in props.items() if k not in exclude) if exclude else sorted(props.items())
+    payload = json.dumps([record.body, items], separators=(",", ":"), default=_canon, ensure_ascii=False)
+    return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
+
+
+def validate_record(record: Any, *, max_value_length: int | None = None) -> tuple[Record | None, str | None]:
+    """Check a record against the contract; returns ``(normalised_record, None)`` or ``(None, error)``.
+
+    Normalisation: the key is stripped; tuples become lists.
+    """
+    if not isinstance(record, Record):
+        return None, f"not a Record: {type(record).__name__}"
+    key = record.primary_key
+    if not isinstance(key, str):
+        if isinstance(key, int) and not isinstance(key, bool):
+            key = str(key)
+        else:
+            return None, f"primary_key must be a string, got {type(key).__name__}"
+    key = key.strip()
+    if not key:
+        return None, "empty primary_key"
+    if len(key) > MAX_KEY_LENGTH:
+        return None, f"primary_key longer than {MAX_KEY_LENGTH} characters"
+    if not isinstance(record.properties, dict):
+        return None, f"properties must be a dict, got {type(record.properties).__name__}"
+    if record.body is not None and not isinstance(record.body, str):
+        return None, f"body must be a string or None, got {type(record.body).__name__}"
+    props = record.properties
+    changed = key != record.primary_key
+    for name, value in props.items():
+        if not isinstance(name, str) or not name:
+            return None, f"property names must be non-empty strings, got {name!r}"
+        problem = neutral_type_error(name, value)
+        if problem:
+            return None, problem
+        if isinstance(value, tuple):
+            changed = True
+        if max_value_length is not None and isinstance(value, str) and len(value) > max_value_length:
+            return None, (
+                f"property {name!r}: {len(value)} characters, over the destination's limit of {max_value_length}"
+            )
+    if changed:
+        props = {k: list(v) if isinstance(v, tuple) else v for k, v in props.items()}
+        record = Record(key, props, record.body)
+    return record, None
+
+
+# --------------------------------------------------------------------------------------------------
+# Error classification
+
+
+def _is_auth(err: BaseException, destination_side: Any) -> bool:
+    if isinstance(err, AuthError):
+        return True
+    checker = getattr(destination_side, "is_auth_error", None)
+    if checker is not None:
+        try:
+            if checker(err):
+                return True
+        except Exception:  # a broken classifier must not hide the real error
+            log.debug("is_auth_error raised", exc_info=True)
+    return False
+
+
+def _is_systemic(err: BaseException) -> bool:
+    """Errors that say the service, not the record, is in trouble: stop the pass and retry it."""
+    if isinstance(err, (RateLimited, TransientError, httpx.TransportError, ConnectionError, TimeoutError)):
+        return True
+    if isinstance(err, DestinationHTTPError):
+        return err.status_code == 429 or err.status_code >= 500
+    return False
+
+
+def _fingerprint(obj: Any) -> str | None:
+    fp = getattr(obj, "credential_fingerprint", None)
+    if fp is None:
+        return None
+    try:
+        value = fp()
+    except Exception:
+        return None
+    if value is None:
+        return None
+    # Store only a digest: a connector may hand back the credential itself.
+    return hashlib.sha256(str(value).encode()).hexdigest()[:32]
+
+
+def credential_fingerprint(obj: Any) -> str | None:
+    """A digest of a connector's current credential (never the credential itself)."""
+    return _fingerprint(obj)
+
+
+# --------------------------------------------------------------------------------------------------
+# The pass
+
+
+ProgressFn = Callable[[PassStats], None]
+
+
+async def _maybe_await(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+class _Pass:
+    def __init__(
+        self,
+        route: Route,
+        partition: str,
+        spec: SourceSpec,
+        store: StateStore,
+        options: PassOptions,
+        progress: ProgressFn | None,
+    ) -> None:
+        self.route = route
+        self.name = route.name
+        self.partition = partition
+        self.spec = spec
+        self.store = store
+        self.options = options
+        self.progress = progress
+        self.dest = route.destination
+        self.source = route.source
+        self.create_only = frozenset(getattr(self.dest, "create_only_properties", None) or ())
+        self.max_value_length = getattr(self.dest, "max_value_length", None)
+        self.concurrency = max(1, int(getattr(self.dest, "max_concurrency", DEFAULT_MAX_CONCURRENCY) or 1))
+        self.stores_keys = getattr(self.dest, "stores_keys", None)
+        self.transform = route.build_transform()
+        self.failures: list[tuple[str, str]] = []
+        self.planned: dict[str, list[str]] = {"create": [], "update": [], "unchanged": [], "failed": []}
+        self.plan_listing: dict[str, str] = {}
+        self.duplicate_keys: list[tuple[str, list[str]]] = []
+        self.had_failures = store.failed_count(route.name, partition) > 0 if not options.plan else False
+
+    # ------------------------------------------------------------------------------------------
+
+    async def run(self) -> PassResult:
+        opts = self.options
+        if not getattr(self.dest, "configured", True):
+            hint = getattr(self.dest, "config_hint", "")
+            raise ConfigError(f"route {self.name}: destination {self.dest.name} is not configured ({hint})")
+        if not opts.plan:
+            pause = self.store.paused(self.route.pause_scopes(self.partition))
+            if pause is not None:
+                raise Paused(
+                    f"route {self.name} partition {self.partition} is paused ({pause.scope}): "
+                    f"{pause.reason}. Resume with: durable-sync resume {self.name}",
+                    scope=pause.scope,
+                )
+
+        targeted = opts.only_items is not None
+        use_checkpoint = not (opts.plan or targeted)
+        cp = self.store.get_checkpoint(self.name, self.partition) if use_checkpoint else None
+        if cp is not None and opts.full_refresh and not cp.options.get("full_refresh"):
+            cp = None  # a full refresh starts over rather than finishing a normal pass
+        self.full_refresh = opts.full_refresh or bool(cp and cp.options.get("full_refresh"))
+        now = utcnow()
+        if cp is not None:
+            pass_id, cursor, started_at = cp.pass_id, cp.cursor, cp.started_at
+            stats = PassStats.from_dict(cp.stats)
+            stats.resumed_from = stats.pages
+            log.info("%s/%s: resuming pass %s after page %d", self.name, self.partition, pass_id, stats.pages)
+        else:
+            pass_id, cursor, started_at, stats = uuid.uuid4().hex, None, now, PassStats()
+        self.pass_id, self.started_at, self.stats = pass_id, started_at, stats
+        self.synced_at = now
+        self.cp_options = {"full_refresh": self.full_refresh}
+        t0 = time.monotonic()
+        seconds_before = stats.seconds
+
+        try:
+            async with self.dest.connect() as session:
+                self.session = session
+                if self._should_reconcile(resumed=cp is not None):
+                    await self._reconcile()
+                await self._page_loop(cursor, targeted)
+        except AuthError as err:
+            self._on_auth_failure(err)
+            raise
+        except BaseException as err:
+            stats.seconds = seconds_before + (time.monotonic() - t0)
+            if not opts.plan and not isinstance(err, (asyncio.CancelledError, KeyboardInterrupt)):
+                self.store.finish_pass(
+                    self.name,
+                    self.partition,
+                    pass_id=pass_id,
+                    mode=opts.mode,
+                    status="failed",
+                    started_at=started_at,
+                    stats=stats.as_dict(),
+                    error=describe_error(err),
+                    run_id=opts.run_id,
+                    clear_checkpoint=False,
+                )
+            raise
+
+        stats.seconds = round(seconds_before + (time.monotonic() - t0), 3)
+        if not opts.plan:
+            self.store.finish_pass(
+                self.name,
+                self.partition,
+                pass_id=pass_id,
+                mode=opts.mode,
+                status="success",
+                started_at=started_at,
+                stats=stats.as_dict(),
+                run_id=opts.run_id,
+                clear_checkpoint=use_checkpoint,
+                forget_unseen_failures=use_checkpoint,
+            )
+        return PassResult(
+            route=self.name,
+            partition=self.partition,
+            mode=opts.mode,
+            stats=stats,
+            failures=self.failures,
+            planned=self.planned if opts.plan else {},
+            duplicate_keys=self.duplicate_keys,
+        )
+
+    # ------------------------------------------------------------------------------- reconcile
+
+    def _should_reconcile(self, *, resumed: bool) -> bool:
+        opts = self.options
+        if opts.reconcile is False:
+            return False
+        # Intents of this partition mean a crash between a create and its link: list first, or
+        # the redone page would create those rows a second time.
+        if self.store.pending_intents(self.name, self.partition) > 0:
+            return True
+        if resumed and self.stats.reconciled:
+            return False
+        last, _, _ = self.store.last_reconcile(self.name)
+        now = utcnow()
+        if opts.reconcile is True:
+            return last is None or now - last > RECONCILE_MIN_GAP
+        if self.full_refresh or last is None:
+            return True
+        return now - last > self.route.reconcile_every
+
+    async def _listing(self) -> Any:
+        rows = getattr(self.session, "query_existing_rows", None)
+        if rows is not None:
+            result = rows()
+            if hasattr(result, "__aiter__"):
+                async for pair in result:
+                    yield pair
+                return
+            for pair in await _maybe_await(result):
+                yield pair
+            return
+        ids = await self.session.query_existing_ids()
+        for pair in ids.items():
+            yield pair
+
+    async def _reconcile(self) -> None:
+        stats = self.stats
+        if self.options.plan:
+            async for pk, did in self._listing():
+                self.plan_listing.setdefault(str(pk), str(did))
+            stats.listed = len(self.plan_listing)
+            stats.reconciled = True
+            return
+        rid = self.store.begin_listing(self.name)
+        listing_started = utcnow()
+        batch: list[tuple[str, str]] = []
+        listed = 0
+        try:
+            async for pk, did in self._listing():
+                batch.append((str(pk), str(did)))
+                listed += 1
+                if len(batch) >= LIST_BATCH:
+                    self.store.add_listing(self.name, rid, batch)
+                    batch = []
+            if batch:
+                self.store.add_listing(self.name, rid, batch)
+        except BaseException:
+            self.store.discard_listing(self.name, rid)
+            raise
+        authoritative = self.stores_keys is True or (self.stores_keys is None and listed > 0)
+        result = self.store.finish_listing(
+            self.name, rid, authoritative=authoritative, partition=self.partition, started_at=listing_started
+        )
+        stats.listed, stats.adopted, stats.gone = result.listed, result.adopted, result.gone
+        stats.duplicates = result.duplicates
+        stats.reconciled = True
+        self.duplicate_keys = result.duplicate_keys
+        if result.adopted or result.gone or result.duplicates:
+            log.info(
+                "%s: reconcile listed %d rows: adopted %d, gone %d, keys listed twice %d",
+                self.name,
+                result.listed,
+                result.adopted,
+                result.gone,
+                result.duplicates,
+            )
+
+    # ------------------------------------------------------------------------------- page loop
+
+    async def _fetch(self, cursor: str | None) -> tuple[list[Any], str | None]:
+        only = list(self.options.only_items) if self.options.only_items is not None else None
+        fetch_page = getattr(self.source, "fetch_page", None)
+        if fetch_page is not None:
+            records, next_cursor = await fetch_page(self.spec, only, cursor)
+            if next_cursor is not None and not isinstance(next_cursor, str):
+                raise ConfigError(
+                    f"source {self.source.name}: fetch_page returned a {type(next_cursor).__name__} "
+                    "cursor; cursors must be strings"
+                )
+            return list(records), next_cursor
+        # A fetch()-only source is one page; the position inside it is the cursor so that a
+        # crash resumes at the next chunk instead of rewriting everything.
+        records = list(await self.source.fetch(self.spec, only))
+        start = int(cursor or 0)
+        end = start + FETCH_CHUNK
+        return records[start:end], (str(end) if end < len(records) else None)
+
+    async def _page_loop(self, cursor: str | None, targeted: bool) -> None:
+        fetch_task: asyncio.Task[tuple[list[Any], str | None]] = asyncio.ensure_future(self._fetch(cursor))
+        try:
+            while True:
+                try:
+                    records, next_cursor = await fetch_task
+                except Exception as err:
+                    if _is_auth(err, self.source) or auth_error_in_chain(err):
+                        raise AuthError(
+                            f"source {self.source.name}: {describe_error(err)}",
+                            credential=credential_scope(self.source),
+                        ) from err
+                    raise
+                if next_cursor is not None:
+                    # Read ahead while this page is written.
+                    fetch_task = asyncio.ensure_future(self._fetch(next_cursor))
+                await self._process_page(records, next_cursor, targeted)
+                if next_cursor is None:
+                    return
+        finally:
+            if not fetch_task.done():
+                fetch_task.cancel()
+                with contextlib.suppress(BaseException):
+                    await fetch_task
+
+    async def _process_page(self, raw: Sequence[Any], next_cursor: str | None, targeted: bool) -> None:
+        stats = self.stats
+        stats.pages += 1
+        failures: list[tuple[str, str]] = []
+        page: dict[str, Record] = {}
+        for i, item in enumerate(raw):
+            stats.records += 1
+            record = item
+            if self.transform is not None:
+                try:
+                    record = await self.transform(item)
+                except Exception as err:
+                    key = getattr(item, "primary_key", None) or f"(page {stats.pages} row {i + 1})"
+                    failures.append((str(key), f"transform failed: {describe_error(err)}"))
+                    continue
+                if record is None:
+                    stats.skipped += 1
+                    continue
+            valid, problem = validate_record(record, max_value_length=self.max_value_length)
+            if valid is None:
+                key = getattr(record, "primary_key", None)
+                key = key.strip() if isinstance(key, str) else ""
+                failures.append((key or f"(empty key: page {stats.pages} row {i + 1})", problem or "invalid"))
+                continue
+            if valid.primary_key in page:
+                stats.deduplicated += 1
+                del page[valid.primary_key]  # last wins, and keeps its position
+            page[valid.primary_key] = valid
+
+        creates: list[tuple[Record, str]] = []
+        updates: list[tuple[Record, str, str]] = []
+        unchanged: list[str] = []
+        links = self.store.get_links(self.name, page.keys()) if page else {}
+        for key, record in page.items():
+            h = content_hash(record, self.create_only)
+            link = links.get(key)
+            if self.options.plan and link is None and key in self.plan_listing:
+                updates.append((record, self.plan_listing[key], h))
+                continue
+            if link is not None and link.state == "linked" and link.destination_id:
+                if self.full_refresh or link.content_hash != h:
+                    updates.append((record, link.destination_id, h))
+                else:
+                    unchanged.append(key)
+            else:
+                creates.append((record, h))
+        stats.unchanged += len(unchanged)
+
+        if self.options.plan:
+            self._plan_page(creates, updates, unchanged, failures)
+            return
+
+        linked: list[tuple[str, str, str | None]] = []
+        unlinked: list[tuple[str, str]] = []
+        dropped: list[str] = []
+        fatal: BaseException | None = None
+        if creates:
+            self.store.record_intents(self.name, self.partition, [r.primary_key for r, _ in creates])
+
+        sem = asyncio.Semaphore(self.concurrency)
+        stop = asyncio.Event()
+
+        async def do_create(record: Record, h: str) -> None:
+            nonlocal fatal
+            async with sem:
+                if stop.is_set():
+                    return
+                try:
+                    stats.destination_calls += 1
+                    result = await self.session.create(record, self.synced_at)
+                except BaseException as err:
+                    if self._fatal(err):
+                        fatal = fatal or err
+                        stop.set()
+                        return
+                    failures.append((record.primary_key, describe_error(err)))
+                    if isinstance(err, (RecordError, DestinationHTTPError)):
+                        dropped.append(record.primary_key)  # rejected: the row was not created
+                    return
+            if result is False:
+                stats.skipped += 1
+                dropped.append(record.primary_key)
+            elif result is True or result is None:
+                stats.created += 1
+                unlinked.append((record.primary_key, h))
+            else:
+                stats.created += 1
+                linked.append((record.primary_key, str(result), h))
+
+        async def do_update(record: Record, existing_id: str, h: str) -> None:
+            nonlocal fatal
+            if self.create_only:
+                record = Record(
+                    record.primary_key,
+                    {k: v for k, v in record.properties.items() if k not in self.create_only},
+                    record.body,
+                )
+            async with sem:
+                if stop.is_set():
+                    return
+                try:
+                    stats.destination_calls += 1
+                    ok = await self.session.update(existing_id, record, self.synced_at)
+                except BaseException as err:
+                    if self._fatal(err):
+                        fatal = fatal or err
+                        stop.set()
+                        return
+                    failures.append((record.primary_key, describe_error(err)))
+                    return
+            if ok is False:
+                stats.skipped += 1
+            else:
+                stats.updated += 1
+                linked.append((record.primary_key, existing_id, h))
+
+        jobs = [do_create(r, h) for r, h in creates] + [do_update(r, i, h) for r, i, h in updates]
+        if self.concurrency == 1:
+            for job in jobs:
+                await job
+        elif jobs:
+            await asyncio.gather(*jobs)
+
+        stats.failed += len(failures)
+        self.failures.extend(failures[: max(0, 100 - len(self.failures))])
+        failed_keys = {k for k, _ in failures}
+        succeeded = [k for k, _, _ in linked]
+        if self.had_failures or failures:
+            succeeded += [k for k in unchanged if k not in failed_keys]
+        if failures:
+            self.had_failures = True
+        checkpoint = None
+        if fatal is None and not targeted and next_cursor is not None:
+            checkpoint = Checkpoint(
+                pass_id=self.pass_id,
+                cursor=next_cursor,
+                stats=self.stats.as_dict(),
+                options=self.cp_options,
+                started_at=self.started_at,
+                updated_at=utcnow(),
+            )
+        self.store.commit_page(
+            self.name,
+            self.partition,
+            linked=linked,
+            unlinked_hashes=unlinked,
+            dropped_intents=dropped,
+            failures=failures,
+            succeeded=succeeded,
+            checkpoint=checkpoint,
+        )
+        if fatal is not None:
+            stats.pages -= 1  # this page is redone on resume
+            if _is_auth(fatal, self.dest):
+                if isinstance(fatal, AuthError):
+                    raise fatal
+                raise AuthError(
+                    f"destination {self.dest.name}: {describe_error(fatal)}",
+                    credential=credential_scope(self.dest),
+                ) from fatal
+            raise fatal
+        if self.progress is not None:
+            self.progress(stats)
+
+    def _fatal(self, err: BaseException) -> bool:
+        if isinstance(err, (asyncio.CancelledError, KeyboardInterrupt, SystemExit)):
+            return True
+        return _is_auth(err, self.dest) or _is_systemic(err)
+
+    def _plan_page(
+        self,
+        creates: list[tuple[Record, str]],
+        updates: list[tuple[Record, str, str]],
+        unchanged: list[str],
+        failures: list[tuple[str, str]],
+    ) -> None:
+        stats = self.stats
+        stats.created += len(creates)
+        stats.updated += len(updates)
+        stats.failed += len(failures)
+        self.failures.extend(failures[: max(0, 100 - len(self.failures))])
+        for bucket, keys in (
+            ("create", [r.primary_key for r, _ in creates]),
+            ("update", [r.primary_key for r, _, _ in updates]),
+            ("unchanged", unchanged),
+            ("failed", [k for k, _ in failures]),
+        ):
+            room = SAMPLE_LIMIT - len(self.planned[bucket])
+            if room > 0:
+                self.planned[bucket].extend(keys[:room])
+        if self.progress is not None:
+            self.progress(stats)
+
+    # ------------------------------------------------------------------------------------ auth
+
+    def _on_auth_failure(self, err: AuthError) -> None:
+        if self.options.plan:
+            return
+        # Errors raised by the source were tagged with its scope in the page loop; anything else
+        # came from the destination (a write or the listing).
+        scope = err.credential if err.credential and err.credential.startswith("credential:") else None
+        scope = scope or self.route.destination_scope
+        side = self.source if scope == self.route.source_scope else self.dest
+        reason = f"{describe_error(err)} — renew the credential, then: durable-sync resume {self.name}"
+        self.store.pause(scope, reason, fingerprint=_fingerprint(side), source="auth")
+        log.warning("%s/%s: paused %s: %s", self.name, self.partition, scope, describe_error(err))
+
+
+async def run_pass(
+    route: Route,
+    partition: str,
+    store: StateStore,
+    options: PassOptions | None = None,
+    *,
+    spec: SourceSpec | None = None,
+    progress: ProgressFn | None = None,
+) -> PassResult:
+    """Run one pass of one partition of a route.
+
+    Args:
+        route: The route.
+        partition: The partition key (the sanitised spec key).
+        store: The state store.
+        options: Mode of the pass.
+        spec: The spec, when the caller already resolved it (saves a ``source.specs()`` call).
+        progress: Called with the running stats after every page.
+
+    Raises:
+        Paused: nothing was done because a scope of this partition is paused.
+        AuthError: the credential was rejected; its scope is now paused.
+        RateLimited, TransientError: the pass stopped; the next one resumes at the page in flight.
+        ConfigError: the route or destination is misconfigured.
+    """
+    options = options or PassOptions()
+    spec = spec or route.spec_for(partition)
+    return await _Pass(route, partition, spec, store, options, progress).run()

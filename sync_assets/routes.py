@@ -1,0 +1,167 @@
+"""A route: records of one source mirrored into one destination.
+
+Two-way sync is two routes, and every field has exactly one owning route (``owns``). A route's name
+is its identity everywhere: the asset key, the partitions definition, the state store's namespace.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import inspect
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from connectors.core import ConfigError, Destination, Record, Source, SourceSpec, Transform
+
+__all__ = ["Route", "compose", "partition_key_for", "restrict_to_owned"]
+
+_ROUTE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
+_PARTITION_UNSAFE = re.compile(r"[^A-Za-z0-9:_.\-]")
+
+AsyncTransform = Callable[[Record], Awaitable[Record | None]]
+
+
+def partition_key_for(spec_key: str) -> str:
+    """The Dagster partition key of a spec key: ``[A-Za-z0-9:_.-]`` only (``|`` and ``/`` would break
+    multi-partition keys and URLs), at most 200 characters."""
+    key = _PARTITION_UNSAFE.sub("_", spec_key.strip())
+    return key[:200]
+
+
+def restrict_to_owned(owned: set[str] | frozenset[str]) -> Transform:
+    """A transform keeping only the ``owned`` properties (the body is kept)."""
+    owned = frozenset(owned)
+
+    def _restrict(record: Record) -> Record:
+        return dataclasses.replace(record, properties={k: v for k, v in record.properties.items() if k in owned})
+
+    return _restrict
+
+
+def compose(*transforms: Transform | None) -> AsyncTransform | None:
+    """Chain transforms left to right; a None result drops the record and stops the chain."""
+    steps = [t for t in transforms if t is not None]
+    if not steps:
+        return None
+
+    async def _composed(record: Record) -> Record | None:
+        current: Record | None = record
+        for step in steps:
+            out = step(current)  # type: ignore[arg-type]
+            if inspect.isawaitable(out):
+                out = await out
+            current = out  # type: ignore[assignment]
+            if current is None:
+                return None
+        return current
+
+    return _composed
+
+
+@dataclass(frozen=True, eq=False)
+class Route:
+    """Records of ``source`` mirrored into ``destination``.
+
+    Args:
+        source: Where records come from.
+        destination: Where they go.
+        name: Route identity (``<source>_to_<destination>`` by default): letters, digits, ``_``.
+        transform: Optional per-record transform; returning None drops the record (skipped).
+        owns: When set, only these properties are written (field ownership).
+        reconcile_every: How often a pass lists the destination to adopt rows created but never
+            linked and to notice rows deleted by hand.
+        description: Shown on the asset in the Dagster UI.
+        enabled: False keeps the route out of the deployment (e.g. its env vars are unset).
+        disabled_reason: Why it is disabled, shown by ``durable-sync status``.
+    """
+
+    source: Source
+    destination: Destination
+    name: str = ""
+    transform: Transform | None = None
+    owns: frozenset[str] | None = None
+    reconcile_every: dt.timedelta = dt.timedelta(days=1)
+    description: str | None = None
+    enabled: bool = True
+    disabled_reason: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for attr, members in (
+            ("source", ("name", "specs")),
+            ("destination", ("name", "connect", "create_only_properties")),
+        ):
+            obj = getattr(self, attr)
+            missing = [m for m in members if not hasattr(obj, m)]
+            if missing:
+                raise ConfigError(f"Route.{attr}: {obj!r} lacks {', '.join(missing)}")
+        if not (hasattr(self.source, "fetch_page") or hasattr(self.source, "fetch")):
+            raise ConfigError(f"Route.source: {self.source!r} has neither fetch_page nor fetch")
+        name = self.name or f"{self.source.name}_to_{self.destination.name}"
+        name = name.replace("-", "_")
+        if not _ROUTE_NAME_RE.match(name):
+            raise ConfigError(
+                f"Route.name {name!r} is not a valid route name: use letters, digits and '_' "
+                "(it becomes a Dagster asset key), at most 100 characters"
+            )
+        object.__setattr__(self, "name", name)
+        if self.owns is not None:
+            object.__setattr__(self, "owns", frozenset(self.owns))
+        if self.reconcile_every <= dt.timedelta(0):
+            raise ConfigError(f"Route {name}: reconcile_every must be positive")
+
+    # ------------------------------------------------------------------------------------------
+
+    def build_transform(self) -> AsyncTransform | None:
+        """The route's transform followed by the ownership filter."""
+        return compose(self.transform, restrict_to_owned(self.owns) if self.owns is not None else None)
+
+    def specs_by_partition(self) -> dict[str, SourceSpec]:
+        """The source's specs keyed by partition key; raises ConfigError on collisions."""
+        out: dict[str, SourceSpec] = {}
+        for spec in self.source.specs():
+            if not isinstance(spec, SourceSpec) and not hasattr(spec, "key"):
+                raise ConfigError(f"Route {self.name}: source.specs() returned {spec!r}, not a SourceSpec")
+            pk = partition_key_for(spec.key)
+            if not pk:
+                raise ConfigError(f"Route {self.name}: spec key {spec.key!r} is empty")
+            if pk in out:
+                raise ConfigError(
+                    f"Route {self.name}: spec keys {out[pk].key!r} and {spec.key!r} both map to "
+                    f"partition {pk!r}; make them differ in letters, digits or ':_.-'"
+                )
+            out[pk] = spec
+        return out
+
+    def spec_for(self, partition: str) -> SourceSpec:
+        specs = self.specs_by_partition()
+        if partition not in specs:
+            known = ", ".join(sorted(specs)) or "none"
+            raise ConfigError(f"Route {self.name}: no spec for partition {partition!r} (known: {known})")
+        return specs[partition]
+
+    @property
+    def source_scope(self) -> str:
+        return credential_scope(self.source)
+
+    @property
+    def destination_scope(self) -> str:
+        return credential_scope(self.destination)
+
+    def pause_scopes(self, partition: str) -> list[str]:
+        """Every pause scope that stops this partition, most specific first."""
+        return [
+            f"partition:{self.name}/{partition}",
+            f"route:{self.name}",
+            self.destination_scope,
+            self.source_scope,
+        ]
+
+
+def credential_scope(obj: Any) -> str:
+    """The pause scope of a connector's credential: ``credential:<rate_limit_key or name>``."""
+    key = getattr(obj, "rate_limit_key", None) or getattr(obj, "name", None) or type(obj).__name__
+    return f"credential:{key}"

@@ -1,0 +1,314 @@
+"""Triggers: the dispatcher, the sync-now inbox, auth resume, failure notes, the reconcile schedule.
+
+- **Dispatcher** (one per route, running by default): keeps the route's dynamic partitions equal to
+  ``source.specs()`` and requests a run for every partition that is due: never synced, or its last
+  full pass started at least ``interval_minutes`` ago. ``run_key = key@bucket`` (the interval bucket,
+  offset per key so partitions spread over the interval) makes a due partition run once per bucket
+  however often the sensor ticks. Paused, not-before and in-flight partitions are skipped.
+- **Sync now** drains the state store's ``requests`` inbox (CLI, code, webhooks): all pending
+  requests of one partition merge into one run; a full or full-refresh request wins over targeted
+  ones (durable-sync silently downgraded it). Requests for paused partitions wait.
+- **Auth resume** clears an automatic auth pause once the credential's fingerprint changes (a new
+  token was configured) and requests a catch-up run of every partition that uses it.
+- **Failure sensor** stores each failed sync run's root cause per partition (``durable-sync status``).
+- **Reconcile schedule** (daily per route) requests a pass with a destination listing.
+
+No ``from __future__ import annotations`` here: Dagster reads the context annotations at runtime.
+"""
+
+import time
+import zlib
+from collections.abc import Sequence
+
+import dagster as dg
+
+from sync_assets.engine import credential_fingerprint
+from sync_assets.factory import PARTITION_TAG, ROUTE_TAG, RouteDefs, SyncConfig, run_tags
+from sync_assets.resources import SyncStateResource
+from sync_assets.state import StateStore
+
+__all__ = [
+    "auth_resume_sensor",
+    "dispatcher_sensor",
+    "failure_sensor",
+    "reconcile_schedule",
+    "sync_now_sensor",
+]
+
+DISPATCH_INTERVAL_SECONDS = 30
+SYNC_NOW_INTERVAL_SECONDS = 5
+AUTH_RESUME_INTERVAL_SECONDS = 30
+
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+
+def in_flight_partitions(instance: dg.DagsterInstance, job_names: Sequence[str]) -> set[str]:
+    """``route/partition`` of every queued or running sync run."""
+    busy: set[str] = set()
+    for job_name in job_names:
+        for run in instance.get_runs(filters=dg.RunsFilter(job_name=job_name, statuses=IN_FLIGHT)):
+            tag = run.tags.get(PARTITION_TAG)
+            if tag:
+                busy.add(tag)
+    return busy
+
+
+def _paused(store_pauses: dict, scopes: Sequence[str]) -> bool:
+    return any(s in store_pauses for s in scopes)
+
+
+def _run_config(rd: RouteDefs, config: SyncConfig) -> dg.RunConfig:
+    return dg.RunConfig(ops={rd.asset.op.name: config})
+
+
+def dispatcher_sensor(rd: RouteDefs) -> dg.SensorDefinition:
+    route = rd.route
+
+    @dg.sensor(
+        name=f"{route.name}_dispatcher",
+        job=rd.job,
+        minimum_interval_seconds=DISPATCH_INTERVAL_SECONDS,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"Keeps {route.name}'s partitions equal to its specs and syncs each on its interval.",
+    )
+    def _dispatch(context: dg.SensorEvaluationContext, sync_state: SyncStateResource) -> dg.SensorResult:
+        store = sync_state.store()
+        specs = route.specs_by_partition()
+        existing = set(context.instance.get_dynamic_partitions(rd.route.name))
+        to_add = sorted(set(specs) - existing)
+        to_delete = sorted(existing - set(specs))
+        busy = in_flight_partitions(context.instance, [rd.job_name])
+        pauses = store.pauses()
+        not_before = store.not_before_map(route.name)
+        last_started = store.last_pass_starts(route.name)
+        now = time.time()
+        requests: list[dg.RunRequest] = []
+        skipped: list[str] = []
+        for key, spec in sorted(specs.items()):
+            if _paused(pauses, route.pause_scopes(key)):
+                skipped.append(f"{key}: paused")
+                continue
+            if f"{route.name}/{key}" in busy:
+                continue
+            nb = not_before.get(key)
+            if nb is not None and nb.timestamp() > now:
+                skipped.append(f"{key}: rate limited until {nb.isoformat(timespec='seconds')}")
+                continue
+            interval = spec.interval_minutes * 60
+            last = last_started.get(key)
+            if last is not None and last.timestamp() + interval > now:
+                continue
+            offset = zlib.crc32(f"{route.name}/{key}".encode()) % interval
+            bucket = int((now + offset) // interval)
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"{key}@{bucket}",
+                    partition_key=key,
+                    tags=run_tags(route, key, "interval"),
+                )
+            )
+        partition_requests: list[dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest] = []
+        if to_add:
+            partition_requests.append(rd.partitions_def.build_add_request(to_add))
+        if to_delete:
+            partition_requests.append(rd.partitions_def.build_delete_request(to_delete))
+        skip = None
+        if not requests:
+            skip = "; ".join(skipped) if skipped else "no partition is due"
+        return dg.SensorResult(run_requests=requests, dynamic_partitions_requests=partition_requests, skip_reason=skip)
+
+    return _dispatch
+
+
+def sync_now_sensor(route_defs: Sequence[RouteDefs]) -> dg.SensorDefinition:
+    by_name = {rd.route.name: rd for rd in route_defs}
+
+    @dg.sensor(
+        name="durable_sync_sync_now",
+        jobs=[rd.job for rd in route_defs],
+        minimum_interval_seconds=SYNC_NOW_INTERVAL_SECONDS,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Turns sync-now requests (durable-sync sync, code, webhooks) into runs.",
+    )
+    def _sync_now(context: dg.SensorEvaluationContext, sync_state: SyncStateResource) -> dg.SensorResult:
+        store = sync_state.store()
+        pauses = store.pauses()
+        grouped: dict[tuple[str, str], list] = {}
+        for req in store.pending_requests():
+            grouped.setdefault((req.route, req.partition), []).append(req)
+        run_requests = []
+        partition_requests = []
+        for (route_name, partition), reqs in grouped.items():
+            rd = by_name.get(route_name)
+            ids = [r.id for r in reqs]
+            if rd is None:
+                context.log.warning(f"dropping sync requests {ids} for unknown or disabled route {route_name!r}")
+                store.take_requests(ids, run_key="unknown-route")
+                continue
+            specs = rd.route.specs_by_partition()
+            if partition not in specs:
+                context.log.warning(f"dropping sync requests {ids}: {route_name} has no spec {partition!r}")
+                store.take_requests(ids, run_key="unknown-spec")
+                continue
+            if _paused(pauses, rd.route.pause_scopes(partition)):
+                continue  # kept: it runs once the pause is lifted
+            full_refresh = any(r.full_refresh for r in reqs)
+            if full_refresh or any(r.only_items is None for r in reqs):
+                config = SyncConfig(full_refresh=full_refresh)
+            else:
+                items = sorted({i for r in reqs for i in (r.only_items or [])})
+                config = SyncConfig(only_items=items)
+            run_key = f"request:{route_name}:{partition}:{max(ids)}"
+            existing = set(context.instance.get_dynamic_partitions(rd.route.name))
+            if partition not in existing:
+                partition_requests.append(rd.partitions_def.build_add_request([partition]))
+            run_requests.append(
+                dg.RunRequest(
+                    run_key=run_key,
+                    job_name=rd.job_name,
+                    partition_key=partition,
+                    run_config=_run_config(rd, config),
+                    tags=run_tags(rd.route, partition, reqs[-1].reason),
+                )
+            )
+            store.take_requests(ids, run_key=run_key)
+        return dg.SensorResult(
+            run_requests=run_requests,
+            dynamic_partitions_requests=partition_requests,
+            skip_reason=None if run_requests else "no pending sync requests",
+        )
+
+    return _sync_now
+
+
+def _sides(rd: RouteDefs) -> list[tuple[str, object]]:
+    return [(rd.route.destination_scope, rd.route.destination), (rd.route.source_scope, rd.route.source)]
+
+
+def auth_resume_sensor(route_defs: Sequence[RouteDefs]) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="durable_sync_auth_resume",
+        jobs=[rd.job for rd in route_defs],
+        minimum_interval_seconds=AUTH_RESUME_INTERVAL_SECONDS,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Clears a credential's auth pause once the credential changes, then catches up.",
+    )
+    def _auth_resume(context: dg.SensorEvaluationContext, sync_state: SyncStateResource) -> dg.SensorResult:
+        store = sync_state.store()
+        run_requests = []
+        for scope, pause in store.pauses().items():
+            if pause.source != "auth":
+                continue
+            users = [rd for rd in route_defs if any(s == scope for s, _ in _sides(rd))]
+            current = None
+            for rd in users:
+                for s, side in _sides(rd):
+                    if s == scope:
+                        current = credential_fingerprint(side)
+                        break
+                if current is not None:
+                    break
+            if current is None or current == pause.fingerprint:
+                continue
+            store.resume(scope)
+            context.log.info(f"credential {scope} changed: pause cleared, catching up")
+            run_requests += catch_up_requests(store, users, reason="auth_resume", stamp=pause.paused_at.timestamp())
+        return dg.SensorResult(
+            run_requests=run_requests, skip_reason=None if run_requests else "no paused credential changed"
+        )
+
+    return _auth_resume
+
+
+def catch_up_requests(
+    store: StateStore, route_defs: Sequence[RouteDefs], *, reason: str, stamp: float
+) -> list[dg.RunRequest]:
+    """A run for every unpaused partition of ``route_defs`` (after a pause is lifted)."""
+    pauses = store.pauses()
+    out = []
+    for rd in route_defs:
+        for key in sorted(rd.route.specs_by_partition()):
+            if _paused(pauses, rd.route.pause_scopes(key)):
+                continue
+            out.append(
+                dg.RunRequest(
+                    run_key=f"{reason}:{int(stamp)}:{rd.route.name}:{key}",
+                    job_name=rd.job_name,
+                    partition_key=key,
+                    tags=run_tags(rd.route, key, reason),
+                )
+            )
+    return out
+
+
+def failure_sensor(route_defs: Sequence[RouteDefs]) -> dg.SensorDefinition:
+    names = {rd.route.name for rd in route_defs}
+
+    @dg.run_failure_sensor(
+        name="durable_sync_failures",
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Stores the root cause of every failed sync run per partition.",
+    )
+    def _on_failure(context: dg.RunFailureSensorContext, sync_state: SyncStateResource) -> None:
+        run = context.dagster_run
+        route = run.tags.get(ROUTE_TAG)
+        partition = run.tags.get("dagster/partition")
+        if route not in names or not partition:
+            return
+        messages = []
+        for event in context.get_step_failure_events():
+            data = event.step_failure_data
+            if data.user_failure_data is not None and data.user_failure_data.description:
+                messages.append(data.user_failure_data.description)
+            elif data.error is not None:
+                messages.append(
+                    data.error.message.strip().splitlines()[-1]
+                    if data.error.message
+                    else data.error.cls_name or "error"
+                )
+        message = "; ".join(dict.fromkeys(messages)) or (context.failure_event.message or "run failed")
+        sync_state.store().record_failure(route, partition, message, run_id=run.run_id)
+
+    return _on_failure
+
+
+def reconcile_schedule(rd: RouteDefs) -> dg.ScheduleDefinition:
+    route = rd.route
+    # Spread routes over 02:00-04:59 so they do not all list their destinations at once.
+    crc = zlib.crc32(route.name.encode())
+    cron = f"{crc % 60} {2 + crc % 3} * * *"
+
+    @dg.schedule(
+        name=f"{route.name}_reconcile",
+        cron_schedule=cron,
+        job=rd.job,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Daily pass of every partition of {route.name} with a destination listing.",
+    )
+    def _reconcile(context: dg.ScheduleEvaluationContext, sync_state: SyncStateResource):
+        store = sync_state.store()
+        pauses = store.pauses()
+        busy = in_flight_partitions(context.instance, [rd.job_name])
+        existing = set(context.instance.get_dynamic_partitions(rd.route.name))
+        stamp = int(context.scheduled_execution_time.timestamp())
+        requests = []
+        for key in sorted(route.specs_by_partition()):
+            if key not in existing or _paused(pauses, route.pause_scopes(key)) or f"{route.name}/{key}" in busy:
+                continue
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"reconcile:{key}:{stamp}",
+                    partition_key=key,
+                    run_config=_run_config(rd, SyncConfig(reconcile=True)),
+                    tags=run_tags(route, key, "reconcile"),
+                )
+            )
+        return requests or dg.SkipReason("no partition to reconcile")
+
+    return _reconcile

@@ -1,0 +1,1224 @@
+"""The durable state store: link maps, checkpoints, outcomes, pauses, the sync-now inbox, tokens.
+
+SQLAlchemy Core over SQLite (the embedded default, a file under ``DAGSTER_HOME``) or PostgreSQL (by
+URL, ``DURABLE_SYNC_STATE_URL``; it can share Dagster's own database: every table is prefixed
+``ds_``). Nothing here imports Dagster: the engine and the CLI use it directly, the Dagster
+resources wrap it.
+
+Keys. Every table is keyed by route, so two routes never collide. The link map is keyed by
+``(route, primary_key)``, not by partition: two specs of one route that both yield a key (a repo in
+an org spec and in a named-repos spec) must map to one destination row. ``partition`` on a link is
+the spec that last wrote it, used for per-partition counts and the link map handed downstream.
+
+Link states::
+
+    creating  an intent: a create is about to be (or was) sent; no destination id known yet
+    linked    destination_id known; content_hash is what we last wrote (NULL after an adoption)
+    gone      a reconcile found the row missing from the destination; the next sight re-creates it
+
+Transactions. SQLite runs in WAL mode and every write transaction starts ``BEGIN IMMEDIATE`` (a
+deferred transaction that reads and then writes can fail at once under a concurrent writer, whatever
+the busy timeout); reads start a plain deferred ``BEGIN``. On PostgreSQL, ``locked()`` takes a row
+lock with ``SELECT … FOR UPDATE``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+__all__ = [
+    "DEFAULT_STATE_FILE",
+    "Checkpoint",
+    "Link",
+    "LinkMap",
+    "Outcome",
+    "PassRecord",
+    "Pause",
+    "ReconcileResult",
+    "StateStore",
+    "SyncRequest",
+    "default_state_url",
+    "utcnow",
+]
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+DEFAULT_STATE_FILE = "durable_sync_state.sqlite3"
+_BATCH = 500  # rows per IN (...) list / executemany chunk: well under SQLite's variable limit
+
+metadata = sa.MetaData()
+
+links = sa.Table(
+    "ds_links",
+    metadata,
+    sa.Column("route", sa.String(200), primary_key=True),
+    sa.Column("primary_key", sa.String(1024), primary_key=True),
+    sa.Column("partition", sa.String(300), nullable=True),
+    sa.Column("destination_id", sa.String(1024), nullable=True),
+    sa.Column("content_hash", sa.String(64), nullable=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("synced_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("ds_links_partition", "route", "partition"),
+    sa.Index("ds_links_state", "route", "state"),
+)
+
+listing = sa.Table(
+    "ds_listing",
+    metadata,
+    sa.Column("route", sa.String(200), nullable=False),
+    sa.Column("reconcile_id", sa.String(40), nullable=False),
+    sa.Column("primary_key", sa.String(1024), nullable=False),
+    sa.Column("destination_id", sa.String(1024), nullable=False),
+    sa.Index("ds_listing_key", "route", "reconcile_id", "primary_key"),
+)
+
+route_state = sa.Table(
+    "ds_route_state",
+    metadata,
+    sa.Column("route", sa.String(200), primary_key=True),
+    sa.Column("last_reconciled_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("reconcile_id", sa.String(40), nullable=True),
+    sa.Column("listed", sa.Integer, nullable=True),
+    sa.Column("duplicates", sa.Integer, nullable=False, default=0),
+)
+
+outcomes = sa.Table(
+    "ds_record_outcomes",
+    metadata,
+    sa.Column("route", sa.String(200), primary_key=True),
+    sa.Column("partition", sa.String(300), primary_key=True),
+    sa.Column("primary_key", sa.String(1024), primary_key=True),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("first_failed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
+)
+
+checkpoints = sa.Table(
+    "ds_checkpoints",
+    metadata,
+    sa.Column("route", sa.String(200), primary_key=True),
+    sa.Column("partition", sa.String(300), primary_key=True),
+    sa.Column("pass_id", sa.String(40), nullable=False),
+    sa.Column("cursor", sa.Text, nullable=True),
+    sa.Column("stats", sa.Text, nullable=False),
+    sa.Column("options", sa.Text, nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+passes = sa.Table(
+    "ds_passes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("route", sa.String(200), nullable=False),
+    sa.Column("partition", sa.String(300), nullable=False),
+    sa.Column("pass_id", sa.String(40), nullable=False),
+    sa.Column("mode", sa.String(20), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("stats", sa.Text, nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Index("ds_passes_partition", "route", "partition", "id"),
+)
+
+pauses = sa.Table(
+    "ds_pauses",
+    metadata,
+    sa.Column("scope", sa.String(400), primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("paused_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("fingerprint", sa.String(128), nullable=True),
+    sa.Column("source", sa.String(20), nullable=False),  # "auth" (automatic) or "manual"
+)
+
+requests = sa.Table(
+    "ds_requests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("route", sa.String(200), nullable=False),
+    sa.Column("partition", sa.String(300), nullable=False),
+    sa.Column("only_items", sa.Text, nullable=True),
+    sa.Column("full_refresh", sa.Boolean, nullable=False, default=False),
+    sa.Column("reason", sa.String(40), nullable=False, default="manual"),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("taken_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("run_key", sa.String(300), nullable=True),
+    sa.Index("ds_requests_pending", "taken_at", "id"),
+)
+
+partition_state = sa.Table(
+    "ds_partition_state",
+    metadata,
+    sa.Column("route", sa.String(200), primary_key=True),
+    sa.Column("partition", sa.String(300), primary_key=True),
+    sa.Column("not_before", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_failure", sa.Text, nullable=True),
+    sa.Column("last_failure_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_failure_run_id", sa.String(64), nullable=True),
+)
+
+tokens = sa.Table(
+    "ds_tokens",
+    metadata,
+    sa.Column("account", sa.String(200), primary_key=True),
+    sa.Column("ciphertext", sa.LargeBinary, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+locks = sa.Table(
+    "ds_locks",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("taken_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+meta = sa.Table(
+    "ds_meta",
+    metadata,
+    sa.Column("key", sa.String(50), primary_key=True),
+    sa.Column("value", sa.String(200), nullable=False),
+)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    # SQLite hands back naive datetimes; everything we store is UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+def _chunks(items: Sequence[Any], size: int = _BATCH) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+# --------------------------------------------------------------------------------------------------
+# Value types
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    primary_key: str
+    destination_id: str | None
+    content_hash: str | None
+    state: str
+    partition: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    pass_id: str
+    cursor: str | None
+    stats: dict[str, Any]
+    options: dict[str, Any]
+    started_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    primary_key: str
+    error: str
+    attempts: int
+    first_failed_at: dt.datetime
+    last_seen: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PassRecord:
+    pass_id: str
+    mode: str
+    status: str
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    stats: dict[str, Any]
+    error: str | None
+    run_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    scope: str
+    reason: str
+    paused_at: dt.datetime
+    fingerprint: str | None
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRequest:
+    id: int
+    route: str
+    partition: str
+    only_items: list[str] | None
+    full_refresh: bool
+    reason: str
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileResult:
+    listed: int
+    adopted: int
+    gone: int
+    duplicates: int
+    duplicate_keys: list[tuple[str, list[str]]]
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def default_state_url() -> str:
+    """``DURABLE_SYNC_STATE_URL``, else a SQLite file under ``DAGSTER_HOME`` (or ``./.dagster_home``)."""
+    url = os.environ.get("DURABLE_SYNC_STATE_URL", "").strip()
+    if url:
+        return url
+    home = os.environ.get("DAGSTER_HOME", "").strip()
+    if not home:
+        home = str(Path.cwd() / ".dagster_home")
+        log.warning(
+            "Neither DURABLE_SYNC_STATE_URL nor DAGSTER_HOME is set: keeping sync state in %s",
+            Path(home) / DEFAULT_STATE_FILE,
+        )
+    return f"sqlite:///{Path(home).resolve() / DEFAULT_STATE_FILE}"
+
+
+def _normalise_url(url: str) -> str:
+    # SQLAlchemy 2.1 maps a bare postgresql:// URL to psycopg (v3); dagster-postgres only brings
+    # psycopg2. Use psycopg2 unless the user named a driver.
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        rest = url.split("://", 1)[1]
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            return f"postgresql+psycopg2://{rest}"
+        return f"postgresql+psycopg://{rest}"
+    return url
+
+
+def _redact(url: str) -> str:
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable state url>"
+
+
+class StateStore:
+    """The one state store. Create with ``StateStore(url)`` or ``StateStore.shared(url)``.
+
+    Args:
+        url: A SQLAlchemy URL (``sqlite:///path``, ``postgresql://…``); default from the environment
+            (``default_state_url``).
+    """
+
+    _shared: dict[str, StateStore] = {}
+    _shared_lock = threading.Lock()
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = _normalise_url(url or default_state_url())
+        self.dialect = sa.engine.make_url(self.url).get_backend_name()
+        self.engine = self._make_engine()
+        self._ensure_schema()
+
+    @classmethod
+    def shared(cls, url: str | None = None) -> StateStore:
+        """One store (and connection pool) per URL per process."""
+        key = _normalise_url(url or default_state_url())
+        with cls._shared_lock:
+            store = cls._shared.get(key)
+            if store is None:
+                store = cls._shared[key] = cls(key)
+            return store
+
+    def __repr__(self) -> str:
+        return f"StateStore({_redact(self.url)})"
+
+    @property
+    def display_url(self) -> str:
+        return _redact(self.url)
+
+    # ---------------------------------------------------------------------------------- engine
+
+    def _make_engine(self) -> Engine:
+        if self.dialect != "sqlite":
+            return sa.create_engine(self.url, pool_pre_ping=True, future=True)
+        db = sa.engine.make_url(self.url).database
+        kwargs: dict[str, Any] = {"connect_args": {"timeout": 60, "check_same_thread": False}}
+        if not db or db == ":memory:":
+            kwargs["poolclass"] = sa.pool.StaticPool
+        else:
+            Path(db).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(self.url, **kwargs)
+
+        @sa.event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            # Take transaction control from pysqlite so that BEGIN IMMEDIATE is possible.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            if db and db != ":memory:":
+                cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            mode = conn.get_execution_options().get("ds_begin", "IMMEDIATE")
+            conn.exec_driver_sql(f"BEGIN {mode}")
+
+        return engine
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.engine.connect().execution_options(ds_begin="DEFERRED") as conn:
+            yield conn
+            conn.rollback()
+
+    def _ensure_schema(self) -> None:
+        metadata.create_all(self.engine, checkfirst=True)
+        with self._write() as conn:
+            row = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).first()
+            if row is None:
+                self._upsert(conn, meta, [{"key": "schema_version", "value": str(SCHEMA_VERSION)}], ["key"])
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"the state database {self.display_url} has schema version {row[0]}, newer than "
+                    f"this durable-sync ({SCHEMA_VERSION}); upgrade durable-sync-dagster"
+                )
+
+    def _upsert(
+        self,
+        conn: Connection,
+        table: sa.Table,
+        rows: Sequence[dict[str, Any]],
+        index: list[str],
+        update: list[str] | None = None,
+    ) -> None:
+        if not rows:
+            return
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        insert: Any = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        stmt = insert(table)
+        cols = update if update is not None else [c for c in rows[0] if c not in index]
+        stmt = (
+            stmt.on_conflict_do_update(index_elements=index, set_={c: stmt.excluded[c] for c in cols})
+            if cols
+            else stmt.on_conflict_do_nothing(index_elements=index)
+        )
+        for chunk in _chunks(rows):
+            conn.execute(stmt, list(chunk))
+
+    # ------------------------------------------------------------------------------------ links
+
+    def get_links(self, route: str, keys: Iterable[str]) -> dict[str, Link]:
+        """The links of ``keys`` (one query per 500 keys; never the whole map)."""
+        keys = list(dict.fromkeys(keys))
+        out: dict[str, Link] = {}
+        with self._read() as conn:
+            for chunk in _chunks(keys):
+                q = sa.select(
+                    links.c.primary_key,
+                    links.c.destination_id,
+                    links.c.content_hash,
+                    links.c.state,
+                    links.c.partition,
+                ).where(links.c.route == route, links.c.primary_key.in_(chunk))
+                for pk, did, h, st, part in conn.execute(q):
+                    out[pk] = Link(pk, did, h, st, part)
+        return out
+
+    def record_intents(self, route: str, partition: str, keys: Sequence[str]) -> None:
+        """Mark ``keys`` as about to be created (before the create calls go out)."""
+        rows = [
+            {
+                "route": route,
+                "primary_key": k,
+                "partition": partition,
+                "destination_id": None,
+                "content_hash": None,
+                "state": "creating",
+                "synced_at": None,
+            }
+            for k in keys
+        ]
+        with self._write() as conn:
+            self._upsert(conn, links, rows, ["route", "primary_key"])
+
+    def link_count(self, route: str, partition: str | None = None) -> int:
+        q = sa.select(sa.func.count()).select_from(links).where(links.c.route == route)
+        q = q.where(links.c.state == "linked")
+        if partition is not None:
+            q = q.where(links.c.partition == partition)
+        with self._read() as conn:
+            return int(conn.execute(q).scalar_one())
+
+    def pending_intents(self, route: str, partition: str | None = None) -> int:
+        q = sa.select(sa.func.count()).select_from(links)
+        q = q.where(links.c.route == route, links.c.state == "creating")
+        if partition is not None:
+            q = q.where(links.c.partition == partition)
+        with self._read() as conn:
+            return int(conn.execute(q).scalar_one())
+
+    def iter_links(self, route: str, partition: str | None = None, *, batch: int = 1000) -> Iterator[tuple[str, str]]:
+        """``(primary_key, destination_id)`` of every linked row, streamed in key order."""
+        after = ""
+        while True:
+            q = sa.select(links.c.primary_key, links.c.destination_id).where(
+                links.c.route == route, links.c.state == "linked", links.c.primary_key > after
+            )
+            if partition is not None:
+                q = q.where(links.c.partition == partition)
+            with self._read() as conn:
+                rows = conn.execute(q.order_by(links.c.primary_key).limit(batch)).all()
+            if not rows:
+                return
+            yield from rows
+            after = rows[-1][0]
+
+    def commit_page(
+        self,
+        route: str,
+        partition: str,
+        *,
+        linked: Sequence[tuple[str, str, str | None]] = (),
+        unlinked_hashes: Sequence[tuple[str, str]] = (),
+        dropped_intents: Sequence[str] = (),
+        failures: Sequence[tuple[str, str]] = (),
+        succeeded: Sequence[str] = (),
+        checkpoint: Checkpoint | None = None,
+        now: dt.datetime | None = None,
+    ) -> None:
+        """Commit one page's outcome in one transaction.
+
+        Args:
+            linked: ``(primary_key, destination_id, content_hash)`` written this page.
+            unlinked_hashes: ``(primary_key, content_hash)`` of creates that returned no id
+                (durable-sync's ``True``); they stay intents until a reconcile finds their id.
+            dropped_intents: keys whose create definitely did not happen (skipped or rejected).
+            failures: ``(primary_key, error)``; attempts are counted.
+            succeeded: keys that wrote (or were unchanged) and so no longer fail.
+            checkpoint: the pass's new checkpoint (cursor of the next page), or None to leave it.
+        """
+        now = now or utcnow()
+        with self._write() as conn:
+            if linked:
+                rows = [
+                    {
+                        "route": route,
+                        "primary_key": pk,
+                        "partition": partition,
+                        "destination_id": did,
+                        "content_hash": h,
+                        "state": "linked",
+                        "synced_at": now,
+                    }
+                    for pk, did, h in linked
+                ]
+                self._upsert(conn, links, rows, ["route", "primary_key"])
+            for pk, h in unlinked_hashes:
+                conn.execute(
+                    links.update()
+                    .where(links.c.route == route, links.c.primary_key == pk, links.c.state == "creating")
+                    .values(content_hash=h, synced_at=now)
+                )
+            for chunk in _chunks(list(dropped_intents)):
+                conn.execute(
+                    links.delete().where(
+                        links.c.route == route,
+                        links.c.state == "creating",
+                        links.c.primary_key.in_(chunk),
+                    )
+                )
+            if failures:
+                self._record_failures(conn, route, partition, failures, now)
+            for chunk in _chunks(list(succeeded)):
+                conn.execute(
+                    outcomes.delete().where(
+                        outcomes.c.route == route,
+                        outcomes.c.partition == partition,
+                        outcomes.c.primary_key.in_(chunk),
+                    )
+                )
+            if checkpoint is not None:
+                self._put_checkpoint(conn, route, partition, checkpoint)
+
+    def _record_failures(
+        self,
+        conn: Connection,
+        route: str,
+        partition: str,
+        failures: Sequence[tuple[str, str]],
+        now: dt.datetime,
+    ) -> None:
+        keys = [k for k, _ in failures]
+        prior: dict[str, tuple[int, dt.datetime]] = {}
+        for chunk in _chunks(keys):
+            q = sa.select(outcomes.c.primary_key, outcomes.c.attempts, outcomes.c.first_failed_at).where(
+                outcomes.c.route == route,
+                outcomes.c.partition == partition,
+                outcomes.c.primary_key.in_(chunk),
+            )
+            for pk, attempts, first in conn.execute(q):
+                prior[pk] = (attempts, first)
+        rows = []
+        for pk, error in failures:
+            attempts, first = prior.get(pk, (0, now))
+            rows.append(
+                {
+                    "route": route,
+                    "partition": partition,
+                    "primary_key": pk,
+                    "error": error[:2000],
+                    "attempts": attempts + 1,
+                    "first_failed_at": first,
+                    "last_seen": now,
+                }
+            )
+        self._upsert(conn, outcomes, rows, ["route", "partition", "primary_key"])
+
+    # ------------------------------------------------------------------------------- reconcile
+
+    def begin_listing(self, route: str) -> str:
+        return uuid.uuid4().hex
+
+    def add_listing(self, route: str, reconcile_id: str, pairs: Sequence[tuple[str, str]]) -> None:
+        rows = [
+            {"route": route, "reconcile_id": reconcile_id, "primary_key": pk, "destination_id": did}
+            for pk, did in pairs
+        ]
+        with self._write() as conn:
+            for chunk in _chunks(rows):
+                conn.execute(listing.insert(), list(chunk))
+
+    def finish_listing(
+        self,
+        route: str,
+        reconcile_id: str,
+        *,
+        authoritative: bool,
+        partition: str | None = None,
+        started_at: dt.datetime | None = None,
+        now: dt.datetime | None = None,
+    ) -> ReconcileResult:
+        """Merge a finished listing of the destination into the link map.
+
+        Adopts rows created but never linked (a crash between create and link) and rows the map
+        does not know; re-points links whose row was re-created. With ``authoritative`` (the
+        destination lists every row it holds): marks linked rows absent from the listing ``gone``
+        — only rows linked before the listing started, since another partition may have created
+        rows meanwhile — and drops ``partition``'s intents whose create never landed (another
+        partition's intents may be in flight). Counts keys listed more than once.
+        """
+        now = now or utcnow()
+        started_at = started_at or now
+        lst = listing.alias("l")
+        in_listing = sa.and_(
+            lst.c.route == route,
+            lst.c.reconcile_id == reconcile_id,
+            lst.c.primary_key == links.c.primary_key,
+        )
+        with self._write() as conn:
+            listed = conn.execute(
+                sa.select(sa.func.count(sa.distinct(listing.c.primary_key))).where(
+                    listing.c.route == route, listing.c.reconcile_id == reconcile_id
+                )
+            ).scalar_one()
+            dup_q = (
+                sa.select(listing.c.primary_key, sa.func.count())
+                .where(listing.c.route == route, listing.c.reconcile_id == reconcile_id)
+                .group_by(listing.c.primary_key)
+                .having(sa.func.count() > 1)
+            )
+            dup_rows = conn.execute(dup_q.order_by(listing.c.primary_key)).all()
+            dup_keys: list[tuple[str, list[str]]] = []
+            for pk, _n in dup_rows[:50]:
+                ids = conn.execute(
+                    sa.select(listing.c.destination_id)
+                    .where(
+                        listing.c.route == route,
+                        listing.c.reconcile_id == reconcile_id,
+                        listing.c.primary_key == pk,
+                    )
+                    .order_by(listing.c.destination_id)
+                ).scalars()
+                dup_keys.append((pk, list(ids)))
+
+            # Links that are not (linked to an id the listing has for their key) but whose key
+            # is listed: adopt the listed id. Content hash unknown -> the next sight updates.
+            same_id = sa.exists().where(in_listing, lst.c.destination_id == links.c.destination_id)
+            listed_id = sa.select(sa.func.min(lst.c.destination_id)).where(in_listing).scalar_subquery()
+            adopted = conn.execute(
+                links.update()
+                .where(
+                    links.c.route == route,
+                    sa.exists().where(in_listing),
+                    sa.or_(links.c.state != "linked", links.c.destination_id.is_(None), ~same_id),
+                )
+                .values(
+                    destination_id=listed_id,
+                    state="linked",
+                    # An intent whose create returned no id carries the hash of what was sent.
+                    content_hash=sa.case((links.c.state == "creating", links.c.content_hash), else_=sa.null()),
+                )
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            # Listed keys the map has never seen.
+            unknown = (
+                sa.select(
+                    listing.c.route,
+                    listing.c.primary_key,
+                    sa.func.min(listing.c.destination_id),
+                    sa.literal("linked"),
+                )
+                .where(
+                    listing.c.route == route,
+                    listing.c.reconcile_id == reconcile_id,
+                    ~sa.exists().where(links.c.route == route, links.c.primary_key == listing.c.primary_key),
+                )
+                .group_by(listing.c.route, listing.c.primary_key)
+            )
+            inserted = conn.execute(
+                links.insert().from_select(["route", "primary_key", "destination_id", "state"], unknown)
+            ).rowcount
+            gone = 0
+            if authoritative:
+                not_listed = ~sa.exists().where(in_listing)
+                gone = conn.execute(
+                    links.update()
+                    .where(
+                        links.c.route == route,
+                        links.c.state == "linked",
+                        sa.or_(links.c.synced_at.is_(None), links.c.synced_at < started_at),
+                        not_listed,
+                    )
+                    .values(state="gone", content_hash=None)
+                ).rowcount
+                if partition is not None:
+                    conn.execute(
+                        links.delete().where(
+                            links.c.route == route,
+                            links.c.partition == partition,
+                            links.c.state == "creating",
+                            not_listed,
+                        )
+                    )
+            conn.execute(listing.delete().where(listing.c.route == route, listing.c.reconcile_id != reconcile_id))
+            self._upsert(
+                conn,
+                route_state,
+                [
+                    {
+                        "route": route,
+                        "last_reconciled_at": now,
+                        "reconcile_id": reconcile_id,
+                        "listed": int(listed),
+                        "duplicates": len(dup_rows),
+                    }
+                ],
+                ["route"],
+            )
+        return ReconcileResult(
+            listed=int(listed),
+            adopted=int(adopted or 0) + int(inserted or 0),
+            gone=int(gone or 0),
+            duplicates=len(dup_rows),
+            duplicate_keys=dup_keys,
+        )
+
+    def discard_listing(self, route: str, reconcile_id: str) -> None:
+        with self._write() as conn:
+            conn.execute(listing.delete().where(listing.c.route == route, listing.c.reconcile_id == reconcile_id))
+
+    def last_reconcile(self, route: str) -> tuple[dt.datetime | None, int, list[tuple[str, list[str]]]]:
+        """When the route was last reconciled, how many keys it listed twice, and (some of) which."""
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(route_state.c.last_reconciled_at, route_state.c.duplicates, route_state.c.reconcile_id).where(
+                    route_state.c.route == route
+                )
+            ).first()
+            if row is None:
+                return None, 0, []
+            when, dups, rid = row
+            keys: list[tuple[str, list[str]]] = []
+            if dups:
+                q = (
+                    sa.select(listing.c.primary_key, listing.c.destination_id)
+                    .where(
+                        listing.c.route == route,
+                        listing.c.reconcile_id == rid,
+                        listing.c.primary_key.in_(
+                            sa.select(listing.c.primary_key)
+                            .where(listing.c.route == route, listing.c.reconcile_id == rid)
+                            .group_by(listing.c.primary_key)
+                            .having(sa.func.count() > 1)
+                        ),
+                    )
+                    .order_by(listing.c.primary_key, listing.c.destination_id)
+                )
+                grouped: dict[str, list[str]] = {}
+                for pk, did in conn.execute(q):
+                    grouped.setdefault(pk, []).append(did)
+                keys = list(grouped.items())[:50]
+            return _aware(when), int(dups or 0), keys
+
+    # ------------------------------------------------------------------------------ checkpoints
+
+    def _put_checkpoint(self, conn: Connection, route: str, partition: str, cp: Checkpoint) -> None:
+        self._upsert(
+            conn,
+            checkpoints,
+            [
+                {
+                    "route": route,
+                    "partition": partition,
+                    "pass_id": cp.pass_id,
+                    "cursor": cp.cursor,
+                    "stats": json.dumps(cp.stats),
+                    "options": json.dumps(cp.options),
+                    "started_at": cp.started_at,
+                    "updated_at": cp.updated_at,
+                }
+            ],
+            ["route", "partition"],
+        )
+
+    def save_checkpoint(self, route: str, partition: str, cp: Checkpoint) -> None:
+        with self._write() as conn:
+            self._put_checkpoint(conn, route, partition, cp)
+
+    def get_checkpoint(self, route: str, partition: str) -> Checkpoint | None:
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(
+                    checkpoints.c.pass_id,
+                    checkpoints.c.cursor,
+                    checkpoints.c.stats,
+                    checkpoints.c.options,
+                    checkpoints.c.started_at,
+                    checkpoints.c.updated_at,
+                ).where(checkpoints.c.route == route, checkpoints.c.partition == partition)
+            ).first()
+        if row is None:
+            return None
+        return Checkpoint(
+            pass_id=row[0],
+            cursor=row[1],
+            stats=json.loads(row[2]),
+            options=json.loads(row[3]),
+            started_at=_aware(row[4]),  # type: ignore[arg-type]
+            updated_at=_aware(row[5]),  # type: ignore[arg-type]
+        )
+
+    def clear_checkpoint(self, route: str, partition: str) -> None:
+        with self._write() as conn:
+            conn.execute(checkpoints.delete().where(checkpoints.c.route == route, checkpoints.c.partition == partition))
+
+    # ---------------------------------------------------------------------------------- passes
+
+    def finish_pass(
+        self,
+        route: str,
+        partition: str,
+        *,
+        pass_id: str,
+        mode: str,
+        status: str,
+        started_at: dt.datetime,
+        stats: dict[str, Any],
+        error: str | None = None,
+        run_id: str | None = None,
+        clear_checkpoint: bool = True,
+        forget_unseen_failures: bool = False,
+        now: dt.datetime | None = None,
+    ) -> None:
+        """Record a finished pass; optionally clear its checkpoint and forget failures of records
+        that a complete pass no longer saw (they left the source)."""
+        now = now or utcnow()
+        with self._write() as conn:
+            conn.execute(
+                passes.insert().values(
+                    route=route,
+                    partition=partition,
+                    pass_id=pass_id,
+                    mode=mode,
+                    status=status,
+                    started_at=started_at,
+                    finished_at=now,
+                    stats=json.dumps(stats),
+                    error=error,
+                    run_id=run_id,
+                )
+            )
+            if clear_checkpoint:
+                conn.execute(
+                    checkpoints.delete().where(checkpoints.c.route == route, checkpoints.c.partition == partition)
+                )
+            if forget_unseen_failures:
+                conn.execute(
+                    outcomes.delete().where(
+                        outcomes.c.route == route,
+                        outcomes.c.partition == partition,
+                        outcomes.c.last_seen < started_at,
+                    )
+                )
+            # Keep a bounded history per partition.
+            cutoff = (
+                sa.select(passes.c.id)
+                .where(passes.c.route == route, passes.c.partition == partition)
+                .order_by(passes.c.id.desc())
+                .offset(200)
+                .limit(1)
+                .scalar_subquery()
+            )
+            conn.execute(
+                passes.delete().where(passes.c.route == route, passes.c.partition == partition, passes.c.id <= cutoff)
+            )
+
+    def last_passes(self, route: str, partition: str, limit: int = 1) -> list[PassRecord]:
+        q = (
+            sa.select(
+                passes.c.pass_id,
+                passes.c.mode,
+                passes.c.status,
+                passes.c.started_at,
+                passes.c.finished_at,
+                passes.c.stats,
+                passes.c.error,
+                passes.c.run_id,
+            )
+            .where(passes.c.route == route, passes.c.partition == partition)
+            .order_by(passes.c.id.desc())
+            .limit(limit)
+        )
+        with self._read() as conn:
+            return [
+                PassRecord(
+                    pass_id=r[0],
+                    mode=r[1],
+                    status=r[2],
+                    started_at=_aware(r[3]),  # type: ignore[arg-type]
+                    finished_at=_aware(r[4]),  # type: ignore[arg-type]
+                    stats=json.loads(r[5]),
+                    error=r[6],
+                    run_id=r[7],
+                )
+                for r in conn.execute(q)
+            ]
+
+    def last_pass_starts(self, route: str) -> dict[str, dt.datetime]:
+        """When the latest finished pass of each partition of ``route`` started (one query)."""
+        q = (
+            sa.select(passes.c.partition, sa.func.max(passes.c.started_at))
+            .where(passes.c.route == route, passes.c.mode.in_(("full", "full_refresh")))
+            .group_by(passes.c.partition)
+        )
+        with self._read() as conn:
+            return {p: _aware(t) for p, t in conn.execute(q)}  # type: ignore[misc]
+
+    # --------------------------------------------------------------------------------- outcomes
+
+    def failed_records(self, route: str, partition: str | None = None, limit: int = 100) -> list[Outcome]:
+        q = sa.select(
+            outcomes.c.primary_key,
+            outcomes.c.error,
+            outcomes.c.attempts,
+            outcomes.c.first_failed_at,
+            outcomes.c.last_seen,
+        ).where(outcomes.c.route == route)
+        if partition is not None:
+            q = q.where(outcomes.c.partition == partition)
+        q = q.order_by(outcomes.c.primary_key).limit(limit)
+        with self._read() as conn:
+            return [
+                Outcome(pk, err, n, _aware(first), _aware(seen))  # type: ignore[arg-type]
+                for pk, err, n, first, seen in conn.execute(q)
+            ]
+
+    def failed_count(self, route: str, partition: str | None = None) -> int:
+        q = sa.select(sa.func.count()).select_from(outcomes).where(outcomes.c.route == route)
+        if partition is not None:
+            q = q.where(outcomes.c.partition == partition)
+        with self._read() as conn:
+            return int(conn.execute(q).scalar_one())
+
+    # ----------------------------------------------------------------------------------- pauses
+
+    def pause(self, scope: str, reason: str, *, fingerprint: str | None = None, source: str = "manual") -> None:
+        with self._write() as conn:
+            self._upsert(
+                conn,
+                pauses,
+                [
+                    {
+                        "scope": scope,
+                        "reason": reason[:2000],
+                        "paused_at": utcnow(),
+                        "fingerprint": fingerprint,
+                        "source": source,
+                    }
+                ],
+                ["scope"],
+            )
+
+    def resume(self, scope: str) -> bool:
+        with self._write() as conn:
+            return bool(conn.execute(pauses.delete().where(pauses.c.scope == scope)).rowcount)
+
+    def pauses(self) -> dict[str, Pause]:
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(
+                    pauses.c.scope,
+                    pauses.c.reason,
+                    pauses.c.paused_at,
+                    pauses.c.fingerprint,
+                    pauses.c.source,
+                )
+            ).all()
+        return {r[0]: Pause(r[0], r[1], _aware(r[2]), r[3], r[4]) for r in rows}  # type: ignore[arg-type]
+
+    def paused(self, scopes: Iterable[str]) -> Pause | None:
+        """The first of ``scopes`` that is paused, if any."""
+        scopes = [s for s in scopes if s]
+        if not scopes:
+            return None
+        found = {p.scope: p for p in self.pauses().values() if p.scope in scopes}
+        for s in scopes:
+            if s in found:
+                return found[s]
+        return None
+
+    # --------------------------------------------------------------------------------- requests
+
+    def enqueue_request(
+        self,
+        route: str,
+        partition: str,
+        *,
+        only_items: Sequence[str] | None = None,
+        full_refresh: bool = False,
+        reason: str = "manual",
+    ) -> int:
+        with self._write() as conn:
+            res = conn.execute(
+                requests.insert().values(
+                    route=route,
+                    partition=partition,
+                    only_items=json.dumps(list(only_items)) if only_items else None,
+                    full_refresh=bool(full_refresh),
+                    reason=reason,
+                    created_at=utcnow(),
+                )
+            )
+            return int(res.inserted_primary_key[0])  # type: ignore[index]
+
+    def pending_requests(self, route: str | None = None) -> list[SyncRequest]:
+        q = sa.select(
+            requests.c.id,
+            requests.c.route,
+            requests.c.partition,
+            requests.c.only_items,
+            requests.c.full_refresh,
+            requests.c.reason,
+            requests.c.created_at,
+        ).where(requests.c.taken_at.is_(None))
+        if route is not None:
+            q = q.where(requests.c.route == route)
+        with self._read() as conn:
+            return [
+                SyncRequest(
+                    id=r[0],
+                    route=r[1],
+                    partition=r[2],
+                    only_items=json.loads(r[3]) if r[3] else None,
+                    full_refresh=bool(r[4]),
+                    reason=r[5],
+                    created_at=_aware(r[6]),  # type: ignore[arg-type]
+                )
+                for r in conn.execute(q.order_by(requests.c.id))
+            ]
+
+    def take_requests(self, ids: Sequence[int], run_key: str) -> None:
+        with self._write() as conn:
+            for chunk in _chunks(list(ids)):
+                conn.execute(
+                    requests.update()
+                    .where(requests.c.id.in_(chunk), requests.c.taken_at.is_(None))
+                    .values(taken_at=utcnow(), run_key=run_key)
+                )
+
+    # -------------------------------------------------------------------------- partition state
+
+    def partition_state(self, route: str, partition: str) -> dict[str, Any]:
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(
+                    partition_state.c.not_before,
+                    partition_state.c.last_failure,
+                    partition_state.c.last_failure_at,
+                    partition_state.c.last_failure_run_id,
+                ).where(partition_state.c.route == route, partition_state.c.partition == partition)
+            ).first()
+        if row is None:
+            return {
+                "not_before": None,
+                "last_failure": None,
+                "last_failure_at": None,
+                "last_failure_run_id": None,
+            }
+        return {
+            "not_before": _aware(row[0]),
+            "last_failure": row[1],
+            "last_failure_at": _aware(row[2]),
+            "last_failure_run_id": row[3],
+        }
+
+    def not_before_map(self, route: str) -> dict[str, dt.datetime]:
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(partition_state.c.partition, partition_state.c.not_before).where(
+                    partition_state.c.route == route, partition_state.c.not_before.is_not(None)
+                )
+            ).all()
+        return {p: _aware(nb) for p, nb in rows}  # type: ignore[misc]
+
+    def set_not_before(self, route: str, partition: str, when: dt.datetime | None) -> None:
+        with self._write() as conn:
+            self._upsert(
+                conn,
+                partition_state,
+                [{"route": route, "partition": partition, "not_before": when}],
+                ["route", "partition"],
+            )
+
+    def record_failure(self, route: str, partition: str, message: str, run_id: str | None = None) -> None:
+        with self._write() as conn:
+            self._upsert(
+                conn,
+                partition_state,
+                [
+                    {
+                        "route": route,
+                        "partition": partition,
+                        "last_failure": message[:4000],
+                        "last_failure_at": utcnow(),
+                        "last_failure_run_id": run_id,
+                    }
+                ],
+                ["route", "partition"],
+            )
+
+    def clear_failure(self, route: str, partition: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                partition_state.update()
+                .where(partition_state.c.route == route, partition_state.c.partition == partition)
+                .values(last_failure=None, last_failure_at=None, last_failure_run_id=None)
+            )
+
+    # ------------------------------------------------------------------------------------ locks
+
+    @contextlib.contextmanager
+    def locked(self, name: str) -> Iterator[Connection]:
+        """Hold an exclusive, cross-process lock named ``name`` for the block (one transaction).
+
+        PostgreSQL: ``SELECT … FOR UPDATE`` on the lock's row; SQLite: ``BEGIN IMMEDIATE`` (the
+        whole database is the lock, which is fine for the rare refreshes it guards).
+        """
+        with self._write() as conn:
+            self._upsert(conn, locks, [{"name": name, "taken_at": None}], ["name"], update=[])
+        with self._write() as conn:
+            q = sa.select(locks.c.name).where(locks.c.name == name)
+            if self.dialect == "postgresql":
+                q = q.with_for_update()
+            conn.execute(q).first()
+            conn.execute(locks.update().where(locks.c.name == name).values(taken_at=utcnow()))
+            yield conn
+
+    # ------------------------------------------------------------------------------ maintenance
+
+    def forget_route(self, route: str) -> None:
+        """Delete everything stored for a route (tests and `durable-sync` maintenance)."""
+        with self._write() as conn:
+            for table in (
+                links,
+                listing,
+                route_state,
+                outcomes,
+                checkpoints,
+                passes,
+                requests,
+                partition_state,
+            ):
+                conn.execute(table.delete().where(table.c.route == route))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+class LinkMap:
+    """A read-only view of a route's link map (one partition, or all): what downstream assets get.
+
+    It never holds the whole map in memory: ``len`` is a count query, iteration streams pages of
+    1,000 links in key order, ``get`` is a point lookup.
+    """
+
+    def __init__(self, store: StateStore, route: str, partition: str | None = None) -> None:
+        self.store = store
+        self.route = route
+        self.partition = partition
+
+    def __repr__(self) -> str:
+        where = f"{self.route}/{self.partition}" if self.partition else self.route
+        return f"LinkMap({where})"
+
+    def __len__(self) -> int:
+        return self.store.link_count(self.route, self.partition)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return self.store.iter_links(self.route, self.partition)
+
+    def items(self) -> Iterator[tuple[str, str]]:
+        return iter(self)
+
+    def get(self, primary_key: str) -> str | None:
+        link = self.store.get_links(self.route, [primary_key]).get(primary_key)
+        if link is None or link.state != "linked":
+            return None
+        if self.partition is not None and link.partition != self.partition:
+            return None
+        return link.destination_id
+
+    def to_dict(self) -> dict[str, str]:
+        """The whole map in memory: for small maps only."""
+        return dict(iter(self))

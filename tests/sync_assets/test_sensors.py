@@ -1,0 +1,190 @@
+"""Dispatcher, sync-now, auth-resume and failure sensors, and the reconcile schedule."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import dagster as dg
+import pytest
+from dagster._core.storage.dagster_run import DagsterRun
+
+from sync_assets.factory import PARTITION_TAG, build_definitions
+from sync_assets.resources import SyncStateResource
+from sync_assets.state import utcnow
+from sync_assets.testing import materialize_route
+from tests.sync_assets.helpers import FAST_RETRY, memory_route, records
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+@pytest.fixture
+def route():
+    return memory_route({"a": records(20), "b": records(20, prefix="b"), "c": records(5, prefix="c")})
+
+
+def defs_for(route, store):
+    return build_definitions([route], state=SyncStateResource(url=store.url), retry_policy=FAST_RETRY)
+
+
+def tick(defs, name, instance, store, cursor=None):
+    sensor = defs.resolve_sensor_def(name)
+    ctx = dg.build_sensor_context(
+        instance=instance,
+        cursor=cursor,
+        resources={"sync_state": SyncStateResource(url=store.url)},
+        definitions=defs,
+    )
+    return sensor(ctx)
+
+
+def add_partitions(instance, route, keys=("a", "b", "c")):
+    instance.add_dynamic_partitions(route.name, list(keys))
+
+
+def test_dispatcher_adds_partitions_and_runs_every_spec_at_once(instance, route, sqlite_store):
+    defs = defs_for(route, sqlite_store)
+    result = tick(defs, f"{route.name}_dispatcher", instance, sqlite_store)
+    (add,) = result.dynamic_partitions_requests
+    assert sorted(add.partition_keys) == ["a", "b", "c"]
+    assert sorted(r.partition_key for r in result.run_requests) == ["a", "b", "c"]
+    for r in result.run_requests:
+        assert r.tags[PARTITION_TAG] == f"{route.name}/{r.partition_key}"
+        assert r.run_key.startswith(f"{r.partition_key}@")
+
+
+def test_dispatcher_removes_partitions_of_vanished_specs(instance, route, sqlite_store):
+    add_partitions(instance, route, ("a", "b", "c", "old"))
+    result = tick(defs_for(route, sqlite_store), f"{route.name}_dispatcher", instance, sqlite_store)
+    deletes = [r for r in result.dynamic_partitions_requests if isinstance(r, dg.DeleteDynamicPartitionsRequest)]
+    assert [list(d.partition_keys) for d in deletes] == [["old"]]
+
+
+def test_dispatcher_waits_for_the_interval_after_a_pass(instance, route, sqlite_store):
+    add_partitions(instance, route)
+    materialize_route(route, "a", store=sqlite_store)
+    result = tick(defs_for(route, sqlite_store), f"{route.name}_dispatcher", instance, sqlite_store)
+    assert sorted(r.partition_key for r in result.run_requests) == ["b", "c"]
+
+
+def test_dispatcher_skips_paused_rate_limited_and_in_flight(instance, route, sqlite_store):
+    add_partitions(instance, route)
+    sqlite_store.pause(f"partition:{route.name}/a", "by hand")
+    sqlite_store.set_not_before(route.name, "b", utcnow() + dt.timedelta(minutes=20))
+    instance.add_run(
+        DagsterRun(
+            job_name=f"{route.name}_sync",
+            run_id=str(uuid.uuid4()),
+            status=dg.DagsterRunStatus.STARTED,
+            tags={PARTITION_TAG: f"{route.name}/c"},
+        )
+    )
+    result = tick(defs_for(route, sqlite_store), f"{route.name}_dispatcher", instance, sqlite_store)
+    assert result.run_requests == []
+    reason = result.skip_reason.skip_message
+    assert "a: paused" in reason and "b: rate limited" in reason
+
+
+def test_sync_now_with_items_and_full_beats_targeted(instance, route, sqlite_store):
+    add_partitions(instance, route)
+    sqlite_store.enqueue_request(route.name, "a", only_items=["k0001"])
+    sqlite_store.enqueue_request(route.name, "a", only_items=["k0002"])
+    sqlite_store.enqueue_request(route.name, "b", only_items=["b0001"])
+    sqlite_store.enqueue_request(route.name, "b")  # a full pass wins over the targeted one
+    sqlite_store.enqueue_request(route.name, "c", only_items=["c0001"])
+    sqlite_store.enqueue_request(route.name, "c", full_refresh=True)
+    defs = defs_for(route, sqlite_store)
+    result = tick(defs, "durable_sync_sync_now", instance, sqlite_store)
+    by_key = {r.partition_key: r.run_config["ops"][route.name]["config"] for r in result.run_requests}
+    assert by_key["a"]["only_items"] == ["k0001", "k0002"]
+    assert by_key["b"].get("only_items") is None and not by_key["b"].get("full_refresh")
+    assert by_key["c"]["full_refresh"] is True
+    assert sqlite_store.pending_requests() == []
+    again = tick(defs, "durable_sync_sync_now", instance, sqlite_store)
+    assert again.run_requests == []
+
+
+def test_sync_now_run_config_executes(instance, route, sqlite_store):
+    add_partitions(instance, route)
+    materialize_route(route, "a", store=sqlite_store, instance=instance)
+    route.source.records["a"] = records(20, version=9)
+    sqlite_store.enqueue_request(route.name, "a", only_items=["k0003"])
+    defs = defs_for(route, sqlite_store)
+    (req,) = tick(defs, "durable_sync_sync_now", instance, sqlite_store).run_requests
+    job = defs.resolve_job_def(req.job_name)
+    result = job.execute_in_process(
+        instance=instance, partition_key=req.partition_key, run_config=req.run_config, tags=req.tags
+    )
+    (mat,) = result.asset_materializations_for_node(route.name)
+    assert mat.metadata["updated"].value == 1 and mat.metadata["mode"].value == "targeted"
+
+
+def test_sync_now_waits_while_paused(instance, route, sqlite_store):
+    add_partitions(instance, route)
+    sqlite_store.pause(f"route:{route.name}", "maintenance")
+    sqlite_store.enqueue_request(route.name, "a")
+    result = tick(defs_for(route, sqlite_store), "durable_sync_sync_now", instance, sqlite_store)
+    assert result.run_requests == [] and len(sqlite_store.pending_requests()) == 1
+
+
+def test_auth_pause_skipped_by_dispatcher_then_resumed_by_new_credential(instance, route, sqlite_store):
+    add_partitions(instance, route)
+    route.destination.credential = None
+    run = materialize_route(route, "a", store=sqlite_store, instance=instance, retry_policy=FAST_RETRY)
+    assert not run.success
+    defs = defs_for(route, sqlite_store)
+    result = tick(defs, f"{route.name}_dispatcher", instance, sqlite_store)
+    assert result.run_requests == []  # every partition uses the paused credential
+    assert tick(defs, "durable_sync_auth_resume", instance, sqlite_store).run_requests == []
+
+    route.destination.credential = "token-2"  # the user configured a new token
+    result = tick(defs, "durable_sync_auth_resume", instance, sqlite_store)
+    assert sorted(r.partition_key for r in result.run_requests) == ["a", "b", "c"]
+    assert all(r.tags["durable_sync/trigger"] == "auth_resume" for r in result.run_requests)
+    assert "credential:memory" not in sqlite_store.pauses()
+    req = next(r for r in result.run_requests if r.partition_key == "a")
+    job = defs.resolve_job_def(req.job_name)
+    assert job.execute_in_process(instance=instance, partition_key="a", tags=req.tags).success
+    assert route.destination.duplicates() == {}
+
+
+def test_failure_sensor_records_the_root_cause(instance, route, sqlite_store):
+    add_partitions(instance, route)
+    route.destination.credential = None
+    defs = defs_for(route, sqlite_store)
+    job = defs.resolve_job_def(f"{route.name}_sync")
+    result = job.execute_in_process(instance=instance, partition_key="a", raise_on_error=False)
+    assert not result.success
+    (record,) = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    failure_event = record.dagster_event
+    sensor = defs.resolve_sensor_def("durable_sync_failures")
+    ctx = dg.build_run_status_sensor_context(
+        sensor_name="durable_sync_failures",
+        dagster_event=failure_event,
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        resources={"sync_state": SyncStateResource(url=sqlite_store.url)},
+    ).for_run_failure()
+    sensor(ctx)
+    state = sqlite_store.partition_state(route.name, "a")
+    assert "credential rejected" in state["last_failure"]
+    assert state["last_failure_run_id"] == result.run_id
+
+
+def test_reconcile_schedule_requests_a_listing_for_each_partition(instance, route, sqlite_store):
+    add_partitions(instance, route)
+    defs = defs_for(route, sqlite_store)
+    schedule = defs.resolve_schedule_def(f"{route.name}_reconcile")
+    ctx = dg.build_schedule_context(
+        instance=instance,
+        resources={"sync_state": SyncStateResource(url=sqlite_store.url)},
+        scheduled_execution_time=dt.datetime(2026, 1, 1, 3, tzinfo=dt.UTC),
+        repository_def=defs.get_repository_def(),
+    )
+    requests = list(schedule.evaluate_tick(ctx).run_requests or [])
+    assert sorted(r.partition_key for r in requests) == ["a", "b", "c"]
+    assert all(r.run_config["ops"][route.name]["config"]["reconcile"] for r in requests)
