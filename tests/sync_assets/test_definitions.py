@@ -1,0 +1,99 @@
+"""The deployment's Dagster graph loads and has the expected shape (a snapshot of names)."""
+
+from __future__ import annotations
+
+import importlib
+
+import dagster as dg
+import pytest
+
+from connectors.core import ConfigError, Record
+from connectors.memory import MemoryDestination, MemorySource
+from sync_assets.factory import build_definitions
+from sync_assets.routes import Route
+
+
+@pytest.fixture
+def project_defs():
+    import sync_assets.definitions as module
+
+    return importlib.reload(module).defs
+
+
+def test_definitions_load_and_validate(project_defs):
+    repo = project_defs.get_repository_def()
+    repo.load_all_definitions()
+    dg.Definitions.validate_loadable(project_defs)
+
+
+def test_asset_graph_snapshot(project_defs):
+    graph = project_defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == {"files", "files_to_sqlite", "files_to_sqlite_link_report"}
+    route = graph.get(dg.AssetKey("files_to_sqlite"))
+    assert {k.to_user_string() for k in route.parent_keys} == {"files"}
+    assert {k.to_user_string() for k in route.child_keys} == {"files_to_sqlite_link_report"}
+    assert isinstance(route.partitions_def, dg.DynamicPartitionsDefinition)
+    assert route.partitions_def.name == "files_to_sqlite"
+    assert {c.name for c in route.check_keys} == {"no_failed_records", "no_duplicate_keys"}
+    assert graph.get(dg.AssetKey("files")).is_external
+
+
+def test_jobs_sensors_schedules_snapshot(project_defs):
+    repo = project_defs.get_repository_def()
+    assert {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")} == {"files_to_sqlite_sync"}
+    assert {s.name for s in repo.sensor_defs} == {
+        "files_to_sqlite_dispatcher",
+        "durable_sync_sync_now",
+        "durable_sync_auth_resume",
+        "durable_sync_failures",
+    }
+    assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in repo.sensor_defs)
+    assert {s.name for s in repo.schedule_defs} == {"files_to_sqlite_reconcile"}
+    job = repo.get_job("files_to_sqlite_sync")
+    assert job.executor_def.name == "in_process"
+    assert {n.name for n in job.nodes} == {"files_to_sqlite", "files_to_sqlite_link_report"}
+
+
+def test_two_routes_with_one_name_fail_at_load_time():
+    a = Route(MemorySource([Record("1", {})]), MemoryDestination(), name="same")
+    b = Route(MemorySource([Record("1", {})], name="other"), MemoryDestination(), name="same")
+    with pytest.raises(ConfigError, match="two routes are named 'same'"):
+        build_definitions([a, b])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"name": "bad name!"}, "Route.name 'bad name!' is not a valid route name"),
+        ({"source": object()}, "Route.source: .* lacks name, specs"),
+        ({"destination": object()}, "Route.destination: .* lacks name, connect"),
+    ],
+)
+def test_bad_route_configuration_names_the_field(kwargs, message):
+    args = {"source": MemorySource([Record("1", {})]), "destination": MemoryDestination(), **kwargs}
+    with pytest.raises(ConfigError, match=message):
+        Route(**args)
+
+
+def test_bad_spec_configuration_names_the_field():
+    from connectors.core import SourceSpec
+
+    with pytest.raises(ConfigError, match="interval_minutes must be a whole number >= 1"):
+        SourceSpec("x", interval_minutes=0)
+    with pytest.raises(ConfigError, match="SourceSpec.key must be a non-empty string"):
+        SourceSpec("  ")
+
+
+def test_colliding_partition_keys_fail_at_load_time():
+    route = Route(MemorySource({"a/b": [], "a|b": []}), MemoryDestination())
+    with pytest.raises(ConfigError, match="both map to partition 'a_b'"):
+        route.specs_by_partition()
+
+
+def test_disabled_route_is_left_out_of_the_graph():
+    on = Route(MemorySource([Record("1", {})]), MemoryDestination(), name="on")
+    off = Route(MemorySource([Record("1", {})], name="m2"), MemoryDestination(), name="off", enabled=False)
+    defs = build_definitions([on, off])
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert keys == {"memory", "on"}
