@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 from connectors.core import RecordError
@@ -45,10 +46,8 @@ async def test_status_shows_a_pass_in_flight(capsys, sqlite_store):
 
     route = memory_route({"a": records(30)}, page_size=10)
     route.source.fail_at_page = {2: TransientError("503")}
-    try:
+    with contextlib.suppress(TransientError):
         await run_pass(route, "a", sqlite_store)
-    except TransientError:
-        pass
     _, out, _ = run_cli(capsys, sqlite_store, "status", routes=[route])
     assert "in flight since" in out and "2 pages done" in out
     assert "error: 503" in out
@@ -95,7 +94,7 @@ async def test_pause_and_resume_route_queue_a_catch_up(capsys, sqlite_store):
     run_cli(capsys, sqlite_store, "pause", route.name, "--reason", "holiday", routes=[route])
     assert sqlite_store.pauses()[f"route:{route.name}"].reason == "holiday"
     sqlite_store.pause("credential:memory", "401", source="auth")
-    code, out, _ = run_cli(capsys, sqlite_store, "resume", route.name, routes=[route])
+    _code, out, _ = run_cli(capsys, sqlite_store, "resume", route.name, routes=[route])
     assert "resumed route:memory_to_memory" in out and "resumed credential:memory" in out
     assert sqlite_store.pauses() == {}
     assert sorted(r.partition for r in sqlite_store.pending_requests()) == ["a", "b"]
@@ -104,7 +103,7 @@ async def test_pause_and_resume_route_queue_a_catch_up(capsys, sqlite_store):
 async def test_resume_credential(capsys, sqlite_store):
     route = memory_route({"a": records(2)})
     sqlite_store.pause("credential:memory", "401", source="auth")
-    code, out, _ = run_cli(capsys, sqlite_store, "resume", "--credential", "memory", routes=[route])
+    _code, out, _ = run_cli(capsys, sqlite_store, "resume", "--credential", "memory", routes=[route])
     assert "resumed credential:memory" in out
     assert [r.reason for r in sqlite_store.pending_requests()] == ["resume"]
 
