@@ -84,7 +84,7 @@ class MemorySource:
                 return out
 
 
-@dataclass
+@dataclass(slots=True)
 class MemoryRow:
     id: str
     key: str

@@ -161,12 +161,18 @@ def _canon(value: Any) -> Any:
     raise TypeError(f"not a neutral value: {type(value).__name__}")
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=_canon, ensure_ascii=False)
+
+
 def content_hash(record: Record, exclude: set[str] | frozenset[str] = frozenset()) -> str:
     """A stable hash of what a write would send (create-only properties excluded)."""
     props = record.properties
     items = sorted((k, v) for k, v in props.items() if k not in exclude) if exclude else sorted(props.items())
-    payload = json.dumps([record.body, items], separators=(",", ":"), default=_canon, ensure_ascii=False)
+    payload = _ENCODER.encode([record.body, items])
     return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
+
+
+_PLAIN_TYPES = frozenset({str, int, bool, type(None)})
 
 
 def validate_record(record: Any, *, max_value_length: int | None = None) -> tuple[Record | None, str | None]:
@@ -194,14 +200,16 @@ def validate_record(record: Any, *, max_value_length: int | None = None) -> tupl
     props = record.properties
     changed = key != record.primary_key
     for name, value in props.items():
-        if not isinstance(name, str) or not name:
+        if type(name) is not str or not name:
             return None, f"property names must be non-empty strings, got {name!r}"
-        problem = neutral_type_error(name, value)
-        if problem:
-            return None, problem
-        if isinstance(value, tuple):
-            changed = True
-        if max_value_length is not None and isinstance(value, str) and len(value) > max_value_length:
+        kind = type(value)
+        if kind not in _PLAIN_TYPES:  # the common cases skip the full check
+            problem = neutral_type_error(name, value)
+            if problem:
+                return None, problem
+            if kind is tuple:
+                changed = True
+        if max_value_length is not None and kind is str and len(value) > max_value_length:
             return None, (
                 f"property {name!r}: {len(value)} characters, over the destination's limit of {max_value_length}"
             )
@@ -566,26 +574,24 @@ class _Pass:
         if creates:
             self.store.record_intents(self.name, self.partition, [r.primary_key for r, _ in creates])
 
-        sem = asyncio.Semaphore(self.concurrency)
         stop = asyncio.Event()
 
         async def do_create(record: Record, h: str) -> None:
             nonlocal fatal
-            async with sem:
-                if stop.is_set():
+            if stop.is_set():
+                return
+            try:
+                stats.destination_calls += 1
+                result = await self.session.create(record, self.synced_at)
+            except BaseException as err:
+                if self._fatal(err):
+                    fatal = fatal or err
+                    stop.set()
                     return
-                try:
-                    stats.destination_calls += 1
-                    result = await self.session.create(record, self.synced_at)
-                except BaseException as err:
-                    if self._fatal(err):
-                        fatal = fatal or err
-                        stop.set()
-                        return
-                    failures.append((record.primary_key, describe_error(err)))
-                    if isinstance(err, (RecordError, DestinationHTTPError)):
-                        dropped.append(record.primary_key)  # rejected: the row was not created
-                    return
+                failures.append((record.primary_key, describe_error(err)))
+                if isinstance(err, (RecordError, DestinationHTTPError)):
+                    dropped.append(record.primary_key)  # rejected: the row was not created
+                return
             if result is False:
                 stats.skipped += 1
                 dropped.append(record.primary_key)
@@ -604,31 +610,39 @@ class _Pass:
                     {k: v for k, v in record.properties.items() if k not in self.create_only},
                     record.body,
                 )
-            async with sem:
-                if stop.is_set():
+            if stop.is_set():
+                return
+            try:
+                stats.destination_calls += 1
+                ok = await self.session.update(existing_id, record, self.synced_at)
+            except BaseException as err:
+                if self._fatal(err):
+                    fatal = fatal or err
+                    stop.set()
                     return
-                try:
-                    stats.destination_calls += 1
-                    ok = await self.session.update(existing_id, record, self.synced_at)
-                except BaseException as err:
-                    if self._fatal(err):
-                        fatal = fatal or err
-                        stop.set()
-                        return
-                    failures.append((record.primary_key, describe_error(err)))
-                    return
+                failures.append((record.primary_key, describe_error(err)))
+                return
             if ok is False:
                 stats.skipped += 1
             else:
                 stats.updated += 1
                 linked.append((record.primary_key, existing_id, h))
 
-        jobs = [do_create(r, h) for r, h in creates] + [do_update(r, i, h) for r, i, h in updates]
-        if self.concurrency == 1:
-            for job in jobs:
-                await job
-        elif jobs:
-            await asyncio.gather(*jobs)
+        jobs = [(do_create, (r, h)) for r, h in creates] + [(do_update, (r, i, h)) for r, i, h in updates]
+        workers = min(self.concurrency, len(jobs))
+        if workers == 1:
+            for fn, args in jobs:
+                await fn(*args)
+        elif workers > 1:
+            # A few workers draining one queue, not a task per record: at 100 records a page the
+            # task bookkeeping would cost more than an in-memory or local write.
+            queue = iter(jobs)
+
+            async def worker() -> None:
+                for fn, args in queue:
+                    await fn(*args)
+
+            await asyncio.gather(*(worker() for _ in range(workers)))
 
         stats.failed += len(failures)
         self.failures.extend(failures[: max(0, 100 - len(self.failures))])

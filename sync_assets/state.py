@@ -339,6 +339,7 @@ class StateStore:
     def __init__(self, url: str | None = None) -> None:
         self.url = _normalise_url(url or default_state_url())
         self.dialect = sa.engine.make_url(self.url).get_backend_name()
+        self._upserts: dict[tuple[str, tuple[str, ...], tuple[str, ...]], Any] = {}
         self.engine = self._make_engine()
         self._ensure_schema()
 
@@ -401,6 +402,42 @@ class StateStore:
             yield conn
             conn.rollback()
 
+    # ------------------------------------------------------------- hot paths (raw DB-API SQL)
+    #
+    # The per-page statements run once per 100 records; SQLAlchemy's per-row parameter handling
+    # cost more than SQLite itself there. These use the driver directly with SQL both SQLite
+    # (>= 3.24) and PostgreSQL accept; everything else goes through SQLAlchemy Core.
+
+    _LINK_COLS = ("route", "primary_key", "partition", "destination_id", "content_hash", "state", "synced_at")
+
+    def _ph(self, n: int) -> str:
+        mark = "?" if self.dialect == "sqlite" else "%s"
+        return ", ".join([mark] * n)
+
+    def _db_time(self, value: dt.datetime | None) -> Any:
+        if value is None or self.dialect != "sqlite":
+            return value
+        # The format SQLAlchemy's SQLite DateTime type reads back (stored as naive UTC).
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+    def _raw_upsert_links(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        cols = ", ".join(self._LINK_COLS)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in self._LINK_COLS[2:])
+        head = f"INSERT INTO ds_links ({cols}) VALUES "
+        tail = f" ON CONFLICT (route, primary_key) DO UPDATE SET {updates}"
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            if self.dialect == "postgresql":
+                from psycopg2.extras import execute_values
+
+                execute_values(cursor, head + "%s" + tail, rows, page_size=_BATCH)
+            else:
+                cursor.executemany(head + f"({self._ph(len(self._LINK_COLS))})" + tail, rows)
+        finally:
+            cursor.close()
+
     def _ensure_schema(self) -> None:
         metadata.create_all(self.engine, checkfirst=True)
         with self._write() as conn:
@@ -423,16 +460,22 @@ class StateStore:
     ) -> None:
         if not rows:
             return
-        from sqlalchemy.dialects import postgresql, sqlite
+        cols = tuple(update if update is not None else [c for c in rows[0] if c not in index])
+        cache_key = (table.name, tuple(index), cols)
+        stmt = self._upserts.get(cache_key)
+        if stmt is None:
+            # Built once per shape: constructing an upsert (its `excluded` namespace) costs more
+            # than executing it for a page of rows.
+            from sqlalchemy.dialects import postgresql, sqlite
 
-        insert: Any = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        stmt = insert(table)
-        cols = update if update is not None else [c for c in rows[0] if c not in index]
-        stmt = (
-            stmt.on_conflict_do_update(index_elements=index, set_={c: stmt.excluded[c] for c in cols})
-            if cols
-            else stmt.on_conflict_do_nothing(index_elements=index)
-        )
+            insert: Any = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+            stmt = insert(table)
+            stmt = (
+                stmt.on_conflict_do_update(index_elements=index, set_={c: stmt.excluded[c] for c in cols})
+                if cols
+                else stmt.on_conflict_do_nothing(index_elements=index)
+            )
+            self._upserts[cache_key] = stmt
         for chunk in _chunks(rows):
             conn.execute(stmt, list(chunk))
 
@@ -444,33 +487,19 @@ class StateStore:
         out: dict[str, Link] = {}
         with self._read() as conn:
             for chunk in _chunks(keys):
-                q = sa.select(
-                    links.c.primary_key,
-                    links.c.destination_id,
-                    links.c.content_hash,
-                    links.c.state,
-                    links.c.partition,
-                ).where(links.c.route == route, links.c.primary_key.in_(chunk))
-                for pk, did, h, st, part in conn.execute(q):
+                sql = (
+                    "SELECT primary_key, destination_id, content_hash, state, partition FROM ds_links "
+                    f"WHERE route = {self._ph(1)} AND primary_key IN ({self._ph(len(chunk))})"
+                )
+                for pk, did, h, st, part in conn.exec_driver_sql(sql, (route, *chunk)):
                     out[pk] = Link(pk, did, h, st, part)
         return out
 
     def record_intents(self, route: str, partition: str, keys: Sequence[str]) -> None:
         """Mark ``keys`` as about to be created (before the create calls go out)."""
-        rows = [
-            {
-                "route": route,
-                "primary_key": k,
-                "partition": partition,
-                "destination_id": None,
-                "content_hash": None,
-                "state": "creating",
-                "synced_at": None,
-            }
-            for k in keys
-        ]
+        rows = [(route, k, partition, None, None, "creating", None) for k in keys]
         with self._write() as conn:
-            self._upsert(conn, links, rows, ["route", "primary_key"])
+            self._raw_upsert_links(conn, rows)
 
     def link_count(self, route: str, partition: str | None = None) -> int:
         q = sa.select(sa.func.count()).select_from(links).where(links.c.route == route)
@@ -531,19 +560,8 @@ class StateStore:
         now = now or utcnow()
         with self._write() as conn:
             if linked:
-                rows = [
-                    {
-                        "route": route,
-                        "primary_key": pk,
-                        "partition": partition,
-                        "destination_id": did,
-                        "content_hash": h,
-                        "state": "linked",
-                        "synced_at": now,
-                    }
-                    for pk, did, h in linked
-                ]
-                self._upsert(conn, links, rows, ["route", "primary_key"])
+                stamp = self._db_time(now)
+                self._raw_upsert_links(conn, [(route, pk, partition, did, h, "linked", stamp) for pk, did, h in linked])
             for pk, h in unlinked_hashes:
                 conn.execute(
                     links.update()
