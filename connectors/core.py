@@ -127,8 +127,9 @@ class Source(Protocol):
     - ``async fetch_page(spec, only_items, cursor) -> (records, next_cursor)``: preferred; cursors are
       opaque strings, stable when stored and replayed later, ``None`` on the first call and after the
       last page. ``fetch`` is then a drain over it.
-    - ``rate_limit_key: str``: the credential the reads count against; an ``AuthError`` from the source
-      pauses every partition that uses it.
+    - ``rate_limit_key: str``: the credential the reads count against.
+    - ``credential_key: str``: a stable name of the credential slot (``github:GITHUB_TOKEN``); an
+      ``AuthError`` from the source pauses every partition that uses it (default: rate_limit_key).
     - ``credential_fingerprint() -> str | None``: changes when the credential changes, so a pause
       on it can clear itself.
     """
@@ -166,6 +167,8 @@ class Destination(Protocol):
 
     - ``async ensure_schema(schema) -> str | None``: create-only; never alters an existing target.
     - ``rate_limit_key: str``: the credential/account the writes count against (default: ``name``).
+    - ``credential_key: str``: stable name of the credential slot, the pause scope (default:
+      ``rate_limit_key``); it must not change when the secret is rotated.
     - ``max_concurrency: int``: how many writes may be in flight at once (default 4).
     - ``stores_keys: bool``: True when ``query_existing_ids`` lists every row we created (the key
       lives in the destination), False when it cannot (Luma); decides whether a reconcile may mark

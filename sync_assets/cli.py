@@ -334,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=f"{name} a route, a spec or a credential")
         s.add_argument("route", nargs="?")
         s.add_argument("--spec", action="append")
-        s.add_argument("--credential", help="credential key (rate_limit_key), e.g. notion")
+        s.add_argument("--credential", help="credential key as status shows it, e.g. github:GITHUB_TOKEN")
         if name == "pause":
             s.add_argument("--reason")
         s.set_defaults(fn=fn)

@@ -31,7 +31,7 @@ from connectors.core import AuthError, ConfigError, RateLimited, describe_error
 from sync_assets.engine import PassOptions, PassResult, PassStats, Paused, run_pass
 from sync_assets.io_managers import LinkMapIOManager
 from sync_assets.resources import SyncStateResource
-from sync_assets.routes import Route
+from sync_assets.routes import Route, credential_key
 from sync_assets.state import LinkMap, StateStore, utcnow
 
 __all__ = [
@@ -92,7 +92,7 @@ def run_tags(route: Route, partition: str, trigger: str) -> dict[str, str]:
 
 def pool_name(route: Route) -> str:
     """One Dagster pool per destination credential, so runs sharing a rate limit queue together."""
-    key = str(getattr(route.destination, "rate_limit_key", None) or route.destination.name)
+    key = credential_key(route.destination)
     safe = re.sub(r"[^A-Za-z0-9_]", "_", key)[:40]
     digest = hashlib.sha256(key.encode()).hexdigest()[:8]
     return f"ds_{safe}_{digest}" if safe != key else f"ds_{safe}"

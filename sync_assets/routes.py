@@ -161,7 +161,17 @@ class Route:
         ]
 
 
+def credential_key(obj: Any) -> str:
+    """A stable name for a connector's credential slot.
+
+    ``credential_key`` when the connector has one (e.g. ``github:GITHUB_TOKEN``: it stays the same
+    when the token is rotated, so a pause on it can be lifted by the new token), else its
+    ``rate_limit_key``, else its name.
+    """
+    key = getattr(obj, "credential_key", None) or getattr(obj, "rate_limit_key", None)
+    return str(key or getattr(obj, "name", None) or type(obj).__name__)
+
+
 def credential_scope(obj: Any) -> str:
-    """The pause scope of a connector's credential: ``credential:<rate_limit_key or name>``."""
-    key = getattr(obj, "rate_limit_key", None) or getattr(obj, "name", None) or type(obj).__name__
-    return f"credential:{key}"
+    """The pause scope of a connector's credential: ``credential:<credential_key>``."""
+    return f"credential:{credential_key(obj)}"

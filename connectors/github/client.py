@@ -1,0 +1,563 @@
+"""``GitHubClient``: a typed client for the few REST endpoints the GitHub source reads.
+
+It sits on ``connectors.http.make_client``, so retries, backoff, the per-token rate limiter, GitHub's
+rate-limited 403 and redaction come from there. It adds what is specific to GitHub:
+
+- **Link-header pagination** (:class:`LinkHeaderPagination`): follow ``rel="next"`` until it is absent.
+  GitHub's next links are absolute and may name another path than the one requested
+  (``/orgs/acme/repos`` pages on as ``/organizations/9919/repos``), so they are followed as given.
+- **Conditional requests** (:class:`ETagCache`): every GET sends ``If-None-Match`` with the ETag of
+  the last 200 for the same URL, media type and token; a ``304 Not Modified`` reuses the cached body.
+  GitHub does not count an authorized 304 against the primary rate limit, so an unchanged repo costs
+  nothing on the next pass. The cache is module level (bounded, least recently used out first), so
+  it outlives one client, one source instance and one pass, within one process.
+- **Cursors**: a next link is stored relative to the API root (``/organizations/9919/repos?…&page=2``)
+  so a cursor stays valid in a new process and on another host name for the same API.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import logging
+import re
+import threading
+import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Protocol, runtime_checkable
+
+import httpx
+
+from connectors.core import ConfigError
+from connectors.github.settings import (
+    ACCEPT_JSON,
+    ACCEPT_RAW,
+    API_BASE,
+    API_VERSION,
+    CONTRIBUTORS_PER_PAGE,
+    ETAG_CACHE_MAX_BYTES,
+    ETAG_CACHE_MAX_ENTRIES,
+    MAX_CONCURRENT,
+    MAX_PAGES,
+    ORG_REPO_SORT,
+    ORG_REPO_TYPE,
+    PER_PAGE,
+    RATE,
+    SERVICE,
+    SKIPPED_REPO_STATUSES,
+    TIMEOUT,
+    TOO_LARGE_TO_LIST,
+)
+from connectors.http import NotFound, Rate, RetryPolicy, make_client, raise_for_status
+
+__all__ = [
+    "SHARED_ETAG_CACHE",
+    "CachedBody",
+    "ETagCache",
+    "ETagStore",
+    "GitHubClient",
+    "GitHubResponse",
+    "LinkHeaderPagination",
+    "ListPage",
+    "parse_link_header",
+    "rate_limit_key_for",
+    "token_digest",
+]
+
+logger = logging.getLogger(__name__)
+
+ANONYMOUS_KEY = "github:anonymous"
+_ORG_CURSOR_RE = re.compile(r"^/(?:orgs/[A-Za-z0-9_.-]+|organizations/\d+)/repos(?:\?[^#\s]*)?$")
+
+
+# --------------------------------------------------------------------------------------------------
+# Credentials
+
+
+def token_digest(token: str) -> str:
+    """The sha256 hex digest of a token: safe to store and compare, impossible to use."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def rate_limit_key_for(token: str | None) -> str:
+    """``github:<12 hex of sha256(token)>``: two tokens are two credentials, and no secret leaks."""
+    return f"github:{token_digest(token)[:12]}" if token else ANONYMOUS_KEY
+
+
+# --------------------------------------------------------------------------------------------------
+# Link-header pagination
+
+_LINK_RE = re.compile(r"<(?P<url>[^>]*)>(?P<params>[^<]*)")
+_LINK_PARAM_RE = re.compile(r";\s*(?P<name>[^\s=;,]+)\s*=\s*(?:\"(?P<quoted>[^\"]*)\"|(?P<bare>[^\s;,]*))")
+
+
+def parse_link_header(value: str | None) -> dict[str, str]:
+    """The URLs of an RFC 8288 ``Link`` header by relation (``{"next": url, "last": url}``).
+
+    Tolerates what servers send in practice: commas inside the ``<…>`` URL, unquoted relations,
+    several relations in one parameter (``rel="next last"``), extra parameters and odd spacing.
+    Relation names are lowercased; the first link of a relation wins.
+    """
+    links: dict[str, str] = {}
+    if not value:
+        return links
+    for match in _LINK_RE.finditer(value):
+        url = match.group("url").strip()
+        for param in _LINK_PARAM_RE.finditer(match.group("params")):
+            if param.group("name").lower() != "rel":
+                continue
+            rels = param.group("quoted") if param.group("quoted") is not None else param.group("bare")
+            for rel in rels.split():
+                links.setdefault(rel.lower(), url)
+    return links
+
+
+class LinkHeaderPagination:
+    """The pagination strategy of GitHub's REST API: follow ``Link: <…>; rel="next"`` to the end.
+
+    Stateless; :meth:`next_url` reads one response's links, :meth:`has_more` says whether to go on.
+    """
+
+    relation = "next"
+
+    def next_url(self, links: Mapping[str, str]) -> str | None:
+        """The URL of the next page, or None on the last one."""
+        return links.get(self.relation) or None
+
+    def has_more(self, links: Mapping[str, str]) -> bool:
+        return self.next_url(links) is not None
+
+
+# --------------------------------------------------------------------------------------------------
+# The ETag cache
+
+
+@dataclass(frozen=True, slots=True)
+class CachedBody:
+    """What a 200 said, kept to answer the next 304: the ETag, the raw body and its Link header."""
+
+    etag: str
+    content: bytes
+    link: str | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.content) + len(self.etag) + len(self.link or "")
+
+
+CacheKey = tuple[str, str, str]  # (credential key, Accept, absolute URL)
+
+
+@runtime_checkable
+class ETagStore(Protocol):
+    """Where conditional-request bodies live. ``ETagCache`` keeps them in memory; a store that
+    persists them (the state store, a file) makes the savings survive a new process."""
+
+    def get(self, key: CacheKey) -> CachedBody | None: ...
+
+    def put(self, key: CacheKey, entry: CachedBody) -> None: ...
+
+    def discard(self, key: CacheKey) -> None: ...
+
+
+class ETagCache:
+    """A bounded, thread-safe LRU of ``(credential, accept, url) -> CachedBody``.
+
+    Bodies are stored as bytes, not parsed objects, so a caller (or an enrich hook) that mutates a
+    parsed payload cannot corrupt what the next pass reads. Keys carry the credential key (a digest),
+    never the token; two tokens never share entries, as they may see different repositories.
+
+    Args:
+        max_entries: Entries kept; the least recently used go first.
+        max_bytes: Total size of the bodies kept.
+    """
+
+    def __init__(self, max_entries: int = ETAG_CACHE_MAX_ENTRIES, max_bytes: int = ETAG_CACHE_MAX_BYTES) -> None:
+        if max_entries < 1 or max_bytes < 1:
+            raise ConfigError(f"ETagCache needs max_entries >= 1 and max_bytes >= 1, got {max_entries}, {max_bytes}")
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._entries: collections.OrderedDict[CacheKey, CachedBody] = collections.OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def get(self, key: CacheKey) -> CachedBody | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+            return entry
+
+    def put(self, key: CacheKey, entry: CachedBody) -> None:
+        if entry.size > self.max_bytes:
+            self.discard(key)  # a body larger than the whole cache is not worth keeping
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= old.size
+            self._entries[key] = entry
+            self._bytes += entry.size
+            while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
+                _, evicted = self._entries.popitem(last=False)
+                self._bytes -= evicted.size
+
+    def discard(self, key: CacheKey) -> None:
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= old.size
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
+    def snapshot(self) -> list[tuple[CacheKey, CachedBody]]:
+        """The entries, least recently used first (for tests and diagnostics)."""
+        with self._lock:
+            return list(self._entries.items())
+
+
+SHARED_ETAG_CACHE = ETagCache()
+"""The process-wide cache every ``GitHubClient`` uses unless given another."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Responses
+
+
+@dataclass(frozen=True, slots=True)
+class GitHubResponse:
+    """A successful GET, fresh or answered from the cache after a 304.
+
+    Attributes:
+        status_code: 200, 204, ... of the fresh response; 200 when the body came from the cache.
+        content: The body (the cached one after a 304).
+        links: The ``Link`` header by relation.
+        not_modified: True when the server answered 304 and the body is the cached one.
+        headers: The headers of the response that arrived (the 304's after a 304).
+    """
+
+    status_code: int
+    content: bytes
+    links: dict[str, str]
+    not_modified: bool
+    headers: httpx.Headers
+
+    def json(self) -> Any:
+        return json.loads(self.content) if self.content else None
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+
+@dataclass(frozen=True, slots=True)
+class ListPage:
+    """One page of a listing: its items and the URL of the next page (None on the last)."""
+
+    items: list[dict[str, Any]]
+    next_url: str | None
+    not_modified: bool
+
+
+class _SharedTransport(httpx.AsyncBaseTransport):
+    """An injected transport, lent to one short-lived client: closing the client must not close it."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        pass
+
+
+def _segment(value: str) -> str:
+    return urllib.parse.quote(value, safe="")
+
+
+def repo_path(full_name: str) -> str:
+    """``/repos/{owner}/{repo}`` for ``owner/repo``, each part quoted."""
+    owner, _, name = full_name.partition("/")
+    if not owner or not name or "/" in name:
+        raise ConfigError(f"GitHub: {full_name!r} is not an owner/repo name")
+    return f"/repos/{_segment(owner)}/{_segment(name)}"
+
+
+# --------------------------------------------------------------------------------------------------
+# The client
+
+
+class GitHubClient:
+    """A typed GitHub REST client over an ``httpx.AsyncClient`` from ``connectors.http.make_client``.
+
+    Use it as an async context manager (or call :meth:`aclose`). It never reads the environment:
+    the token is given.
+
+    Args:
+        token: A personal access token, OAuth or app token; None for unauthenticated requests (60/h).
+        base_url: The REST root (``https://api.github.com``; GHES ``https://HOST/api/v3``).
+        transport: The transport that sends (``httpx.ASGITransport(app=fake.app)`` in tests). It is
+            not closed with the client, so one transport can serve many clients.
+        credential: The rate-limit key (default ``rate_limit_key_for(token)``).
+        rate: The token's request rate.
+        max_concurrent: Requests in flight at once on the token.
+        retry: Retry policy (``connectors.http.RetryPolicy``).
+        timeout: Per-request timeout.
+        etag_cache: Conditional-request cache (default: the process-wide one); None disables it.
+        sleep: Awaitable sleep, injectable for tests.
+        clock: Epoch seconds, injectable for tests.
+    """
+
+    def __init__(
+        self,
+        *,
+        token: str | None,
+        base_url: str = API_BASE,
+        transport: httpx.AsyncBaseTransport | None = None,
+        credential: str | None = None,
+        rate: Rate | None = RATE,
+        max_concurrent: int | None = MAX_CONCURRENT,
+        retry: RetryPolicy | None = None,
+        timeout: float | httpx.Timeout = TIMEOUT,
+        etag_cache: ETagStore | None = SHARED_ETAG_CACHE,
+        sleep: Callable[[float], Awaitable[Any]] | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.credential = credential or rate_limit_key_for(token)
+        headers = {"Accept": ACCEPT_JSON, "X-GitHub-Api-Version": API_VERSION}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._http = make_client(
+            service=SERVICE,
+            base_url=base_url,
+            headers=headers,
+            credential=self.credential,
+            rate=rate,
+            max_concurrent=max_concurrent,
+            retry=retry,
+            timeout=timeout,
+            transport=_SharedTransport(transport) if transport is not None else None,
+            sleep=sleep,
+            clock=clock,
+        )
+        self._cache = etag_cache
+        self.pagination = LinkHeaderPagination()
+        self.requests = 0
+        """Responses received (each retried attempt inside the transport is not counted)."""
+        self.not_modified = 0
+        """Of those, 304s answered from the cache."""
+
+    async def __aenter__(self) -> GitHubClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    @property
+    def base_url(self) -> httpx.URL:
+        return self._http.base_url
+
+    # ------------------------------------------------------------------------------ raw GET
+
+    async def get(
+        self,
+        url: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        accept: str = ACCEPT_JSON,
+        conditional: bool = True,
+    ) -> GitHubResponse:
+        """GET ``url`` (relative to the API root, or absolute on the same host), conditionally.
+
+        Raises the ``connectors.http`` error for any 4xx/5xx (``NotFound`` for 404/410, ``AuthError``
+        for 401 and a plain 403, ``RateLimited``, ``TransientError`` after the retries).
+        """
+        request = self._http.build_request("GET", url, params=params, headers={"Accept": accept})
+        key: CacheKey = (self.credential, accept, str(request.url))
+        cached = self._cache.get(key) if (self._cache is not None and conditional) else None
+        if cached is not None:
+            request.headers["If-None-Match"] = cached.etag
+        response = await self._http.send(request)
+        self.requests += 1
+        if response.status_code == 304 and cached is not None:
+            self.not_modified += 1
+            link = response.headers.get("link") or cached.link
+            return GitHubResponse(200, cached.content, parse_link_header(link), True, response.headers)
+        try:
+            raise_for_status(response, service=SERVICE, credential=self.credential)
+        except NotFound:
+            if self._cache is not None:
+                self._cache.discard(key)
+            raise
+        if response.status_code == 304:
+            # Only possible if something else set If-None-Match; there is no body to reuse.
+            raise ConfigError(f"GitHub GET {request.url.path}: 304 Not Modified without a cached body")
+        etag = response.headers.get("etag")
+        if self._cache is not None and conditional and etag and response.status_code == 200:
+            self._cache.put(key, CachedBody(etag, response.content, response.headers.get("link")))
+        return GitHubResponse(
+            response.status_code,
+            response.content,
+            parse_link_header(response.headers.get("link")),
+            False,
+            response.headers,
+        )
+
+    async def list_page(self, url: str, *, params: Mapping[str, str | int] | None = None) -> ListPage:
+        """One page of a JSON array listing and the next page's URL (absolute, as GitHub sent it)."""
+        response = await self.get(url, params=params)
+        items = response.json() if response.status_code != 204 else []
+        if not isinstance(items, list):
+            raise ConfigError(f"GitHub GET {url.split('?', 1)[0]}: expected a JSON array, got {type(items).__name__}")
+        return ListPage(items, self.pagination.next_url(response.links), response.not_modified)
+
+    async def paginate(
+        self, url: str, *, params: Mapping[str, str | int] | None = None, max_pages: int = MAX_PAGES
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every page of a listing, following ``rel="next"`` until the last one."""
+        next_url: str | None = url
+        first = True
+        pages = 0
+        while next_url is not None:
+            page = await self.list_page(next_url, params=params if first else None)
+            first = False
+            pages += 1
+            yield page.items
+            if pages >= max_pages:
+                raise ConfigError(f"GitHub GET {url.split('?', 1)[0]}: more than {max_pages} pages")
+            next_url = page.next_url
+
+    # ------------------------------------------------------------------------------ cursors
+
+    def cursor_for(self, next_url: str) -> str:
+        """A next link made relative to the API root: the stable, host-free form stored as a cursor.
+
+        Raises ConfigError when the link leaves the API (another host or path): the token must never
+        be sent there.
+        """
+        base = self._http.base_url
+        url = base.join(next_url)
+        base_path = base.raw_path.split(b"?", 1)[0]
+        if (url.scheme, url.host, url.port) != (base.scheme, base.host, base.port) or not url.raw_path.startswith(
+            base_path
+        ):
+            raise ConfigError("GitHub sent a Link to a page outside the API root; refusing to follow it")
+        return "/" + url.raw_path[len(base_path) :].decode("ascii").lstrip("/")
+
+    def org_repos_url(
+        self, org: str, cursor: str | None, *, repo_type: str = ORG_REPO_TYPE
+    ) -> tuple[str, dict[str, str | int]]:
+        """The URL (and params) of a page of an org's repos: the first page, or the one a cursor names.
+
+        A cursor is what :meth:`cursor_for` returned (``/organizations/9919/repos?…&page=2``) or, as
+        durable-sync stored it, a bare page number (``"2"``).
+        """
+        first = f"/orgs/{_segment(org)}/repos"
+        params: dict[str, str | int] = {"type": repo_type, "sort": ORG_REPO_SORT, "per_page": PER_PAGE}
+        if cursor is None:
+            return first, params
+        if cursor.isdigit() and int(cursor) >= 1:
+            return first, {**params, "page": int(cursor)}
+        if not _ORG_CURSOR_RE.match(cursor):
+            raise ConfigError(
+                f"GitHub org {org!r}: cursor {cursor!r} was not issued by this source "
+                "(expected /orgs/<org>/repos?… or /organizations/<id>/repos?…); start a full pass"
+            )
+        if cursor.startswith("/orgs/") and cursor.split("/")[2].lower() != org.lower():
+            raise ConfigError(f"GitHub org {org!r}: cursor {cursor!r} belongs to another org; start a full pass")
+        return cursor, {}
+
+    async def org_repos_page(
+        self, org: str, cursor: str | None = None, *, repo_type: str = ORG_REPO_TYPE
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of ``GET /orgs/{org}/repos`` and the cursor of the next page (None on the last)."""
+        url, params = self.org_repos_url(org, cursor, repo_type=repo_type)
+        page = await self.list_page(url, params=params or None)
+        next_cursor = self.cursor_for(page.next_url) if page.next_url else None
+        if next_cursor is not None and next_cursor == cursor:
+            logger.warning("GitHub org %s: the next link repeats the current page; ending the pass", org)
+            next_cursor = None
+        return page.items, next_cursor
+
+    # ------------------------------------------------------------------------------ repos
+
+    async def get_repo(self, full_name: str) -> dict[str, Any] | None:
+        """``GET /repos/{owner}/{repo}`` (a renamed repo is followed through GitHub's 301); None if gone."""
+        return await self._get_repo_at(repo_path(full_name), full_name)
+
+    async def get_repository(self, repo_id: int) -> dict[str, Any] | None:
+        """``GET /repositories/{id}``: a repo by its immutable id; None if gone."""
+        return await self._get_repo_at(f"/repositories/{int(repo_id)}", str(repo_id))
+
+    async def _get_repo_at(self, path: str, label: str) -> dict[str, Any] | None:
+        try:
+            response = await self.get(path)
+        except NotFound:
+            logger.warning("GitHub repo %s not found (deleted, private to this token, or renamed away)", label)
+            return None
+        except Exception as err:
+            if getattr(err, "status_code", None) in SKIPPED_REPO_STATUSES:
+                logger.warning("GitHub repo %s skipped: %s", label, err)
+                return None
+            raise
+        data = response.json()
+        if not isinstance(data, dict):
+            raise ConfigError(f"GitHub GET {path}: expected a JSON object")
+        return data
+
+    async def get_readme(self, full_name: str) -> str | None:
+        """The README as raw text; None when the repo has none (404, also an empty repo)."""
+        try:
+            response = await self.get(f"{repo_path(full_name)}/readme", accept=ACCEPT_RAW)
+        except NotFound:
+            return None
+        return response.text or None
+
+    async def get_languages(self, full_name: str) -> dict[str, int]:
+        """``{language: bytes}``; empty for an empty repo. A 404 (the repo vanished mid-pass) is empty."""
+        try:
+            response = await self.get(f"{repo_path(full_name)}/languages")
+        except NotFound:
+            return {}
+        data = response.json() or {}
+        return {str(k): int(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+    async def get_contributors(self, full_name: str, *, per_page: int = CONTRIBUTORS_PER_PAGE) -> list[dict[str, Any]]:
+        """The first page of contributors, most commits first, bots included.
+
+        Empty for an empty repo (GitHub answers 204), a vanished one (404), and one whose history is
+        too large to list (GitHub's 403 "too large to list contributors", which is not an auth failure).
+        """
+        url = f"{repo_path(full_name)}/contributors"
+        try:
+            response = await self.get(url, params={"per_page": max(1, min(100, per_page))})
+        except NotFound:
+            return []
+        except Exception as err:
+            if getattr(err, "status_code", None) == 403 and TOO_LARGE_TO_LIST in str(getattr(err, "body", "")).lower():
+                logger.info("GitHub repo %s: contributor list too large for the API; leaving it empty", full_name)
+                return []
+            raise
+        if response.status_code == 204:
+            return []
+        data = response.json()
+        return [c for c in data if isinstance(c, dict)] if isinstance(data, list) else []

@@ -1,0 +1,43 @@
+"""Fixtures of the GitHub connector's tests: a fake clock, the fake GitHub API, and a source wired to both.
+
+Each test gets a fresh fake with a fresh random token, so the per-credential state that
+``connectors.http`` keeps per process (limiter, "blocked until") and the process-wide ETag cache
+never leak from one test into another.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from connectors.github import GitHubSource
+from connectors.http import RetryPolicy
+from tests.connectors.github.helpers import SourceFactory
+from tests.fakes.github import FakeClock, FakeGitHub
+
+
+@pytest.fixture
+def fake_time() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def fake(fake_time: FakeClock) -> FakeGitHub:
+    return FakeGitHub(clock=fake_time.clock)
+
+
+@pytest.fixture
+def make_source(fake: FakeGitHub, fake_time: FakeClock) -> SourceFactory:
+    """``make_source(orgs=[...], ...)``: a GitHubSource talking to the fake in-process, on the fake clock."""
+
+    def make(**kwargs: Any) -> GitHubSource:
+        kwargs.setdefault("token", fake.token)
+        kwargs.setdefault("transport", httpx.ASGITransport(app=fake.app))
+        kwargs.setdefault("retry", RetryPolicy(jitter=0))
+        kwargs.setdefault("sleep", fake_time.sleep)
+        kwargs.setdefault("clock", fake_time.clock)
+        return GitHubSource(**kwargs)
+
+    return make

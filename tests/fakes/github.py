@@ -1,0 +1,748 @@
+"""A stateful fake of the GitHub REST API (the endpoints the GitHub source reads), as a Starlette app.
+
+Use it in-process::
+
+    clock = FakeClock()
+    fake = FakeGitHub(clock=clock.clock)
+    fake.add_repos("acme", 250)
+    transport = httpx.ASGITransport(app=fake.app)       # base_url https://api.github.com
+
+or on a loopback port (``with serve(fake) as base_url: ...``).
+
+What it does as GitHub does:
+
+- ``GET /orgs/{org}/repos`` (``type``, ``sort``, ``direction``, ``per_page`` ≤ 100, ``page``) with a
+  ``Link`` header of absolute URLs on ``/organizations/{org_id}/repos`` (``rel="next"``, ``"last"``,
+  ``"first"``, ``"prev"``), which it also serves; ``GET /repos/{owner}/{repo}`` and
+  ``/repositories/{id}``; ``/readme`` (raw text for ``Accept: application/vnd.github.raw``, base64
+  JSON otherwise; 404 when there is none); ``/languages``; ``/contributors`` (``per_page``, ``page``;
+  204 for an empty repo; 403 "too large" on demand). A renamed repo's old name answers 301 to
+  ``/repositories/{id}…``. Names are case-insensitive. ``GET /rate_limit`` (free, as on GitHub).
+- Bearer (or ``token``) auth: 401 ``{"message": "Bad credentials"}`` for an unknown or revoked token;
+  no token is anonymous (public repos only, its own 60/h bucket) unless ``allow_anonymous=False``.
+- A weak ETag on every 200 (a hash of the body) and ``304 Not Modified`` with an empty body when
+  ``If-None-Match`` matches; a 304 does not count against the primary rate limit.
+- The primary rate limit: ``x-ratelimit-limit/remaining/used/reset/resource`` on every response; at 0
+  remaining a 403 with ``x-ratelimit-remaining: 0`` and ``API rate limit exceeded for user ID 1.``
+  until the reset (window and limit configurable, time injectable).
+- On demand: secondary rate limits (403/429 with ``retry-after``) and injected faults (``fail_next``).
+- ``x-github-request-id`` on every response; a 403 without a ``User-Agent``.
+
+Every request is logged in ``fake.requests`` as ``Call(method, path, status)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import dataclasses
+import fnmatch
+import hashlib
+import itertools
+import json
+import re
+import secrets
+import socket
+import threading
+import time
+import urllib.parse
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+__all__ = ["Call", "FakeClock", "FakeGitHub", "FakeOrg", "FakeRepo", "serve"]
+
+DOCS = "https://docs.github.com/rest"
+RATE_DOCS = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"
+SUPPORTED_API_VERSIONS = frozenset({"2022-11-28", "2026-03-10"})
+JSON_TYPE = "application/json; charset=utf-8"
+RAW_TYPE = "application/vnd.github.raw; charset=utf-8"
+
+
+class FakeClock:
+    """An epoch clock that moves only when someone sleeps; every sleep is recorded.
+
+    Give ``clock`` to the fake and ``clock``/``sleep`` to the client, so a rate-limit reset the fake
+    announces is the moment the client's sleep reaches. The clock advances after yielding once, so a
+    concurrent task sees the time as it was when the sleeper started waiting (as with real time).
+    """
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        target = self.now + seconds
+        await asyncio.sleep(0)
+        self.now = max(self.now, target)
+
+
+class Call(NamedTuple):
+    """One request the fake answered."""
+
+    method: str
+    path: str
+    status: int
+
+
+@dataclass
+class FakeOrg:
+    login: str
+    id: int
+
+
+@dataclass
+class FakeRepo:
+    """One repository. Mutate it through ``FakeGitHub.modify_repo`` so ``updated_at`` moves."""
+
+    id: int
+    owner: str
+    name: str
+    description: str | None = None
+    stargazers_count: int = 0
+    forks_count: int = 0
+    open_issues_count: int = 0
+    language: str | None = "Python"
+    topics: list[str] = field(default_factory=list)
+    archived: bool = False
+    fork: bool = False
+    license: str | None = "MIT"  # SPDX id; None: no license file; "NOASSERTION": unrecognised
+    pushed_at: str = "2024-05-01T10:00:00Z"
+    created_at: str = "2020-01-15T08:30:00Z"
+    updated_at: str = "2024-05-01T10:00:00Z"
+    visibility: str = "public"
+    readme: str | None = None
+    languages: dict[str, int] = field(default_factory=dict)
+    contributors: list[dict[str, Any]] = field(default_factory=list)  # {login, contributions, type}
+    empty: bool = False  # no commits: contributors answer 204
+    contributors_too_large: bool = False  # contributors answer GitHub's 403 "too large"
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner}/{self.name}"
+
+    @property
+    def private(self) -> bool:
+        return self.visibility != "public"
+
+
+@dataclass
+class _Fault:
+    remaining: int
+    status: int
+    path: str | None
+    retry_after: float | None
+    secondary: bool = False
+
+
+@dataclass
+class _Bucket:
+    limit: int
+    window: float
+    used: int = 0
+    reset: float = 0.0
+
+
+def _iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def _json_bytes(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _etag(content: bytes, *, weak: bool = True) -> str:
+    digest = hashlib.sha256(content).hexdigest()[:40]
+    return f'W/"{digest}"' if weak else f'"{digest}"'
+
+
+def _etag_matches(header: str | None, etag: str) -> bool:
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    bare = etag.removeprefix("W/")
+    return any(candidate.strip().removeprefix("W/") == bare for candidate in header.split(","))
+
+
+_LICENSE_NAMES = {
+    "MIT": "MIT License",
+    "Apache-2.0": "Apache License 2.0",
+    "BSD-3-Clause": 'BSD 3-Clause "New" or "Revised" License',
+    "GPL-3.0": "GNU General Public License v3.0",
+    "NOASSERTION": "Other",
+}
+
+
+class FakeGitHub:
+    """The fake API and its state. ``fake.app`` is the ASGI app.
+
+    Args:
+        token: The valid token (default: a random ``ghp_…``); more with ``add_token``.
+        clock: Epoch seconds; share the client's fake clock so rate-limit resets line up.
+        rate_limit: Requests per window for a token (GitHub: 5000 an hour).
+        rate_window: Window length in seconds.
+        anonymous_rate_limit: Requests per window without a token (GitHub: 60).
+        allow_anonymous: Whether requests without a token are served (GitHub: yes).
+    """
+
+    def __init__(
+        self,
+        *,
+        token: str | None = None,
+        clock: Callable[[], float] = time.time,
+        rate_limit: int = 5000,
+        rate_window: float = 3600.0,
+        anonymous_rate_limit: int = 60,
+        allow_anonymous: bool = True,
+    ) -> None:
+        self.clock = clock
+        self.token = token or "ghp_" + secrets.token_hex(18)
+        self.tokens: set[str] = {self.token}
+        self.revoked: set[str] = set()
+        self.allow_anonymous = allow_anonymous
+        self.orgs: dict[str, FakeOrg] = {}  # lower login -> org
+        self.repos: dict[int, FakeRepo] = {}
+        self.moved: dict[str, int] = {}  # lower old full name -> repo id
+        self._user = _Bucket(rate_limit, rate_window)
+        self._anonymous = _Bucket(anonymous_rate_limit, rate_window)
+        self._faults: list[_Fault] = []
+        self._ids = itertools.count(500_000_001)
+        self._org_ids = itertools.count(9001)
+        self._request_ids = itertools.count(1)
+        self.requests: list[Call] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.app = Starlette(
+            routes=[Route("/{path:path}", self._endpoint, methods=["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE"])]
+        )
+
+    # ------------------------------------------------------------------------------ state: orgs and repos
+
+    def add_org(self, login: str) -> FakeOrg:
+        org = self.orgs.get(login.lower())
+        if org is None:
+            org = self.orgs[login.lower()] = FakeOrg(login, next(self._org_ids))
+        return org
+
+    def add_repo(self, owner: str, name: str, **fields: Any) -> FakeRepo:
+        """Add a repo to ``owner`` (an org, created if needed); ``fields`` are ``FakeRepo`` fields."""
+        org = self.add_org(owner)
+        if self._find(f"{org.login}/{name}") is not None:
+            raise ValueError(f"repo {org.login}/{name} exists")
+        repo = FakeRepo(id=next(self._ids), owner=org.login, name=name, **fields)
+        self.repos[repo.id] = repo
+        self.moved.pop(repo.full_name.lower(), None)
+        return repo
+
+    def add_repos(self, owner: str, count: int, *, prefix: str = "repo", **fields: Any) -> list[FakeRepo]:
+        """Add ``count`` repos named ``<prefix>-000``… with a README, languages and contributors."""
+        out = []
+        for i in range(count):
+            name = f"{prefix}-{i:03d}"
+            defaults: dict[str, Any] = {
+                "description": f"The {name} project",
+                "stargazers_count": i,
+                "readme": f"# {name}\n\nHello from {name}.\n",
+                "languages": {"Python": 1000 + i, "Shell": 10},
+                "contributors": [
+                    {"login": "alice", "contributions": 50, "type": "User"},
+                    {"login": "dependabot[bot]", "contributions": 40, "type": "Bot"},
+                    {"login": "bob", "contributions": 5, "type": "User"},
+                ],
+            }
+            defaults.update(fields)
+            out.append(self.add_repo(owner, name, **defaults))
+        return out
+
+    def get_repo(self, full_name: str) -> FakeRepo:
+        repo = self._find(full_name)
+        if repo is None:
+            raise KeyError(full_name)
+        return repo
+
+    def modify_repo(self, full_name: str, **changes: Any) -> FakeRepo:
+        """Change fields of a repo; ``updated_at`` moves to now unless given."""
+        repo = self.get_repo(full_name)
+        for key in changes:
+            if key in ("id", "owner", "name"):
+                raise ValueError(f"use rename_repo to change {key}")
+            if not hasattr(repo, key):
+                raise AttributeError(key)
+        changes.setdefault("updated_at", _iso(self.clock()))
+        for key, value in changes.items():
+            setattr(repo, key, value)
+        return repo
+
+    def delete_repo(self, full_name: str) -> None:
+        repo = self.get_repo(full_name)
+        del self.repos[repo.id]
+        for old, rid in list(self.moved.items()):
+            if rid == repo.id:
+                del self.moved[old]
+
+    def rename_repo(self, full_name: str, new_name: str, *, new_owner: str | None = None) -> FakeRepo:
+        """Rename (or transfer) a repo; its id stays, the old name redirects (301) to ``/repositories/{id}``."""
+        repo = self.get_repo(full_name)
+        old = repo.full_name.lower()
+        if new_owner is not None:
+            repo.owner = self.add_org(new_owner).login
+        repo.name = new_name
+        repo.updated_at = _iso(self.clock())
+        self.moved[old] = repo.id
+        return repo
+
+    def _find(self, full_name: str) -> FakeRepo | None:
+        lowered = full_name.lower()
+        for repo in self.repos.values():
+            if repo.full_name.lower() == lowered:
+                return repo
+        return None
+
+    # ------------------------------------------------------------------------------ state: tokens, limits, faults
+
+    def add_token(self, token: str) -> None:
+        self.tokens.add(token)
+        self.revoked.discard(token)
+
+    def revoke_token(self, token: str | None = None) -> None:
+        """Revoke a token (default: the current one); it answers 401 from now on."""
+        token = token or self.token
+        self.tokens.discard(token)
+        self.revoked.add(token)
+
+    def rotate_token(self) -> str:
+        """Revoke the current token and issue a new one (same user, same rate-limit bucket)."""
+        self.revoke_token(self.token)
+        self.token = "ghp_" + secrets.token_hex(18)
+        self.tokens.add(self.token)
+        return self.token
+
+    def fail_next(
+        self, n: int = 1, *, status: int = 502, path: str | None = None, retry_after: float | None = None
+    ) -> None:
+        """Answer the next ``n`` requests (matching the glob ``path``, e.g. ``/repos/*/readme``) with ``status``."""
+        self._faults.append(_Fault(n, status, path, retry_after))
+
+    def secondary_rate_limit(
+        self, n: int = 1, *, status: int = 403, retry_after: float | None = 60, path: str | None = None
+    ) -> None:
+        """Answer the next ``n`` requests with GitHub's secondary rate limit (403 or 429, ``retry-after``)."""
+        self._faults.append(_Fault(n, status, path, retry_after, secondary=True))
+
+    def clear_faults(self) -> None:
+        """Drop every pending injected fault and secondary limit."""
+        self._faults.clear()
+
+    def exhaust_rate_limit(self, *, reset_in: float) -> None:
+        """Use up the token's primary budget; it resets ``reset_in`` seconds from now."""
+        self._refresh(self._user)
+        self._user.used = self._user.limit
+        self._user.reset = self.clock() + reset_in
+
+    @property
+    def rate_used(self) -> int:
+        """Requests counted against the token's primary limit in the current window."""
+        self._refresh(self._user)
+        return self._user.used
+
+    @property
+    def rate_remaining(self) -> int:
+        self._refresh(self._user)
+        return self._user.limit - self._user.used
+
+    @property
+    def rate_reset(self) -> float:
+        self._refresh(self._user)
+        return self._user.reset
+
+    def _refresh(self, bucket: _Bucket) -> None:
+        now = self.clock()
+        if bucket.reset == 0.0 or now >= bucket.reset:
+            bucket.used = 0
+            bucket.reset = float(int(now + bucket.window))
+
+    # ------------------------------------------------------------------------------ request log
+
+    def count(self, path: str | None = None, *, status: int | None = None, method: str | None = "GET") -> int:
+        """Requests whose path matches the glob ``path`` (all if None) and ``status``/``method`` if given."""
+        return sum(
+            1
+            for c in self.requests
+            if (path is None or fnmatch.fnmatchcase(c.path, path))
+            and (status is None or c.status == status)
+            and (method is None or c.method == method)
+        )
+
+    def statuses(self) -> Counter[int]:
+        return Counter(c.status for c in self.requests)
+
+    def clear_requests(self) -> None:
+        self.requests.clear()
+
+    # ------------------------------------------------------------------------------ HTTP
+
+    async def _endpoint(self, request: Request) -> Response:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0)  # let concurrent requests overlap, as on a real server
+            response = self._respond(request)
+        finally:
+            self.in_flight -= 1
+        self.requests.append(Call(request.method, request.url.path, response.status_code))
+        return response
+
+    def _respond(self, request: Request) -> Response:
+        request_id = f"{next(self._request_ids):04X}:{hashlib.sha1(request.url.path.encode()).hexdigest()[:8].upper()}"
+        base_headers = {"x-github-request-id": request_id, "x-github-media-type": "github.v3; format=json"}
+        if not request.headers.get("user-agent"):
+            body = {
+                "message": "Request forbidden by administrative rules. Please make sure your request has a "
+                "User-Agent header (https://docs.github.com/en/rest/overview/resources-in-the-rest-api#user-agent-required)."
+            }
+            return Response(_json_bytes(body), 403, headers=base_headers, media_type=JSON_TYPE)
+        version = request.headers.get("x-github-api-version")
+        if version is not None and version not in SUPPORTED_API_VERSIONS:
+            body = {"message": f"Unsupported 'X-GitHub-Api-Version' header: {version}", "documentation_url": DOCS}
+            return Response(_json_bytes(body), 400, headers=base_headers, media_type=JSON_TYPE)
+
+        token = self._token_of(request)
+        if token is None and not self.allow_anonymous:
+            return self._error(401, "Requires authentication", base_headers, self._anonymous)
+        if token is not None and token not in self.tokens:
+            return self._error(401, "Bad credentials", base_headers, self._anonymous)
+        bucket = self._user if token is not None else self._anonymous
+        self._refresh(bucket)
+
+        fault = self._take_fault(request.url.path)
+        if fault is not None:
+            return self._fault_response(fault, base_headers, bucket)
+
+        free = request.url.path == "/rate_limit"
+        if not free and bucket.used >= bucket.limit:
+            message = "API rate limit exceeded for user ID 1." if token else "API rate limit exceeded for 127.0.0.1."
+            return self._error(403, message, base_headers, bucket, docs=RATE_DOCS)
+
+        status, content, headers = self._dispatch(request, anonymous=token is None, bucket=bucket)
+        headers = {**base_headers, **headers}
+        if status == 200:
+            etag = _etag(content, weak=headers.get("content-type", JSON_TYPE) == JSON_TYPE)
+            headers["etag"] = etag
+            headers.setdefault("cache-control", "private, max-age=60, s-maxage=60")
+            headers["vary"] = "Accept, Authorization, Cookie, X-GitHub-OTP"
+            if _etag_matches(request.headers.get("if-none-match"), etag):
+                # An authorized 304 does not count against the primary rate limit.
+                headers.pop("content-type", None)
+                return Response(b"", 304, headers={**headers, **self._rate_headers(bucket)})
+        if not free:
+            bucket.used += 1
+        media_type = headers.pop("content-type", JSON_TYPE) if content or status != 204 else None
+        return Response(content, status, headers={**headers, **self._rate_headers(bucket)}, media_type=media_type)
+
+    @staticmethod
+    def _token_of(request: Request) -> str | None:
+        header = request.headers.get("authorization")
+        if not header:
+            return None
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() not in ("bearer", "token") or not value.strip():
+            return "\x00invalid"
+        return value.strip()
+
+    def _rate_headers(self, bucket: _Bucket) -> dict[str, str]:
+        return {
+            "x-ratelimit-limit": str(bucket.limit),
+            "x-ratelimit-remaining": str(max(0, bucket.limit - bucket.used)),
+            "x-ratelimit-used": str(bucket.used),
+            "x-ratelimit-reset": str(int(bucket.reset)),
+            "x-ratelimit-resource": "core",
+        }
+
+    def _error(
+        self, status: int, message: str, headers: dict[str, str], bucket: _Bucket, *, docs: str = DOCS
+    ) -> Response:
+        self._refresh(bucket)
+        body = {"message": message, "documentation_url": docs, "status": str(status)}
+        return Response(
+            _json_bytes(body), status, headers={**headers, **self._rate_headers(bucket)}, media_type=JSON_TYPE
+        )
+
+    def _take_fault(self, path: str) -> _Fault | None:
+        for fault in self._faults:
+            if fault.remaining > 0 and (fault.path is None or fnmatch.fnmatchcase(path, fault.path)):
+                fault.remaining -= 1
+                return fault
+        self._faults = [f for f in self._faults if f.remaining > 0]
+        return None
+
+    def _fault_response(self, fault: _Fault, headers: dict[str, str], bucket: _Bucket) -> Response:
+        headers = dict(headers)
+        if fault.retry_after is not None:
+            headers["retry-after"] = str(int(fault.retry_after))
+        if fault.secondary:
+            message = (
+                "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
+                f"If you reach out to GitHub Support for help, please include the request ID {headers['x-github-request-id']}."
+            )
+            return self._error(fault.status, message, headers, bucket, docs=RATE_DOCS)
+        if fault.status == 403:
+            return self._error(403, "Resource not accessible by personal access token", headers, bucket)
+        if fault.status == 401:
+            return self._error(401, "Bad credentials", headers, bucket)
+        if fault.status >= 500:
+            return Response(
+                _json_bytes({"message": "Server Error"}),
+                fault.status,
+                headers={**headers, **self._rate_headers(bucket)},
+                media_type=JSON_TYPE,
+            )
+        return self._error(fault.status, "Injected fault", headers, bucket)
+
+    # ------------------------------------------------------------------------------ endpoints
+
+    _ORG_REPOS = re.compile(r"^/orgs/(?P<org>[^/]+)/repos/?$")
+    _ORG_ID_REPOS = re.compile(r"^/organizations/(?P<id>\d+)/repos/?$")
+    _REPO = re.compile(r"^/repos/(?P<owner>[^/]+)/(?P<name>[^/]+)(?P<rest>/readme|/languages|/contributors)?/?$")
+    _REPO_ID = re.compile(r"^/repositories/(?P<id>\d+)(?P<rest>/readme|/languages|/contributors)?/?$")
+
+    def _dispatch(self, request: Request, *, anonymous: bool, bucket: _Bucket) -> tuple[int, bytes, dict[str, str]]:
+        path = request.url.path
+        if request.method not in ("GET", "HEAD"):
+            return self._not_found()
+        if path == "/rate_limit":
+            rate = {"limit": bucket.limit, "remaining": bucket.limit - bucket.used, "used": bucket.used}
+            rate["reset"] = int(bucket.reset)
+            return 200, _json_bytes({"resources": {"core": rate}, "rate": rate}), {}
+        if m := self._ORG_REPOS.match(path):
+            org = self.orgs.get(urllib.parse.unquote(m["org"]).lower())
+            return self._org_repos(request, org, anonymous) if org else self._not_found()
+        if m := self._ORG_ID_REPOS.match(path):
+            org = next((o for o in self.orgs.values() if o.id == int(m["id"])), None)
+            return self._org_repos(request, org, anonymous) if org else self._not_found()
+        if m := self._REPO.match(path):
+            full = f"{urllib.parse.unquote(m['owner'])}/{urllib.parse.unquote(m['name'])}"
+            repo = self._find(full)
+            if repo is None and full.lower() in self.moved:
+                return self._moved(request, self.moved[full.lower()], m["rest"] or "")
+            return self._repo_endpoint(request, repo, m["rest"] or "", anonymous)
+        if m := self._REPO_ID.match(path):
+            return self._repo_endpoint(request, self.repos.get(int(m["id"])), m["rest"] or "", anonymous)
+        return self._not_found()
+
+    @staticmethod
+    def _not_found() -> tuple[int, bytes, dict[str, str]]:
+        return 404, _json_bytes({"message": "Not Found", "documentation_url": DOCS, "status": "404"}), {}
+
+    @staticmethod
+    def _base(request: Request) -> str:
+        return str(request.base_url).rstrip("/")
+
+    def _moved(self, request: Request, repo_id: int, rest: str) -> tuple[int, bytes, dict[str, str]]:
+        location = f"{self._base(request)}/repositories/{repo_id}{rest}"
+        if request.url.query:
+            location += "?" + request.url.query
+        body = {"message": "Moved Permanently", "url": location, "documentation_url": DOCS}
+        return 301, _json_bytes(body), {"location": location}
+
+    @staticmethod
+    def _int_param(request: Request, name: str, default: int, *, low: int = 1, high: int | None = None) -> int:
+        try:
+            value = int(request.query_params.get(name, default))
+        except ValueError:
+            value = default
+        value = max(low, value)
+        return min(high, value) if high is not None else value
+
+    def _paged(
+        self, request: Request, items: list[Any], link_path: str, default_per_page: int = 30
+    ) -> tuple[list[Any], dict[str, str]]:
+        per_page = self._int_param(request, "per_page", default_per_page, high=100)
+        page = self._int_param(request, "page", 1)
+        last = max(1, -(-len(items) // per_page))
+        chunk = items[(page - 1) * per_page : page * per_page]
+        params = dict(request.query_params)
+
+        def url(n: int) -> str:
+            query = urllib.parse.urlencode({**params, "per_page": per_page, "page": n})
+            return f"{self._base(request)}{link_path}?{query}"
+
+        links = []
+        if page > 1:
+            links += [f'<{url(page - 1)}>; rel="prev"', f'<{url(1)}>; rel="first"']
+        if page < last:
+            links += [f'<{url(page + 1)}>; rel="next"', f'<{url(last)}>; rel="last"']
+        return chunk, ({"link": ", ".join(links)} if links else {})
+
+    def _org_repos(self, request: Request, org: FakeOrg, anonymous: bool) -> tuple[int, bytes, dict[str, str]]:
+        kind = request.query_params.get("type", "all")
+        sort = request.query_params.get("sort", "created")
+        direction = request.query_params.get("direction", "asc" if sort == "full_name" else "desc")
+        repos = [r for r in self.repos.values() if r.owner.lower() == org.login.lower()]
+        if anonymous:
+            repos = [r for r in repos if not r.private]
+        if kind == "public":
+            repos = [r for r in repos if not r.private]
+        elif kind == "private":
+            repos = [r for r in repos if r.private]
+        elif kind == "forks":
+            repos = [r for r in repos if r.fork]
+        elif kind == "sources":
+            repos = [r for r in repos if not r.fork]
+        sort_key: Callable[[FakeRepo], Any] = {
+            "full_name": lambda r: r.full_name.lower(),
+            "created": lambda r: (r.created_at, r.id),
+            "updated": lambda r: (r.updated_at, r.id),
+            "pushed": lambda r: (r.pushed_at, r.id),
+        }.get(sort, lambda r: (r.created_at, r.id))
+        repos.sort(key=sort_key, reverse=direction == "desc")
+        chunk, headers = self._paged(request, repos, f"/organizations/{org.id}/repos")
+        return 200, _json_bytes([self.repo_json(request, r) for r in chunk]), headers
+
+    def _repo_endpoint(
+        self, request: Request, repo: FakeRepo | None, rest: str, anonymous: bool
+    ) -> tuple[int, bytes, dict[str, str]]:
+        if repo is None or (anonymous and repo.private):
+            return self._not_found()
+        if rest == "":
+            return 200, _json_bytes(self.repo_json(request, repo)), {}
+        if rest == "/readme":
+            if repo.readme is None:
+                return self._not_found()
+            accept = request.headers.get("accept", "")
+            if "raw" in accept:
+                return 200, repo.readme.encode(), {"content-type": RAW_TYPE}
+            content = base64.encodebytes(repo.readme.encode()).decode()
+            body = {
+                "type": "file",
+                "encoding": "base64",
+                "name": "README.md",
+                "path": "README.md",
+                "size": len(repo.readme.encode()),
+                "content": content,
+                "sha": hashlib.sha1(repo.readme.encode()).hexdigest(),
+            }
+            return 200, _json_bytes(body), {}
+        if rest == "/languages":
+            ranked = dict(sorted(repo.languages.items(), key=lambda kv: -kv[1]))
+            return 200, _json_bytes(ranked), {}
+        if rest == "/contributors":
+            if repo.contributors_too_large:
+                message = (
+                    "The history or contributor list is too large to list contributors for this repository via the API."
+                )
+                return 403, _json_bytes({"message": message, "documentation_url": DOCS, "status": "403"}), {}
+            if repo.empty:
+                return 204, b"", {}
+            people = sorted(repo.contributors, key=lambda c: -int(c.get("contributions", 0)))
+            chunk, headers = self._paged(request, people, f"/repositories/{repo.id}/contributors")
+            listed = [
+                {
+                    "login": c["login"],
+                    "id": int(hashlib.sha1(c["login"].encode()).hexdigest()[:7], 16),
+                    "type": c.get("type", "User"),
+                    "contributions": int(c.get("contributions", 0)),
+                    "site_admin": False,
+                }
+                for c in chunk
+            ]
+            return 200, _json_bytes(listed), headers
+        return self._not_found()
+
+    def repo_json(self, request: Request | None, repo: FakeRepo) -> dict[str, Any]:
+        """The repo as GitHub's REST API shows it (the fields the source reads, and a few more)."""
+        base = self._base(request) if request is not None else "https://api.github.com"
+        org = self.orgs.get(repo.owner.lower())
+        license_json = (
+            {
+                "key": repo.license.lower(),
+                "name": _LICENSE_NAMES.get(repo.license, repo.license),
+                "spdx_id": repo.license,
+                "url": None if repo.license == "NOASSERTION" else f"{base}/licenses/{repo.license.lower()}",
+            }
+            if repo.license is not None
+            else None
+        )
+        return {
+            "id": repo.id,
+            "node_id": base64.b64encode(f"010:Repository{repo.id}".encode()).decode(),
+            "name": repo.name,
+            "full_name": repo.full_name,
+            "private": repo.private,
+            "owner": {"login": repo.owner, "id": org.id if org else 0, "type": "Organization"},
+            "html_url": f"https://github.com/{repo.full_name}",
+            "description": repo.description,
+            "fork": repo.fork,
+            "url": f"{base}/repos/{repo.full_name}",
+            "created_at": repo.created_at,
+            "updated_at": repo.updated_at,
+            "pushed_at": repo.pushed_at,
+            "homepage": None,
+            "size": 0 if repo.empty else 1024,
+            "stargazers_count": repo.stargazers_count,
+            "watchers_count": repo.stargazers_count,
+            "language": repo.language,
+            "forks_count": repo.forks_count,
+            "archived": repo.archived,
+            "disabled": False,
+            "open_issues_count": repo.open_issues_count,
+            "license": license_json,
+            "topics": list(repo.topics),
+            "visibility": repo.visibility,
+            "forks": repo.forks_count,
+            "open_issues": repo.open_issues_count,
+            "watchers": repo.stargazers_count,
+            "default_branch": "main",
+        }
+
+    def snapshot(self, full_name: str) -> FakeRepo:
+        """A copy of a repo's current state."""
+        return dataclasses.replace(self.get_repo(full_name))
+
+
+# --------------------------------------------------------------------------------------------------
+# Loopback server
+
+
+@contextlib.contextmanager
+def serve(fake: FakeGitHub, *, startup_timeout: float = 10.0) -> Iterator[str]:
+    """Serve ``fake.app`` with uvicorn on 127.0.0.1 (a free port) in a thread; yields the base URL.
+
+    The socket is bound here, before the thread starts, so there is no window in which another
+    process can take the port. Stops the server on exit (``should_exit``) and joins the thread.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        fake.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none", http="h11"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"fake-github-{port}", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + startup_timeout
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("the fake GitHub server failed to start")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the fake GitHub server did not start within {startup_timeout} s")
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=startup_timeout)
+        sock.close()
