@@ -44,6 +44,7 @@ __all__ = [
     "CONTRACT_VERSION",
     "NEUTRAL_TYPES",
     "AuthError",
+    "BlobStore",
     "ConfigError",
     "Destination",
     "DestinationHTTPError",
@@ -188,6 +189,19 @@ class Destination(Protocol):
 
     @staticmethod
     def is_auth_error(err: BaseException) -> bool: ...
+
+
+@runtime_checkable
+class BlobStore(Protocol):
+    """A small durable key-value store the platform lends connectors for caches that must outlive
+    one process (each Dagster run is a new process): e.g. GitHub's ETag bodies. The state store
+    implements it; values are opaque bytes, keys short strings."""
+
+    def get_blob(self, namespace: str, key: str) -> bytes | None: ...
+
+    def put_blob(self, namespace: str, key: str, value: bytes) -> None: ...
+
+    def delete_blob(self, namespace: str, key: str) -> None: ...
 
 
 # --------------------------------------------------------------------------------------------------

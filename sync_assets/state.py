@@ -183,6 +183,15 @@ tokens = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+blobs = sa.Table(
+    "ds_blobs",
+    metadata,
+    sa.Column("namespace", sa.String(100), primary_key=True),
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("value", sa.LargeBinary, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 locks = sa.Table(
     "ds_locks",
     metadata,
@@ -1164,6 +1173,29 @@ class StateStore:
                 .values(last_failure=None, last_failure_at=None, last_failure_run_id=None)
             )
 
+    # ------------------------------------------------------------------------------------ blobs
+
+    def get_blob(self, namespace: str, key: str) -> bytes | None:
+        """``connectors.core.BlobStore``: a connector cache entry, or None."""
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(blobs.c.value).where(blobs.c.namespace == namespace, blobs.c.key == key)
+            ).first()
+        return bytes(row[0]) if row is not None else None
+
+    def put_blob(self, namespace: str, key: str, value: bytes) -> None:
+        with self._write() as conn:
+            self._upsert(
+                conn,
+                blobs,
+                [{"namespace": namespace, "key": key, "value": value, "updated_at": utcnow()}],
+                ["namespace", "key"],
+            )
+
+    def delete_blob(self, namespace: str, key: str) -> None:
+        with self._write() as conn:
+            conn.execute(blobs.delete().where(blobs.c.namespace == namespace, blobs.c.key == key))
+
     # ------------------------------------------------------------------------------------ locks
 
     @contextlib.contextmanager
@@ -1240,3 +1272,20 @@ class LinkMap:
     def to_dict(self) -> dict[str, str]:
         """The whole map in memory: for small maps only."""
         return dict(iter(self))
+
+
+class SharedBlobs:
+    """``BlobStore`` over the deployment's shared state store, resolved at first use (not at import,
+    so definitions can be built before the environment is read)."""
+
+    def _store(self) -> StateStore:
+        return StateStore.shared()
+
+    def get_blob(self, namespace: str, key: str) -> bytes | None:
+        return self._store().get_blob(namespace, key)
+
+    def put_blob(self, namespace: str, key: str, value: bytes) -> None:
+        self._store().put_blob(namespace, key, value)
+
+    def delete_blob(self, namespace: str, key: str) -> None:
+        self._store().delete_blob(namespace, key)

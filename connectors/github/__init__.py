@@ -9,6 +9,7 @@ See ``README.md`` in this folder for tokens and scopes, rate limits, cursors, pr
 
 from connectors.github.client import (
     SHARED_ETAG_CACHE,
+    BlobETagStore,
     ETagCache,
     ETagStore,
     GitHubClient,
@@ -20,6 +21,7 @@ from connectors.github.source import EnrichHook, GitHubSource, RepoContext, repo
 
 __all__ = [
     "SHARED_ETAG_CACHE",
+    "BlobETagStore",
     "ETagCache",
     "ETagStore",
     "EnrichHook",

@@ -31,7 +31,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
-from connectors.core import ConfigError
+from connectors.core import BlobStore, ConfigError
 from connectors.github.settings import (
     ACCEPT_JSON,
     ACCEPT_RAW,
@@ -65,6 +65,7 @@ __all__ = [
     "parse_link_header",
     "rate_limit_key_for",
     "token_digest",
+    "BlobETagStore",
 ]
 
 logger = logging.getLogger(__name__)
@@ -230,6 +231,51 @@ class ETagCache:
 
 
 SHARED_ETAG_CACHE = ETagCache()
+
+
+class BlobETagStore:
+    """ETag bodies kept in a durable ``BlobStore`` (the platform's state store), so that an unchanged
+    repo costs no rate limit on the next pass even when that pass runs in a new process.
+
+    A small in-memory LRU sits in front so one pass does not read the same entry twice.
+    """
+
+    NAMESPACE = "github-etag"
+
+    def __init__(self, blobs: BlobStore, *, memory: ETagCache | None = None) -> None:
+        self.blobs = blobs
+        self.memory = memory or ETagCache(max_entries=2048, max_bytes=16 * 1024 * 1024)
+
+    @staticmethod
+    def _key(key: CacheKey) -> str:
+        return hashlib.sha256("\x1f".join(key).encode()).hexdigest()
+
+    def get(self, key: CacheKey) -> CachedBody | None:
+        hit = self.memory.get(key)
+        if hit is not None:
+            return hit
+        raw = self.blobs.get_blob(self.NAMESPACE, self._key(key))
+        if raw is None:
+            return None
+        head, _, content = raw.partition(b"\n")
+        try:
+            meta = json.loads(head)
+            entry = CachedBody(etag=meta["etag"], content=content, link=meta.get("link"))
+        except (ValueError, KeyError):
+            return None  # an unreadable entry is a miss, never an error
+        self.memory.put(key, entry)
+        return entry
+
+    def put(self, key: CacheKey, entry: CachedBody) -> None:
+        self.memory.put(key, entry)
+        head = json.dumps({"etag": entry.etag, "link": entry.link}).encode()
+        self.blobs.put_blob(self.NAMESPACE, self._key(key), head + b"\n" + entry.content)
+
+    def discard(self, key: CacheKey) -> None:
+        self.memory.discard(key)
+        self.blobs.delete_blob(self.NAMESPACE, self._key(key))
+
+
 """The process-wide cache every ``GitHubClient`` uses unless given another."""
 
 

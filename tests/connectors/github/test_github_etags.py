@@ -121,3 +121,20 @@ def test_etag_cache_is_a_bounded_lru_by_entries_and_bytes() -> None:
 
 def test_the_in_memory_cache_is_an_etag_store() -> None:
     assert isinstance(ETagCache(), ETagStore)
+
+
+async def test_etags_kept_in_the_state_store_survive_a_new_process(
+    fake: FakeGitHub, make_source: SourceFactory, store
+) -> None:
+    """Each Dagster run is a new process: the ETag bodies must live in the state store."""
+    from connectors.github import BlobETagStore
+
+    fake.add_repos("acme", 120)
+    first = await full_pass(make_source(orgs=["acme"], etag_cache=BlobETagStore(store)))
+    used = fake.rate_used
+    fake.clear_requests()
+    # A fresh BlobETagStore has an empty memory: every hit below comes from the database.
+    second = await full_pass(make_source(orgs=["acme"], etag_cache=BlobETagStore(store)))
+    assert second == first
+    assert fake.statuses() == {304: 2 + 3 * 120}
+    assert fake.rate_used == used
