@@ -55,6 +55,7 @@ from connectors.http import NotFound, Rate, RetryPolicy, make_client, raise_for_
 
 __all__ = [
     "SHARED_ETAG_CACHE",
+    "BlobETagStore",
     "CachedBody",
     "ETagCache",
     "ETagStore",
@@ -65,7 +66,6 @@ __all__ = [
     "parse_link_header",
     "rate_limit_key_for",
     "token_digest",
-    "BlobETagStore",
 ]
 
 logger = logging.getLogger(__name__)
