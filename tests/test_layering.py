@@ -32,7 +32,10 @@ def test_engine_and_state_are_dagster_free():
         assert "dagster" not in _imports(ROOT / "sync_assets" / name), name
 
 
-@pytest.mark.parametrize("module", ["connectors.core", "sync_assets", "connectors.files", "connectors.http"])
+@pytest.mark.parametrize(
+    "module",
+    ["connectors.core", "sync_assets", "connectors.files", "connectors.http", "connectors.github", "connectors.notion"],
+)
 def test_public_surface_is_explicit(module):
     mod = importlib.import_module(module)
     assert mod.__all__, module

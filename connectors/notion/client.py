@@ -1,0 +1,353 @@
+"""``NotionClient``: a typed client of the Notion REST API (2025-09-03) over ``connectors.http``.
+
+Every request goes through the shared toolkit (``make_client``): one rate limiter per token (3 req/s),
+retries with backoff on 429 (honouring ``Retry-After``), 409 ``conflict_error``, 5xx and timeouts,
+typed errors (``raise_for_status``) and redaction of the token from every message and log line.
+
+Non-idempotent calls (create a page, append blocks, create a database) are sent with
+``retry_options(retry_ambiguous=False)``: after a read timeout or a 500/502/504 the server may have
+acted, and resending could create a second page, so the error surfaces instead (``TransientError``)
+and the engine's reconcile adopts the page by its key. 409 and 429 are not ambiguous (nothing
+happened) and are retried for every call.
+
+Ids: Notion accepts ids with or without dashes; :func:`normalize_id` also takes a Notion URL. In
+2025-09-03 a *database* holds one or more *data sources*; :meth:`NotionClient.resolve` turns either
+kind of id into a :class:`DataSourceRef`, trying the other kind when the first answers 404.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import uuid
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import httpx
+
+from connectors.core import ConfigError
+from connectors.http import (
+    Clock,
+    NotFound,
+    Rate,
+    RetryPolicy,
+    Sleep,
+    make_client,
+    raise_for_status,
+    retry_options,
+)
+from connectors.notion.settings import (
+    CREATE_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    NOTION_API_BASE,
+    NOTION_RATE,
+    NOTION_RETRY_STATUSES,
+    NOTION_VERSION,
+    PAGE_SIZE,
+    SERVICE,
+)
+
+__all__ = [
+    "DataSourceRef",
+    "NextCursorPagination",
+    "NotionClient",
+    "credential_key",
+    "normalize_id",
+    "token_digest",
+]
+
+logger = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+
+_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
+
+
+def normalize_id(value: str, *, what: str = "id") -> str:
+    """A Notion id in its dashed form, from an id with or without dashes or a Notion URL.
+
+    In a URL the last 32-hex run of the path wins (``.../Tasks-1a2b...?v=<view id>`` names the
+    database, not the view in the query string).
+
+    Raises:
+        ConfigError: No id can be found in ``value``.
+    """
+    text = str(value or "").strip()
+    path = text.split("?", 1)[0].split("#", 1)[0]
+    found = _UUID_RE.findall(path)
+    if not found:
+        raise ConfigError(f"Notion {what} {text!r} is not a Notion id (32 hex digits, dashes optional) or URL")
+    return str(uuid.UUID(found[-1].replace("-", "")))
+
+
+def token_digest(token: str) -> str:
+    """A short digest naming a token without revealing it."""
+    return hashlib.sha256(token.encode()).hexdigest()[:12]
+
+
+def credential_key(token: str) -> str:
+    """The key the toolkit shares limits under (and the connectors' ``rate_limit_key``)."""
+    return f"notion:{token_digest(token)}"
+
+
+class NextCursorPagination:
+    """Notion's pagination strategy: send ``start_cursor``; read ``next_cursor`` while ``has_more``."""
+
+    name = "next_cursor"
+
+    @staticmethod
+    def next_token(body: Mapping[str, Any]) -> str | None:
+        """The cursor of the next page, or None after the last one."""
+        if not body.get("has_more"):
+            return None
+        token = body.get("next_cursor")
+        return token if isinstance(token, str) and token else None
+
+    async def pages(
+        self, fetch: Callable[[str | None], Awaitable[Json]], start: str | None = None
+    ) -> AsyncGenerator[Json, None]:
+        """Every page body, fetched lazily: ``fetch(cursor)`` is called once per page."""
+        cursor = start
+        while True:
+            body = await fetch(cursor)
+            yield body
+            cursor = self.next_token(body)
+            if cursor is None:
+                return
+
+
+@dataclass(frozen=True)
+class DataSourceRef:
+    """Where pages live: a data source (and its database), with the schema as last read.
+
+    Attributes:
+        data_source_id: The data source pages are created in and queried from.
+        database_id: Its database (the container users share and see in the sidebar), when known.
+        data_source: The data source object (``properties`` is the schema).
+        siblings: Every data source id of the database, in Notion's order.
+    """
+
+    data_source_id: str
+    database_id: str | None
+    data_source: Json
+    siblings: tuple[str, ...] = ()
+
+    @property
+    def properties(self) -> dict[str, Json]:
+        return dict(self.data_source.get("properties") or {})
+
+
+class NotionClient:
+    """A Notion REST client for one integration token.
+
+    Args:
+        token: The integration (or OAuth access) token; sent as ``Authorization: Bearer``.
+        base_url: API base (a loopback fake in tests).
+        transport: The transport that sends (``httpx.ASGITransport(app)`` for an in-process fake).
+        rate: The token's request rate (shared by every client of the same token).
+        retry: Retry policy; the default also retries 409 ``conflict_error``.
+        timeout: Default per-request timeout (creates get ``CREATE_TIMEOUT``).
+        sleep: Awaitable sleep, injectable for tests.
+        clock: Epoch seconds, injectable for tests.
+    """
+
+    pagination = NextCursorPagination()
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        base_url: str = NOTION_API_BASE,
+        transport: httpx.AsyncBaseTransport | None = None,
+        rate: Rate | None = NOTION_RATE,
+        retry: RetryPolicy | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        sleep: Sleep | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if not token:
+            raise ConfigError("NotionClient needs a token")
+        self.credential = credential_key(token)
+        self._http = make_client(
+            service=SERVICE,
+            base_url=base_url,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Notion-Version": NOTION_VERSION,
+                "Content-Type": "application/json",
+            },
+            credential=self.credential,
+            rate=rate,
+            retry=retry or RetryPolicy(retry_statuses=NOTION_RETRY_STATUSES),
+            timeout=timeout,
+            transport=transport,
+            sleep=sleep,
+            clock=clock,
+        )
+
+    async def __aenter__(self) -> NotionClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        create: bool = False,
+    ) -> Json:
+        """Send one request and return its JSON body.
+
+        Args:
+            create: The call is not idempotent: never resend it after an ambiguous failure.
+
+        Raises:
+            HTTPAuthError: 401/403 (a revoked token, a database not shared with the integration).
+            NotFound: 404 ``object_not_found``.
+            HTTPRecordError: another 4xx (``validation_error``: this payload is wrong).
+            HTTPRateLimited / HTTPTransientError: retries exhausted.
+        """
+        response = await self._http.request(
+            method,
+            path,
+            json=json,
+            params=params,
+            extensions=retry_options(retry_ambiguous=False) if create else None,
+            timeout=CREATE_TIMEOUT if create else httpx.USE_CLIENT_DEFAULT,
+        )
+        try:
+            await response.aread()
+            raise_for_status(response)
+            body = response.json()
+        finally:
+            await response.aclose()
+        return body if isinstance(body, dict) else {"results": body}
+
+    # -- objects ----------------------------------------------------------------------------------
+
+    async def retrieve_database(self, database_id: str) -> Json:
+        return await self.request("GET", f"/v1/databases/{database_id}")
+
+    async def retrieve_data_source(self, data_source_id: str) -> Json:
+        return await self.request("GET", f"/v1/data_sources/{data_source_id}")
+
+    async def retrieve_page(self, page_id: str) -> Json:
+        return await self.request("GET", f"/v1/pages/{page_id}")
+
+    async def create_page(self, body: Json) -> Json:
+        return await self.request("POST", "/v1/pages", json=body, create=True)
+
+    async def update_page(self, page_id: str, body: Json) -> Json:
+        # Setting properties is idempotent: a retry after an ambiguous failure writes the same values.
+        return await self.request("PATCH", f"/v1/pages/{page_id}", json=body)
+
+    async def append_block_children(self, block_id: str, children: Sequence[Json]) -> Json:
+        # Appending is not idempotent: a resent append would duplicate the blocks.
+        return await self.request(
+            "PATCH", f"/v1/blocks/{block_id}/children", json={"children": list(children)}, create=True
+        )
+
+    async def create_database(self, body: Json) -> Json:
+        return await self.request("POST", "/v1/databases", json=body, create=True)
+
+    # -- queries ----------------------------------------------------------------------------------
+
+    async def query_data_source(
+        self,
+        data_source_id: str,
+        *,
+        filter: Json | None = None,
+        sorts: Sequence[Json] | None = None,
+        start_cursor: str | None = None,
+        page_size: int = PAGE_SIZE,
+        filter_properties: Sequence[str] | None = None,
+    ) -> Json:
+        """One page of ``POST /v1/data_sources/{id}/query`` (pages in trash are never returned)."""
+        body: Json = {"page_size": page_size}
+        if filter is not None:
+            body["filter"] = filter
+        if sorts:
+            body["sorts"] = list(sorts)
+        if start_cursor is not None:
+            body["start_cursor"] = start_cursor
+        params = {"filter_properties": list(filter_properties)} if filter_properties else None
+        # A query only reads, so it is safe to resend.
+        return await self.request("POST", f"/v1/data_sources/{data_source_id}/query", json=body, params=params)
+
+    async def iter_query(
+        self,
+        data_source_id: str,
+        *,
+        filter: Json | None = None,
+        sorts: Sequence[Json] | None = None,
+        page_size: int = PAGE_SIZE,
+        filter_properties: Sequence[str] | None = None,
+    ) -> AsyncGenerator[Json, None]:
+        """Every page (response body) of a query, lazily."""
+
+        async def fetch(cursor: str | None) -> Json:
+            return await self.query_data_source(
+                data_source_id,
+                filter=filter,
+                sorts=sorts,
+                start_cursor=cursor,
+                page_size=page_size,
+                filter_properties=filter_properties,
+            )
+
+        async for body in self.pagination.pages(fetch):
+            yield body
+
+    # -- id resolution ----------------------------------------------------------------------------
+
+    async def resolve(
+        self, object_id: str, *, expect: Literal["database", "data_source"] = "database"
+    ) -> DataSourceRef:
+        """The data source behind a database id or a data source id.
+
+        The id is first read as ``expect``; if Notion answers 404 it is read as the other kind (a
+        database id pasted where a data source id belongs, or the reverse, both work). A database with
+        several data sources resolves to its first one (``siblings`` lists them all).
+
+        Raises:
+            ConfigError: Neither reading finds it (a wrong id, or not shared with the integration),
+                or the database has no data source.
+            AuthError: The token is invalid.
+        """
+        object_id = normalize_id(object_id)
+        order: tuple[Literal["database", "data_source"], ...] = (
+            ("database", "data_source") if expect == "database" else ("data_source", "database")
+        )
+        for kind in order:
+            try:
+                if kind == "database":
+                    database = await self.retrieve_database(object_id)
+                else:
+                    data_source = await self.retrieve_data_source(object_id)
+            except NotFound:
+                continue
+            if kind == "database":
+                siblings = tuple(str(ds["id"]) for ds in database.get("data_sources") or [] if ds.get("id"))
+                if not siblings:
+                    raise ConfigError(f"Notion database {object_id} has no data source (is it a linked view?)")
+                data_source = await self.retrieve_data_source(siblings[0])
+                return DataSourceRef(siblings[0], object_id, data_source, siblings)
+            parent = data_source.get("parent") or {}
+            database_id = parent.get("database_id") if isinstance(parent, dict) else None
+            if kind != expect:
+                logger.info("Notion: %s is a data source id, not a database id; using it as one", object_id)
+            return DataSourceRef(object_id, database_id, data_source, (object_id,))
+        raise ConfigError(
+            f"Notion: no database or data source with id {object_id} is visible to this integration "
+            "(404 from both /v1/databases and /v1/data_sources). Check the id, and share the database "
+            "with the integration (database menu ... -> Connections)."
+        )

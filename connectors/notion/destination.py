@@ -1,0 +1,570 @@
+"""``NotionDestination``: rows of a Notion database (one data source), keyed on our primary key.
+
+Each record becomes one page of the data source::
+
+    <title property>    <- record.properties[title_property]  (whatever the title column is called)
+    <key_property>      <- record.primary_key                  (Text, or Number for numeric keys)
+    <synced_property>   <- synced_at                           (Date, with time)
+    <other properties>  <- record.properties, encoded by the target's type (encode.py)
+    page content        <- record.body as paragraphs           (on create only)
+
+Decisions (see README.md for the user-facing version):
+
+- **Ids.** ``database_id`` (or ``NOTION_DATABASE_ID``) is resolved to its data source with
+  ``GET /v1/databases/{id}``; ``data_source_id`` pins one. Either kind of id works in either place:
+  on a 404 the other reading is tried. A database with several data sources uses the FIRST one (the
+  original; Notion lists it first) and logs a warning naming the others; pass ``data_source_id`` to
+  choose another. The resolution is cached; the schema is re-read at the start of every session.
+- **Trash.** Queries do not return pages in Notion's trash, so a trashed page drops out of
+  ``query_existing_rows`` (the engine sees its row as gone). Updating a trashed page is a
+  ``RecordError`` ("restore it or unlink it"); we never restore pages by ourselves, since trashing
+  one is usually deliberate.
+- **Clearing.** None (and ``[]``) clears a property: text ``[]``, number/select/date/url ``null``,
+  multi-select ``[]``, checkbox ``false``.
+- **Truncation.** Text over Notion's limits (100 elements of 2000 characters per property, 1,000,000
+  characters of body) and multi-selects over 100 options are truncated, logged as warnings and kept in
+  ``NotionDestination.truncations``. Over-long URLs/emails are record errors instead.
+- **Unknown columns.** Properties the data source lacks, or of a type we cannot write, are dropped
+  with one warning per session; the rest of the record is written.
+- **Bodies** are written on create only: up to 100 blocks ride along with the create, the rest is
+  appended with ``PATCH /v1/blocks/{page}/children`` in requests of <= 100 blocks and <= 450 KB. An
+  append is never resent after an ambiguous failure (it would duplicate text); if one fails, the page
+  is kept (its id returned) and a warning says the body is incomplete.
+- **Creates** are never resent after an ambiguous failure (timeout, 500/502/504): the error surfaces
+  and the engine's next reconcile adopts the page if it was created.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import hashlib
+import logging
+import os
+import re
+from collections.abc import AsyncIterator, Collection, Iterable
+from contextlib import aclosing, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from connectors.core import AuthError, ConfigError, Record, RecordError, SyncError, auth_error_in_chain
+from connectors.http import Clock, HTTPRecordError, NotFound, Rate, RetryPolicy, Sleep
+from connectors.notion.client import DataSourceRef, NotionClient, credential_key, normalize_id
+from connectors.notion.decode import decode_property
+from connectors.notion.encode import (
+    Truncation,
+    body_blocks,
+    chunk_blocks,
+    encode_properties,
+    encode_value,
+    payload_size,
+    rich_text,
+)
+from connectors.notion.schema import Schema, schema_to_properties
+from connectors.notion.settings import (
+    DATABASE_ID_ENV,
+    MAX_CONCURRENCY,
+    NOTION_API_BASE,
+    NOTION_APP_BASE,
+    NOTION_RATE,
+    PAYLOAD_BUDGET_BYTES,
+    TOKEN_ENV,
+)
+
+__all__ = ["NotionDestination", "TruncationReport"]
+
+logger = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+
+KEY_TYPES = frozenset({"rich_text", "number"})
+_CHILDREN_OVERHEAD = len(',"children":[]')
+_MAX_REPORTS = 1000
+_MAX_SAFE_INTEGER = 2**53  # Notion numbers are doubles: larger integers would not read back exactly
+
+
+@dataclass(frozen=True)
+class TruncationReport:
+    """A truncation of one record's value, kept in ``NotionDestination.truncations``."""
+
+    primary_key: str
+    truncation: Truncation
+
+    def __str__(self) -> str:
+        return f"{self.primary_key}: {self.truncation.describe()}"
+
+
+class NotionDestination:
+    """Pages of one Notion data source, created and updated by key.
+
+    Args:
+        database_id: The database (or a data source id; both are resolved). Defaults to the
+            ``database_id_env`` variable when neither id is given.
+        data_source_id: Pin one data source of the database.
+        title_property: The RECORD property holding each row's title; it is written to the data
+            source's title property whatever that is called.
+        key_property: The data source property holding ``Record.primary_key`` (Text; Number for
+            numeric keys). It must exist; it is how rows are found again.
+        synced_property: A Date property stamped with the write time on every write (None: off;
+            missing in the data source: skipped with a warning).
+        create_only_properties: Written on create, never on update.
+        create_missing_options: Let Notion add select/multi-select options that do not exist yet
+            (otherwise such a value is a ``RecordError`` naming the option).
+        parent_page_id: The page under which ``ensure_schema`` may create the database.
+        token: The integration token; default: the ``token_env`` variable, read at each use.
+        token_env: Environment variable of the token.
+        database_id_env: Environment variable of the database id (None: do not read one).
+        base_url: API base (a fake in tests).
+        transport: httpx transport (``httpx.ASGITransport(app)`` for an in-process fake).
+        rate: The token's request rate.
+        retry: Retry policy (default: the toolkit's, plus 409 ``conflict_error``).
+        sleep: Awaitable sleep, injectable for tests.
+        clock: Epoch seconds, injectable for tests.
+        max_concurrency: Writes in flight at once.
+        name: Destination name.
+    """
+
+    stores_keys = True
+    max_value_length: int | None = None  # long text is split and truncated here, not rejected
+
+    def __init__(
+        self,
+        database_id: str | None = None,
+        *,
+        data_source_id: str | None = None,
+        title_property: str = "Name",
+        key_property: str = "Key",
+        synced_property: str | None = "Last synced",
+        create_only_properties: Iterable[str] = (),
+        create_missing_options: bool = False,
+        parent_page_id: str | None = None,
+        token: str | None = None,
+        token_env: str | None = TOKEN_ENV,
+        database_id_env: str | None = DATABASE_ID_ENV,
+        base_url: str = NOTION_API_BASE,
+        transport: httpx.AsyncBaseTransport | None = None,
+        rate: Rate | None = NOTION_RATE,
+        retry: RetryPolicy | None = None,
+        sleep: Sleep | None = None,
+        clock: Clock | None = None,
+        max_concurrency: int = MAX_CONCURRENCY,
+        name: str = "notion",
+    ) -> None:
+        if not key_property or not title_property:
+            raise ConfigError("NotionDestination: title_property and key_property must be non-empty")
+        if key_property == title_property:
+            raise ConfigError(
+                f"NotionDestination: key_property and title_property are both {key_property!r}; the key needs "
+                "its own Text property (titles change, keys must not)"
+            )
+        self.name = name
+        self.database_id = normalize_id(database_id, what="database_id") if database_id else None
+        self.data_source_id = normalize_id(data_source_id, what="data_source_id") if data_source_id else None
+        self.parent_page_id = normalize_id(parent_page_id, what="parent_page_id") if parent_page_id else None
+        self.title_property = title_property
+        self.key_property = key_property
+        self.synced_property = synced_property
+        self.create_only_properties = set(create_only_properties)
+        self.create_missing_options = create_missing_options
+        self.token_env = token_env
+        self.database_id_env = database_id_env
+        self.base_url = base_url
+        self.transport = transport
+        self.rate = rate
+        self.retry = retry
+        self.sleep = sleep
+        self.clock = clock
+        self.max_concurrency = max_concurrency
+        self.truncations: collections.deque[TruncationReport] = collections.deque(maxlen=_MAX_REPORTS)
+        self._token = token
+        self._resolved: tuple[tuple[str | None, str | None], str | None, str] | None = None
+        self._warned: set[str] = set()
+
+    # -- configuration ----------------------------------------------------------------------------
+
+    def token(self) -> str | None:
+        """The token now: the one given, else the environment variable's (so a renewed one is seen)."""
+        if self._token:
+            return self._token
+        return (os.environ.get(self.token_env) or None) if self.token_env else None
+
+    def _ids(self) -> tuple[str | None, str | None]:
+        if self.database_id or self.data_source_id:
+            return self.database_id, self.data_source_id
+        env = (os.environ.get(self.database_id_env) or "").strip() if self.database_id_env else ""
+        return (env or None), None
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.token()) and self._ids() != (None, None)
+
+    @property
+    def config_hint(self) -> str:
+        missing = []
+        if not self.token():
+            missing.append(f"{self.token_env or 'token'} (a Notion integration token)")
+        if self._ids() == (None, None):
+            missing.append(
+                f"{self.database_id_env or 'database_id'} (the id of a database shared with the integration)"
+            )
+        if not missing:
+            return "configured"
+        return "set " + " and ".join(missing)
+
+    @property
+    def rate_limit_key(self) -> str:
+        token = self.token()
+        return credential_key(token) if token else "notion"
+
+    @property
+    def credential_key(self) -> str:
+        """The credential slot, stable across token rotations (``notion:NOTION_TOKEN``): pauses are
+        keyed on it, so a token renewed in the same variable lifts them."""
+        if self._token or not self.token_env:
+            return self.rate_limit_key
+        return f"notion:{self.token_env}"
+
+    def credential_fingerprint(self) -> str | None:
+        token = self.token()
+        return hashlib.sha256(token.encode()).hexdigest() if token else None
+
+    def describe(self) -> str:
+        database_id = self._resolved[1] if self._resolved else None
+        database, data_source = self._ids()
+        for candidate in (database_id, database):
+            if candidate:
+                try:
+                    return f"{NOTION_APP_BASE}/{normalize_id(candidate).replace('-', '')}"
+                except ConfigError:
+                    return f"Notion database {candidate!r} (not an id)"
+        if data_source:
+            return f"Notion data source {data_source}"
+        return "Notion (not configured)"
+
+    @staticmethod
+    def is_auth_error(err: BaseException) -> bool:
+        return auth_error_in_chain(err)
+
+    # -- sessions ---------------------------------------------------------------------------------
+
+    def _require_token(self) -> str:
+        token = self.token()
+        if not token:
+            raise ConfigError(f"NotionDestination {self.name!r}: {self.config_hint}")
+        return token
+
+    def _client(self, token: str) -> NotionClient:
+        return NotionClient(
+            token,
+            base_url=self.base_url,
+            transport=self.transport,
+            rate=self.rate,
+            retry=self.retry,
+            sleep=self.sleep,
+            clock=self.clock,
+        )
+
+    async def _target(self, client: NotionClient) -> DataSourceRef:
+        ids = self._ids()
+        if self._resolved is not None and self._resolved[0] == ids:
+            _, cached_database, cached_data_source = self._resolved
+            try:
+                data_source = await client.retrieve_data_source(cached_data_source)
+            except NotFound:
+                self._resolved = None  # deleted or unshared since; resolve again (and fail clearly)
+            else:
+                return DataSourceRef(cached_data_source, cached_database, data_source)
+        database, data_source_id = ids
+        if data_source_id:
+            ref = await client.resolve(data_source_id, expect="data_source")
+        elif database:
+            ref = await client.resolve(database, expect="database")
+        else:
+            raise ConfigError(f"NotionDestination {self.name!r}: {self.config_hint}")
+        if len(ref.siblings) > 1 and f"siblings:{ref.database_id}" not in self._warned:
+            self._warned.add(f"siblings:{ref.database_id}")
+            logger.warning(
+                "Notion database %s has %d data sources (%s); writing to the first, %s. Pass data_source_id "
+                "to choose another.",
+                ref.database_id,
+                len(ref.siblings),
+                ", ".join(ref.siblings),
+                ref.data_source_id,
+            )
+        self._resolved = (ids, ref.database_id, ref.data_source_id)
+        return ref
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[_NotionSession]:
+        """A session on the data source (its schema read once, at the start)."""
+        client = self._client(self._require_token())
+        async with client:
+            target = await self._target(client)
+            yield _NotionSession(self, client, target)
+
+    async def ensure_schema(self, schema: Schema) -> str | None:
+        """Create the database from ``schema`` under ``parent_page_id``, when none is configured.
+
+        Create-only: with a database or data source configured this returns None and touches nothing.
+
+        Returns:
+            The new database's id (set it as ``NOTION_DATABASE_ID`` to keep using it).
+
+        Raises:
+            ConfigError: No ``parent_page_id``, or the schema has no title column.
+        """
+        if self._ids() != (None, None):
+            return None
+        if not self.parent_page_id:
+            raise ConfigError(
+                f"NotionDestination {self.name!r}: no database configured and no parent_page_id to create one under"
+            )
+        properties = schema_to_properties(schema)
+        title, _ = rich_text(schema.name or self.name)
+        async with self._client(self._require_token()) as client:
+            created = await client.create_database(
+                {
+                    "parent": {"type": "page_id", "page_id": self.parent_page_id},
+                    "title": title,
+                    "initial_data_source": {"properties": properties},
+                }
+            )
+        self.database_id = str(created["id"])
+        sources = [str(ds["id"]) for ds in created.get("data_sources") or [] if ds.get("id")]
+        if sources:
+            self._resolved = ((self.database_id, None), self.database_id, sources[0])
+        logger.warning(
+            "Notion: created database %s under page %s; set %s=%s to keep using it",
+            self.database_id,
+            self.parent_page_id,
+            self.database_id_env or "database_id",
+            self.database_id,
+        )
+        return self.database_id
+
+
+class _NotionSession:
+    """One connection: the schema as read at the start, warnings once per session."""
+
+    def __init__(self, dest: NotionDestination, client: NotionClient, target: DataSourceRef) -> None:
+        self.dest = dest
+        self.client = client
+        self.target = target
+        self.schema: dict[str, Json] = target.properties
+        self.title_name = next((n for n, p in self.schema.items() if p.get("type") == "title"), None)
+        self._warned: set[str] = set()
+        where = f"Notion data source {target.data_source_id}"
+        key = self.schema.get(dest.key_property)
+        if key is None:
+            raise ConfigError(
+                f"{where} has no property {dest.key_property!r}; add a Text property of that name (it holds each "
+                "row's source id, so rows are updated instead of duplicated) or set key_property"
+            )
+        if key.get("type") not in KEY_TYPES:
+            raise ConfigError(
+                f"{where}: the key property {dest.key_property!r} is a {key.get('type')} property; it must be Text "
+                "(or Number for numeric keys)"
+            )
+        self.synced: str | None = None
+        if dest.synced_property:
+            synced = self.schema.get(dest.synced_property)
+            if synced is None:
+                self._warn(f"{where} has no property {dest.synced_property!r}; the sync time is not stamped")
+            elif synced.get("type") != "date":
+                self._warn(
+                    f"{where}: {dest.synced_property!r} is a {synced.get('type')} property, not a Date; the sync "
+                    "time is not stamped"
+                )
+            else:
+                self.synced = dest.synced_property
+
+    def _warn(self, message: str, key: str | None = None) -> None:
+        key = key or message
+        if key not in self._warned:
+            self._warned.add(key)
+            logger.warning("%s", message)
+
+    def _report(self, primary_key: str, truncations: Iterable[Truncation]) -> None:
+        for truncation in truncations:
+            report = TruncationReport(primary_key, truncation)
+            self.dest.truncations.append(report)
+            logger.warning("Notion %s: record %s: %s", self.dest.name, primary_key, truncation.describe())
+
+    # -- encoding ---------------------------------------------------------------------------------
+
+    def _key_value(self, primary_key: str) -> Json:
+        prop = self.schema[self.dest.key_property]
+        if prop.get("type") == "number":
+            # Only keys that read back identically ("007" would list as "7", "1_000" as "1000").
+            number = int(primary_key) if re.fullmatch(r"-?[1-9][0-9]*|0", primary_key) else None
+            if number is None or abs(number) > _MAX_SAFE_INTEGER:
+                raise RecordError(
+                    f"Notion: key {primary_key!r} is not a plain integer (up to 2**53), but the key property "
+                    f"{self.dest.key_property!r} is a Number property; use a Text key property",
+                    primary_key=primary_key,
+                )
+            return {"number": number}
+        value, truncations, _ = encode_value(self.dest.key_property, prop, primary_key, primary_key=primary_key)
+        if truncations:
+            raise RecordError(f"Notion: key of {len(primary_key)} characters is too long", primary_key=primary_key)
+        return value
+
+    def _properties(self, record: Record, synced_at: dt.datetime, *, skip: Collection[str]) -> Json:
+        dest = self.dest
+        key = record.primary_key
+        if not isinstance(key, str) or not key:
+            raise RecordError("Notion: the record has an empty primary key", primary_key=key)
+        values: dict[str, Any] = {}
+        for name, value in record.properties.items():
+            if name in skip or name in (dest.key_property, dest.synced_property):
+                continue  # the key is written from primary_key, the stamp from synced_at
+            target = name
+            if name == dest.title_property and self.title_name:
+                target = self.title_name
+            elif name == self.title_name and dest.title_property in record.properties:
+                self._warn(
+                    f"Notion: record property {name!r} is named like the title property but title_property is "
+                    f"{dest.title_property!r}; it is not written",
+                    key=f"title-clash:{name}",
+                )
+                continue
+            values[target] = value
+        encoded = encode_properties(
+            values, self.schema, primary_key=key, create_missing_options=dest.create_missing_options
+        )
+        for name, reason in encoded.dropped:
+            self._warn(f"Notion {dest.name}: property {name!r} is not written: {reason}", key=f"drop:{name}")
+        self._report(key, encoded.truncations)
+        properties = encoded.properties
+        properties[dest.key_property] = self._key_value(key)
+        if self.synced:
+            stamp = synced_at if synced_at.tzinfo is not None else synced_at.replace(tzinfo=dt.UTC)
+            properties[self.synced] = {"date": {"start": stamp.isoformat(timespec="seconds")}}
+        return properties
+
+    @staticmethod
+    def _check_size(what: str, size: int, primary_key: str) -> None:
+        if size > PAYLOAD_BUDGET_BYTES:
+            raise RecordError(
+                f"Notion: the {what} is {size} bytes of JSON, over the {PAYLOAD_BUDGET_BYTES}-byte budget below "
+                "Notion's 500 KB request limit; shorten its longest text properties",
+                primary_key=primary_key,
+            )
+
+    # -- the session protocol ---------------------------------------------------------------------
+
+    async def create(self, record: Record, synced_at: dt.datetime) -> str:
+        """Create the page (body included) and return its id.
+
+        Raises:
+            RecordError: A value does not fit (see encode.py), or Notion rejected the page (400).
+        """
+        properties = self._properties(record, synced_at, skip=())
+        blocks, truncation = body_blocks(record.body)
+        if truncation is not None:
+            self._report(record.primary_key, [truncation])
+        request: Json = {
+            "parent": {"type": "data_source_id", "data_source_id": self.target.data_source_id},
+            "properties": properties,
+        }
+        size = payload_size(request)
+        self._check_size("page's properties", size, record.primary_key)
+        first, *rest = chunk_blocks(blocks, first_budget=PAYLOAD_BUDGET_BYTES - size - _CHILDREN_OVERHEAD)
+        if first:
+            request["children"] = first
+        page = await self.client.create_page(request)
+        page_id = str(page["id"])
+        for sent, chunk in enumerate(rest):
+            try:
+                await self.client.append_block_children(page_id, chunk)
+            except AuthError:
+                raise
+            except SyncError as err:
+                # The page exists: returning its id keeps the link (a retry would duplicate it).
+                logger.warning(
+                    "Notion %s: page %s of record %s was created but its body is incomplete (%d of %d block "
+                    "requests sent): %s",
+                    self.dest.name,
+                    page_id,
+                    record.primary_key,
+                    sent + 1,
+                    len(rest) + 1,
+                    err,
+                )
+                break
+        return page_id
+
+    async def update(self, existing_id: str, record: Record, synced_at: dt.datetime) -> bool:
+        """Update the page's properties (never create-only ones, never the body).
+
+        Raises:
+            RecordError: The page is in the trash or gone, or a value does not fit.
+        """
+        properties = self._properties(record, synced_at, skip=self.dest.create_only_properties)
+        request = {"properties": properties}
+        self._check_size("update", payload_size(request), record.primary_key)
+        try:
+            await self.client.update_page(existing_id, request)
+        except NotFound as err:
+            raise RecordError(
+                f"Notion page {existing_id} not found (deleted for good, or no longer shared with the integration)",
+                primary_key=record.primary_key,
+            ) from err
+        except HTTPRecordError as err:
+            if err.status_code == 400 and "archived" in err.body.lower():
+                raise RecordError(
+                    f"Notion page {existing_id} is in the trash; restore it in Notion, or unlink it so the next "
+                    "pass creates a new page",
+                    primary_key=record.primary_key,
+                ) from err
+            raise
+        return True
+
+    async def query_existing_rows(self) -> AsyncIterator[tuple[str, str]]:
+        """Every (key, page id) of the data source, sorted by key, 100 pages per request.
+
+        Pages in the trash are not returned by Notion's query (their rows look deleted); pages
+        without a key (added by hand) are skipped.
+        """
+        key = self.dest.key_property
+        prop_id = self.schema[key].get("id")
+        narrowed: list[str] | None = [str(prop_id)] if prop_id else None
+        sorts = [{"property": key, "direction": "ascending"}]
+        while True:
+            restart = False
+            yielded = False
+            async with aclosing(
+                self.client.iter_query(self.target.data_source_id, sorts=sorts, filter_properties=narrowed)
+            ) as pages:
+                async for body in pages:
+                    results = [r for r in body.get("results") or [] if isinstance(r, dict)]
+                    if narrowed and not yielded and any(key not in (r.get("properties") or {}) for r in results):
+                        # Only the key is asked for; if Notion left it out, list whole pages instead.
+                        logger.info("Notion: filter_properties dropped the key; listing whole pages")
+                        narrowed, restart = None, True
+                        break
+                    for row in results:
+                        text = _key_text((row.get("properties") or {}).get(key))
+                        if text:
+                            yielded = True
+                            yield text, str(row["id"])
+            if not restart:
+                return
+
+    async def query_existing_ids(self) -> dict[str, str]:
+        """{key: page id}; for a key listed twice the last page wins (``query_existing_rows`` shows both)."""
+        return {key: page_id async for key, page_id in self.query_existing_rows()}
+
+
+def _key_text(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return None
+    decoded = decode_property(value)
+    if isinstance(decoded, float) and decoded.is_integer():
+        decoded = int(decoded)
+    if decoded is None or isinstance(decoded, (bool, list, dict)):
+        return None
+    text = str(decoded)
+    return text if text.strip() else None

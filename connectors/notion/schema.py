@@ -1,0 +1,212 @@
+"""Schema inference for ``NotionDestination.ensure_schema`` (durable-sync's ``infer_schema``, §2.10).
+
+``infer_schema`` is pure and deterministic: it looks at sample records and picks one kind per column:
+
+- ``bool`` -> CHECKBOX (checked before int); ``int``/``float`` -> NUMBER; ``datetime`` -> DATE with time;
+  ``date`` -> DATE; ``list`` -> MULTI_SELECT (the sampled values become its options); anything else
+  -> TEXT. SELECT, URL, EMAIL and PHONE come only from ``overrides``. Mixed kinds fall back to TEXT
+  (ints and floats are one kind, NUMBER; dates and datetimes too, DATE with time).
+- A column whose values are all None is left out unless it is the title, key or synced column or
+  has an override.
+- Column order: the title (TEXT by default, written as Notion's title property), the key (TEXT),
+  the others in first-seen order (override-only names last), then the synced column (DATE).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from connectors.core import ConfigError, Record
+from connectors.notion.settings import MAX_ARRAY_ELEMENTS
+
+__all__ = ["Column", "Kind", "Role", "Schema", "infer_schema", "schema_to_properties"]
+
+
+class Kind(enum.Enum):
+    TEXT = "text"
+    NUMBER = "number"
+    CHECKBOX = "checkbox"
+    MULTI_SELECT = "multi_select"
+    SELECT = "select"
+    DATE = "date"
+    URL = "url"
+    EMAIL = "email"
+    PHONE = "phone_number"
+
+    @classmethod
+    def parse(cls, value: Kind | str) -> Kind:
+        """A Kind from itself, its value or its name, case-insensitively.
+
+        Raises:
+            ValueError: Not a kind.
+        """
+        if isinstance(value, Kind):
+            return value
+        text = str(value).strip().lower()
+        for kind in cls:
+            if text in (kind.value, kind.name.lower()):
+                return kind
+        raise ValueError(f"unknown column kind {value!r}; one of {', '.join(k.value for k in cls)}")
+
+
+class Role(enum.Enum):
+    TITLE = "title"
+    KEY = "key"
+    SYNCED = "synced"
+    NORMAL = "normal"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of an inferred schema.
+
+    Attributes:
+        name: The property name.
+        kind: Its kind.
+        role: Title, key, synced stamp or a normal column.
+        has_time: For DATE: whether values carry a time.
+        options: For (MULTI_)SELECT: options to create up front (from the sample).
+    """
+
+    name: str
+    kind: Kind
+    role: Role = Role.NORMAL
+    has_time: bool = False
+    options: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Schema:
+    """An ordered set of columns, optionally named (the database title)."""
+
+    columns: tuple[Column, ...]
+    name: str | None = None
+
+    def __iter__(self) -> Iterator[Column]:
+        return iter(self.columns)
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    @property
+    def title(self) -> Column | None:
+        return next((c for c in self.columns if c.role is Role.TITLE), None)
+
+    def by_name(self) -> dict[str, Column]:
+        return {c.name: c for c in self.columns}
+
+
+def _kind_of(value: Any) -> tuple[Kind, bool]:
+    if isinstance(value, bool):
+        return Kind.CHECKBOX, False
+    if isinstance(value, (int, float)):
+        return Kind.NUMBER, False
+    if isinstance(value, dt.datetime):
+        return Kind.DATE, True
+    if isinstance(value, dt.date):
+        return Kind.DATE, False
+    if isinstance(value, (list, tuple)):
+        return Kind.MULTI_SELECT, False
+    return Kind.TEXT, False
+
+
+def infer_schema(
+    records: Iterable[Record],
+    *,
+    title: str,
+    key: str | None = None,
+    synced: str | None = None,
+    overrides: Mapping[str, Kind | str] | None = None,
+    name: str | None = None,
+) -> Schema:
+    """The schema that fits sample ``records`` (see the module docstring).
+
+    Args:
+        records: A sample of the source's records.
+        title: The title column (the record property holding each row's title).
+        key: The key column (holds ``Record.primary_key``; TEXT).
+        synced: The synced-stamp column (DATE with time).
+        overrides: Column -> kind (a ``Kind``, or its value or name in any case).
+        name: The schema's name (the database title).
+
+    Raises:
+        ValueError: An override names no kind.
+    """
+    parsed = {col: Kind.parse(kind) for col, kind in (overrides or {}).items()}
+    kinds: dict[str, set[Kind]] = {}
+    times: dict[str, bool] = {}
+    options: dict[str, list[str]] = {}
+    order: list[str] = []
+    for record in records:
+        for col, value in record.properties.items():
+            if col not in kinds:
+                kinds[col] = set()
+                order.append(col)
+            if value is None:
+                continue
+            kind, has_time = _kind_of(value)
+            kinds[col].add(kind)
+            times[col] = times.get(col, False) or has_time
+            if kind is Kind.MULTI_SELECT:
+                seen = options.setdefault(col, [])
+                for item in value:
+                    if isinstance(item, str) and item and "," not in item and item not in seen:
+                        seen.append(item)
+
+    def column(col: str, role: Role, default: Kind) -> Column:
+        seen = kinds.get(col, set())
+        if col in parsed:
+            kind = parsed[col]
+        elif len(seen) == 1:
+            kind = next(iter(seen))
+        elif not seen:
+            kind = default
+        else:
+            kind = Kind.TEXT
+        if role is Role.TITLE and kind is not Kind.TEXT:
+            kind = Kind.TEXT  # Notion's title property is text; other values are written as text
+        has_time = kind is Kind.DATE and (times.get(col, False) or role is Role.SYNCED)
+        opts = tuple(options.get(col, [])[:MAX_ARRAY_ELEMENTS]) if kind in (Kind.MULTI_SELECT, Kind.SELECT) else ()
+        return Column(col, kind, role, has_time, opts)
+
+    special = {title, key, synced}
+    columns = [column(title, Role.TITLE, Kind.TEXT)]
+    if key:
+        columns.append(column(key, Role.KEY, Kind.TEXT))
+    for col in order:
+        if col in special or (not kinds[col] and col not in parsed):
+            continue
+        columns.append(column(col, Role.NORMAL, Kind.TEXT))
+    for col in parsed:
+        if col not in special and col not in order:
+            columns.append(column(col, Role.NORMAL, parsed[col]))
+    if synced:
+        columns.append(column(synced, Role.SYNCED, Kind.DATE))
+    return Schema(tuple(columns), name)
+
+
+def schema_to_properties(schema: Schema) -> dict[str, Any]:
+    """The ``properties`` of a Notion data source for ``schema`` (``POST /v1/databases``).
+
+    Raises:
+        ConfigError: The schema has no title column.
+    """
+    if schema.title is None:
+        raise ConfigError("a Notion database needs a title column (Role.TITLE)")
+    out: dict[str, Any] = {}
+    for col in schema:
+        if col.role is Role.TITLE:
+            out[col.name] = {"title": {}}
+        elif col.kind is Kind.TEXT:
+            out[col.name] = {"rich_text": {}}
+        elif col.kind is Kind.NUMBER:
+            out[col.name] = {"number": {"format": "number"}}
+        elif col.kind in (Kind.SELECT, Kind.MULTI_SELECT):
+            out[col.name] = {col.kind.value: {"options": [{"name": o} for o in col.options]}}
+        else:
+            out[col.name] = {col.kind.value: {}}
+    return out

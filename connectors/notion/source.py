@@ -1,0 +1,325 @@
+"""``NotionSource``: the pages of a Notion data source as records, paged, read incrementally.
+
+One spec, ``ds:<id>`` (the id as configured: a data source id or a database id, resolved like the
+destination's). Records: ``primary_key`` = the page id; ``properties`` = every property decoded to
+neutral values (decode.py); no body (reading blocks would cost one request per page).
+
+Paging: ``POST /v1/data_sources/{id}/query``, 100 pages per call, sorted by ``last_edited_time``
+ascending (then creation order). A page edited during a pass moves behind the cursor and is read
+again rather than skipped. Pages in the trash are not returned.
+
+Cursor (opaque to the engine, documented for operators)::
+
+    {"v": 1, "start_cursor": "<Notion's next_cursor>", "since": "<ISO time or null>", "high": "<ISO time>"}
+
+``since`` is the pass's filter, fixed for the whole pass (so a resumed pass asks the same question):
+``{"timestamp": "last_edited_time", "last_edited_time": {"on_or_after": since}}``. ``high`` is the newest
+``last_edited_time`` seen so far.
+
+Incremental passes: when a pass ends, the source remembers ``high`` per spec in ``watermarks`` (a
+mapping you may make durable, e.g. a dict backed by a file or the state store). A pass that starts
+without a cursor then reads only pages edited since ``high - lookback`` (Notion rounds edit times to
+the minute and its index lags writes slightly). At least every ``full_scan_every`` a pass reads
+everything, so records whose write failed are offered again; ``reset()`` forces the next pass to.
+With the default in-memory mapping, a new process starts with a full pass.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, MutableMapping
+from typing import Any
+
+import httpx
+
+from connectors.core import ConfigError, Record, SourceSpec, auth_error_in_chain
+from connectors.http import Clock, NotFound, Rate, RetryPolicy, Sleep
+from connectors.notion.client import DataSourceRef, NotionClient, credential_key, normalize_id
+from connectors.notion.decode import decode_properties, parse_timestamp
+from connectors.notion.settings import (
+    CURSOR_VERSION,
+    DEFAULT_FULL_SCAN_EVERY_HOURS,
+    DEFAULT_INTERVAL_MINUTES,
+    DEFAULT_LOOKBACK_SECONDS,
+    NOTION_API_BASE,
+    NOTION_RATE,
+    PAGE_SIZE,
+    TOKEN_ENV,
+)
+
+__all__ = ["NotionSource"]
+
+logger = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+
+SORTS = ({"timestamp": "last_edited_time", "direction": "ascending"},)
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class NotionSource:
+    """Pages of one Notion data source (or database) as records.
+
+    Args:
+        data_source_id: A data source id or a database id (or a Notion URL of either).
+        token: The integration token; default: the ``token_env`` variable, read at each use.
+        token_env: Environment variable of the token.
+        interval_minutes: How often the spec syncs.
+        incremental: Read only pages edited since the last complete pass (see the module docstring).
+        lookback: Subtracted from the last pass's newest edit time.
+        full_scan_every: Longest time between passes that read every page.
+        watermarks: Where the newest edit time per spec is kept (default: in memory).
+        now: The current time (aware), injectable for tests.
+        page_size: Pages per query (at most 100).
+        name: Source name.
+        base_url, transport, rate, retry, sleep, clock: As for ``NotionClient``.
+    """
+
+    def __init__(
+        self,
+        data_source_id: str,
+        *,
+        token: str | None = None,
+        token_env: str | None = TOKEN_ENV,
+        interval_minutes: int = DEFAULT_INTERVAL_MINUTES,
+        incremental: bool = True,
+        lookback: dt.timedelta = dt.timedelta(seconds=DEFAULT_LOOKBACK_SECONDS),
+        full_scan_every: dt.timedelta = dt.timedelta(hours=DEFAULT_FULL_SCAN_EVERY_HOURS),
+        watermarks: MutableMapping[str, str] | None = None,
+        now: Callable[[], dt.datetime] = _utcnow,
+        page_size: int = PAGE_SIZE,
+        name: str = "notion",
+        base_url: str = NOTION_API_BASE,
+        transport: httpx.AsyncBaseTransport | None = None,
+        rate: Rate | None = NOTION_RATE,
+        retry: RetryPolicy | None = None,
+        sleep: Sleep | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if not 1 <= page_size <= PAGE_SIZE:
+            raise ConfigError(f"NotionSource: page_size must be within 1..{PAGE_SIZE}, got {page_size!r}")
+        self.id = normalize_id(data_source_id, what="data_source_id")
+        self.name = name
+        self.interval_minutes = interval_minutes
+        self.incremental = incremental
+        self.lookback = lookback
+        self.full_scan_every = full_scan_every
+        self.watermarks: MutableMapping[str, str] = watermarks if watermarks is not None else {}
+        self.now = now
+        self.page_size = page_size
+        self.token_env = token_env
+        self.base_url = base_url
+        self.transport = transport
+        self.rate = rate
+        self.retry = retry
+        self.sleep = sleep
+        self.clock = clock
+        self._token = token
+        self._target: DataSourceRef | None = None
+        self._warned = False
+
+    # -- configuration ----------------------------------------------------------------------------
+
+    @property
+    def spec_key(self) -> str:
+        return f"ds:{self.id}"
+
+    def specs(self) -> list[SourceSpec]:
+        return [SourceSpec(self.spec_key, self.interval_minutes, {"id": self.id})]
+
+    def token(self) -> str | None:
+        if self._token:
+            return self._token
+        return (os.environ.get(self.token_env) or None) if self.token_env else None
+
+    @property
+    def rate_limit_key(self) -> str:
+        token = self.token()
+        return credential_key(token) if token else "notion"
+
+    @property
+    def credential_key(self) -> str:
+        """The credential slot, stable across token rotations (``notion:NOTION_TOKEN``): pauses are
+        keyed on it, so a token renewed in the same variable lifts them."""
+        if self._token or not self.token_env:
+            return self.rate_limit_key
+        return f"notion:{self.token_env}"
+
+    def credential_fingerprint(self) -> str | None:
+        token = self.token()
+        return hashlib.sha256(token.encode()).hexdigest() if token else None
+
+    @staticmethod
+    def is_auth_error(err: BaseException) -> bool:
+        return auth_error_in_chain(err)
+
+    # -- watermarks -------------------------------------------------------------------------------
+
+    def watermark(self, spec_key: str | None = None) -> dt.datetime | None:
+        """The newest ``last_edited_time`` seen by the last complete pass of a spec."""
+        state = self._state(spec_key or self.spec_key)
+        high = state.get("high")
+        return parse_timestamp(high) if high else None
+
+    def reset(self, spec_key: str | None = None) -> None:
+        """Forget the watermark(s): the next pass reads every page."""
+        if spec_key is None:
+            self.watermarks.clear()
+        else:
+            self.watermarks.pop(spec_key, None)
+
+    def _state(self, spec_key: str) -> Json:
+        raw = self.watermarks.get(spec_key)
+        if not raw:
+            return {}
+        try:
+            state = json.loads(raw)
+        except ValueError:
+            logger.warning("Notion source %s: unreadable watermark %r; reading everything", self.name, raw)
+            return {}
+        return state if isinstance(state, dict) else {}
+
+    def _since_for_new_pass(self, spec_key: str) -> str | None:
+        if not self.incremental:
+            return None
+        state = self._state(spec_key)
+        high, full_at = state.get("high"), state.get("full_at")
+        if not high or not full_at:
+            return None
+        try:
+            if self.now() - parse_timestamp(full_at) >= self.full_scan_every:
+                return None
+            since = parse_timestamp(high) - self.lookback
+        except ValueError:
+            return None
+        return since.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+    def _finish_pass(self, spec_key: str, since: str | None, high: str | None) -> None:
+        state = self._state(spec_key)
+        if high is None:
+            high = state.get("high")
+        if since is None:
+            state["full_at"] = self.now().astimezone(dt.UTC).isoformat()
+        if high is not None:
+            state["high"] = high
+        if state:
+            self.watermarks[spec_key] = json.dumps(state, sort_keys=True)
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def _client(self) -> NotionClient:
+        token = self.token()
+        if not token:
+            raise ConfigError(
+                f"NotionSource {self.name!r}: set {self.token_env or 'token'} (a Notion integration token)"
+            )
+        return NotionClient(
+            token,
+            base_url=self.base_url,
+            transport=self.transport,
+            rate=self.rate,
+            retry=self.retry,
+            sleep=self.sleep,
+            clock=self.clock,
+        )
+
+    async def _data_source_id(self, client: NotionClient) -> str:
+        if self._target is None:
+            self._target = await client.resolve(self.id, expect="data_source")
+            if len(self._target.siblings) > 1 and not self._warned:
+                self._warned = True
+                logger.warning(
+                    "Notion database %s has %d data sources; reading the first, %s",
+                    self._target.database_id,
+                    len(self._target.siblings),
+                    self._target.data_source_id,
+                )
+        return self._target.data_source_id
+
+    def _record(self, page: Json) -> Record | None:
+        page_id = page.get("id")
+        if not page_id or page.get("in_trash") or page.get("archived"):
+            return None
+        return Record(str(page_id), decode_properties(page.get("properties") or {}))
+
+    async def fetch_page(
+        self, spec: SourceSpec, only_items: list[str] | None, cursor: str | None
+    ) -> tuple[list[Record], str | None]:
+        """One query page of records and the cursor of the next (None after the last).
+
+        ``only_items`` (page ids) are read one by one with ``GET /v1/pages/{id}``; pages not found or
+        in the trash are left out; the watermark is not touched.
+        """
+        async with self._client() as client:
+            data_source_id = await self._data_source_id(client)
+            if only_items is not None:
+                return await self._fetch_items(client, data_source_id, only_items), None
+            if cursor is None:
+                start, since, high = None, self._since_for_new_pass(spec.key), None
+            else:
+                start, since, high = self._decode_cursor(spec.key, cursor)
+            query_filter = (
+                {"timestamp": "last_edited_time", "last_edited_time": {"on_or_after": since}} if since else None
+            )
+            body = await client.query_data_source(
+                data_source_id, filter=query_filter, sorts=SORTS, start_cursor=start, page_size=self.page_size
+            )
+        records: list[Record] = []
+        for page in body.get("results") or []:
+            if not isinstance(page, dict):
+                continue
+            edited = page.get("last_edited_time")
+            if isinstance(edited, str) and (high is None or parse_timestamp(edited) > parse_timestamp(high)):
+                high = edited
+            record = self._record(page)
+            if record is not None:
+                records.append(record)
+        next_start = client.pagination.next_token(body)
+        if next_start is None:
+            self._finish_pass(spec.key, since, high)
+            return records, None
+        state = {"v": CURSOR_VERSION, "start_cursor": next_start, "since": since, "high": high}
+        return records, json.dumps(state, sort_keys=True, separators=(",", ":"))
+
+    def _decode_cursor(self, spec_key: str, cursor: str) -> tuple[str, str | None, str | None]:
+        try:
+            state = json.loads(cursor)
+            if state.get("v") != CURSOR_VERSION or not isinstance(state.get("start_cursor"), str):
+                raise ValueError("wrong version or no start_cursor")
+        except (ValueError, AttributeError) as err:
+            raise ConfigError(f"NotionSource {spec_key}: cursor {cursor[:200]!r} is not one of ours ({err})") from None
+        return state["start_cursor"], state.get("since"), state.get("high")
+
+    async def _fetch_items(self, client: NotionClient, data_source_id: str, page_ids: list[str]) -> list[Record]:
+        records: list[Record] = []
+        for raw_id in page_ids:
+            try:
+                page = await client.retrieve_page(normalize_id(raw_id, what="page id"))
+            except (NotFound, ConfigError) as err:
+                logger.info("Notion source %s: page %s skipped: %s", self.name, raw_id, err)
+                continue
+            parent = page.get("parent") or {}
+            if parent.get("data_source_id") not in (None, data_source_id):
+                logger.info("Notion source %s: page %s belongs to another data source; skipped", self.name, raw_id)
+                continue
+            record = self._record(page)
+            if record is not None:
+                records.append(record)
+        return records
+
+    async def fetch(self, spec: SourceSpec, only_items: list[str] | None = None) -> list[Record]:
+        """Every record of the spec (a drain over ``fetch_page``)."""
+        out: list[Record] = []
+        cursor: str | None = None
+        while True:
+            page, cursor = await self.fetch_page(spec, only_items, cursor)
+            out.extend(page)
+            if cursor is None:
+                return out
