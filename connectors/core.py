@@ -133,6 +133,10 @@ class Source(Protocol):
       ``AuthError`` from the source pauses every partition that uses it (default: rate_limit_key).
     - ``credential_fingerprint() -> str | None``: changes when the credential changes, so a pause
       on it can clear itself.
+    - ``incremental: bool``: True when a pass returns only what changed since the last one (a
+      watermark the source keeps); the engine then re-fetches failed records by key instead of
+      taking their absence as "left the source".
+    - ``reset(spec_key)``: forget incremental state; called when a full refresh starts.
     """
 
     name: str

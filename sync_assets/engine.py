@@ -72,6 +72,7 @@ FETCH_CHUNK = 500  # a source with only fetch() is written and checkpointed in c
 SAMPLE_LIMIT = 20  # failed/planned keys kept per pass for metadata and the CLI
 RECONCILE_MIN_GAP = dt.timedelta(minutes=10)  # a forced reconcile is skipped if one ran this recently
 LIST_BATCH = 1000
+RETRY_BATCH = 500  # failed records of an incremental source re-fetched by key at the end of a pass
 
 
 class Paused(SyncError):
@@ -343,12 +344,20 @@ class _Pass:
         t0 = time.monotonic()
         seconds_before = stats.seconds
 
+        incremental = bool(getattr(self.source, "incremental", False))
         try:
+            if self.full_refresh and cp is None and not opts.plan:
+                # A full refresh re-reads everything: an incremental source forgets its watermark.
+                reset = getattr(self.source, "reset", None)
+                if reset is not None:
+                    reset(self.spec.key)
             async with self.dest.connect() as session:
                 self.session = session
                 if self._should_reconcile(resumed=cp is not None):
                     await self._reconcile()
                 await self._page_loop(cursor, targeted)
+                if incremental and use_checkpoint:
+                    await self._retry_unseen_failures()
         except AuthError as err:
             self._on_auth_failure(err)
             raise
@@ -381,7 +390,9 @@ class _Pass:
                 stats=stats.as_dict(),
                 run_id=opts.run_id,
                 clear_checkpoint=use_checkpoint,
-                forget_unseen_failures=use_checkpoint,
+                # A complete pass of a full source saw every record: failures it did not see left
+                # the source. An incremental source only shows what changed; those were retried.
+                forget_unseen_failures=use_checkpoint and not incremental,
             )
         return PassResult(
             route=self.name,
@@ -472,8 +483,9 @@ class _Pass:
 
     # ------------------------------------------------------------------------------- page loop
 
-    async def _fetch(self, cursor: str | None) -> tuple[list[Any], str | None]:
-        only = list(self.options.only_items) if self.options.only_items is not None else None
+    async def _fetch(self, cursor: str | None, only: list[str] | None = None) -> tuple[list[Any], str | None]:
+        if only is None and self.options.only_items is not None:
+            only = list(self.options.only_items)
         fetch_page = getattr(self.source, "fetch_page", None)
         if fetch_page is not None:
             records, next_cursor = await fetch_page(self.spec, only, cursor)
@@ -489,6 +501,21 @@ class _Pass:
         start = int(cursor or 0)
         end = start + FETCH_CHUNK
         return records[start:end], (str(end) if end < len(records) else None)
+
+    async def _retry_unseen_failures(self) -> None:
+        """An incremental source only returns records edited since its watermark, so a record whose
+        write failed would wait for its next edit. Fetch those by key and write them again; keys
+        the source no longer has are forgotten."""
+        keys = self.store.failed_keys(self.name, self.partition, seen_before=self.started_at, limit=RETRY_BATCH)
+        if not keys:
+            return
+        records, _ = await self._fetch(None, only=keys)
+        returned = {getattr(r, "primary_key", None) for r in records}
+        await self._process_page(records, None, True)
+        self.stats.pages -= 1  # not a page of the pass
+        gone = [k for k in keys if k not in returned]
+        if gone:
+            self.store.commit_page(self.name, self.partition, succeeded=gone)
 
     async def _page_loop(self, cursor: str | None, targeted: bool) -> None:
         fetch_task: asyncio.Task[tuple[list[Any], str | None]] = asyncio.ensure_future(self._fetch(cursor))

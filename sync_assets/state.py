@@ -31,7 +31,7 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -991,6 +991,21 @@ class StateStore:
                 for pk, err, n, first, seen in conn.execute(q)
             ]
 
+    def failed_keys(self, route: str, partition: str, *, seen_before: dt.datetime, limit: int = 500) -> list[str]:
+        """Keys of failed records not seen since ``seen_before`` (oldest attempts first)."""
+        q = (
+            sa.select(outcomes.c.primary_key)
+            .where(
+                outcomes.c.route == route,
+                outcomes.c.partition == partition,
+                outcomes.c.last_seen < seen_before,
+            )
+            .order_by(outcomes.c.last_seen, outcomes.c.primary_key)
+            .limit(limit)
+        )
+        with self._read() as conn:
+            return list(conn.execute(q).scalars())
+
     def failed_count(self, route: str, partition: str | None = None) -> int:
         q = sa.select(sa.func.count()).select_from(outcomes).where(outcomes.c.route == route)
         if partition is not None:
@@ -1196,6 +1211,10 @@ class StateStore:
         with self._write() as conn:
             conn.execute(blobs.delete().where(blobs.c.namespace == namespace, blobs.c.key == key))
 
+    def blob_keys(self, namespace: str) -> list[str]:
+        with self._read() as conn:
+            return list(conn.execute(sa.select(blobs.c.key).where(blobs.c.namespace == namespace)).scalars())
+
     # ------------------------------------------------------------------------------------ locks
 
     @contextlib.contextmanager
@@ -1289,3 +1308,42 @@ class SharedBlobs:
 
     def delete_blob(self, namespace: str, key: str) -> None:
         self._store().delete_blob(namespace, key)
+
+    def blob_keys(self, namespace: str) -> list[str]:
+        return self._store().blob_keys(namespace)
+
+    def mapping(self, namespace: str) -> BlobMapping:
+        """A durable ``str -> str`` mapping in ``namespace`` (e.g. a source's watermarks)."""
+        return BlobMapping(self, namespace)
+
+
+class BlobMapping(MutableMapping[str, str]):
+    """A ``MutableMapping[str, str]`` kept in the state store's blobs, for connector state that must
+    outlive a run's process (a source's incremental watermarks)."""
+
+    def __init__(self, blobs: StateStore | SharedBlobs, namespace: str) -> None:
+        self.blobs = blobs
+        self.namespace = namespace
+
+    def __getitem__(self, key: str) -> str:
+        raw = self.blobs.get_blob(self.namespace, key)
+        if raw is None:
+            raise KeyError(key)
+        return raw.decode()
+
+    def __setitem__(self, key: str, value: str) -> None:
+        self.blobs.put_blob(self.namespace, key, value.encode())
+
+    def __delitem__(self, key: str) -> None:
+        if key not in self:
+            raise KeyError(key)
+        self.blobs.delete_blob(self.namespace, key)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.blobs.get_blob(self.namespace, key) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.blobs.blob_keys(self.namespace))
+
+    def __len__(self) -> int:
+        return len(self.blobs.blob_keys(self.namespace))

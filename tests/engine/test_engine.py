@@ -340,3 +340,49 @@ async def test_two_specs_yielding_one_key_map_to_one_row(store):
     await run_pass(route, "org", store)
     await run_pass(route, "named", store)
     assert len(dest.rows) == 3 and dest.duplicates() == {}
+
+
+class IncrementalMemorySource(MemorySource):
+    """Returns only records changed since the last complete pass, like NotionSource."""
+
+    incremental = True
+
+    def __init__(self, records, **kw):
+        super().__init__(records, **kw)
+        self.seen: dict[str, object] = {}
+        self.resets = 0
+
+    def reset(self, spec_key):
+        self.resets += 1
+        self.seen.clear()
+
+    async def fetch_page(self, spec, only_items, cursor):
+        rows = self.records[spec.key]
+        if only_items is not None:
+            wanted = set(only_items)
+            return [r for r in rows if r.primary_key in wanted], None
+        changed = [r for r in rows if self.seen.get(r.primary_key) != r.properties]
+        for r in changed:
+            self.seen[r.primary_key] = dict(r.properties)
+        return changed, None
+
+
+async def test_incremental_source_failures_are_retried_by_key_not_forgotten(store):
+    broken = {"k00002"}
+    dest = MemoryDestination(fail=lambda op, r: RecordError("400") if r.primary_key in broken else None)
+    route = Route(IncrementalMemorySource({"all": recs(5)}), dest)
+    result = await sync(route, store)
+    assert (result.stats.created, result.stats.failed) == (4, 1)
+    result = await sync(route, store)  # nothing changed at the source: only the failure is re-fetched
+    assert result.stats.failed == 1 and store.failed_records(route.name, "all")[0].attempts == 2
+    broken.clear()
+    result = await sync(route, store)
+    assert result.stats.created == 1 and store.failed_records(route.name, "all") == []
+    assert dest.duplicates() == {} and len(dest.rows) == 5
+
+
+async def test_full_refresh_resets_an_incremental_source(store):
+    route = Route(IncrementalMemorySource({"all": recs(3)}), MemoryDestination())
+    await sync(route, store)
+    result = await sync(route, store, full_refresh=True)
+    assert route.source.resets == 1 and result.stats.updated == 3
