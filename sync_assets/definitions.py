@@ -1,13 +1,27 @@
 """The routes this deployment runs, as Dagster definitions (``workspace.yaml`` loads ``defs``).
 
-Edit ``routes`` to add yours. A route whose credentials are not configured is still listed (so
-``durable-sync status`` can say what is missing) but kept out of the Dagster graph.
+Edit ``routes`` to add yours. A route whose configuration is missing is still listed (so
+``durable-sync status`` can say what to set) but kept out of the Dagster graph. Only *which*
+variables are set is looked at here; secrets are read by the connectors when they first need them.
 """
 
+import os
+
 from connectors.files import FileSpec, FilesSource, SQLiteDestination
+from connectors.github import BlobETagStore, GitHubSource
+from connectors.notion import NotionDestination
 from sync_assets.demo import demo_dir, seed_demo_data
 from sync_assets.factory import build_definitions, link_report_asset
 from sync_assets.routes import Route
+from sync_assets.state import SharedBlobs
+
+
+def _csv_env(name: str) -> list[str]:
+    return [part.strip() for part in os.environ.get(name, "").split(",") if part.strip()]
+
+
+def _missing(*names: str) -> list[str]:
+    return [n for n in names if not (os.environ.get(n, "").strip() or os.environ.get(f"{n}_FILE", "").strip())]
 
 
 def files_demo_route() -> Route:
@@ -41,7 +55,43 @@ def files_demo_route() -> Route:
     )
 
 
-routes: list[Route] = [files_demo_route()]
+def github_to_notion_route() -> Route:
+    """GitHub repos (orgs and named repos) into a Notion database: the reference wiring.
+
+    Env: GITHUB_TOKEN, GITHUB_ORGS and/or GITHUB_REPOS (comma-separated), GITHUB_EXCLUDE (optional),
+    NOTION_TOKEN, NOTION_DATABASE_ID. GITHUB_API_URL / NOTION_API_URL point at GitHub Enterprise or
+    at test fakes. Secrets may also come from files (GITHUB_TOKEN_FILE, NOTION_TOKEN_FILE).
+    """
+    orgs, repos = _csv_env("GITHUB_ORGS"), _csv_env("GITHUB_REPOS")
+    source = GitHubSource(
+        orgs=orgs,
+        repos=repos,
+        exclude=_csv_env("GITHUB_EXCLUDE"),
+        base_url=os.environ.get("GITHUB_API_URL", "").strip() or "https://api.github.com",
+        # Conditional-request bodies in the state store: each run is a new process.
+        etag_cache=BlobETagStore(SharedBlobs()),
+        interval_minutes=int(os.environ.get("GITHUB_INTERVAL_MINUTES", "30")),
+    )
+    destination = NotionDestination(
+        title_property="Name",
+        key_property="Repo ID",
+        synced_property="Last synced",
+        base_url=os.environ.get("NOTION_API_URL", "").strip() or "https://api.notion.com",
+    )
+    missing = _missing("GITHUB_TOKEN", "NOTION_TOKEN", "NOTION_DATABASE_ID")
+    if not (orgs or repos):
+        missing.append("GITHUB_ORGS or GITHUB_REPOS")
+    return Route(
+        source,
+        destination,
+        name="github_to_notion",
+        description="GitHub repositories mirrored into a Notion database, one page per repo (keyed on the repo id).",
+        enabled=not missing,
+        disabled_reason=f"not configured: set {', '.join(missing)}" if missing else None,
+    )
+
+
+routes: list[Route] = [files_demo_route(), github_to_notion_route()]
 
 defs = build_definitions(
     routes,

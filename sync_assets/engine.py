@@ -312,6 +312,9 @@ class _Pass:
 
     async def run(self) -> PassResult:
         opts = self.options
+        if not getattr(self.source, "configured", True):
+            hint = getattr(self.source, "config_hint", "")
+            raise ConfigError(f"route {self.name}: source {self.source.name} is not configured ({hint})")
         if not getattr(self.dest, "configured", True):
             hint = getattr(self.dest, "config_hint", "")
             raise ConfigError(f"route {self.name}: destination {self.dest.name} is not configured ({hint})")

@@ -26,7 +26,6 @@ import contextlib
 import datetime as dt
 import inspect
 import logging
-import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from typing import Any, TypeVar, cast
 
 import httpx
 
+from connectors.auth import env_secret
 from connectors.core import AuthError, ConfigError, RateLimited, Record, SourceSpec
 from connectors.github.client import (
     SHARED_ETAG_CACHE,
@@ -328,8 +328,6 @@ class GitHubSource:
         for full in self.repos:
             if not _valid_full_name(full):
                 raise ConfigError(f"GitHubSource.repos: {full!r} is not an owner/repo name")
-        if not self.orgs and not self.repos:
-            raise ConfigError("GitHubSource needs orgs=[...] or repos=['owner/repo', ...]")
         self.exclude = frozenset(e.lower() for e in _strings(exclude, "exclude"))
         self.topics = frozenset(t.lower() for t in _strings(topics, "topics"))
         if token is not None and (not isinstance(token, str) or not token.strip()):
@@ -384,15 +382,19 @@ class GitHubSource:
     def _current_token(self) -> str | None:
         if self._token is not None:
             return self._token
-        return os.environ.get(self.token_env, "").strip() or None
+        return env_secret(self.token_env)
 
     @property
     def configured(self) -> bool:
-        """Whether a token is available (or unauthenticated access was allowed)."""
+        """Whether there is something to read (orgs or repos) and a token (or anonymous access)."""
+        if not self.orgs and not self.repos:
+            return False
         return self._current_token() is not None or not self.token_required
 
     @property
     def config_hint(self) -> str:
+        if not self.orgs and not self.repos:
+            return "give GitHubSource orgs=[...] or repos=['owner/repo', ...] (GITHUB_ORGS / GITHUB_REPOS)"
         return (
             f"set {self.token_env} to a GitHub token: a classic PAT with public_repo (or repo for private "
             "repos), or a fine-grained token with read-only Metadata and Contents"

@@ -49,6 +49,7 @@ from typing import Any
 
 import httpx
 
+from connectors.auth import env_secret
 from connectors.core import AuthError, ConfigError, Record, RecordError, SyncError, auth_error_in_chain
 from connectors.http import Clock, HTTPRecordError, NotFound, Rate, RetryPolicy, Sleep
 from connectors.notion.client import DataSourceRef, NotionClient, credential_key, normalize_id
@@ -188,7 +189,7 @@ class NotionDestination:
         """The token now: the one given, else the environment variable's (so a renewed one is seen)."""
         if self._token:
             return self._token
-        return (os.environ.get(self.token_env) or None) if self.token_env else None
+        return env_secret(self.token_env)
 
     def _ids(self) -> tuple[str | None, str | None]:
         if self.database_id or self.data_source_id:

@@ -30,12 +30,12 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import httpx
 
+from connectors.auth import env_secret
 from connectors.core import ConfigError, Record, SourceSpec, auth_error_in_chain
 from connectors.http import Clock, NotFound, Rate, RetryPolicy, Sleep
 from connectors.notion.client import DataSourceRef, NotionClient, credential_key, normalize_id
@@ -137,7 +137,7 @@ class NotionSource:
     def token(self) -> str | None:
         if self._token:
             return self._token
-        return (os.environ.get(self.token_env) or None) if self.token_env else None
+        return env_secret(self.token_env)
 
     @property
     def rate_limit_key(self) -> str:

@@ -397,7 +397,6 @@ async def test_duplicate_repo_ids_within_a_page_are_collapsed(fake: FakeGitHub, 
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {},
         {"orgs": "acme"},
         {"orgs": ["acme/x"]},
         {"repos": ["no-slash"]},
@@ -411,6 +410,11 @@ async def test_duplicate_repo_ids_within_a_page_are_collapsed(fake: FakeGitHub, 
 def test_bad_configuration_is_a_config_error(kwargs: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
         GitHubSource(**kwargs)  # type: ignore[arg-type]
+
+
+def test_nothing_to_read_is_not_configured_and_says_what_to_set() -> None:
+    source = GitHubSource(token="t")
+    assert not source.configured and "GITHUB_ORGS" in source.config_hint and source.specs() == []
 
 
 async def test_fetch_drains_every_page(fake: FakeGitHub, make_source: SourceFactory, fake_time: FakeClock) -> None:
