@@ -9,6 +9,7 @@ import os
 
 from connectors.files import FileSpec, FilesSource, SQLiteDestination
 from connectors.github import BlobETagStore, GitHubSource
+from connectors.http import Rate
 from connectors.notion import NotionDestination
 from sync_assets.demo import demo_dir, seed_demo_data
 from sync_assets.factory import build_definitions, link_report_asset
@@ -59,8 +60,9 @@ def github_to_notion_route() -> Route:
     """GitHub repos (orgs and named repos) into a Notion database: the reference wiring.
 
     Env: GITHUB_TOKEN, GITHUB_ORGS and/or GITHUB_REPOS (comma-separated), GITHUB_EXCLUDE (optional),
-    NOTION_TOKEN, NOTION_DATABASE_ID. GITHUB_API_URL / NOTION_API_URL point at GitHub Enterprise or
-    at test fakes. Secrets may also come from files (GITHUB_TOKEN_FILE, NOTION_TOKEN_FILE).
+    NOTION_TOKEN, NOTION_DATABASE_ID. Optional: GITHUB_INTERVAL_MINUTES, GITHUB_PAGE_SIZE,
+    NOTION_REQUESTS_PER_SECOND; GITHUB_API_URL / NOTION_API_URL point at GitHub Enterprise or at test
+    fakes. Secrets may also come from files (GITHUB_TOKEN_FILE, NOTION_TOKEN_FILE).
     """
     orgs, repos = _csv_env("GITHUB_ORGS"), _csv_env("GITHUB_REPOS")
     source = GitHubSource(
@@ -71,12 +73,18 @@ def github_to_notion_route() -> Route:
         # Conditional-request bodies in the state store: each run is a new process.
         etag_cache=BlobETagStore(SharedBlobs()),
         interval_minutes=int(os.environ.get("GITHUB_INTERVAL_MINUTES", "30")),
+        per_page=int(os.environ.get("GITHUB_PAGE_SIZE", "100")),
     )
     destination = NotionDestination(
         title_property="Name",
         key_property="Repo ID",
         synced_property="Last synced",
+        # New languages, topics, licenses and contributors become options as they appear.
+        create_missing_options=True,
+        create_only_properties={"Created"},
         base_url=os.environ.get("NOTION_API_URL", "").strip() or "https://api.notion.com",
+        # Notion documents ~3 requests/s per integration; plans with a larger budget can raise it.
+        rate=Rate(float(os.environ.get("NOTION_REQUESTS_PER_SECOND", "3")), 1, burst=3),
     )
     missing = _missing("GITHUB_TOKEN", "NOTION_TOKEN", "NOTION_DATABASE_ID")
     if not (orgs or repos):

@@ -380,6 +380,7 @@ class GitHubClient:
         retry: RetryPolicy | None = None,
         timeout: float | httpx.Timeout = TIMEOUT,
         etag_cache: ETagStore | None = SHARED_ETAG_CACHE,
+        per_page: int = PER_PAGE,
         sleep: Callable[[float], Awaitable[Any]] | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
@@ -401,6 +402,9 @@ class GitHubClient:
             clock=clock,
         )
         self._cache = etag_cache
+        if not 1 <= per_page <= PER_PAGE:
+            raise ConfigError(f"GitHub per_page must be between 1 and {PER_PAGE}, got {per_page}")
+        self.per_page = per_page
         self.pagination = LinkHeaderPagination()
         self.requests = 0
         """Responses received (each retried attempt inside the transport is not counted)."""
@@ -518,7 +522,7 @@ class GitHubClient:
         durable-sync stored it, a bare page number (``"2"``).
         """
         first = f"/orgs/{_segment(org)}/repos"
-        params: dict[str, str | int] = {"type": repo_type, "sort": ORG_REPO_SORT, "per_page": PER_PAGE}
+        params: dict[str, str | int] = {"type": repo_type, "sort": ORG_REPO_SORT, "per_page": self.per_page}
         if cursor is None:
             return first, params
         if cursor.isdigit() and int(cursor) >= 1:

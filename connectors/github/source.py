@@ -55,6 +55,7 @@ from connectors.github.settings import (
     NO_LICENSE_SPDX,
     ORG_REPO_TYPE,
     ORG_REPO_TYPES,
+    PER_PAGE,
     RATE,
     TOKEN_ENV,
 )
@@ -288,6 +289,7 @@ class GitHubSource:
         etag_cache: Conditional-request cache; default the process-wide one; None disables ETags.
         enrich_concurrency: Repos enriched at once per page.
         named_page_size: Named repos per page.
+        per_page: Org repos per listing page (GitHub allows 1-100; smaller pages checkpoint sooner).
         name: The source name (``route = <name>_to_<destination>``).
     """
 
@@ -316,6 +318,7 @@ class GitHubSource:
         sleep: Callable[[float], Awaitable[Any]] | None = None,
         clock: Callable[[], float] | None = None,
         etag_cache: ETagStore | None = SHARED_ETAG_CACHE,
+        per_page: int = PER_PAGE,
         enrich_concurrency: int = ENRICH_CONCURRENCY,
         named_page_size: int = NAMED_PAGE_SIZE,
         name: str = "github",
@@ -364,6 +367,9 @@ class GitHubSource:
         self._sleep = sleep
         self._clock = clock
         self._etag_cache = etag_cache
+        if not isinstance(per_page, int) or not 1 <= per_page <= PER_PAGE:
+            raise ConfigError(f"GitHubSource.per_page must be between 1 and {PER_PAGE}, got {per_page!r}")
+        self.per_page = per_page
         self.enrich_concurrency = enrich_concurrency
         self.named_page_size = named_page_size
         if not isinstance(name, str) or not name:
@@ -448,6 +454,7 @@ class GitHubSource:
             max_concurrent=MAX_CONCURRENT,
             retry=self._retry,
             etag_cache=self._etag_cache,
+            per_page=self.per_page,
             sleep=self._sleep,
             clock=self._clock,
         )
