@@ -83,12 +83,50 @@ def _fmt_stats(stats: dict[str, Any]) -> str:
 # -------------------------------------------------------------------------------------- commands
 
 
+IN_FLIGHT_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
+
+
+def _dagster_view(routes: Sequence[Route]) -> dict[str, Any] | None:
+    """Dagster's side of status: the latest runs per route partition, from the instance in
+    ``DAGSTER_HOME`` (None when there is none to read)."""
+    if not os.environ.get("DAGSTER_HOME"):
+        return None
+    try:
+        import dagster as dg
+
+        instance = dg.DagsterInstance.get()
+    except Exception as err:  # a missing or broken instance must not hide the state store's view
+        return {"error": describe_error(err)}
+    view: dict[str, Any] = {"routes": {}}
+    with instance:
+        for r in routes:
+            if not r.enabled:
+                continue
+            latest: dict[str, dict[str, Any]] = {}
+            in_flight: list[dict[str, Any]] = []
+            for run in instance.get_runs(filters=dg.RunsFilter(tags={"durable_sync/route": r.name}), limit=500):
+                partition = run.tags.get("dagster/partition")
+                entry = {
+                    "run_id": run.run_id,
+                    "status": run.status.value,
+                    "trigger": run.tags.get("durable_sync/trigger", "manual"),
+                    "partition": partition,
+                }
+                if run.status.value in IN_FLIGHT_STATUSES:
+                    in_flight.append(entry)
+                if partition and partition not in latest:
+                    latest[partition] = entry  # get_runs is newest first
+            view["routes"][r.name] = {"latest": latest, "in_flight": in_flight}
+    return view
+
+
 def cmd_status(args: argparse.Namespace, store: StateStore) -> int:
     routes = _load_routes(args.module)
     if args.route:
         routes = [_route(routes, args.route)]
     pauses = store.pauses()
     pending = store.pending_requests()
+    dagster = _dagster_view(routes)
     report: list[dict[str, Any]] = []
     for r in routes:
         entry: dict[str, Any] = {"route": r.name, "enabled": r.enabled, "partitions": []}
@@ -153,13 +191,20 @@ def cmd_status(args: argparse.Namespace, store: StateStore) -> int:
                         if q.route == r.name and q.partition == key
                     ],
                     "links": store.link_count(r.name, key),
+                    "last_run": ((dagster or {}).get("routes", {}).get(r.name, {}).get("latest", {}).get(key)),
                 }
             )
+        if dagster and r.name in dagster.get("routes", {}):
+            entry["runs_in_flight"] = dagster["routes"][r.name]["in_flight"]
         report.append(entry)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
         return 0
     print(f"state: {store.display_url}")
+    if dagster is None:
+        print("dagster: no DAGSTER_HOME set; showing the state store only")
+    elif "error" in dagster:
+        print(f"dagster: cannot read the instance: {dagster['error']}")
     for entry in report:
         if not entry["enabled"]:
             print(f"\n{entry['route']}: disabled — {entry['disabled_reason']}")
@@ -167,6 +212,8 @@ def cmd_status(args: argparse.Namespace, store: StateStore) -> int:
         print(f"\n{entry['route']}")
         if "error" in entry:
             print(f"  error loading specs: {entry['error']}")
+        for run in entry.get("runs_in_flight", []):
+            print(f"  run {run['run_id'][:8]} {run['status']} ({run['trigger']}) partition {run['partition']}")
         for p in entry["partitions"]:
             print(f"  {p['partition']}  (every {p['interval_minutes']} min, {p['links']} linked)")
             for pause in p["paused"]:
@@ -178,6 +225,9 @@ def cmd_status(args: argparse.Namespace, store: StateStore) -> int:
                     print(f"      error: {lp['error']}")
             else:
                 print("    last pass: never")
+            if p["last_run"]:
+                lr = p["last_run"]
+                print(f"    last run: {lr['run_id'][:8]} {lr['status']} ({lr['trigger']})")
             if p["in_flight"]:
                 f = p["in_flight"]
                 print(f"    in flight since {f['since']}: {f['pages_done']} pages done (checkpoint {f['updated_at']})")

@@ -24,6 +24,7 @@ import dagster as dg
 
 from sync_assets.engine import credential_fingerprint
 from sync_assets.factory import PARTITION_TAG, ROUTE_TAG, RouteDefs, SyncConfig, run_tags
+from sync_assets.notify import notify_pause
 from sync_assets.resources import SyncStateResource
 from sync_assets.state import StateStore
 
@@ -262,10 +263,15 @@ def failure_sensor(route_defs: Sequence[RouteDefs]) -> dg.SensorDefinition:
         if route not in names or not partition:
             return
         messages = []
+        paused_scope = None
         for event in context.get_step_failure_events():
             data = event.step_failure_data
-            if data.user_failure_data is not None and data.user_failure_data.description:
-                messages.append(data.user_failure_data.description)
+            user = data.user_failure_data
+            if user is not None and user.description:
+                messages.append(user.description)
+                md = {k: getattr(v, "value", v) for k, v in (user.metadata or {}).items()}
+                if md.get("reason") == "auth":
+                    paused_scope = str(md.get("scope") or "")
             elif data.error is not None:
                 messages.append(
                     data.error.message.strip().splitlines()[-1]
@@ -274,6 +280,16 @@ def failure_sensor(route_defs: Sequence[RouteDefs]) -> dg.SensorDefinition:
                 )
         message = "; ".join(dict.fromkeys(messages)) or (context.failure_event.message or "run failed")
         sync_state.store().record_failure(route, partition, message, run_id=run.run_id)
+        # Shown on the asset partition in the UI, next to its materializations.
+        context.instance.report_runless_asset_event(
+            dg.AssetObservation(
+                asset_key=dg.AssetKey([route]),
+                partition=partition,
+                metadata={"last_failure": message[:2000], "failed_run_id": run.run_id},
+            )
+        )
+        if paused_scope:
+            notify_pause(scope=paused_scope, route=route, partition=partition, reason=message, run_id=run.run_id)
 
     return _on_failure
 

@@ -113,3 +113,24 @@ def test_connectors_lists_entry_points(capsys):
     out = capsys.readouterr().out
     assert "files" in out and "source" in out
     assert "sqlite" in out and "destination" in out
+
+
+def test_status_shows_dagsters_runs_next_to_the_state_store(capsys, sqlite_store, tmp_path, monkeypatch):
+    import dagster as dg
+
+    from sync_assets.testing import materialize_route
+
+    home = tmp_path / "dh"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    route = memory_route({"a": records(3), "b": records(2)})
+    with dg.DagsterInstance.get() as instance:
+        run = materialize_route(
+            route, "a", store=sqlite_store, instance=instance, tags={"durable_sync/route": route.name}
+        )
+    code, out, _ = run_cli(capsys, sqlite_store, "status", routes=[route])
+    assert code == 0
+    assert f"last run: {run.result.run_id[:8]} SUCCESS" in out
+    code, out, _ = run_cli(capsys, sqlite_store, "status", "--json", routes=[route])
+    a = next(p for p in json.loads(out)[0]["partitions"] if p["partition"] == "a")
+    assert a["last_run"]["run_id"] == run.result.run_id and a["last_run"]["status"] == "SUCCESS"

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import http.server
+import json
+import threading
 import uuid
 
 import dagster as dg
@@ -25,6 +29,31 @@ def instance():
 @pytest.fixture
 def route():
     return memory_route({"a": records(20), "b": records(20, prefix="b"), "c": records(5, prefix="c")})
+
+
+@contextlib.contextmanager
+def webhook_server():
+    """A chat-webhook stand-in on a loopback port; yields (base URL, received JSON bodies)."""
+    received: list[dict] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", received
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 def defs_for(route, store):
@@ -152,7 +181,7 @@ def test_auth_pause_skipped_by_dispatcher_then_resumed_by_new_credential(instanc
     assert route.destination.duplicates() == {}
 
 
-def test_failure_sensor_records_the_root_cause(instance, route, sqlite_store):
+def test_failure_sensor_records_the_root_cause_and_notifies(instance, route, sqlite_store, monkeypatch):
     add_partitions(instance, route)
     route.destination.credential = None
     defs = defs_for(route, sqlite_store)
@@ -169,10 +198,17 @@ def test_failure_sensor_records_the_root_cause(instance, route, sqlite_store):
         dagster_run=result.dagster_run,
         resources={"sync_state": SyncStateResource(url=sqlite_store.url)},
     ).for_run_failure()
-    sensor(ctx)
+    with webhook_server() as (url, received):
+        monkeypatch.setenv("DURABLE_SYNC_WEBHOOK_URL", f"{url}/services/T0/B0/s3cret")
+        sensor(ctx)
     state = sqlite_store.partition_state(route.name, "a")
     assert "credential rejected" in state["last_failure"]
     assert state["last_failure_run_id"] == result.run_id
+    (obs,) = instance.fetch_observations(dg.AssetKey(route.name), limit=1).records
+    assert obs.partition_key == "a" and "credential rejected" in obs.asset_observation.metadata["last_failure"].value
+    (payload,) = received
+    assert payload["event"] == "credential_paused" and payload["scope"] == "credential:memory"
+    assert payload["route"] == route.name and payload["partition"] == "a"
 
 
 def test_reconcile_schedule_requests_a_listing_for_each_partition(instance, route, sqlite_store):
