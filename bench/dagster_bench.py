@@ -18,11 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import NullDestination, SyntheticSource, peak_rss_mb  # noqa: E402
-from connectors.memory import MemoryDestination  # noqa: E402
-from sync_assets.routes import Route  # noqa: E402
-from sync_assets.state import StateStore  # noqa: E402
-from sync_assets.testing import materialize_route  # noqa: E402
+from bench.common import NullDestination, SyntheticSource, peak_rss_mb
+from connectors.memory import MemoryDestination
+from sync_assets.routes import Route
+from sync_assets.state import StateStore
+from sync_assets.testing import materialize_route
 
 
 def main() -> int:

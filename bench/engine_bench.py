@@ -25,11 +25,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import NullDestination, SyntheticSource, peak_rss_mb, run  # noqa: E402
-from connectors.memory import MemoryDestination  # noqa: E402
-from sync_assets.engine import PassOptions, run_pass  # noqa: E402
-from sync_assets.routes import Route  # noqa: E402
-from sync_assets.state import StateStore  # noqa: E402
+from bench.common import NullDestination, SyntheticSource, peak_rss_mb, run
+from connectors.memory import MemoryDestination
+from sync_assets.engine import PassOptions, run_pass
+from sync_assets.routes import Route
+from sync_assets.state import StateStore
 
 
 def _store(tmp: str) -> StateStore:

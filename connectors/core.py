@@ -183,8 +183,10 @@ class Destination(Protocol):
     """
 
     name: str
-    configured: bool
     create_only_properties: set[str]
+
+    @property
+    def configured(self) -> bool: ...
 
     @property
     def config_hint(self) -> str: ...
