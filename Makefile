@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 HOST ?= 127.0.0.1
 PORT ?= 3000
 
-.PHONY: install demo dev test lint bench home clean
+.PHONY: install demo dev prod-local test lint bench home clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ demo: install home
 
 dev: install home
 	$(VENV)/bin/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
+
+# The production process layout on this machine: dagster-webserver and dagster-daemon as separate
+# processes on PostgreSQL (DAGSTER_PG_URL; default the local server, database durable_sync).
+prod-local: install
+	$(PY) deploy/run_local.py --host $(HOST) --port $(PORT)
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

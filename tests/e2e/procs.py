@@ -107,7 +107,7 @@ def wait_for(predicate, timeout: float, interval: float = 1.0, what: str = "cond
     last = None
     while time.time() < deadline:
         last = predicate()
-        if last:
+        if last is True or (last and not isinstance(last, dict)):
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
