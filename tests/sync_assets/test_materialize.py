@@ -126,3 +126,16 @@ def test_partition_keys_are_sanitised(store, bad):
     key = partition_key_for(bad)
     assert key == "a_b_c_d"
     assert materialize_route(route, key, store=store).stats.created == 3
+
+
+def test_progress_is_logged_every_n_pages_not_per_record(store):
+    import dagster as dg
+
+    route = memory_route({"all": records(6000)}, page_size=50)  # 120 pages
+    instance = dg.DagsterInstance.ephemeral()
+    run = materialize_route(route, store=store, instance=instance)
+    assert run.success
+    messages = [e.user_message for e in instance.all_logs(run.result.run_id) if e.dagster_event is None]
+    progress = [m for m in messages if ": page " in m]
+    assert 1 <= len(progress) <= 4, progress  # at pages 50 and 100 (and on the 30 s clock), never per record
+    assert "page 50, 2500 records" in progress[0]
