@@ -36,8 +36,8 @@ test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
-	$(VENV)/bin/ruff format --check sync_assets connectors tests bench
-	$(VENV)/bin/ruff check sync_assets connectors tests bench
+	$(VENV)/bin/ruff format --check sync_assets connectors tests bench deploy
+	$(VENV)/bin/ruff check sync_assets connectors tests bench deploy
 	$(VENV)/bin/mypy sync_assets connectors
 
 bench: install
