@@ -148,6 +148,7 @@ class PassResult:
     failures: list[tuple[str, str]] = field(default_factory=list)
     planned: dict[str, list[str]] = field(default_factory=dict)
     duplicate_keys: list[tuple[str, list[str]]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # the connectors' pass_metadata()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -405,7 +406,26 @@ class _Pass:
             failures=self.failures,
             planned=self.planned if opts.plan else {},
             duplicate_keys=self.duplicate_keys,
+            extra=self._connector_metadata(),
         )
+
+    def _connector_metadata(self) -> dict[str, Any]:
+        """What the connectors report about the pass (``pass_metadata(spec)``: quota used, a sync
+        token's age…): scalars only, prefixed with the connector's name."""
+        out: dict[str, Any] = {}
+        for side in (self.source, self.dest):
+            fn = getattr(side, "pass_metadata", None)
+            if fn is None:
+                continue
+            try:
+                values = dict(fn(self.spec) or {})
+            except Exception:  # reporting must never fail a pass that synced
+                log.warning("%s: pass_metadata of %s failed", self.name, side.name, exc_info=True)
+                continue
+            for key, value in values.items():
+                if isinstance(value, (str, int, float, bool)):
+                    out[f"{side.name}_{key}"] = value
+        return out
 
     # ------------------------------------------------------------------------------- reconcile
 
@@ -628,6 +648,14 @@ class _Pass:
             elif result is True or result is None:
                 stats.created += 1
                 unlinked.append((record.primary_key, h))
+            elif self.stores_keys is False:
+                # The destination cannot hold our key (Luma): the link map is the only record of
+                # this row, so commit it now rather than with the page — the window in which a
+                # crash forgets a created row shrinks from a page of writes to one local commit.
+                stats.created += 1
+                self.store.commit_page(
+                    self.name, self.partition, linked=[(record.primary_key, str(result), h)], succeeded=[]
+                )
             else:
                 stats.created += 1
                 linked.append((record.primary_key, str(result), h))

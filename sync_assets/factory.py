@@ -195,6 +195,7 @@ def _metadata(route: Route, result: PassResult, store: StateStore) -> dict[str, 
     if describe is not None:
         where = str(describe())
         md["destination"] = dg.MetadataValue.url(where) if where.startswith("http") else where
+    md.update(result.extra)
     if result.failures:
         md["failed_records"] = dg.MetadataValue.md(_failures_markdown([(k, e, 1) for k, e in result.failures[:20]]))
     return md

@@ -386,3 +386,27 @@ async def test_full_refresh_resets_an_incremental_source(store):
     await sync(route, store)
     result = await sync(route, store, full_refresh=True)
     assert route.source.resets == 1 and result.stats.updated == 3
+
+
+async def test_a_destination_without_keys_links_each_create_at_once(store):
+    """Luma cannot hold our key: each created row is linked before the next write goes out."""
+    seen_links: list[int] = []
+    dest = MemoryDestination()
+    dest.stores_keys = False
+    route = make_route(recs(5), dest)
+
+    def fail(op, record):
+        seen_links.append(store.link_count(route.name))
+        return None
+
+    dest.fail = fail
+    dest.max_concurrency = 1
+    await sync(route, store)
+    assert seen_links == [0, 1, 2, 3, 4]
+
+
+async def test_connectors_pass_metadata_reaches_the_result(store):
+    route = make_route(recs(3))
+    route.source.pass_metadata = lambda spec: {"quota_units": 7, "ignored": {"nested": 1}}
+    result = await sync(route, store)
+    assert result.extra == {"memory_quota_units": 7}
