@@ -347,6 +347,46 @@ def cmd_resume(args: argparse.Namespace, store: StateStore) -> int:
     return 0
 
 
+def cmd_auth(args: argparse.Namespace, store: StateStore | None) -> int:
+    from sync_assets.tokens import EncryptedTokenStore, generate_key
+
+    if args.auth_command == "keygen":
+        print(f"DURABLE_SYNC_ENC_KEY={generate_key(args.key_id)}")
+        print("# keep it secret; to rotate, put a new key first and the old one after a comma, then run:")
+        print("#   durable-sync auth reencrypt")
+        return 0
+    assert store is not None
+    tokens = EncryptedTokenStore(store)
+    if args.auth_command == "status":
+        pauses = store.pauses()
+        accounts = tokens.accounts()
+        if not accounts:
+            print("no OAuth accounts stored (durable-sync auth login ACCOUNT)")
+        for account, version, updated in accounts:
+            try:
+                loaded = tokens.load(account)
+            except SyncError as err:
+                print(f"{account}: cannot read: {describe_error(err)}")
+                continue
+            token = loaded[0] if loaded else None
+            expires = token.expires_at.isoformat(timespec="seconds") if token and token.expires_at else "unknown"
+            refreshed = token.refreshed_at.isoformat(timespec="seconds") if token and token.refreshed_at else "never"
+            print(f"{account}: version {version}, access token expires {expires}, last refresh {refreshed}")
+            print(f"  client {token.client_id if token else '?'} for {token.resource if token else '?'}")
+            for scope, pause in sorted(pauses.items()):
+                if account in scope:
+                    print(f"  PAUSED [{scope}] since {pause.paused_at.isoformat(timespec='seconds')}: {pause.reason}")
+        return 0
+    if args.auth_command == "logout":
+        removed = tokens.delete(args.account)
+        print(f"removed the {args.account} token" if removed else f"no token stored for {args.account}")
+        return 0
+    if args.auth_command == "reencrypt":
+        print(f"re-encrypted {tokens.reencrypt()} token(s) with the current key")
+        return 0
+    raise SystemExit(f"durable-sync: unknown auth command {args.auth_command!r}")
+
+
 def cmd_connectors(args: argparse.Namespace, store: StateStore | None) -> int:
     for info in discover():
         print(f"{info.name:<16} {info.kinds:<20} {info.distribution or '?'} {info.version or ''}")
@@ -391,6 +431,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("connectors", help="installed connectors")
     s.set_defaults(fn=cmd_connectors)
+
+    auth = sub.add_parser("auth", help="OAuth accounts: keygen, status, logout, reencrypt")
+    auth_sub = auth.add_subparsers(dest="auth_command", required=True)
+    k = auth_sub.add_parser("keygen", help="print a new DURABLE_SYNC_ENC_KEY")
+    k.add_argument("--key-id", help="the key's id (default k<date>)")
+    auth_sub.add_parser("status", help="accounts, expiry, last refresh, paused partitions (never a token)")
+    lo = auth_sub.add_parser("logout", help="forget an account's token")
+    lo.add_argument("account")
+    auth_sub.add_parser("reencrypt", help="re-encrypt every token with the current key")
+    auth.set_defaults(fn=cmd_auth)
     return p
 
 
@@ -399,8 +449,8 @@ def main(argv: Sequence[str] | None = None, *, routes: Sequence[Route] | None = 
     global _ROUTES_OVERRIDE
     _ROUTES_OVERRIDE = routes
     args = build_parser().parse_args(argv)
-    if args.fn is cmd_connectors:
-        return cmd_connectors(args, None)
+    if args.fn is cmd_connectors or (args.fn is cmd_auth and args.auth_command == "keygen"):
+        return int(args.fn(args, None) or 0)
     store = StateStore(args.state_url) if args.state_url else StateStore.shared()
     try:
         return int(args.fn(args, store) or 0)

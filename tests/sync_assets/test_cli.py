@@ -134,3 +134,31 @@ def test_status_shows_dagsters_runs_next_to_the_state_store(capsys, sqlite_store
     code, out, _ = run_cli(capsys, sqlite_store, "status", "--json", routes=[route])
     a = next(p for p in json.loads(out)[0]["partitions"] if p["partition"] == "a")
     assert a["last_run"]["run_id"] == run.result.run_id and a["last_run"]["status"] == "SUCCESS"
+
+
+def test_auth_keygen_status_logout_never_print_a_token(capsys, sqlite_store, monkeypatch):
+    import datetime as dt
+
+    from connectors.auth.tokens import OAuthToken
+    from sync_assets.tokens import EncryptedTokenStore
+
+    assert main(["auth", "keygen", "--key-id", "k9"]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line.startswith("DURABLE_SYNC_ENC_KEY=k9:")
+    monkeypatch.setenv("DURABLE_SYNC_ENC_KEY", line.split("=", 1)[1])
+    token = OAuthToken(
+        access_token="at-SECRET",
+        refresh_token="rt-SECRET",
+        expires_at=dt.datetime(2031, 5, 1, tzinfo=dt.UTC),
+        client_id="c1",
+        resource="https://mcp.example/mcp",
+    )
+    EncryptedTokenStore(sqlite_store).save("notion-mcp", token, expected_version=None)
+    sqlite_store.pause("credential:notion-mcp:notion-mcp", "invalid_grant", source="auth")
+    code, out, _ = run_cli(capsys, sqlite_store, "auth", "status", routes=[])
+    assert code == 0 and "notion-mcp: version 1" in out and "2031-05-01" in out
+    assert "PAUSED [credential:notion-mcp:notion-mcp]" in out
+    assert "SECRET" not in out
+    code, out, _ = run_cli(capsys, sqlite_store, "auth", "logout", "notion-mcp", routes=[])
+    assert "removed the notion-mcp token" in out
+    assert EncryptedTokenStore(sqlite_store).load("notion-mcp") is None
