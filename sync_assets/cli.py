@@ -362,7 +362,7 @@ def cmd_auth(args: argparse.Namespace, store: StateStore | None) -> int:
         accounts = tokens.accounts()
         if not accounts:
             print("no OAuth accounts stored (durable-sync auth login ACCOUNT)")
-        for account, version, updated in accounts:
+        for account, version, _updated in accounts:
             try:
                 loaded = tokens.load(account)
             except SyncError as err:
