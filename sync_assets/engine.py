@@ -542,6 +542,7 @@ class _Pass:
 
     async def _page_loop(self, cursor: str | None, targeted: bool) -> None:
         fetch_task: asyncio.Task[tuple[list[Any], str | None]] = asyncio.ensure_future(self._fetch(cursor))
+        seen_cursors = {cursor}
         try:
             while True:
                 try:
@@ -554,6 +555,13 @@ class _Pass:
                         ) from err
                     raise
                 if next_cursor is not None:
+                    if next_cursor in seen_cursors:
+                        # A source that hands back a cursor it already gave would loop forever.
+                        raise ConfigError(
+                            f"source {self.source.name}: spec {self.spec.key!r} returned cursor "
+                            f"{next_cursor[:80]!r} twice in one pass; its paging is broken"
+                        )
+                    seen_cursors.add(next_cursor)
                     # Read ahead while this page is written.
                     fetch_task = asyncio.ensure_future(self._fetch(next_cursor))
                 await self._process_page(records, next_cursor, targeted)

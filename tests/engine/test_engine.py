@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from connectors.core import AuthError, Record, RecordError, TransientError
+from connectors.core import AuthError, ConfigError, Record, RecordError, TransientError
 from connectors.memory import MemoryDestination, MemorySource
 from sync_assets.engine import PassOptions, Paused, content_hash, run_pass
 from sync_assets.routes import Route
@@ -410,3 +410,14 @@ async def test_connectors_pass_metadata_reaches_the_result(store):
     route.source.pass_metadata = lambda spec: {"quota_units": 7, "ignored": {"nested": 1}}
     result = await sync(route, store)
     assert result.extra == {"memory_quota_units": 7}
+
+
+async def test_a_source_repeating_a_cursor_is_stopped_not_looped(store):
+    class Stuck(MemorySource):
+        async def fetch_page(self, spec, only_items, cursor):
+            page, _ = await super().fetch_page(spec, only_items, cursor)
+            return page, "100"  # always the same next page
+
+    route = Route(Stuck({"all": recs(300)}), MemoryDestination())
+    with pytest.raises(ConfigError, match="returned cursor '100' twice"):
+        await sync(route, store)
