@@ -1,0 +1,298 @@
+"""``AsanaClient``: a typed client of the Asana REST API (``/api/1.0``) over ``connectors.http``.
+
+Every request goes through the shared toolkit (``make_client``) under one credential key per token:
+one rate limiter (150 or 1,500 requests a minute), Asana's concurrent request limits (50 reads and 15
+writes in flight), retries with backoff on 429 (honouring ``Retry-After``), 5xx and timeouts, typed
+errors (``raise_for_status``) and redaction of the token from every message and log line.
+
+Asana wraps every body in an envelope: requests send ``{"data": {...}}``, answers carry ``{"data": ...}``
+(and ``next_page`` on listings), errors ``{"errors": [{"message": ..., "help": ...}]}``.
+
+Creating a task is not idempotent: it is sent with ``retry_options(retry_ambiguous=False)``, so after a
+read timeout or a 500/502/504 the error surfaces instead of a second task; the engine's reconcile then
+adopts the task by its key field. Updates (``PUT``) set values and are safe to resend.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+import httpx
+
+from connectors.asana.settings import (
+    ASANA_API_BASE,
+    ASANA_FREE_RATE,
+    CREATE_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    MAX_CONCURRENT_READS,
+    MAX_CONCURRENT_WRITES,
+    PAGE_SIZE,
+    SERVICE,
+)
+from connectors.core import ConfigError, TransientError
+from connectors.http import (
+    Clock,
+    HTTPRecordError,
+    Rate,
+    RetryPolicy,
+    Sleep,
+    make_client,
+    raise_for_status,
+    retry_options,
+)
+
+__all__ = [
+    "AsanaClient",
+    "OffsetExpired",
+    "OffsetPagination",
+    "credential_key",
+    "is_offset_expired",
+    "parse_project_gid",
+    "token_digest",
+]
+
+Json = dict[str, Any]
+
+_GID_RE = re.compile(r"^\d+$")
+# https://app.asana.com/0/<project>/<task or list>  and  https://app.asana.com/1/<workspace>/project/<project>/...
+_URL_PROJECT_RE = re.compile(r"/project/(\d+)|/0/(\d+)")
+
+
+def token_digest(token: str) -> str:
+    """A short digest naming a token without revealing it."""
+    return hashlib.sha256(token.encode()).hexdigest()[:12]
+
+
+def credential_key(token: str) -> str:
+    """The key the toolkit shares limits under (and the destination's ``rate_limit_key``)."""
+    return f"asana:{token_digest(token)}"
+
+
+def parse_project_gid(value: str) -> str:
+    """A project gid from a gid or an Asana project URL (``https://app.asana.com/0/<gid>/list`` or
+    ``https://app.asana.com/1/<workspace>/project/<gid>/list``).
+
+    Raises:
+        ConfigError: No project gid can be found in ``value``.
+    """
+    text = str(value or "").strip()
+    if _GID_RE.match(text):
+        return text
+    found = _URL_PROJECT_RE.search(text.split("?", 1)[0])
+    if found:
+        return found.group(1) or found.group(2)
+    raise ConfigError(f"Asana project {text!r} is not a project gid (digits) or an Asana project URL")
+
+
+class OffsetExpired(TransientError):
+    """Asana answered 400 ``offset: Your pagination token has expired``; the listing must restart.
+
+    A ``TransientError``: whoever does not restart the listing has the pass retried later.
+    """
+
+
+def is_offset_expired(err: BaseException) -> bool:
+    """Whether ``err`` is Asana's answer to an expired ``offset`` token."""
+    return isinstance(err, HTTPRecordError) and err.status_code == 400 and "pagination token" in err.body.lower()
+
+
+class OffsetPagination:
+    """Asana's pagination strategy: send ``limit`` (1-100) and ``offset``; read ``next_page.offset``.
+
+    Offset tokens expire ("after some time, as data may have changed"); an expired one answers 400
+    and is raised here as :class:`OffsetExpired` so the caller can restart from the first page.
+    """
+
+    name = "offset"
+
+    @staticmethod
+    def next_token(body: Mapping[str, Any]) -> str | None:
+        """The offset of the next page, or None after the last one."""
+        page = body.get("next_page")
+        if not isinstance(page, dict):
+            return None
+        token = page.get("offset")
+        return token if isinstance(token, str) and token else None
+
+    async def pages(self, fetch: Callable[[str | None], Awaitable[Json]]) -> AsyncGenerator[Json, None]:
+        """Every page body, fetched lazily: ``fetch(offset)`` is called once per page."""
+        offset: str | None = None
+        while True:
+            try:
+                body = await fetch(offset)
+            except HTTPRecordError as err:
+                if offset is not None and is_offset_expired(err):
+                    raise OffsetExpired(str(err)) from None
+                raise
+            yield body
+            offset = self.next_token(body)
+            if offset is None:
+                return
+
+
+class AsanaClient:
+    """An Asana REST client for one personal access token.
+
+    Args:
+        token: The personal access token (or an OAuth access token); sent as ``Authorization: Bearer``.
+        base_url: API base (a loopback fake in tests).
+        transport: The transport that sends (``httpx.ASGITransport(app)`` for an in-process fake).
+        rate: The token's request rate (shared by every client of the same token).
+        max_concurrent: GETs in flight at once on the token (Asana: 50).
+        max_concurrent_writes: Writes in flight at once on the token (Asana: 15).
+        retry: Retry policy.
+        timeout: Default per-request timeout (creates get ``CREATE_TIMEOUT``).
+        sleep: Awaitable sleep, injectable for tests.
+        clock: Epoch seconds, injectable for tests.
+    """
+
+    pagination = OffsetPagination()
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        base_url: str = ASANA_API_BASE,
+        transport: httpx.AsyncBaseTransport | None = None,
+        rate: Rate | None = ASANA_FREE_RATE,
+        max_concurrent: int | None = MAX_CONCURRENT_READS,
+        max_concurrent_writes: int | None = MAX_CONCURRENT_WRITES,
+        retry: RetryPolicy | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        sleep: Sleep | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if not token:
+            raise ConfigError("AsanaClient needs a token")
+        self.credential = credential_key(token)
+        self._http = make_client(
+            service=SERVICE,
+            base_url=base_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            credential=self.credential,
+            rate=rate,
+            max_concurrent=max_concurrent,
+            max_concurrent_writes=max_concurrent_writes,
+            retry=retry,
+            timeout=timeout,
+            transport=transport,
+            sleep=sleep,
+            clock=clock,
+        )
+
+    async def __aenter__(self) -> AsanaClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        data: Json | None = None,
+        params: Mapping[str, Any] | None = None,
+        create: bool = False,
+    ) -> Json:
+        """Send one request and return the whole answer (``data``, and ``next_page`` on listings).
+
+        Args:
+            data: The request object, sent inside Asana's ``{"data": ...}`` envelope.
+            create: The call is not idempotent: never resend it after an ambiguous failure.
+
+        Raises:
+            HTTPAuthError: 401 (a revoked token) or 403 (no access to the object, a locked field).
+            NotFound: 404.
+            HTTPRecordError: another 4xx (a malformed value, an unknown custom field, an expired offset).
+            HTTPRateLimited / HTTPTransientError: retries exhausted.
+        """
+        response = await self._http.request(
+            method,
+            path,
+            json={"data": data} if data is not None else None,
+            params=params,
+            extensions=retry_options(retry_ambiguous=False) if create else None,
+            timeout=CREATE_TIMEOUT if create else httpx.USE_CLIENT_DEFAULT,
+        )
+        try:
+            await response.aread()
+            raise_for_status(response)
+            body = response.json()
+        finally:
+            await response.aclose()
+        return body if isinstance(body, dict) else {"data": body}
+
+    # -- objects ----------------------------------------------------------------------------------
+
+    async def get_project(self, project_gid: str, *, opt_fields: Iterable[str] = ()) -> Json:
+        params = {"opt_fields": ",".join(opt_fields)} if opt_fields else None
+        return dict((await self.request("GET", f"/projects/{project_gid}", params=params))["data"])
+
+    async def get_user(self, user: str, *, opt_fields: Iterable[str] = ("name", "email", "workspaces")) -> Json:
+        """A user by gid, email or ``me`` (Asana accepts all three in the path)."""
+        params = {"opt_fields": ",".join(opt_fields)} if opt_fields else None
+        return dict((await self.request("GET", f"/users/{user}", params=params))["data"])
+
+    async def create_task(self, data: Json, *, opt_fields: Iterable[str] = ("gid",)) -> Json:
+        params = {"opt_fields": ",".join(opt_fields)} if opt_fields else None
+        return dict((await self.request("POST", "/tasks", data=data, params=params, create=True))["data"])
+
+    async def update_task(self, task_gid: str, data: Json, *, opt_fields: Iterable[str] = ("gid",)) -> Json:
+        # Setting values is idempotent: a retry after an ambiguous failure writes the same values.
+        params = {"opt_fields": ",".join(opt_fields)} if opt_fields else None
+        return dict((await self.request("PUT", f"/tasks/{task_gid}", data=data, params=params))["data"])
+
+    async def get_task(self, task_gid: str, *, opt_fields: Iterable[str] = ()) -> Json:
+        params = {"opt_fields": ",".join(opt_fields)} if opt_fields else None
+        return dict((await self.request("GET", f"/tasks/{task_gid}", params=params))["data"])
+
+    # -- listings ---------------------------------------------------------------------------------
+
+    async def iter_list(
+        self, path: str, *, opt_fields: Iterable[str] = (), limit: int = PAGE_SIZE
+    ) -> AsyncGenerator[Json, None]:
+        """Every item of a paginated listing, lazily, ``limit`` per request.
+
+        Raises:
+            OffsetExpired: An offset token expired mid-listing (the caller decides whether to restart).
+        """
+        fields = ",".join(opt_fields)
+
+        async def fetch(offset: str | None) -> Json:
+            params: dict[str, Any] = {"limit": limit}
+            if fields:
+                params["opt_fields"] = fields
+            if offset is not None:
+                params["offset"] = offset
+            return await self.request("GET", path, params=params)
+
+        async for body in self.pagination.pages(fetch):
+            for item in body.get("data") or []:
+                if isinstance(item, dict):
+                    yield item
+
+    def custom_field_settings(self, project_gid: str) -> AsyncGenerator[Json, None]:
+        """The project's custom field settings, each with its ``custom_field`` (type, enum options)."""
+        return self.iter_list(
+            f"/projects/{project_gid}/custom_field_settings",
+            opt_fields=(
+                "custom_field.name",
+                "custom_field.resource_subtype",
+                "custom_field.type",
+                "custom_field.enum_options.name",
+                "custom_field.enum_options.enabled",
+                "custom_field.is_formula_field",
+                "custom_field.is_value_read_only",
+            ),
+        )
+
+    def project_tasks(self, project_gid: str, *, opt_fields: Iterable[str]) -> AsyncGenerator[Json, None]:
+        """Every task of the project (completed ones included), 100 per request."""
+        return self.iter_list(f"/projects/{project_gid}/tasks", opt_fields=opt_fields)

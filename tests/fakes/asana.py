@@ -1,0 +1,1165 @@
+"""A stateful fake of the Asana REST API (``/api/1.0``), as a Starlette app.
+
+Use it in-process through ``httpx.ASGITransport(app=fake.app)`` with base URL
+``https://app.asana.com/api/1.0``, or on a loopback port with ``with serve(fake) as base_url: ...``
+(uvicorn in a thread; the base URL ends in ``/api/1.0``). It is written from Asana's documentation,
+independently of ``connectors.asana``, so a connector bug is not mirrored here::
+
+    workspace ──< user (gid, name, email) ──< personal access token (Bearer; revocable)
+        ├──< custom field (text, number, enum, multi_enum, date, people; enum options can be disabled,
+        │                  never deleted; a field may be locked or a formula)
+        └──< project ──< custom field setting (which fields its tasks carry)
+                └──< task (name, notes/html_notes, due_on/due_at, start_on, completed, assignee,
+                           projects, custom field values)
+
+What it enforces, as the real API does (developers.asana.com/docs):
+
+- Envelopes: requests ``{"data": {...}}``, answers ``{"data": ...}``; errors
+  ``{"errors": [{"message": ..., "help": ...}]}``. ``POST /tasks`` answers 201.
+- ``Authorization: Bearer <PAT>``: missing, unknown or revoked answers 401 "Not Authorized"; objects of
+  a workspace the token's user is not in answer 404.
+- Rate limits per token on an injectable clock: ``rate_per_minute`` requests (150 free / 1,500 paid)
+  in minute-long windows, 429 with ``Retry-After`` (seconds to the next window); rejected requests
+  count against the quota, as Asana says. Concurrent requests per token: 50 GETs and 15 writes in
+  flight; one more answers 429 with ``Retry-After: 1``.
+- Pagination: ``limit`` 1-100 (400 otherwise) gives ``next_page: {offset, path, uri}`` or null. Offset
+  tokens EXPIRE after ``offset_ttl`` seconds (15 minutes: Asana's offsets are JWTs whose ``exp`` is
+  15 minutes after their ``iat``), after ``offset_max_writes`` writes when set, or when a test calls ``expire_offsets``;
+  an expired one answers 400 "offset: Your pagination token has expired.". Without ``limit`` a listing
+  of more than 1,000 objects answers 400 "The result is too large. You should use pagination".
+- ``opt_fields``: listings answer compact objects (gid, name, resource_type, resource_subtype) unless
+  fields are asked for; then gid, resource_type and the asked top-level fields.
+- Task writes: unknown fields, a ``notes`` over 65,535 characters (Asana documents no limit; the
+  fake models the connector's bound), ``html_notes`` that is not XML with a
+  ``<body>`` root, both ``notes`` and ``html_notes``, both ``due_on`` and ``due_at``, a non-bool
+  ``completed``, an assignee that is not a user of the workspace, a custom field not on the task's
+  projects, an enum option that is not an option of the field (or is disabled), a value of the wrong
+  type for its field answer 400; writing a LOCKED custom field answers 403; writing a formula field
+  400. ``projects`` cannot be changed with PUT. ``external`` answers 400 for a personal access token
+  (Asana: "You will need to authenticate with OAuth", /docs/custom-external-data) — modelled on that
+  sentence, since every token of this fake is a PAT.
+
+Test-facing helpers: ``add_workspace`` / ``add_user`` / ``add_token`` / ``revoke_token``,
+``add_project`` / ``add_custom_field`` / ``disable_option`` / ``lock_field``, ``add_task`` /
+``edit_task`` / ``delete_task``, inspection (``task``, ``tasks``, ``values``, ``field``), faults
+(``fail_next``, ``expire_offsets``, ``set_rate``), the request ``log`` (``requests``), ``counters``,
+``requests_per_minute`` and ``max_in_flight_reads`` / ``max_in_flight_writes``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import itertools
+import json
+import math
+import re
+import socket
+import threading
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+__all__ = [
+    "API_PREFIX",
+    "MAX_NOTES",
+    "Counters",
+    "FakeAsana",
+    "FakeCustomField",
+    "FakeEnumOption",
+    "FakeProject",
+    "FakeTask",
+    "FakeUser",
+    "LoggedRequest",
+    "serve",
+]
+
+API_PREFIX = "/api/1.0"
+PUBLIC_BASE = "https://app.asana.com"
+HELP = (
+    "For more information on API status codes and how to handle them, read the docs on errors: "
+    "https://developers.asana.com/docs/errors"
+)
+RATE_LIMIT_MESSAGE = "You've made too many requests and hit a rate limit. Please retry after the given amount of time."
+EXPIRED_OFFSET_MESSAGE = "offset: Your pagination token has expired."
+MAX_NOTES = 65_535
+MAX_LIMIT = 100
+UNPAGINATED_MAX = 1000
+FIELD_TYPES = frozenset({"text", "number", "enum", "multi_enum", "date", "people"})
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+TASK_FIELDS = frozenset(
+    {
+        "name",
+        "notes",
+        "html_notes",
+        "due_on",
+        "due_at",
+        "start_on",
+        "completed",
+        "assignee",
+        "projects",
+        "custom_fields",
+        "external",
+        "workspace",
+        "resource_subtype",
+    }
+)
+
+Json = dict[str, Any]
+
+_gids = itertools.count(1_200_000_000_000_001)
+
+
+def _new_gid() -> str:
+    return str(next(_gids))
+
+
+def _iso(epoch: float) -> str:
+    when = dt.datetime.fromtimestamp(epoch, dt.UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+class _Fail(Exception):
+    """An error answer in Asana's shape."""
+
+    def __init__(self, status: int, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.retry_after = retry_after
+
+    def response(self) -> JSONResponse:
+        error: Json = {"message": self.message, "help": HELP}
+        if self.status >= 500:
+            error["phrase"] = "6 sad squid snuggle softly"
+        headers = {"Retry-After": str(self.retry_after)} if self.retry_after is not None else None
+        return JSONResponse({"errors": [error]}, status_code=self.status, headers=headers)
+
+
+def _bad(message: str) -> _Fail:
+    return _Fail(400, message)
+
+
+def _unknown(gid: str) -> _Fail:
+    return _Fail(404, f"Unknown object: {gid}")
+
+
+DEFAULT_MESSAGES = {
+    400: "Bad Request",
+    401: "Not Authorized",
+    403: "Forbidden",
+    404: "Not Found",
+    429: RATE_LIMIT_MESSAGE,
+    500: "Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# State
+
+
+@dataclass
+class FakeUser:
+    gid: str
+    name: str
+    email: str
+    workspaces: list[str]
+
+
+@dataclass
+class FakeEnumOption:
+    gid: str
+    name: str
+    enabled: bool = True
+    color: str = "none"
+
+    def as_json(self) -> Json:
+        return {
+            "gid": self.gid,
+            "resource_type": "enum_option",
+            "name": self.name,
+            "enabled": self.enabled,
+            "color": self.color,
+        }
+
+
+@dataclass
+class FakeCustomField:
+    gid: str
+    name: str
+    kind: str
+    workspace: str
+    options: list[FakeEnumOption] = field(default_factory=list)
+    locked: bool = False
+    formula: bool = False
+
+    def option(self, gid: str) -> FakeEnumOption | None:
+        return next((o for o in self.options if o.gid == gid), None)
+
+    def option_named(self, name: str) -> FakeEnumOption:
+        return next(o for o in self.options if o.name == name)
+
+    def as_json(self) -> Json:
+        out: Json = {
+            "gid": self.gid,
+            "resource_type": "custom_field",
+            "name": self.name,
+            "resource_subtype": self.kind,
+            "type": self.kind,
+            "is_formula_field": self.formula,
+            "is_value_read_only": self.formula,
+        }
+        if self.kind in ("enum", "multi_enum"):
+            out["enum_options"] = [o.as_json() for o in self.options]
+        return out
+
+
+@dataclass
+class FakeProject:
+    gid: str
+    name: str
+    workspace: str
+    field_gids: list[str]
+
+
+@dataclass
+class FakeTask:
+    gid: str
+    workspace: str
+    projects: list[str]
+    seq: int
+    created_at: float
+    modified_at: float
+    name: str = ""
+    notes: str = ""
+    html_notes: str = "<body></body>"
+    due_on: str | None = None
+    due_at: str | None = None
+    start_on: str | None = None
+    completed: bool = False
+    assignee: str | None = None
+    custom_values: dict[str, Any] = field(default_factory=dict)  # field gid -> stored value
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    status: int
+    body: Any = None
+    at: float = 0.0
+    token: str | None = field(default=None, repr=False)
+
+
+@dataclass
+class Counters:
+    requests: int = 0
+    reads: int = 0
+    writes: int = 0
+    creates: int = 0
+    updates: int = 0
+    rate_limited: int = 0
+    concurrency_limited: int = 0
+    errors: int = 0
+
+
+@dataclass
+class _Fault:
+    status: int
+    message: str | None
+    retry_after: int | None
+    after: bool
+    method: str | None
+    path: re.Pattern[str] | None
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method is not None and self.method != method:
+            return False
+        return self.path is None or bool(self.path.search(path))
+
+
+@dataclass
+class _Offset:
+    path: str
+    position: int
+    issued_at: float
+    writes_at: int
+    expired: bool = False
+
+
+# --------------------------------------------------------------------------------------------------
+# The fake
+
+
+class FakeAsana:
+    """The fake API. See the module docstring for what it enforces.
+
+    Args:
+        rate_per_minute: Requests per token per minute-long window (150 free, 1,500 paid); None: off.
+        max_reads: GETs in flight per token before a 429.
+        max_writes: Writes in flight per token before a 429.
+        offset_ttl: Seconds an offset token lives.
+        offset_max_writes: Writes (anywhere) after which an offset token expires; None: never.
+        latency: How many times each request yields to the event loop while in flight, so that
+            concurrent requests overlap and the concurrency limits can be observed.
+        clock: Epoch seconds; inject a fake clock for tests, real time (default) for a loopback server.
+    """
+
+    def __init__(
+        self,
+        *,
+        rate_per_minute: int | None = 150,
+        max_reads: int = 50,
+        max_writes: int = 15,
+        offset_ttl: float = 900.0,
+        offset_max_writes: int | None = None,
+        latency: int = 0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.rate_per_minute = rate_per_minute
+        self.max_reads = max_reads
+        self.max_writes = max_writes
+        self.offset_ttl = offset_ttl
+        self.offset_max_writes = offset_max_writes
+        self.latency = latency
+        self.clock = clock
+        self.workspaces: dict[str, str] = {}  # gid -> name
+        self.users: dict[str, FakeUser] = {}
+        self.tokens: dict[str, str] = {}  # token -> user gid
+        self.revoked: set[str] = set()
+        self.fields: dict[str, FakeCustomField] = {}
+        self.projects: dict[str, FakeProject] = {}
+        self.tasks_by_gid: dict[str, FakeTask] = {}
+        self.log: list[LoggedRequest] = []
+        self.counters = Counters()
+        self.max_in_flight_reads = 0
+        self.max_in_flight_writes = 0
+        self._in_flight: dict[tuple[str, bool], int] = defaultdict(int)
+        self._windows: dict[tuple[str, int], int] = defaultdict(int)
+        self._accepted_per_minute: dict[int, int] = defaultdict(int)
+        self._faults: list[_Fault] = []
+        self._offsets: dict[str, _Offset] = {}
+        self._seq = itertools.count(1)
+        self._lock = threading.RLock()
+        self.workspace = self.add_workspace("Acme")
+        self.user = self.add_user("Pat Owner", "pat@example.com")
+        self.token = self.add_token(self.user.gid)
+        self.app = self._build_app()
+
+    # -- people and tokens -----------------------------------------------------------------------
+
+    def add_workspace(self, name: str = "Workspace") -> str:
+        gid = _new_gid()
+        self.workspaces[gid] = name
+        return gid
+
+    def add_user(self, name: str, email: str, *, workspaces: Sequence[str] | None = None) -> FakeUser:
+        """A user, a member of ``workspaces`` (default: the default workspace)."""
+        user = FakeUser(_new_gid(), name, email, list(workspaces or [self.workspace]))
+        self.users[user.gid] = user
+        return user
+
+    def add_token(self, user_gid: str | None = None) -> str:
+        """A personal access token of ``user_gid`` (default: the default user)."""
+        token = f"2/{_new_gid()}/{uuid.uuid4().hex}:{uuid.uuid4().hex}"
+        self.tokens[token] = user_gid or self.user.gid
+        return token
+
+    def revoke_token(self, token: str) -> None:
+        """Revoke a token: every later request with it answers 401."""
+        self.tokens.pop(token, None)
+        self.revoked.add(token)
+
+    # -- projects and fields ---------------------------------------------------------------------
+
+    def add_project(
+        self, name: str = "Project", fields: Mapping[str, Any] | None = None, *, workspace: str | None = None
+    ) -> FakeProject:
+        """A project whose tasks carry the custom fields ``fields``: name -> type name (``"text"``) or
+        ``{"type": "enum", "options": ["A", "B"], "disabled": ["B"], "locked": False, "formula": False}``.
+        """
+        project = FakeProject(_new_gid(), name, workspace or self.workspace, [])
+        self.projects[project.gid] = project
+        for field_name, spec in (fields or {}).items():
+            if isinstance(spec, str):
+                spec = {"type": spec}
+            self.add_custom_field(
+                project.gid,
+                field_name,
+                spec["type"],
+                options=spec.get("options", ()),
+                disabled=spec.get("disabled", ()),
+                locked=spec.get("locked", False),
+                formula=spec.get("formula", False),
+            )
+        return project
+
+    def add_custom_field(
+        self,
+        project_gid: str,
+        name: str,
+        kind: str,
+        *,
+        options: Sequence[str] = (),
+        disabled: Sequence[str] = (),
+        locked: bool = False,
+        formula: bool = False,
+    ) -> FakeCustomField:
+        """A custom field of the project's workspace, added to the project's settings."""
+        if kind not in FIELD_TYPES:
+            raise ValueError(f"unknown custom field type {kind!r}")
+        project = self.projects[project_gid]
+        cf = FakeCustomField(
+            _new_gid(),
+            name,
+            kind,
+            project.workspace,
+            [FakeEnumOption(_new_gid(), o, enabled=o not in disabled) for o in options],
+            locked,
+            formula,
+        )
+        self.fields[cf.gid] = cf
+        project.field_gids.append(cf.gid)
+        return cf
+
+    def field(self, project_gid: str, name: str) -> FakeCustomField:
+        project = self.projects[project_gid]
+        return next(self.fields[g] for g in project.field_gids if self.fields[g].name == name)
+
+    def disable_option(self, project_gid: str, field_name: str, option: str) -> None:
+        """Disable an enum option (Asana never deletes options; tasks keep the value)."""
+        self.field(project_gid, field_name).option_named(option).enabled = False
+
+    def lock_field(self, project_gid: str, field_name: str, locked: bool = True) -> None:
+        self.field(project_gid, field_name).locked = locked
+
+    def remove_field(self, project_gid: str, field_name: str) -> None:
+        """A human removed the field from the project."""
+        cf = self.field(project_gid, field_name)
+        self.projects[project_gid].field_gids.remove(cf.gid)
+
+    # -- tasks -----------------------------------------------------------------------------------
+
+    def add_task(self, project_gid: str, name: str = "", **values: Any) -> FakeTask:
+        """A task as if a human had made it: native fields as keywords, custom fields by NAME in
+        ``custom`` (``custom={"Priority": "High", "Source ID": "7"}``)."""
+        project = self.projects[project_gid]
+        now = self.clock()
+        task = FakeTask(_new_gid(), project.workspace, [project_gid], next(self._seq), now, now, name=name)
+        self.tasks_by_gid[task.gid] = task
+        self.edit_task(task.gid, **values)
+        return task
+
+    def edit_task(self, task_gid: str, **values: Any) -> FakeTask:
+        task = self.tasks_by_gid[task_gid]
+        custom = values.pop("custom", None) or {}
+        for key, value in values.items():
+            if key == "notes":
+                task.notes, task.html_notes = value, f"<body>{_xml_escape(value)}</body>"
+            else:
+                setattr(task, key, value)
+        for field_name, value in custom.items():
+            cf = next(
+                self.fields[g]
+                for p in task.projects
+                for g in self.projects[p].field_gids
+                if self.fields[g].name == field_name
+            )
+            if cf.kind == "enum" and value is not None:
+                value = cf.option_named(value).gid
+            elif cf.kind == "multi_enum":
+                value = [cf.option_named(v).gid for v in value or []]
+            elif cf.kind == "date" and value is not None:
+                value = {"date": value, "date_time": None}
+            task.custom_values[cf.gid] = value
+        task.modified_at = self.clock()
+        return task
+
+    def delete_task(self, task_gid: str) -> None:
+        """Delete a task: it answers 404 from then on."""
+        del self.tasks_by_gid[task_gid]
+
+    def task(self, task_gid: str) -> FakeTask:
+        return self.tasks_by_gid[task_gid]
+
+    def tasks(self, project_gid: str) -> list[FakeTask]:
+        """The project's tasks in creation order."""
+        return sorted((t for t in self.tasks_by_gid.values() if project_gid in t.projects), key=lambda t: t.seq)
+
+    def values(self, task_gid: str) -> dict[str, Any]:
+        """A task's fields as simple Python values: native fields by their API name (assignee as an
+        email), custom fields by NAME (enum as the option name, multi-enum as names, date as the
+        ``date`` or ``date_time`` text, people as emails)."""
+        task = self.tasks_by_gid[task_gid]
+        assignee = self.users[task.assignee].email if task.assignee else None
+        out: dict[str, Any] = {
+            "name": task.name,
+            "notes": task.notes,
+            "html_notes": task.html_notes,
+            "due_on": task.due_on,
+            "due_at": task.due_at,
+            "start_on": task.start_on,
+            "completed": task.completed,
+            "assignee": assignee,
+        }
+        for cf in self._task_fields(task):
+            value = task.custom_values.get(cf.gid)
+            if cf.kind == "enum":
+                option = cf.option(value) if value else None
+                out[cf.name] = option.name if option else None
+            elif cf.kind == "multi_enum":
+                out[cf.name] = [o.name for gid in value or [] if (o := cf.option(gid))]
+            elif cf.kind == "date":
+                out[cf.name] = (value.get("date_time") or value.get("date")) if value else None
+            elif cf.kind == "people":
+                out[cf.name] = [self.users[g].email for g in value or []]
+            else:
+                out[cf.name] = value
+        return out
+
+    # -- faults, limits and inspection -----------------------------------------------------------
+
+    def set_rate(self, rate_per_minute: int | None) -> None:
+        """Change the per-minute budget (150 free, 1,500 paid; None: off)."""
+        self.rate_per_minute = rate_per_minute
+        self._windows.clear()
+
+    def fail_next(
+        self,
+        n: int = 1,
+        status: int = 500,
+        *,
+        message: str | None = None,
+        retry_after: int | None = None,
+        after: bool = False,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        """Answer the next ``n`` matching requests with an error.
+
+        Args:
+            n: How many requests fail.
+            status: HTTP status (500, 502, 503, 429, 401, ...).
+            message: Error message; defaults to the status's.
+            retry_after: Send a ``Retry-After`` header.
+            after: Carry the request out first, then fail (the server acted; the client cannot tell).
+            method: Only requests with this verb.
+            path: Only requests whose path (after ``/api/1.0``) matches this regular expression.
+        """
+        for _ in range(n):
+            self._faults.append(
+                _Fault(
+                    status,
+                    message,
+                    retry_after,
+                    after,
+                    method.upper() if method else None,
+                    re.compile(path) if path else None,
+                )
+            )
+
+    def expire_offsets(self) -> None:
+        """Expire every offset token handed out so far (as if the data had changed under them)."""
+        with self._lock:
+            for offset in self._offsets.values():
+                offset.expired = True
+
+    def requests(self, method: str | None = None, path: str | None = None) -> list[LoggedRequest]:
+        """Logged requests, optionally only those with this verb and a path matching this regex."""
+        pattern = re.compile(path) if path else None
+        return [
+            r
+            for r in self.log
+            if (method is None or r.method == method.upper()) and (pattern is None or pattern.search(r.path))
+        ]
+
+    def requests_per_minute(self) -> dict[int, int]:
+        """Requests ACCEPTED per minute-long window of the clock (window index -> count)."""
+        return dict(self._accepted_per_minute)
+
+    # -- serialization ---------------------------------------------------------------------------
+
+    def _task_fields(self, task: FakeTask) -> list[FakeCustomField]:
+        seen: list[FakeCustomField] = []
+        for project_gid in task.projects:
+            project = self.projects.get(project_gid)
+            for gid in project.field_gids if project else []:
+                cf = self.fields[gid]
+                if cf not in seen:
+                    seen.append(cf)
+        return seen
+
+    def _custom_value_json(self, cf: FakeCustomField, value: Any) -> Json:
+        out = cf.as_json()
+        display: str | None = None
+        if cf.kind == "text":
+            out["text_value"] = value
+            display = value
+        elif cf.kind == "number":
+            out["number_value"] = value
+            display = None if value is None else str(value)
+        elif cf.kind == "enum":
+            option = cf.option(value) if value else None
+            out["enum_value"] = option.as_json() if option else None
+            display = option.name if option else None
+        elif cf.kind == "multi_enum":
+            options = [o for gid in value or [] if (o := cf.option(gid))]
+            out["multi_enum_values"] = [o.as_json() for o in options]
+            display = ", ".join(o.name for o in options) or None
+        elif cf.kind == "date":
+            out["date_value"] = value
+            display = (value.get("date_time") or value.get("date")) if value else None
+        elif cf.kind == "people":
+            users = [self.users[g] for g in value or [] if g in self.users]
+            out["people_value"] = [{"gid": u.gid, "resource_type": "user", "name": u.name} for u in users]
+            display = ", ".join(u.name for u in users) or None
+        out["display_value"] = display
+        return out
+
+    def _task_json(self, task: FakeTask) -> Json:
+        assignee = self.users.get(task.assignee) if task.assignee else None
+        projects = [
+            {"gid": g, "resource_type": "project", "name": self.projects[g].name}
+            for g in task.projects
+            if g in self.projects
+        ]
+        return {
+            "gid": task.gid,
+            "resource_type": "task",
+            "resource_subtype": "default_task",
+            "name": task.name,
+            "notes": task.notes,
+            "html_notes": task.html_notes,
+            "completed": task.completed,
+            "due_on": task.due_on,
+            "due_at": task.due_at,
+            "start_on": task.start_on,
+            "assignee": {"gid": assignee.gid, "resource_type": "user", "name": assignee.name} if assignee else None,
+            "projects": projects,
+            "memberships": [{"project": p} for p in projects],
+            "workspace": {"gid": task.workspace, "resource_type": "workspace", "name": self.workspaces[task.workspace]},
+            "custom_fields": [
+                self._custom_value_json(cf, task.custom_values.get(cf.gid)) for cf in self._task_fields(task)
+            ],
+            "created_at": _iso(task.created_at),
+            "modified_at": _iso(task.modified_at),
+            "permalink_url": f"{PUBLIC_BASE}/0/{task.projects[0] if task.projects else 0}/{task.gid}",
+        }
+
+    @staticmethod
+    def _project_fields(full: Json, opt_fields: set[str] | None, compact: tuple[str, ...]) -> Json:
+        """``opt_fields`` projection: gid and resource_type always; the asked top-level fields, else
+        the compact set (or everything when ``compact`` is empty)."""
+        if opt_fields:
+            keep = {"gid", "resource_type"} | {f.split(".", 1)[0] for f in opt_fields}
+            return {k: v for k, v in full.items() if k in keep}
+        if compact:
+            return {k: v for k, v in full.items() if k in compact}
+        return full
+
+    # -- the app ---------------------------------------------------------------------------------
+
+    def _build_app(self) -> Starlette:
+        def route(path: str, handler: Callable[..., Any], method: str) -> Route:
+            async def endpoint(request: Request) -> JSONResponse:
+                return await self._serve(request, handler)
+
+            return Route(API_PREFIX + path, endpoint, methods=[method])
+
+        return Starlette(
+            routes=[
+                route("/users/{gid}", self._get_user, "GET"),
+                route("/workspaces/{gid}/users", self._workspace_users, "GET"),
+                route("/projects/{gid}", self._get_project, "GET"),
+                route("/projects/{gid}/custom_field_settings", self._custom_field_settings, "GET"),
+                route("/projects/{gid}/tasks", self._project_tasks, "GET"),
+                route("/tasks", self._list_tasks, "GET"),
+                route("/tasks", self._create_task, "POST"),
+                route("/tasks/{gid}", self._get_task, "GET"),
+                route("/tasks/{gid}", self._update_task, "PUT"),
+            ]
+        )
+
+    async def _serve(self, request: Request, handler: Callable[..., Any]) -> JSONResponse:
+        raw = await request.body()
+        method = request.method
+        path = request.url.path[len(API_PREFIX) :] or "/"
+        query = dict(request.query_params)
+        write = method in WRITE_METHODS
+        body: Any = None
+        token: str | None = None
+        slot: tuple[str, bool] | None = None
+        status = 500
+        try:
+            try:
+                with self._lock:
+                    self.counters.requests += 1
+                    now = self.clock()
+                    token, user = self._authenticate(request)
+                    self._take_quota(token, now)
+                    slot = self._take_slot(token, write)
+                for _ in range(self.latency):
+                    await asyncio.sleep(0)  # while in flight, so concurrent requests overlap
+                with self._lock:
+                    fault = next((f for f in self._faults if f.matches(method, path)), None)
+                    if fault is not None:
+                        self._faults.remove(fault)
+                        if not fault.after:
+                            raise _Fail(
+                                fault.status,
+                                fault.message or DEFAULT_MESSAGES.get(fault.status, "Error"),
+                                retry_after=fault.retry_after,
+                            )
+                    if raw:
+                        try:
+                            body = json.loads(raw)
+                        except ValueError:
+                            raise _bad("Could not parse request data, invalid JSON") from None
+                    kwargs = dict(request.path_params)
+                    status, result = handler(user, body, query, **kwargs)
+                    if write:
+                        self.counters.writes += 1
+                    else:
+                        self.counters.reads += 1
+                    if fault is not None:  # after=True: the request took effect, the answer is lost
+                        raise _Fail(
+                            fault.status,
+                            fault.message or DEFAULT_MESSAGES.get(fault.status, "Error"),
+                            retry_after=fault.retry_after,
+                        )
+                    response = JSONResponse(result, status_code=status)
+            except _Fail as fail:
+                status, response = fail.status, fail.response()
+                with self._lock:
+                    self.counters.errors += 1
+            with self._lock:
+                at = self.clock()
+                if status != 429:
+                    self._accepted_per_minute[int(at // 60)] += 1
+                self.log.append(LoggedRequest(method, path, query, status, body, at, token))
+            return response
+        finally:
+            if slot is not None:
+                with self._lock:
+                    self._in_flight[slot] -= 1
+
+    def _authenticate(self, request: Request) -> tuple[str, FakeUser]:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or token not in self.tokens:
+            raise _Fail(401, "Not Authorized")
+        return token, self.users[self.tokens[token]]
+
+    def _take_quota(self, token: str, now: float) -> None:
+        if self.rate_per_minute is None:
+            return
+        window = int(now // 60)
+        self._windows[(token, window)] += 1  # rejected requests count too, as Asana says
+        if self._windows[(token, window)] > self.rate_per_minute:
+            self.counters.rate_limited += 1
+            raise _Fail(429, RATE_LIMIT_MESSAGE, retry_after=max(1, math.ceil((window + 1) * 60 - now)))
+
+    def _take_slot(self, token: str, write: bool) -> tuple[str, bool]:
+        slot = (token, write)
+        cap = self.max_writes if write else self.max_reads
+        if self._in_flight[slot] >= cap:
+            self.counters.concurrency_limited += 1
+            self.counters.rate_limited += 1
+            raise _Fail(429, RATE_LIMIT_MESSAGE, retry_after=1)
+        self._in_flight[slot] += 1
+        in_flight = self._in_flight[slot]
+        if write:
+            self.max_in_flight_writes = max(self.max_in_flight_writes, in_flight)
+        else:
+            self.max_in_flight_reads = max(self.max_in_flight_reads, in_flight)
+        return slot
+
+    # -- access ----------------------------------------------------------------------------------
+
+    def _visible_project(self, user: FakeUser, gid: str) -> FakeProject:
+        project = self.projects.get(gid)
+        if project is None or project.workspace not in user.workspaces:
+            raise _unknown(gid)
+        return project
+
+    def _visible_task(self, user: FakeUser, gid: str) -> FakeTask:
+        task = self.tasks_by_gid.get(gid)
+        if task is None or task.workspace not in user.workspaces:
+            raise _unknown(gid)
+        return task
+
+    def _find_user(self, ref: Any, me: FakeUser) -> FakeUser | None:
+        if not isinstance(ref, str):
+            return None
+        if ref == "me":
+            return me
+        if ref in self.users:
+            return self.users[ref]
+        folded = ref.casefold()
+        return next((u for u in self.users.values() if u.email.casefold() == folded), None)
+
+    # -- pagination ------------------------------------------------------------------------------
+
+    def _paginate(self, path: str, query: Mapping[str, str], items: list[Json]) -> tuple[int, Json]:
+        limit_text = query.get("limit")
+        if limit_text is None:
+            if len(items) > UNPAGINATED_MAX:
+                raise _bad("The result is too large. You should use pagination (may require specifying a workspace)!")
+            return 200, {"data": items}
+        try:
+            limit = int(limit_text)
+        except ValueError:
+            raise _bad(f"limit: Not an integer: {limit_text}") from None
+        if not 1 <= limit <= MAX_LIMIT:
+            raise _bad(f"limit: Must be between 1 and {MAX_LIMIT}")
+        start = 0
+        token = query.get("offset")
+        if token is not None:
+            offset = self._offsets.get(token)
+            if offset is None or offset.path != path:
+                raise _bad("offset: Not a valid offset for this query.")
+            expired = (
+                offset.expired
+                or self.clock() - offset.issued_at > self.offset_ttl
+                or (
+                    self.offset_max_writes is not None
+                    and self.counters.writes - offset.writes_at >= self.offset_max_writes
+                )
+            )
+            if expired:
+                raise _bad(EXPIRED_OFFSET_MESSAGE)
+            start = offset.position
+        page = items[start : start + limit]
+        next_page: Json | None = None
+        if start + limit < len(items):
+            new = uuid.uuid4().hex
+            self._offsets[new] = _Offset(path, start + limit, self.clock(), self.counters.writes)
+            params = {k: v for k, v in query.items() if k != "offset"}
+            params["offset"] = new
+            rel = f"{path}?{urlencode(params)}"
+            next_page = {"offset": new, "path": rel, "uri": f"{PUBLIC_BASE}{API_PREFIX}{rel}"}
+        return 200, {"data": page, "next_page": next_page}
+
+    @staticmethod
+    def _opt_fields(query: Mapping[str, str]) -> set[str] | None:
+        text = query.get("opt_fields")
+        return {f.strip() for f in text.split(",") if f.strip()} if text else None
+
+    # -- handlers: (user, body, query, **path) -> (status, answer) --------------------------------
+
+    def _get_user(self, me: FakeUser, body: Any, query: Mapping[str, str], gid: str) -> tuple[int, Json]:
+        user = self._find_user(gid, me)
+        if user is None or not set(user.workspaces) & set(me.workspaces):
+            raise _unknown(gid)
+        full = {
+            "gid": user.gid,
+            "resource_type": "user",
+            "name": user.name,
+            "email": user.email,
+            "workspaces": [
+                {"gid": w, "resource_type": "workspace", "name": self.workspaces[w]} for w in user.workspaces
+            ],
+        }
+        return 200, {"data": self._project_fields(full, self._opt_fields(query), ())}
+
+    def _workspace_users(self, me: FakeUser, body: Any, query: Mapping[str, str], gid: str) -> tuple[int, Json]:
+        if gid not in self.workspaces or gid not in me.workspaces:
+            raise _unknown(gid)
+        opt = self._opt_fields(query)
+        items = [
+            self._project_fields(
+                {"gid": u.gid, "resource_type": "user", "name": u.name, "email": u.email},
+                opt,
+                ("gid", "resource_type", "name"),
+            )
+            for u in sorted(self.users.values(), key=lambda u: int(u.gid))
+            if gid in u.workspaces
+        ]
+        return self._paginate(f"/workspaces/{gid}/users", query, items)
+
+    def _get_project(self, me: FakeUser, body: Any, query: Mapping[str, str], gid: str) -> tuple[int, Json]:
+        project = self._visible_project(me, gid)
+        full = {
+            "gid": project.gid,
+            "resource_type": "project",
+            "name": project.name,
+            "workspace": {
+                "gid": project.workspace,
+                "resource_type": "workspace",
+                "name": self.workspaces[project.workspace],
+            },
+            "custom_field_settings": [self._setting_json(project, g) for g in project.field_gids],
+            "permalink_url": f"{PUBLIC_BASE}/0/{project.gid}/list",
+        }
+        return 200, {"data": self._project_fields(full, self._opt_fields(query), ())}
+
+    def _setting_json(self, project: FakeProject, field_gid: str) -> Json:
+        return {
+            "gid": f"{project.gid}-{field_gid}",
+            "resource_type": "custom_field_setting",
+            "is_important": True,
+            "project": {"gid": project.gid, "resource_type": "project", "name": project.name},
+            "custom_field": self.fields[field_gid].as_json(),
+        }
+
+    def _custom_field_settings(self, me: FakeUser, body: Any, query: Mapping[str, str], gid: str) -> tuple[int, Json]:
+        project = self._visible_project(me, gid)
+        items = [self._setting_json(project, g) for g in project.field_gids]
+        return self._paginate(f"/projects/{gid}/custom_field_settings", query, items)
+
+    def _list_project(self, me: FakeUser, query: Mapping[str, str], project_gid: str, path: str) -> tuple[int, Json]:
+        self._visible_project(me, project_gid)
+        opt = self._opt_fields(query)
+        compact = ("gid", "resource_type", "name", "resource_subtype")
+        items = [self._project_fields(self._task_json(t), opt, compact) for t in self.tasks(project_gid)]
+        return self._paginate(path, query, items)
+
+    def _project_tasks(self, me: FakeUser, body: Any, query: Mapping[str, str], gid: str) -> tuple[int, Json]:
+        return self._list_project(me, query, gid, f"/projects/{gid}/tasks")
+
+    def _list_tasks(self, me: FakeUser, body: Any, query: Mapping[str, str]) -> tuple[int, Json]:
+        project = query.get("project")
+        if not project:
+            raise _bad("Must specify exactly one of project, tag, section, user task list, or assignee + workspace")
+        return self._list_project(me, query, project, "/tasks")
+
+    def _get_task(self, me: FakeUser, body: Any, query: Mapping[str, str], gid: str) -> tuple[int, Json]:
+        task = self._visible_task(me, gid)
+        return 200, {"data": self._project_fields(self._task_json(task), self._opt_fields(query), ())}
+
+    def _create_task(self, me: FakeUser, body: Any, query: Mapping[str, str]) -> tuple[int, Json]:
+        data = self._envelope(body)
+        projects = data.get("projects") or []
+        if not isinstance(projects, list) or not all(isinstance(p, str) for p in projects):
+            raise _bad("projects: Not a list of project gids")
+        for gid in projects:
+            if gid not in self.projects or self.projects[gid].workspace not in me.workspaces:
+                raise _bad(f"projects: Not a recognized ID: {gid}")
+        workspace = data.get("workspace") or (self.projects[projects[0]].workspace if projects else None)
+        if not workspace:
+            raise _bad("workspace: Missing input")
+        if workspace not in me.workspaces:
+            raise _bad(f"workspace: Not a recognized ID: {workspace}")
+        now = self.clock()
+        task = FakeTask(_new_gid(), workspace, list(projects), next(self._seq), now, now)
+        self._apply(me, task, data, creating=True)
+        self.tasks_by_gid[task.gid] = task
+        self.counters.creates += 1
+        return 201, {"data": self._project_fields(self._task_json(task), self._opt_fields(query), ())}
+
+    def _update_task(self, me: FakeUser, body: Any, query: Mapping[str, str], gid: str) -> tuple[int, Json]:
+        task = self._visible_task(me, gid)
+        data = self._envelope(body)
+        if "projects" in data:
+            raise _bad("projects: Cannot be changed with PUT; use POST /tasks/{task_gid}/addProject")
+        staged = FakeTask(
+            **{**task.__dict__, "custom_values": dict(task.custom_values), "projects": list(task.projects)}
+        )
+        self._apply(me, staged, data, creating=False)  # all or nothing, as Asana validates first
+        staged.modified_at = self.clock()
+        self.tasks_by_gid[gid] = staged
+        self.counters.updates += 1
+        return 200, {"data": self._project_fields(self._task_json(staged), self._opt_fields(query), ())}
+
+    # -- validation ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _envelope(body: Any) -> Json:
+        if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
+            raise _bad("data: Missing input")
+        return body["data"]
+
+    def _apply(self, me: FakeUser, task: FakeTask, data: Json, *, creating: bool) -> None:
+        unknown = sorted(set(data) - TASK_FIELDS)
+        if unknown:
+            raise _bad(f"{unknown[0]}: Unknown property")
+        if "external" in data:
+            raise _bad(
+                "external: Custom external data is app-specific and needs OAuth; a personal access token cannot set it"
+            )
+        if "notes" in data and "html_notes" in data:
+            raise _bad("You may only provide one of notes or html_notes")
+        if data.get("due_on") is not None and data.get("due_at") is not None:
+            raise _bad("You may only provide one of due_on or due_at")
+        if "name" in data:
+            if not isinstance(data["name"], str):
+                raise _bad("name: Not a string")
+            task.name = data["name"]
+        if "notes" in data:
+            notes = data["notes"] if data["notes"] is not None else ""
+            if not isinstance(notes, str):
+                raise _bad("notes: Not a string")
+            if len(notes) > MAX_NOTES:
+                raise _bad(f"notes: Value is too long ({len(notes)} characters); the maximum is {MAX_NOTES}")
+            task.notes, task.html_notes = notes, f"<body>{_xml_escape(notes)}</body>"
+        if "html_notes" in data:
+            html = data["html_notes"]
+            if not isinstance(html, str):
+                raise _bad("html_notes: Not a string")
+            if len(html) > MAX_NOTES:
+                raise _bad(f"html_notes: Value is too long ({len(html)} characters); the maximum is {MAX_NOTES}")
+            try:
+                root = ET.fromstring(html)
+            except ET.ParseError as err:
+                raise _bad(f"html_notes: XML is invalid: {err}") from None
+            if root.tag != "body":
+                raise _bad("html_notes: The root element must be <body>")
+            task.notes, task.html_notes = "".join(root.itertext()), html
+        if "due_at" in data and data["due_at"] is not None:
+            when = _parse_datetime(data["due_at"], "due_at")
+            task.due_at, task.due_on = _iso(when.timestamp()), when.astimezone(dt.UTC).date().isoformat()
+        elif "due_on" in data:
+            task.due_on = None if data["due_on"] is None else _parse_date(data["due_on"], "due_on")
+            task.due_at = None
+        elif "due_at" in data:  # due_at: null
+            task.due_at = task.due_on = None
+        if "start_on" in data:
+            task.start_on = None if data["start_on"] is None else _parse_date(data["start_on"], "start_on")
+        if "completed" in data:
+            if not isinstance(data["completed"], bool):
+                raise _bad("completed: Not a boolean")
+            task.completed = data["completed"]
+        if "assignee" in data:
+            if data["assignee"] is None:
+                task.assignee = None
+            else:
+                user = self._find_user(data["assignee"], me)
+                if user is None or task.workspace not in user.workspaces:
+                    raise _bad(f"assignee: Not a recognized ID: {data['assignee']}")
+                task.assignee = user.gid
+        if "custom_fields" in data:
+            values = data["custom_fields"]
+            if not isinstance(values, dict):
+                raise _bad("custom_fields: Not an object")
+            on_task = {cf.gid: cf for cf in self._task_fields(task)}
+            for gid, value in values.items():
+                cf = on_task.get(gid)
+                if cf is None:
+                    raise _bad(f"custom_fields: Custom field with ID {gid} is not on given object")
+                if cf.locked:
+                    raise _Fail(
+                        403, f"custom_fields: The custom field {cf.name!r} is locked; only its owner can edit its value"
+                    )
+                if cf.formula:
+                    raise _bad(f"custom_fields: The custom field {cf.name!r} is a formula field and is read only")
+                task.custom_values[gid] = self._custom_value(me, task, cf, value)
+
+    def _custom_value(self, me: FakeUser, task: FakeTask, cf: FakeCustomField, value: Any) -> Any:
+        where = f"custom_fields: {cf.name}"
+        if cf.kind == "text":
+            if value is not None and not isinstance(value, str):
+                raise _bad(f"{where}: Text value expected")
+            return value
+        if cf.kind == "number":
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise _bad(f"{where}: Number value expected")
+            return value
+        if cf.kind == "enum":
+            if value is None:
+                return None
+            option = cf.option(value) if isinstance(value, str) else None
+            if option is None:
+                raise _bad(f"enum_value: Not a valid enum option for the custom field {cf.name}: {value}")
+            if not option.enabled:
+                raise _bad(f"enum_value: The enum option {option.name} of {cf.name} is disabled")
+            return option.gid
+        if cf.kind == "multi_enum":
+            if value is None:
+                return []
+            if not isinstance(value, list):
+                raise _bad(f"{where}: List of enum option gids expected")
+            gids: list[str] = []
+            for item in value:
+                option = cf.option(item) if isinstance(item, str) else None
+                if option is None:
+                    raise _bad(f"multi_enum_values: Not a valid enum option for the custom field {cf.name}: {item}")
+                if not option.enabled:
+                    raise _bad(f"multi_enum_values: The enum option {option.name} of {cf.name} is disabled")
+                if option.gid not in gids:
+                    gids.append(option.gid)
+            return gids
+        if cf.kind == "date":
+            if value is None:
+                return None
+            if not isinstance(value, dict) or not ({"date", "date_time"} & set(value)):
+                raise _bad(f'{where}: Date value expected ({{"date": "YYYY-MM-DD"}} or {{"date_time": ...}})')
+            if value.get("date_time") is not None:
+                when = _parse_datetime(value["date_time"], "date_value")
+                return {"date": when.astimezone(dt.UTC).date().isoformat(), "date_time": _iso(when.timestamp())}
+            return {"date": _parse_date(value.get("date"), "date_value"), "date_time": None}
+        if cf.kind == "people":
+            if value is None:
+                return []
+            if not isinstance(value, list):
+                raise _bad(f"{where}: List of user gids expected")
+            users: list[str] = []
+            for ref in value:
+                user = self._find_user(ref, me)
+                if user is None or task.workspace not in user.workspaces:
+                    raise _bad(f"people_value: Not a recognized ID: {ref}")
+                users.append(user.gid)
+            return users
+        raise _bad(f"{where}: Cannot be written")
+
+
+def _xml_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _parse_date(value: Any, what: str) -> str:
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+                return dt.date.fromisoformat(value).isoformat()
+    raise _bad(f"{what}: Not a valid date (YYYY-MM-DD): {value!r}")
+
+
+def _parse_datetime(value: Any, what: str) -> dt.datetime:
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            if when.tzinfo is not None:
+                return when
+    raise _bad(f"{what}: Not a valid ISO 8601 date-time with a time zone: {value!r}")
+
+
+@contextlib.contextmanager
+def serve(fake: FakeAsana, *, host: str = "127.0.0.1") -> Iterator[str]:
+    """Run the fake on a free loopback port in a thread; yields its API base URL (``.../api/1.0``)."""
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(fake.app, log_level="warning", lifespan="off", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="fake-asana", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the fake Asana server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://{host}:{port}{API_PREFIX}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
