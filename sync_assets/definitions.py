@@ -7,6 +7,7 @@ variables are set is looked at here; secrets are read by the connectors when the
 
 import os
 
+from connectors.asana import AsanaDestination
 from connectors.files import FileSpec, FilesSource, SQLiteDestination
 from connectors.github import BlobETagStore, GitHubSource
 from connectors.http import Rate
@@ -56,6 +57,50 @@ def files_demo_route() -> Route:
     )
 
 
+def _github_source() -> GitHubSource:
+    return GitHubSource(
+        orgs=_csv_env("GITHUB_ORGS"),
+        repos=_csv_env("GITHUB_REPOS"),
+        exclude=_csv_env("GITHUB_EXCLUDE"),
+        base_url=os.environ.get("GITHUB_API_URL", "").strip() or "https://api.github.com",
+        # Conditional-request bodies in the state store: each run is a new process.
+        etag_cache=BlobETagStore(SharedBlobs()),
+        interval_minutes=int(os.environ.get("GITHUB_INTERVAL_MINUTES", "30")),
+        per_page=int(os.environ.get("GITHUB_PAGE_SIZE", "100")),
+    )
+
+
+def _github_missing() -> list[str]:
+    missing = _missing("GITHUB_TOKEN")
+    if not (_csv_env("GITHUB_ORGS") or _csv_env("GITHUB_REPOS")):
+        missing.append("GITHUB_ORGS or GITHUB_REPOS")
+    return missing
+
+
+def github_to_asana_route() -> Route:
+    """GitHub repos into tasks of an Asana project (key in the project's "Source ID" custom field).
+
+    Env: the GitHub variables of ``github_to_notion``, ASANA_PAT, ASANA_PROJECT_GID; optional
+    ASANA_PAID=1 (1,500 requests/minute instead of 150), ASANA_API_URL.
+    """
+    destination = AsanaDestination(
+        title_property="Name",
+        key_field="Source ID",
+        create_only_properties={"Created"},
+        paid=os.environ.get("ASANA_PAID", "").strip().lower() in ("1", "true", "yes"),
+        base_url=os.environ.get("ASANA_API_URL", "").strip() or "https://app.asana.com/api/1.0",
+    )
+    missing = _github_missing() + _missing("ASANA_PAT", "ASANA_PROJECT_GID")
+    return Route(
+        _github_source(),
+        destination,
+        name="github_to_asana",
+        description="GitHub repositories mirrored into tasks of an Asana project (keyed on the repo id).",
+        enabled=not missing,
+        disabled_reason=f"not configured: set {', '.join(missing)}" if missing else None,
+    )
+
+
 def github_to_notion_route() -> Route:
     """GitHub repos (orgs and named repos) into a Notion database: the reference wiring.
 
@@ -64,17 +109,7 @@ def github_to_notion_route() -> Route:
     NOTION_REQUESTS_PER_SECOND; GITHUB_API_URL / NOTION_API_URL point at GitHub Enterprise or at test
     fakes. Secrets may also come from files (GITHUB_TOKEN_FILE, NOTION_TOKEN_FILE).
     """
-    orgs, repos = _csv_env("GITHUB_ORGS"), _csv_env("GITHUB_REPOS")
-    source = GitHubSource(
-        orgs=orgs,
-        repos=repos,
-        exclude=_csv_env("GITHUB_EXCLUDE"),
-        base_url=os.environ.get("GITHUB_API_URL", "").strip() or "https://api.github.com",
-        # Conditional-request bodies in the state store: each run is a new process.
-        etag_cache=BlobETagStore(SharedBlobs()),
-        interval_minutes=int(os.environ.get("GITHUB_INTERVAL_MINUTES", "30")),
-        per_page=int(os.environ.get("GITHUB_PAGE_SIZE", "100")),
-    )
+    source = _github_source()
     destination = NotionDestination(
         title_property="Name",
         key_property="Repo ID",
@@ -86,9 +121,7 @@ def github_to_notion_route() -> Route:
         # Notion documents ~3 requests/s per integration; plans with a larger budget can raise it.
         rate=Rate(float(os.environ.get("NOTION_REQUESTS_PER_SECOND", "3")), 1, burst=3),
     )
-    missing = _missing("GITHUB_TOKEN", "NOTION_TOKEN", "NOTION_DATABASE_ID")
-    if not (orgs or repos):
-        missing.append("GITHUB_ORGS or GITHUB_REPOS")
+    missing = _github_missing() + _missing("NOTION_TOKEN", "NOTION_DATABASE_ID")
     return Route(
         source,
         destination,
@@ -99,7 +132,7 @@ def github_to_notion_route() -> Route:
     )
 
 
-routes: list[Route] = [files_demo_route(), github_to_notion_route()]
+routes: list[Route] = [files_demo_route(), github_to_notion_route(), github_to_asana_route()]
 
 defs = build_definitions(
     routes,
