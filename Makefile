@@ -41,8 +41,7 @@ lint: install
 	$(VENV)/bin/mypy sync_assets connectors
 
 bench: install
-	$(PY) bench/engine_bench.py
-	$(PY) bench/dagster_bench.py
+	$(PY) bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

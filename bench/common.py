@@ -56,7 +56,9 @@ class NullDestination:
     configured = True
     create_only_properties: set[str] = set()
     config_hint = ""
-    stores_keys = False
+    # Neither "holds our keys" (it lists nothing) nor "cannot" (which makes the engine commit each
+    # create on its own): unknown, as for a ported durable-sync destination.
+    stores_keys = None
     max_concurrency = 1
 
     def __init__(self) -> None:
