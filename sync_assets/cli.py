@@ -83,6 +83,9 @@ def _fmt_stats(stats: dict[str, Any]) -> str:
 # -------------------------------------------------------------------------------------- commands
 
 
+# Accounts whose resource is known, so `durable-sync auth login notion-mcp` needs no URL.
+KNOWN_RESOURCES = {"notion-mcp": "https://mcp.notion.com/mcp", "contentful-mcp": "https://mcp.contentful.com/mcp"}
+
 IN_FLIGHT_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
 
 
@@ -381,6 +384,28 @@ def cmd_auth(args: argparse.Namespace, store: StateStore | None) -> int:
         removed = tokens.delete(args.account)
         print(f"removed the {args.account} token" if removed else f"no token stored for {args.account}")
         return 0
+    if args.auth_command == "login":
+        from connectors.auth.login import run_login
+
+        resource = args.resource or KNOWN_RESOURCES.get(args.account)
+        if not resource:
+            known = ", ".join(f"{k} ({v})" for k, v in KNOWN_RESOURCES.items())
+            raise SystemExit(f"durable-sync: give --resource URL for account {args.account!r} (known: {known})")
+        result = run_login(
+            args.account,
+            resource,
+            tokens,
+            mode=args.mode,
+            open_browser=args.open_browser,
+            redirect_port=args.port,
+        )
+        print(result.describe())
+        paused = [scope for scope in store.pauses() if args.account in scope]
+        if paused:
+            # Not lifted here: the auth-resume sensor sees the new grant, lifts the pause and
+            # queues the catch-up runs in one step.
+            print(f"paused until the auth-resume sensor sees the new login: {', '.join(paused)}")
+        return 0
     if args.auth_command == "reencrypt":
         print(f"re-encrypted {tokens.reencrypt()} token(s) with the current key")
         return 0
@@ -440,6 +465,18 @@ def build_parser() -> argparse.ArgumentParser:
     lo = auth_sub.add_parser("logout", help="forget an account's token")
     lo.add_argument("account")
     auth_sub.add_parser("reencrypt", help="re-encrypt every token with the current key")
+    li = auth_sub.add_parser("login", help="authorize an account headlessly (OAuth with PKCE); stores the token")
+    li.add_argument("account", help="e.g. notion-mcp")
+    li.add_argument("--resource", help="the protected resource (MCP server) URL; known accounts need none")
+    li.add_argument(
+        "--mode",
+        choices=["paste", "loopback"],
+        default="paste",
+        help="paste: open the printed URL anywhere and paste back where the browser ended; "
+        "loopback: a one-shot listener on 127.0.0.1 receives the redirect",
+    )
+    li.add_argument("--port", type=int, default=0, help="loopback/redirect port (default: free, 8788 in paste mode)")
+    li.add_argument("--open-browser", action="store_true", help="also try to open a local browser")
     auth.set_defaults(fn=cmd_auth)
     return p
 

@@ -162,3 +162,11 @@ def test_auth_keygen_status_logout_never_print_a_token(capsys, sqlite_store, mon
     code, out, _ = run_cli(capsys, sqlite_store, "auth", "logout", "notion-mcp", routes=[])
     assert "removed the notion-mcp token" in out
     assert EncryptedTokenStore(sqlite_store).load("notion-mcp") is None
+
+
+def test_auth_login_without_a_known_resource_says_what_to_give(sqlite_store, monkeypatch):
+    import pytest
+
+    monkeypatch.setenv("DURABLE_SYNC_ENC_KEY", "k1:" + "A" * 43 + "=")
+    with pytest.raises(SystemExit, match="give --resource URL for account 'mystery'"):
+        main(["--state-url", sqlite_store.url, "auth", "login", "mystery"], routes=[])
