@@ -34,7 +34,16 @@ def test_engine_and_state_are_dagster_free():
 
 @pytest.mark.parametrize(
     "module",
-    ["connectors.core", "sync_assets", "connectors.files", "connectors.http", "connectors.github", "connectors.notion", "connectors.asana"],
+    [
+        "connectors.core",
+        "sync_assets",
+        "connectors.files",
+        "connectors.http",
+        "connectors.github",
+        "connectors.notion",
+        "connectors.asana",
+        "connectors.jira",
+    ],
 )
 def test_public_surface_is_explicit(module):
     mod = importlib.import_module(module)

@@ -1,0 +1,452 @@
+"""``JiraClient``: a typed client of the Jira Cloud REST API v3 over ``connectors.http``.
+
+Every request goes through the shared toolkit (``make_client``): Basic auth (account email + API
+token), one rate limiter per token, retries with backoff on 429 (honouring ``Retry-After`` /
+``X-RateLimit-Reset``), 5xx and timeouts, typed errors and redaction of the email and token from every
+message and log line.
+
+Creating an issue is not idempotent, so it is sent with ``retry_options(retry_ambiguous=False)``: after
+a read timeout, a dropped connection or a 500/502/504 the issue may exist, and resending could create
+a second one; the error surfaces instead (``TransientError``) and the destination's listing adopts
+the issue by its entity property. Edits and reads are idempotent and retried.
+
+A 400 carries Jira's error shape ``{"errorMessages": [...], "errors": {"<field id>": "<message>"}}``;
+it is raised as :class:`JiraRejected` with both parts parsed, so a destination can name the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from connectors.auth import env_secret
+from connectors.core import ConfigError, RecordError
+from connectors.http import (
+    Clock,
+    HTTPRecordError,
+    NotFound,
+    Rate,
+    RetryPolicy,
+    Sleep,
+    make_client,
+    raise_for_status,
+    redact_text,
+    retry_options,
+)
+from connectors.jira.settings import (
+    CREATE_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    FIELD_PATH,
+    ISSUE_PATH,
+    JIRA_RATE,
+    MAX_CONCURRENT,
+    MAX_RECONCILE_IDS,
+    MAX_SEARCH_PROPERTIES,
+    PAGE_SIZE,
+    PROJECT_PATH,
+    SEARCH_PATH,
+    SERVICE,
+    TOKEN_ENV,
+)
+
+__all__ = [
+    "JiraClient",
+    "JiraCredentials",
+    "JiraRejected",
+    "NextPageTokenPagination",
+    "credential_digest",
+    "normalize_base_url",
+    "rate_limit_key_for",
+]
+
+logger = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+
+
+def normalize_base_url(value: str | None) -> str | None:
+    """``https://acme.atlassian.net`` from ``acme.atlassian.net``, ``https://acme.atlassian.net/`` or a
+    pasted browse link (``.../browse/ENG-1``, ``.../jira/...``); None for nothing."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    if "://" not in text:
+        text = f"https://{text}"
+    try:
+        url = httpx.URL(text)
+    except httpx.InvalidURL as err:
+        raise ConfigError(f"Jira base URL {value!r} is not a URL ({err})") from None
+    if not url.host:
+        raise ConfigError(f"Jira base URL {value!r} has no host")
+    port = f":{url.port}" if url.port else ""
+    return f"{url.scheme}://{url.host}{port}"
+
+
+def credential_digest(*parts: str) -> str:
+    """A sha256 hex digest naming a credential without revealing it."""
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def rate_limit_key_for(email: str, token: str) -> str:
+    """``jira:<12 hex>``: the key the toolkit shares limits under (one per token)."""
+    return f"jira:{credential_digest(email, token)[:12]}"
+
+
+class JiraCredentials:
+    """Where a Jira connector's site, account email and API token come from, read at each use.
+
+    Explicit values win; otherwise the environment variables (the email and token also from
+    ``NAME_FILE``, see ``connectors.auth.env_secret``), so a token renewed in place is picked up and a
+    pause on the old one can lift itself.
+
+    Args:
+        base_url, email, token: Explicit values (tests, or code that manages its own secrets).
+        base_url_env, email_env, token_env: Environment variable names (None: do not read one).
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None,
+        email: str | None,
+        token: str | None,
+        base_url_env: str | None,
+        email_env: str | None,
+        token_env: str | None,
+    ) -> None:
+        self._base_url = base_url
+        self._email = email
+        self._token = token
+        self.base_url_env = base_url_env
+        self.email_env = email_env
+        self.token_env = token_env
+
+    def base_url(self) -> str | None:
+        raw = self._base_url or ((os.environ.get(self.base_url_env) or "").strip() if self.base_url_env else "")
+        return normalize_base_url(raw)
+
+    def email(self) -> str | None:
+        return self._email or env_secret(self.email_env)
+
+    def token(self) -> str | None:
+        return self._token or env_secret(self.token_env)
+
+    def missing(self) -> list[str]:
+        """What is not set, as hints naming the variables."""
+        out: list[str] = []
+        if not self.base_url():
+            out.append(f"{self.base_url_env or 'base_url'} (https://<site>.atlassian.net)")
+        if not self.email():
+            out.append(f"{self.email_env or 'email'} (the Atlassian account email)")
+        if not self.token():
+            out.append(f"{self.token_env or 'token'} (an API token from id.atlassian.com)")
+        return out
+
+    def require(self, who: str) -> tuple[str, str, str]:
+        """(base URL, email, token), or ``ConfigError`` naming what is missing."""
+        base, email, token = self.base_url(), self.email(), self.token()
+        if not base or not email or not token:
+            raise ConfigError(f"{who}: set " + " and ".join(self.missing()))
+        return base, email, token
+
+    @property
+    def rate_limit_key(self) -> str:
+        email, token = self.email(), self.token()
+        return rate_limit_key_for(email, token) if email and token else "jira"
+
+    @property
+    def credential_key(self) -> str:
+        """The credential slot, stable across token rotations (``jira:JIRA_API_TOKEN``)."""
+        if self._token or not self.token_env:
+            return self.rate_limit_key
+        return f"jira:{self.token_env or TOKEN_ENV}"
+
+    def fingerprint(self) -> str | None:
+        """Changes when the site, the email or the token does; None without a token."""
+        token = self.token()
+        if not token:
+            return None
+        return credential_digest(self.base_url() or "", self.email() or "", token)
+
+
+class JiraRejected(RecordError):
+    """Jira rejected a request (400): ``errors`` maps field ids to messages, ``messages`` the rest.
+
+    Attributes:
+        status_code: The HTTP status (400).
+        errors: ``{"<field id>": "<message>"}`` from Jira's ``errors`` object (redacted).
+        messages: Jira's ``errorMessages`` (redacted).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        errors: Mapping[str, str],
+        messages: Sequence[str],
+        primary_key: str | None = None,
+    ) -> None:
+        super().__init__(message, primary_key=primary_key)
+        self.status_code = status_code
+        self.errors = dict(errors)
+        self.messages = list(messages)
+
+
+class NextPageTokenPagination:
+    """Jira's enhanced-search paging: send ``nextPageToken``; read it back until ``isLast``.
+
+    Tokens are opaque and expire (Atlassian documents 7 days); a source that stores one in a
+    cursor must be ready to start over when Jira refuses it.
+    """
+
+    name = "nextPageToken"
+
+    @staticmethod
+    def next_token(body: Mapping[str, Any]) -> str | None:
+        """The token of the next page, or None after the last one."""
+        token = body.get("nextPageToken")
+        if body.get("isLast") is True or not isinstance(token, str) or not token:
+            return None
+        return token
+
+
+class JiraClient:
+    """A Jira Cloud REST v3 client for one account email + API token on one site.
+
+    Args:
+        base_url: ``https://<site>.atlassian.net`` (a loopback fake in tests).
+        email: The Atlassian account email (Basic auth user).
+        token: The API token (Basic auth password).
+        transport: The transport that sends (``httpx.ASGITransport(app)`` for an in-process fake).
+        rate: The token's request rate (shared by every client of the same token).
+        retry: Retry policy.
+        timeout: Default per-request timeout (creates get ``CREATE_TIMEOUT``).
+        sleep: Awaitable sleep, injectable for tests.
+        clock: Epoch seconds, injectable for tests.
+    """
+
+    pagination = NextPageTokenPagination()
+
+    def __init__(
+        self,
+        base_url: str,
+        email: str,
+        token: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        rate: Rate | None = JIRA_RATE,
+        retry: RetryPolicy | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        sleep: Sleep | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        base = normalize_base_url(base_url)
+        if not base or not email or not token:
+            raise ConfigError("JiraClient needs a base URL, an account email and an API token")
+        self.base_url = base
+        self.credential = rate_limit_key_for(email, token)
+        self._secrets = (email, token)
+        self._http = make_client(
+            service=SERVICE,
+            base_url=base,
+            auth=httpx.BasicAuth(email, token),
+            headers={"Accept": "application/json"},
+            credential=self.credential,
+            rate=rate,
+            max_concurrent=MAX_CONCURRENT,
+            retry=retry,
+            timeout=timeout,
+            transport=transport,
+            sleep=sleep,
+            clock=clock,
+        )
+
+    async def __aenter__(self) -> JiraClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        create: bool = False,
+    ) -> Any:
+        """Send one request and return its JSON body (None for an empty answer, e.g. 204).
+
+        Args:
+            create: The call is not idempotent: never resend it after an ambiguous failure.
+
+        Raises:
+            JiraRejected: 400, with Jira's ``errors`` / ``errorMessages`` parsed.
+            HTTPAuthError: 401/403 (a revoked token, no permission).
+            NotFound: 404 (and 410 Gone).
+            HTTPRecordError: another 4xx.
+            HTTPRateLimited / HTTPTransientError: retries exhausted.
+        """
+        response = await self._http.request(
+            method,
+            path,
+            json=json_body,
+            params=params,
+            extensions=retry_options(retry_ambiguous=False) if create else None,
+            timeout=CREATE_TIMEOUT if create else httpx.USE_CLIENT_DEFAULT,
+        )
+        try:
+            await response.aread()
+            try:
+                raise_for_status(response)
+            except HTTPRecordError as err:
+                if response.status_code == 400:
+                    raise self._rejected(response, err) from err
+                raise
+            if not response.content:
+                return None
+            return response.json()
+        finally:
+            await response.aclose()
+
+    def _rejected(self, response: httpx.Response, err: HTTPRecordError) -> JiraRejected:
+        errors: dict[str, str] = {}
+        messages: list[str] = []
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            raw_errors = body.get("errors")
+            if isinstance(raw_errors, dict):
+                errors = {str(k): redact_text(str(v), self._secrets) for k, v in raw_errors.items()}
+            raw_messages = body.get("errorMessages")
+            if isinstance(raw_messages, list):
+                messages = [redact_text(str(m), self._secrets) for m in raw_messages]
+        detail = "; ".join([*messages, *(f"{k}: {v}" for k, v in errors.items())]) or err.body
+        return JiraRejected(
+            f"{SERVICE} {err.method} {response.request.url.path} -> 400: {detail}",
+            status_code=400,
+            errors=errors,
+            messages=messages,
+        )
+
+    # -- search -----------------------------------------------------------------------------------
+
+    async def search(
+        self,
+        jql: str,
+        *,
+        fields: Sequence[str] = (),
+        properties: Sequence[str] = (),
+        max_results: int = PAGE_SIZE,
+        next_page_token: str | None = None,
+        reconcile_issues: Sequence[int] = (),
+    ) -> Json:
+        """One page of ``POST /rest/api/3/search/jql``.
+
+        Args:
+            jql: The query (must be bounded, e.g. ``project = X``).
+            fields: Fields to return (without any, Jira returns only ids).
+            properties: Issue property keys to return inline (at most 5).
+            max_results: Page size asked for; Jira may return fewer.
+            next_page_token: The previous page's ``nextPageToken``.
+            reconcile_issues: Issue ids (at most 50) whose latest state the answer must reflect
+                (search is eventually consistent).
+        """
+        if len(properties) > MAX_SEARCH_PROPERTIES:
+            raise ConfigError(f"Jira search: at most {MAX_SEARCH_PROPERTIES} properties, got {len(properties)}")
+        body: Json = {"jql": jql, "maxResults": max_results}
+        if fields:
+            body["fields"] = list(fields)
+        if properties:
+            body["properties"] = list(properties)
+        if next_page_token:
+            body["nextPageToken"] = next_page_token
+        if reconcile_issues:
+            body["reconcileIssues"] = [int(i) for i in list(reconcile_issues)[-MAX_RECONCILE_IDS:]]
+        # A search only reads, so it is safe to resend.
+        result = await self.request("POST", SEARCH_PATH, json_body=body)
+        return result if isinstance(result, dict) else {"issues": [], "isLast": True}
+
+    async def iter_search(
+        self,
+        jql: str,
+        *,
+        fields: Sequence[str] = (),
+        properties: Sequence[str] = (),
+        max_results: int = PAGE_SIZE,
+        reconcile_issues: Sequence[int] = (),
+    ) -> AsyncIterator[Json]:
+        """Every page body of a search, fetched lazily."""
+        token: str | None = None
+        while True:
+            body = await self.search(
+                jql,
+                fields=fields,
+                properties=properties,
+                max_results=max_results,
+                next_page_token=token,
+                reconcile_issues=reconcile_issues,
+            )
+            yield body
+            token = self.pagination.next_token(body)
+            if token is None:
+                return
+
+    # -- issues -----------------------------------------------------------------------------------
+
+    async def get_issue(
+        self, id_or_key: str, *, fields: Sequence[str] = (), properties: Sequence[str] = ()
+    ) -> Json | None:
+        """``GET /rest/api/3/issue/{idOrKey}`` (strongly consistent; a moved issue's old key still
+        finds it); None when it does not exist or is not visible."""
+        params: dict[str, str] = {"fields": ",".join(fields) if fields else "id"}
+        if properties:
+            params["properties"] = ",".join(properties)
+        try:
+            result = await self.request("GET", f"{ISSUE_PATH}/{id_or_key}", params=params)
+        except NotFound:
+            return None
+        return result if isinstance(result, dict) else None
+
+    async def create_issue(self, body: Json) -> Json:
+        """``POST /rest/api/3/issue``: fields, and ``properties`` set in the same request."""
+        result = await self.request("POST", ISSUE_PATH, json_body=body, create=True)
+        if not isinstance(result, dict) or not result.get("id"):
+            raise RecordError(f"{SERVICE}: create issue answered without an id: {json.dumps(result)[:200]}")
+        return result
+
+    async def edit_issue(self, id_or_key: str, body: Json) -> None:
+        """``PUT /rest/api/3/issue/{idOrKey}`` (204). Setting fields is idempotent, so it is retried."""
+        await self.request("PUT", f"{ISSUE_PATH}/{id_or_key}", json_body=body)
+
+    async def set_issue_property(self, id_or_key: str, key: str, value: Any) -> None:
+        """``PUT /rest/api/3/issue/{idOrKey}/properties/{key}``."""
+        await self.request("PUT", f"{ISSUE_PATH}/{id_or_key}/properties/{key}", json_body=value)
+
+    # -- metadata ---------------------------------------------------------------------------------
+
+    async def get_project(self, key: str) -> Json | None:
+        """``GET /rest/api/3/project/{key}`` (with ``issueTypes``); None when not found or not visible."""
+        try:
+            result = await self.request("GET", f"{PROJECT_PATH}/{key}")
+        except NotFound:
+            return None
+        return result if isinstance(result, dict) else None
+
+    async def get_fields(self) -> list[Json]:
+        """``GET /rest/api/3/field``: every system and custom field (id, name, schema)."""
+        result = await self.request("GET", FIELD_PATH)
+        return [f for f in result if isinstance(f, dict)] if isinstance(result, list) else []

@@ -1,0 +1,457 @@
+"""``JiraSource``: Jira Cloud issues as records, one JQL per spec, paged with ``nextPageToken``.
+
+Specs: ``jql:<slug>`` for each named query, ``project:<KEY>`` for each project (JQL
+``project = "KEY" ORDER BY created ASC``). Records: ``primary_key`` = the issue **id** (a key such as
+``ENG-7`` changes when the issue moves to another project; the id never does), properties as listed
+in ``README.md``, ``body`` = the description (ADF) as plain text.
+
+Paging: ``POST /rest/api/3/search/jql`` (the old ``/rest/api/3/search`` answers 410 Gone), 100 issues
+a page. The cursor (opaque to the engine, documented for operators)::
+
+    {"v": 1, "q": "<12 hex of sha256(jql)>", "t": "<Jira's nextPageToken>"}
+
+Jira's tokens expire (7 days, per Atlassian). A stored cursor whose token Jira refuses (400), or
+that was made for another JQL (the spec's query was edited), restarts the pass at the first page
+with a warning: already-synced issues come back unchanged and cost no writes.
+
+Targeted refresh (``only_items``: issue ids or keys) runs ``id in (...) AND (<the spec's JQL>)`` in
+batches of 100, each paged to its end (durable-sync read only the first page). Ids or keys Jira says
+do not exist are dropped from the batch; anything that is neither an id nor a key is skipped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from connectors.core import ConfigError, Record, SourceSpec, auth_error_in_chain
+from connectors.http import Clock, Rate, RetryPolicy, Sleep
+from connectors.jira.adf import adf_to_text
+from connectors.jira.client import JiraClient, JiraCredentials, JiraRejected
+from connectors.jira.settings import (
+    BASE_URL_ENV,
+    CURSOR_VERSION,
+    DEFAULT_INTERVAL_MINUTES,
+    DEFAULT_SOURCE_FIELDS,
+    EMAIL_ENV,
+    JIRA_RATE,
+    NO_SUMMARY,
+    ONLY_ITEMS_BATCH,
+    PAGE_SIZE,
+    TOKEN_ENV,
+)
+
+__all__ = ["JiraSource", "issue_record", "parse_jira_datetime"]
+
+logger = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+
+_SLUG_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
+_PROJECT_KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,254}$")
+_ID_RE = re.compile(r"^[0-9]{1,18}$")
+_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*-[0-9]+$")
+_ORDER_BY_RE = re.compile(r"\border\s+by\b", re.IGNORECASE)
+_MISSING_ITEM_RE = re.compile(r"issue with key '([^']+)' does not exist", re.IGNORECASE)
+
+# Record property -> the Jira field it comes from (a property is emitted only if its field is asked for).
+_PROPERTY_FIELDS: dict[str, str] = {
+    "Summary": "summary",
+    "Project": "project",
+    "Issue Type": "issuetype",
+    "Status": "status",
+    "Priority": "priority",
+    "Assignee": "assignee",
+    "Reporter": "reporter",
+    "Labels": "labels",
+    "Components": "components",
+    "Fix versions": "fixVersions",
+    "Due": "duedate",
+    "Created": "created",
+    "Updated": "updated",
+}
+
+
+def parse_jira_datetime(value: Any) -> dt.datetime | str | None:
+    """Jira's ``2024-05-01T12:34:56.789+0000`` as an aware datetime (the raw string if unparseable)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
+
+
+def _parse_date(value: Any) -> dt.date | str | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value[:10])
+    except ValueError:
+        return value
+
+
+def _name(value: Any, *keys: str) -> str | None:
+    if not isinstance(value, dict):
+        return None
+    for key in keys or ("name",):
+        found = value.get(key)
+        if isinstance(found, str) and found:
+            return found
+    return None
+
+
+def _names(value: Any, *keys: str) -> list[str]:
+    if not isinstance(value, list):
+        return []
+    out = []
+    for item in value:
+        name = item if isinstance(item, str) else _name(item, *keys)
+        if name:
+            out.append(name)
+    return out
+
+
+def _custom_value(value: Any) -> Any:
+    """A custom field's value as a neutral value (options -> their value, users -> display names)."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, dict):
+        if value.get("type") == "doc":
+            return adf_to_text(value)
+        return _name(value, "value", "displayName", "name", "key")
+    if isinstance(value, list):
+        return _names(value, "value", "displayName", "name", "key")
+    return str(value)
+
+
+def issue_record(
+    issue: Mapping[str, Any],
+    *,
+    base_url: str,
+    fields: Iterable[str] = DEFAULT_SOURCE_FIELDS,
+    custom_fields: Mapping[str, str] | None = None,
+) -> Record | None:
+    """One search result as a record: ``primary_key`` = the issue id; None without an id.
+
+    Args:
+        issue: The issue JSON (``id``, ``key``, ``fields``).
+        base_url: The site, for ``URL`` (``<base>/browse/<key>``).
+        fields: The fields that were asked for; properties of the others are left out (not None),
+            so narrowing the fields never clears a destination's values.
+        custom_fields: Extra record property -> field id (e.g. ``{"Team": "customfield_10010"}``).
+    """
+    issue_id = issue.get("id")
+    if issue_id is None or str(issue_id) == "":
+        return None
+    raw_fields = issue.get("fields")
+    data: Mapping[str, Any] = raw_fields if isinstance(raw_fields, dict) else {}
+    asked = set(fields)
+    key = issue.get("key") if isinstance(issue.get("key"), str) else None
+    values: dict[str, Any] = {
+        "Summary": data.get("summary") or NO_SUMMARY,
+        "Issue Key": key,
+        "Project": _name(data.get("project"), "key"),
+        "Issue Type": _name(data.get("issuetype")),
+        "Status": _name(data.get("status")),
+        "Priority": _name(data.get("priority")),
+        "Assignee": _name(data.get("assignee"), "displayName", "name"),
+        "Reporter": _name(data.get("reporter"), "displayName", "name"),
+        "Labels": _names(data.get("labels")),
+        "Components": _names(data.get("components")),
+        "Fix versions": _names(data.get("fixVersions")),
+        "Due": _parse_date(data.get("duedate")),
+        "Created": parse_jira_datetime(data.get("created")),
+        "Updated": parse_jira_datetime(data.get("updated")),
+        "URL": f"{base_url}/browse/{key}" if key else None,
+    }
+    properties = {
+        name: value for name, value in values.items() if name not in _PROPERTY_FIELDS or _PROPERTY_FIELDS[name] in asked
+    }
+    for name, field_id in (custom_fields or {}).items():
+        properties[name] = _custom_value(data.get(field_id))
+    body = adf_to_text(data.get("description")) if "description" in asked else None
+    return Record(str(issue_id), properties, body)
+
+
+def _strip_order_by(jql: str) -> str:
+    """The JQL without its ORDER BY clause (a targeted query adds its own)."""
+    matches = list(_ORDER_BY_RE.finditer(jql))
+    for match in reversed(matches):
+        before = jql[: match.start()]
+        # Only an ORDER BY outside quotes ends the query.
+        if before.count('"') % 2 == 0 and before.count("'") % 2 == 0:
+            return before.strip()
+    return jql.strip()
+
+
+class JiraSource:
+    """Issues of Jira Cloud as records, one JQL per spec.
+
+    Args:
+        queries: ``{slug: jql}`` (or ``[(slug, jql)]``): one spec ``jql:<slug>`` each.
+        projects: Project keys: one spec ``project:<KEY>`` each (``project = "KEY" ORDER BY created ASC``).
+        base_url, email, token: Explicit credentials (default: the environment variables, read at each use).
+        base_url_env, email_env, token_env: Environment variable names.
+        interval_minutes: How often each spec syncs.
+        fields: Jira fields a search returns (``/search/jql`` returns only ids without them).
+        custom_fields: Extra record property -> Jira field id, decoded to neutral values.
+        page_size: Issues per page (Jira may return fewer).
+        name: Source name.
+        transport, rate, retry, sleep, clock: As for ``JiraClient``.
+    """
+
+    incremental = False
+
+    def __init__(
+        self,
+        queries: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+        projects: Sequence[str] | None = None,
+        *,
+        base_url: str | None = None,
+        email: str | None = None,
+        token: str | None = None,
+        base_url_env: str | None = BASE_URL_ENV,
+        email_env: str | None = EMAIL_ENV,
+        token_env: str | None = TOKEN_ENV,
+        interval_minutes: int = DEFAULT_INTERVAL_MINUTES,
+        fields: Sequence[str] = DEFAULT_SOURCE_FIELDS,
+        custom_fields: Mapping[str, str] | None = None,
+        page_size: int = PAGE_SIZE,
+        name: str = "jira",
+        transport: httpx.AsyncBaseTransport | None = None,
+        rate: Rate | None = JIRA_RATE,
+        retry: RetryPolicy | None = None,
+        sleep: Sleep | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if not 1 <= page_size <= 5000:
+            raise ConfigError(f"JiraSource: page_size must be within 1..5000, got {page_size!r}")
+        pairs = list(queries.items()) if isinstance(queries, Mapping) else list(queries or [])
+        self._jql: dict[str, str] = {}
+        for slug, jql in pairs:
+            if not isinstance(slug, str) or not _SLUG_RE.match(slug):
+                raise ConfigError(f"JiraSource: query slug {slug!r} must be letters, digits, '_', '.' or '-'")
+            if not isinstance(jql, str) or not jql.strip():
+                raise ConfigError(f"JiraSource: query {slug!r} has no JQL")
+            self._jql[f"jql:{slug}"] = jql.strip()
+        for raw in projects or []:
+            key = str(raw).strip().upper()
+            if not _PROJECT_KEY_RE.match(key):
+                raise ConfigError(f"JiraSource: {raw!r} is not a Jira project key (e.g. ENG)")
+            self._jql[f"project:{key}"] = f'project = "{key}" ORDER BY created ASC'
+        if not self._jql:
+            raise ConfigError("JiraSource: give at least one query or project")
+        self.name = name
+        self.interval_minutes = interval_minutes
+        self.fields = tuple(dict.fromkeys(fields))
+        self.custom_fields = dict(custom_fields or {})
+        self.page_size = page_size
+        self.credentials = JiraCredentials(
+            base_url=base_url,
+            email=email,
+            token=token,
+            base_url_env=base_url_env,
+            email_env=email_env,
+            token_env=token_env,
+        )
+        self.transport = transport
+        self.rate = rate
+        self.retry = retry
+        self.sleep = sleep
+        self.clock = clock
+
+    # -- configuration ----------------------------------------------------------------------------
+
+    def specs(self) -> list[SourceSpec]:
+        return [SourceSpec(key, self.interval_minutes, {"jql": jql}) for key, jql in self._jql.items()]
+
+    @property
+    def configured(self) -> bool:
+        return not self.credentials.missing()
+
+    @property
+    def config_hint(self) -> str:
+        missing = self.credentials.missing()
+        return "set " + " and ".join(missing) if missing else "configured"
+
+    @property
+    def rate_limit_key(self) -> str:
+        return self.credentials.rate_limit_key
+
+    @property
+    def credential_key(self) -> str:
+        """The credential slot, stable across token rotations (``jira:JIRA_API_TOKEN``)."""
+        return self.credentials.credential_key
+
+    def credential_fingerprint(self) -> str | None:
+        return self.credentials.fingerprint()
+
+    @staticmethod
+    def is_auth_error(err: BaseException) -> bool:
+        return auth_error_in_chain(err)
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def _client(self) -> JiraClient:
+        base, email, token = self.credentials.require(f"JiraSource {self.name!r}")
+        return JiraClient(
+            base,
+            email,
+            token,
+            transport=self.transport,
+            rate=self.rate,
+            retry=self.retry,
+            sleep=self.sleep,
+            clock=self.clock,
+        )
+
+    def _spec_jql(self, spec: SourceSpec) -> str:
+        jql = spec.params.get("jql") if isinstance(spec.params, dict) else None
+        jql = jql or self._jql.get(spec.key)
+        if not jql:
+            raise ConfigError(f"JiraSource {self.name!r}: unknown spec {spec.key!r}")
+        return str(jql)
+
+    def _records(self, body: Mapping[str, Any], base_url: str) -> list[Record]:
+        records: list[Record] = []
+        for issue in body.get("issues") or []:
+            if not isinstance(issue, dict):
+                continue
+            record = issue_record(issue, base_url=base_url, fields=self.fields, custom_fields=self.custom_fields)
+            if record is not None:
+                records.append(record)
+        return records
+
+    def _search_fields(self) -> list[str]:
+        return list(dict.fromkeys([*self.fields, *self.custom_fields.values()]))
+
+    async def fetch_page(
+        self, spec: SourceSpec, only_items: list[str] | None, cursor: str | None
+    ) -> tuple[list[Record], str | None]:
+        """One page of records and the cursor of the next (None after the last)."""
+        jql = self._spec_jql(spec)
+        async with self._client() as client:
+            if only_items is not None:
+                return await self._fetch_items(client, jql, only_items, cursor)
+            query = _digest(jql)
+            token = self._token_from(cursor, query, spec.key)
+            body = await self._search(client, jql, token, spec.key)
+        next_token = client.pagination.next_token(body)
+        records = self._records(body, client.base_url)
+        if next_token is None:
+            return records, None
+        return records, _dump({"v": CURSOR_VERSION, "q": query, "t": next_token})
+
+    async def _search(self, client: JiraClient, jql: str, token: str | None, where: str) -> Json:
+        try:
+            return await client.search(
+                jql, fields=self._search_fields(), max_results=self.page_size, next_page_token=token
+            )
+        except JiraRejected as err:
+            if token is None:
+                raise
+            # nextPageToken expired (or the query changed under it): start the pass over.
+            logger.warning(
+                "Jira source %s %s: the stored page token was refused (%s); restarting the pass", self.name, where, err
+            )
+            return await client.search(jql, fields=self._search_fields(), max_results=self.page_size)
+
+    def _token_from(self, cursor: str | None, query: str, where: str) -> str | None:
+        if cursor is None:
+            return None
+        state = _load(cursor, where)
+        if state.get("q") != query:
+            logger.warning(
+                "Jira source %s %s: the spec's JQL changed since the cursor was stored; restarting", self.name, where
+            )
+            return None
+        token = state.get("t")
+        return token if isinstance(token, str) and token else None
+
+    async def _fetch_items(
+        self, client: JiraClient, jql: str, only_items: list[str], cursor: str | None
+    ) -> tuple[list[Record], str | None]:
+        items: list[str] = []
+        for raw in only_items:
+            item = str(raw).strip()
+            if _ID_RE.match(item) or _KEY_RE.match(item):
+                items.append(item.upper() if _KEY_RE.match(item) else item)
+            elif item:
+                logger.warning("Jira source %s: %r is neither an issue id nor a key; skipped", self.name, item)
+        items = list(dict.fromkeys(items))
+        batches = [items[i : i + ONLY_ITEMS_BATCH] for i in range(0, len(items), ONLY_ITEMS_BATCH)]
+        state = _load(cursor, "only_items") if cursor else {}
+        raw_index, raw_token = state.get("b"), state.get("t")
+        index = raw_index if isinstance(raw_index, int) else 0
+        token = raw_token if isinstance(raw_token, str) else None
+        if index >= len(batches):
+            return [], None
+        scope = _strip_order_by(jql)
+        batch = batches[index]
+        body: Json = {"issues": [], "isLast": True}
+        while batch:
+            query = f"id in ({', '.join(_quote(i) for i in batch)})" + (f" AND ({scope})" if scope else "")
+            try:
+                body = await client.search(
+                    f"{query} ORDER BY created ASC",
+                    fields=self._search_fields(),
+                    max_results=self.page_size,
+                    next_page_token=token,
+                )
+                break
+            except JiraRejected as err:
+                # JQL fails as a whole on a key that does not exist; drop those and ask again.
+                missing = {m.upper() for text in err.messages for m in _MISSING_ITEM_RE.findall(text)}
+                kept = [i for i in batch if i.upper() not in missing]
+                if not missing or len(kept) == len(batch):
+                    raise
+                logger.info("Jira source %s: issues %s do not exist; skipped", self.name, ", ".join(sorted(missing)))
+                batch, token = kept, None
+        records = self._records(body, client.base_url)
+        next_token = client.pagination.next_token(body) if batch else None
+        if next_token is not None:
+            return records, _dump({"v": CURSOR_VERSION, "b": index, "t": next_token})
+        if index + 1 < len(batches):
+            return records, _dump({"v": CURSOR_VERSION, "b": index + 1, "t": None})
+        return records, None
+
+    async def fetch(self, spec: SourceSpec, only_items: list[str] | None = None) -> list[Record]:
+        """Every record of the spec (a drain over ``fetch_page``)."""
+        out: list[Record] = []
+        cursor: str | None = None
+        while True:
+            page, cursor = await self.fetch_page(spec, only_items, cursor)
+            out.extend(page)
+            if cursor is None:
+                return out
+
+
+def _quote(item: str) -> str:
+    return f'"{item}"'
+
+
+def _digest(jql: str) -> str:
+    return hashlib.sha256(jql.encode()).hexdigest()[:12]
+
+
+def _dump(state: Json) -> str:
+    return json.dumps(state, sort_keys=True, separators=(",", ":"))
+
+
+def _load(cursor: str, where: str) -> Json:
+    try:
+        state = json.loads(cursor)
+        if not isinstance(state, dict) or state.get("v") != CURSOR_VERSION:
+            raise ValueError("wrong version")
+    except ValueError as err:
+        raise ConfigError(f"JiraSource {where}: cursor {cursor[:200]!r} is not one of ours ({err})") from None
+    return state

@@ -1,0 +1,73 @@
+"""Fixtures of the Jira connector tests: the fake API in-process on a fake clock, and factories.
+
+Each test gets a fresh fake with a fresh random API token, so the per-credential state that
+``connectors.http`` keeps per process (limiter, "blocked until") never leaks between tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from connectors.http import Rate, RetryPolicy
+from connectors.jira import JiraDestination, JiraSource
+from tests.fakes.github import FakeClock
+from tests.fakes.jira import SITE, FakeJira
+
+# The toolkit's own limiter paces in real (loop) time; the fake's burst limit is what a test exercises.
+FAST = Rate(10_000, 1, burst=10_000)
+NO_JITTER = RetryPolicy(jitter=0)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def fake(clock: FakeClock) -> FakeJira:
+    fake = FakeJira(clock=clock.clock, burst=None)
+    fake.add_project("ENG", name="Engineering", components=["API", "UI"], versions=["1.0", "2.0"])
+    fake.add_project("OPS", name="Operations")
+    return fake
+
+
+def client_options(fake: FakeJira, clock: FakeClock) -> dict[str, Any]:
+    return {
+        "base_url": SITE,
+        "email": fake.email,
+        "token": fake.token,
+        "base_url_env": None,
+        "email_env": None,
+        "token_env": None,
+        "transport": httpx.ASGITransport(app=fake.app),
+        "rate": FAST,
+        "retry": NO_JITTER,
+        "sleep": clock.sleep,
+        "clock": clock.clock,
+    }
+
+
+@pytest.fixture
+def make_source(fake: FakeJira, clock: FakeClock):
+    def make(*args: Any, **kwargs: Any) -> JiraSource:
+        options = client_options(fake, clock)
+        options.update(kwargs)
+        if not args and "queries" not in kwargs and "projects" not in kwargs:
+            options["projects"] = ["ENG"]
+        return JiraSource(*args, **options)
+
+    return make
+
+
+@pytest.fixture
+def make_dest(fake: FakeJira, clock: FakeClock):
+    def make(*args: Any, **kwargs: Any) -> JiraDestination:
+        options = client_options(fake, clock)
+        options["project_env"] = None
+        options.update(kwargs)
+        return JiraDestination(*(args or ("ENG",)), **options)
+
+    return make
