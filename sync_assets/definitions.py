@@ -11,6 +11,7 @@ from connectors.asana import AsanaDestination
 from connectors.files import FileSpec, FilesSource, SQLiteDestination
 from connectors.github import BlobETagStore, GitHubSource
 from connectors.http import Rate
+from connectors.jira import JiraSource
 from connectors.notion import NotionDestination
 from sync_assets.demo import demo_dir, seed_demo_data
 from sync_assets.factory import build_definitions, link_report_asset
@@ -132,7 +133,43 @@ def github_to_notion_route() -> Route:
     )
 
 
-routes: list[Route] = [files_demo_route(), github_to_notion_route(), github_to_asana_route()]
+def jira_to_notion_route() -> Route:
+    """Jira issues (one spec per project in JIRA_PROJECTS) into a Notion database of issues.
+
+    Env: JIRA_BASE_URL, JIRA_EMAIL, JIRA_API_TOKEN, JIRA_PROJECTS (comma-separated keys), NOTION_TOKEN,
+    JIRA_NOTION_DATABASE_ID (a database with a Text property "Issue ID": the key).
+    """
+    source = JiraSource(
+        projects=_csv_env("JIRA_PROJECTS"), interval_minutes=int(os.environ.get("JIRA_INTERVAL_MINUTES", "30"))
+    )
+    destination = NotionDestination(
+        title_property="Summary",
+        key_property="Issue ID",
+        synced_property="Last synced",
+        create_missing_options=True,
+        database_id_env="JIRA_NOTION_DATABASE_ID",
+        base_url=os.environ.get("NOTION_API_URL", "").strip() or "https://api.notion.com",
+        rate=Rate(float(os.environ.get("NOTION_REQUESTS_PER_SECOND", "3")), 1, burst=3),
+    )
+    missing = _missing(
+        "JIRA_BASE_URL", "JIRA_EMAIL", "JIRA_API_TOKEN", "JIRA_PROJECTS", "NOTION_TOKEN", "JIRA_NOTION_DATABASE_ID"
+    )
+    return Route(
+        source,
+        destination,
+        name="jira_to_notion",
+        description="Jira issues mirrored into a Notion database, one page per issue (keyed on the issue id).",
+        enabled=not missing,
+        disabled_reason=f"not configured: set {', '.join(missing)}" if missing else None,
+    )
+
+
+routes: list[Route] = [
+    files_demo_route(),
+    github_to_notion_route(),
+    github_to_asana_route(),
+    jira_to_notion_route(),
+]
 
 defs = build_definitions(
     routes,

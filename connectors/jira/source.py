@@ -248,8 +248,6 @@ class JiraSource:
             if not _PROJECT_KEY_RE.match(key):
                 raise ConfigError(f"JiraSource: {raw!r} is not a Jira project key (e.g. ENG)")
             self._jql[f"project:{key}"] = f'project = "{key}" ORDER BY created ASC'
-        if not self._jql:
-            raise ConfigError("JiraSource: give at least one query or project")
         self.name = name
         self.interval_minutes = interval_minutes
         self.fields = tuple(dict.fromkeys(fields))
@@ -276,11 +274,13 @@ class JiraSource:
 
     @property
     def configured(self) -> bool:
-        return not self.credentials.missing()
+        return bool(self._jql) and not self.credentials.missing()
 
     @property
     def config_hint(self) -> str:
-        missing = self.credentials.missing()
+        missing = list(self.credentials.missing())
+        if not self._jql:
+            missing.append("queries={slug: jql} or projects=[KEY] (JIRA_PROJECTS)")
         return "set " + " and ".join(missing) if missing else "configured"
 
     @property

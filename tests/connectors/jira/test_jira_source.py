@@ -35,8 +35,8 @@ def test_specs_are_one_per_query_and_project():
         JiraSource({"bad slug!": "project = ENG"})
     with pytest.raises(ConfigError):
         JiraSource(projects=["not a key"])
-    with pytest.raises(ConfigError):
-        JiraSource()
+    empty = JiraSource()  # nothing to read: not configured, and it says what to set
+    assert not empty.configured and "JIRA_PROJECTS" in empty.config_hint and empty.specs() == []
 
 
 async def test_pages_to_the_end_with_next_page_tokens_and_never_calls_the_removed_search(fake, make_source):
