@@ -43,6 +43,8 @@ def test_engine_and_state_are_dagster_free():
         "connectors.notion",
         "connectors.asana",
         "connectors.jira",
+        "connectors.mcp",
+        "connectors.notion.mcp",
     ],
 )
 def test_public_surface_is_explicit(module):

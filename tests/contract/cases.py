@@ -517,3 +517,10 @@ DESTINATION_CASES = [
     DestinationCase("memory", memory_destination),
     DestinationCase("notion", notion_destination),
 ]
+
+
+# Notion over its hosted MCP server (OAuth): the same contract, through the fake MCP server.
+from tests.connectors.notion_mcp.contract_cases import NOTION_MCP_DESTINATION, NOTION_MCP_SOURCE  # noqa: E402
+
+SOURCE_CASES.append(NOTION_MCP_SOURCE)
+DESTINATION_CASES.append(NOTION_MCP_DESTINATION)

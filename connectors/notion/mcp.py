@@ -1,0 +1,1175 @@
+"""Notion over its hosted MCP server: ``NotionMcpDestination`` and ``NotionMcpSource`` (OAuth, no admin).
+
+The REST connectors need an *integration* (a workspace admin creates it and shares databases with it);
+the hosted MCP server (``https://mcp.notion.com/mcp``, streamable HTTP) acts as the user who authorized
+it with OAuth (``durable-sync auth login``), so no admin is needed. Both transports write and read the
+same pages with the SAME value logic: records are encoded by ``encode.py`` (and the REST destination's
+record → properties mapping: title, key, synced stamp, dropped columns, truncations), then adapted to the
+hosted tools' flat format by :func:`to_flat_properties`; rows read back are adapted to Notion's property
+objects by :func:`row_to_properties` and decoded by ``decode.py``.
+
+Why separate classes rather than ``NotionDestination(transport="mcp")``: the credential (an OAuth
+``httpx.Auth`` + token-store account vs an integration token in an env var), the pause scope
+(``notion-mcp:<account>`` vs ``notion:NOTION_TOKEN``), the knobs (``mcp_url``, ``edited_property``) and
+what each transport can do (below) differ; one class with a mode flag would have half its arguments
+meaningless in either mode. A route picks one by configuration with :func:`notion_destination` /
+:func:`notion_source` (``transport="rest"|"mcp"``). The spec key is the same (``ds:<id>``), so a route
+can switch transport without new partitions.
+
+Tools used (argument shapes of the hosted server)::
+
+    notion-fetch               {"id": <database id | "collection://<data source id>" | page id>}
+    notion-query-data-sources  {"data": {"data_source_urls": [...], "query": <SQLite>, "params": [...]}}
+    notion-create-pages        {"parent": {"data_source_id"}, "pages": [{"properties", "content"?}]}
+    notion-update-page         {"page_id", "command": "update_properties", "properties"}
+    notion-create-database     {"parent"?: {"page_id"}, "title", "schema": "CREATE TABLE (...)"}
+
+The flat property format: title/text as plain strings, numbers as JSON numbers, checkboxes
+``"__YES__"``/``"__NO__"``, select/status as the option name, multi-select as an array of names, dates
+split into ``date:<P>:start`` + ``date:<P>:is_datetime`` (0/1), ``null`` clears; properties named
+``id``/``url`` (any case) are written ``userDefined:<name>``. SQL rows carry the page's ``url`` and a
+multi-select as JSON text.
+
+What the MCP transport cannot do that REST does (also in README.md):
+
+- **Text is Markdown.** The hosted server reads title/text values and page content as Notion-flavoured
+  Markdown, so ``*``, ``_``, backticks, ``[..](..)`` and ``#`` at a line start may render as formatting;
+  REST writes them literally. Rich-text formatting cannot be set either way.
+- **Bodies** are sent as one ``content`` string on create (Markdown; a README renders as headings and
+  lists), truncated at ``MAX_CONTENT_CHARS`` (reported); no chunked appends.
+- **Reads are SQL**, and the hosted server's SQL mode is metered on plans without Notion AI (a shared
+  workspace quota). SQL text loses mentions and link targets; people come back as user URLs.
+- **Incremental reads** need a *Last edited time* property in the data source (``edited_property=``):
+  SQL can filter columns only, while REST filters on the page's own timestamp.
+- Clearing a value sends ``null`` (the tools document it); a checkbox is unchecked with ``"__NO__"``.
+
+Ids: the database-vs-data-source split (2025-09-03) applies here too: ``collection://<database id>``
+fails, so a database id is resolved with ``notion-fetch`` to its first ``collection://`` data source
+(warning when it has several). Paging is keyset paging on the page URL (``WHERE "url" > ? ORDER BY "url"
+LIMIT n``): unique and immutable, so inserts and trashing during a pass neither skip nor repeat rows
+(``OFFSET`` would). Pages in the trash are not SQL rows.
+
+Errors are the ``connectors.mcp`` mapping (HTTP 401 after the OAuth provider's refresh → ``AuthError``,
+``rate_limited`` tool results → ``RateLimited``); a tool's validation error is a ``RecordError`` with
+Notion's message. Pauses are keyed on ``credential_key = "notion-mcp:<account>"``.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import hashlib
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, MutableMapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, Literal, cast
+
+import httpx
+
+from connectors.auth.tokens import TokenStore
+from connectors.core import ConfigError, Record, RecordError, SourceSpec, TransientError, auth_error_in_chain
+from connectors.http import DEFAULT_MAX_WAIT, Clock, Rate, RetryPolicy, Sleep
+from connectors.mcp import (
+    DEFAULT_CALL_TIMEOUT,
+    BearerAuth,
+    McpSession,
+    McpToolError,
+    TokenSource,
+    ToolResult,
+    open_mcp_session,
+)
+from connectors.notion.client import DataSourceRef, normalize_id
+from connectors.notion.decode import decode_properties
+from connectors.notion.destination import (
+    _MAX_REPORTS,
+    NotionDestination,
+    TruncationReport,
+    _key_text,
+    _NotionSession,
+)
+from connectors.notion.encode import BODY, Truncation, payload_size, split_text, utf16_len
+from connectors.notion.schema import Schema, schema_to_properties
+from connectors.notion.settings import (
+    DEFAULT_FULL_SCAN_EVERY_HOURS,
+    DEFAULT_INTERVAL_MINUTES,
+    DEFAULT_LOOKBACK_SECONDS,
+    MAX_CONCURRENCY,
+    NOTION_APP_BASE,
+    NOTION_RATE,
+    PAGE_SIZE,
+)
+from connectors.notion.source import NotionSource
+
+__all__ = [
+    "DEFAULT_ACCOUNT",
+    "MAX_CONTENT_CHARS",
+    "NOTION_MCP_URL",
+    "NotionMcpDestination",
+    "NotionMcpSource",
+    "body_content",
+    "column_name",
+    "notion_destination",
+    "notion_source",
+    "page_id_of",
+    "row_to_properties",
+    "rows_from_result",
+    "schema_from_fetch",
+    "schema_to_ddl",
+    "to_flat_properties",
+]
+
+logger = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+AuthLike = httpx.Auth | TokenSource | str
+
+NOTION_MCP_URL = "https://mcp.notion.com/mcp"
+SERVICE = "Notion MCP"
+DEFAULT_ACCOUNT = "notion"
+"""The token-store account of the OAuth grant, and the suffix of ``credential_key`` (``notion-mcp:notion``)."""
+
+TOOL_FETCH = "notion-fetch"
+TOOL_QUERY = "notion-query-data-sources"
+TOOL_CREATE_PAGES = "notion-create-pages"
+TOOL_UPDATE_PAGE = "notion-update-page"
+TOOL_CREATE_DATABASE = "notion-create-database"
+READ_ONLY_TOOLS = frozenset({TOOL_FETCH, TOOL_QUERY})
+"""Resent after an ambiguous failure (a read timeout, a 502); creates and updates are not."""
+
+MAX_CONTENT_CHARS = 50_000
+"""Longest page ``content`` sent on create (UTF-16 units), as durable-sync sent it; longer is truncated."""
+
+URL_COLUMN = "url"
+"""The SQL column holding each row's page URL: the page id, and the keyset the listing pages on."""
+
+CURSOR_VERSION = 1
+
+# Hosted schema type names that differ from the REST API's.
+_HOSTED_TYPES = {
+    "text": "rich_text",
+    "auto_increment_id": "unique_id",
+    "person": "people",
+    "file": "files",
+    "phone": "phone_number",
+}
+_DDL_TYPES = {
+    "title": "TITLE",
+    "rich_text": "RICH_TEXT",
+    "number": "NUMBER",
+    "checkbox": "CHECKBOX",
+    "date": "DATE",
+    "url": "URL",
+    "email": "EMAIL",
+    "phone_number": "PHONE_NUMBER",
+    "select": "SELECT",
+    "multi_select": "MULTI_SELECT",
+}
+_COLLECTION_RE = re.compile(
+    r"collection://([0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12})"
+)
+_DATABASE_URL_RE = re.compile(r'<database[^>]*\burl="([^"]+)"')
+_NOT_FOUND_RE = re.compile(r"could not find|object_not_found|not found", re.I)
+
+
+# --------------------------------------------------------------------------------------------------
+# Adapters between Notion property objects (REST shape, encode.py/decode.py) and the flat format
+
+
+def column_name(name: str) -> str:
+    """The flat/SQL name of a property: ``userDefined:<name>`` for ``id``/``url`` (any case)."""
+    return f"userDefined:{name}" if name.lower() in ("id", "url") else name
+
+
+def _sql_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _plain(elements: Iterable[Mapping[str, Any]]) -> str:
+    return "".join(str((e.get("text") or {}).get("content", "")) for e in elements)
+
+
+def to_flat_properties(properties: Mapping[str, Mapping[str, Any]]) -> Json:
+    """Notion property values as encode.py builds them (``{"Stars": {"number": 5}}``) in the flat format.
+
+    ``None`` values clear (``null``); an unchecked checkbox is ``"__NO__"``; a date becomes
+    ``date:<P>:start`` and ``date:<P>:is_datetime``.
+
+    Raises:
+        ConfigError: A property value of a type this adapter has no flat form for (a connector bug).
+    """
+    flat: Json = {}
+    for name, value in properties.items():
+        ((kind, raw),) = value.items()
+        column = column_name(name)
+        if kind == "title":
+            flat[column] = _plain(raw or [])
+        elif kind == "rich_text":
+            flat[column] = _plain(raw or []) or None
+        elif kind in ("number", "url", "email", "phone_number"):
+            flat[column] = raw
+        elif kind == "checkbox":
+            flat[column] = "__YES__" if raw else "__NO__"
+        elif kind in ("select", "status"):
+            flat[column] = raw["name"] if raw else None
+        elif kind == "multi_select":
+            flat[column] = [o["name"] for o in raw] if raw else None
+        elif kind == "date":
+            start = (raw or {}).get("start")
+            flat[f"date:{name}:start"] = start
+            if start is not None:
+                flat[f"date:{name}:is_datetime"] = 1 if "T" in start else 0
+        else:
+            raise ConfigError(f"Notion MCP: no flat form for {kind} property {name!r}")
+    return flat
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            value = float(value) if re.search(r"[.eE]", value) else int(value)
+        except ValueError:
+            return None
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)  # SQLite's FLOAT column gives 3.0 for the 3 REST reports
+    return value
+
+
+def _json_list(value: Any) -> list[Any]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, list):
+        return value
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return parsed if isinstance(parsed, list) else [parsed]
+    return [value]
+
+
+def _id_of(value: Any) -> str:
+    text = str(value)
+    try:
+        return normalize_id(text)
+    except ConfigError:
+        return text.rsplit("/", 1)[-1]
+
+
+def _row_value(kind: str, name: str, row: Mapping[str, Any]) -> Any:
+    """One Notion property value (``{type: raw}``) from a flat row, or None when the row lacks it."""
+    if kind == "date":
+        start = row.get(f"date:{name}:start")
+        if start in (None, ""):
+            return None if f"date:{name}:start" not in row else {"date": None}
+        start = str(start)
+        if str(row.get(f"date:{name}:is_datetime")) in ("0", "False") and "T" in start:
+            start = start.split("T", 1)[0]
+        return {"date": {"start": start, "end": row.get(f"date:{name}:end"), "time_zone": None}}
+    column = column_name(name)
+    if column not in row:
+        return None
+    value = row[column]
+    if kind in ("title", "rich_text"):
+        return {kind: [{"plain_text": str(value)}] if value not in (None, "") else []}
+    if kind == "number":
+        return {"number": _number(value)}
+    if kind == "checkbox":
+        return {"checkbox": value in ("__YES__", True, 1, "1", "true")}
+    if kind in ("select", "status"):
+        return {kind: {"name": str(value)} if value not in (None, "") else None}
+    if kind == "multi_select":
+        return {"multi_select": [{"name": str(v)} for v in _json_list(value)]}
+    if kind in ("url", "email", "phone_number", "created_time", "last_edited_time"):
+        return {kind: value if value not in ("",) else None}
+    if kind in ("created_by", "last_edited_by"):
+        return {kind: {"id": str(value).removeprefix("user://")} if value else None}
+    if kind == "people":
+        return {"people": [{"id": str(v).removeprefix("user://")} for v in _json_list(value)]}
+    if kind == "relation":
+        return {"relation": [{"id": _id_of(v)} for v in _json_list(value)]}
+    if kind == "files":
+        return {"files": [{"name": str(v)} for v in _json_list(value)]}
+    if kind == "unique_id":
+        if value in (None, ""):
+            return {"unique_id": None}
+        prefix, _, number = str(value).rpartition("-")
+        return {"unique_id": {"prefix": prefix or None, "number": _number(number)}}
+    if kind == "formula":
+        if isinstance(value, bool):
+            return {"formula": {"type": "boolean", "boolean": value}}
+        if isinstance(value, (int, float)):
+            return {"formula": {"type": "number", "number": _number(value)}}
+        return {"formula": {"type": "string", "string": value}}
+    return None
+
+
+def row_to_properties(row: Mapping[str, Any], schema: Mapping[str, Mapping[str, Any]]) -> dict[str, Json]:
+    """A flat row (SQL result, fetched page) as Notion property objects, for ``decode.decode_properties``.
+
+    Properties the row does not carry are left out (a narrowed ``SELECT``).
+    """
+    out: dict[str, Json] = {}
+    for name, prop in schema.items():
+        kind = str(prop.get("type"))
+        value = _row_value(kind, name, row)
+        if value is not None:
+            out[name] = {"id": prop.get("id", name), "type": kind, **value}
+    return out
+
+
+def page_id_of(row: Mapping[str, Any]) -> str | None:
+    """A row's page id: the first of ``id``, ``page_id``, ``_id``, ``url``, ``page_url`` that holds one."""
+    for key in ("id", "page_id", "_id", URL_COLUMN, "page_url"):
+        value = row.get(key)
+        if not value:
+            continue
+        try:
+            return normalize_id(str(value))
+        except ConfigError:
+            continue
+    return None
+
+
+def _markdown_rows(text: str) -> list[Json]:
+    """Rows of the first Markdown table in ``text`` (the oldest answer format of the SQL tool)."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip().startswith("|")]
+    if len(lines) < 2:
+        return []
+
+    def cells(line: str) -> list[str]:
+        return [c.strip() for c in line.strip("|").split("|")]
+
+    header = cells(lines[0])
+    body = [ln for ln in lines[1:] if not re.fullmatch(r"\|?[\s:|-]+\|?", ln)]
+    return [dict(zip(header, cells(ln), strict=False)) for ln in body]
+
+
+def rows_from_result(result: ToolResult) -> list[Json]:
+    """The rows of a ``notion-query-data-sources`` answer: a JSON list, or ``results``/``rows``/``data``
+    in a JSON object, else a Markdown table.
+
+    Raises:
+        TransientError: No rows can be read from the answer (an answer format we do not know).
+    """
+    data = result.data()
+    if data is None:
+        match = re.search(r"<results?>\s*(.*?)\s*</results?>", result.text, re.S)
+        if match:
+            try:
+                data = json.loads(match.group(1))
+            except ValueError:
+                data = None
+    if isinstance(data, dict):
+        for key in ("results", "rows", "data"):
+            if isinstance(data.get(key), list):
+                data = data[key]
+                break
+    if isinstance(data, list):
+        return [r for r in data if isinstance(r, dict)]
+    rows = _markdown_rows(result.text)
+    if rows or "|" in result.text:
+        return rows
+    raise TransientError(f"{SERVICE} {result.tool}: cannot read rows from the answer ({result.text[:200]!r})")
+
+
+def _json_in_tag(text: str, tag: str) -> Any:
+    match = re.search(rf"<{tag}[^>]*>\s*(.*?)\s*</{tag}>", text, re.S)
+    if not match:
+        return None
+    try:
+        return json.loads(match.group(1))
+    except ValueError:
+        return None
+
+
+def schema_from_fetch(result: ToolResult) -> dict[str, Json]:
+    """A data source's schema, REST-shaped (``{name: {"id", "name", "type", <type>: {"options"}}}``), from a
+    ``notion-fetch`` answer: ``structuredContent["schema"|"properties"]`` or the ``<data-source-state>``
+    JSON. Hosted type names are mapped to the REST API's (``text`` → ``rich_text``).
+
+    Raises:
+        TransientError: The answer holds no schema we can read.
+    """
+    state: Any = result.structured or _json_in_tag(result.text, "data-source-state")
+    raw = None
+    if isinstance(state, dict):
+        raw = state.get("schema") if isinstance(state.get("schema"), dict) else state.get("properties")
+    if not isinstance(raw, dict):
+        raise TransientError(f"{SERVICE} {result.tool}: no data source schema in the answer")
+    schema: dict[str, Json] = {}
+    for name, spec in raw.items():
+        spec = spec if isinstance(spec, dict) else {"type": str(spec)}
+        kind = str(spec.get("type") or "")
+        kind = _HOSTED_TYPES.get(kind, kind)
+        config = spec.get(kind) if isinstance(spec.get(kind), dict) else {}
+        options = spec.get("options", (config or {}).get("options"))
+        entry: Json = {"id": str(spec.get("id") or name), "name": name, "type": kind, kind: dict(config or {})}
+        if options is not None:
+            entry[kind]["options"] = [o if isinstance(o, dict) else {"name": str(o)} for o in options]
+        schema[name] = entry
+    return schema
+
+
+def _data_source_ids(text: str) -> list[str]:
+    seen: list[str] = []
+    for found in _COLLECTION_RE.findall(text):
+        ds = normalize_id(found)
+        if ds not in seen:
+            seen.append(ds)
+    return seen
+
+
+def body_content(body: str | None, *, max_units: int = MAX_CONTENT_CHARS) -> tuple[str | None, Truncation | None]:
+    """The ``content`` of a new page for ``Record.body`` (as is: Notion-flavoured Markdown), truncated."""
+    if not body:
+        return None, None
+    total = utf16_len(body)
+    if total <= max_units:
+        return body, None
+    pieces, _ = split_text(body, max_units=max_units, max_pieces=1)
+    kept = pieces[0] if pieces else ""
+    return kept, Truncation(BODY, total, utf16_len(kept))
+
+
+def schema_to_ddl(schema: Schema) -> str:
+    """The ``CREATE TABLE`` of ``notion-create-database`` for an inferred schema (via the REST mapping)."""
+    columns = []
+    for name, spec in schema_to_properties(schema).items():
+        ((kind, config),) = spec.items()
+        ddl = _DDL_TYPES[kind]
+        if kind in ("select", "multi_select"):
+            options = ", ".join("'" + str(o["name"]).replace("'", "''") + "'" for o in config.get("options") or [])
+            ddl = f"{ddl}({options})"
+        columns.append(f"{_sql_ident(name)} {ddl}")
+    return f"CREATE TABLE ({', '.join(columns)})"
+
+
+def _table(data_source_id: str) -> str:
+    return f"collection://{data_source_id}"
+
+
+def _query_args(data_source_id: str, sql: str, params: list[Any]) -> Json:
+    data: Json = {"data_source_urls": [_table(data_source_id)], "query": sql}
+    if params:
+        data["params"] = params
+    return {"data": data}
+
+
+# --------------------------------------------------------------------------------------------------
+# Credentials shared by the destination and the source
+
+
+class _McpConnector:
+    """Credential, endpoint and session plumbing of the MCP destination and source."""
+
+    name: str
+
+    def _init_mcp(
+        self,
+        *,
+        auth: AuthLike | None,
+        token_store: TokenStore | None,
+        account: str,
+        mcp_url: str,
+        transport: httpx.AsyncBaseTransport | None,
+        httpx_client_factory: Callable[..., httpx.AsyncClient] | None,
+        rate: Rate | None,
+        retry: RetryPolicy | None,
+        sleep: Sleep | None,
+        clock: Clock | None,
+        max_wait: float,
+        call_timeout: float,
+    ) -> None:
+        if not account:
+            raise ConfigError(f"{type(self).__name__}: account must be non-empty")
+        self.auth = auth
+        self.token_store = token_store
+        self.account = account
+        self.mcp_url = mcp_url
+        self.transport = transport
+        self.httpx_client_factory = httpx_client_factory
+        self.rate = rate
+        self.retry = retry
+        self.sleep = sleep
+        self.clock = clock
+        self.max_wait = max_wait
+        self.call_timeout = call_timeout
+
+    @property
+    def credential_key(self) -> str:
+        """The pause scope and limiter key: ``notion-mcp:<account>`` (stable across token refreshes)."""
+        return f"notion-mcp:{self.account}"
+
+    @property
+    def rate_limit_key(self) -> str:
+        return self.credential_key
+
+    def _has_credential(self) -> bool:
+        if self.auth is not None:
+            return True
+        return self.token_store is not None and self.token_store.load(self.account) is not None
+
+    def credential_fingerprint(self) -> str | None:
+        """Changes when the OAuth grant changes, so a pause on it lifts after a new login.
+
+        From the token store: a digest of the stored refresh token (else the access token) — a new
+        login stores a new one (so does a refresh, but nothing refreshes a paused credential). Without a
+        store: the ``auth`` object's own ``credential_fingerprint()`` if it has one, else None.
+        """
+        if self.token_store is not None:
+            loaded = self.token_store.load(self.account)
+            if loaded is None:
+                return None
+            token, _version = loaded
+            secret = token.refresh_token or token.access_token
+            return hashlib.sha256(secret.encode()).hexdigest() if secret else None
+        fingerprint = getattr(self.auth, "credential_fingerprint", None)
+        if callable(fingerprint):
+            value = fingerprint()
+            return str(value) if value is not None else None
+        return None
+
+    @staticmethod
+    def is_auth_error(err: BaseException) -> bool:
+        return auth_error_in_chain(err)
+
+    def _auth(self) -> AuthLike:
+        if self.auth is not None:
+            return self.auth
+        store, account = self.token_store, self.account
+        if store is None:
+            raise ConfigError(
+                f"{type(self).__name__} {self.name!r}: no credential; pass auth= (the OAuth provider) or a "
+                f"token_store holding account {account!r} (run: durable-sync auth login)"
+            )
+
+        def current() -> str | None:  # no refresh here: pass the OAuth provider as auth= for that
+            loaded = store.load(account)
+            return loaded[0].access_token if loaded else None
+
+        return BearerAuth(current)
+
+    def _open(self) -> AbstractAsyncContextManager[McpSession]:
+        return open_mcp_session(
+            self.mcp_url,
+            auth=self._auth(),
+            transport=self.transport,
+            httpx_client_factory=self.httpx_client_factory,
+            service=SERVICE,
+            credential=self.credential_key,
+            rate=self.rate,
+            retry=self.retry,
+            read_only_tools=READ_ONLY_TOOLS,
+            call_timeout=self.call_timeout,
+            max_wait=self.max_wait,
+            sleep=self.sleep,
+            clock=self.clock,
+        )
+
+
+async def _resolve(mcp: McpSession, object_id: str, *, owner: str) -> DataSourceRef:
+    """The data source behind a database id or a data source id, with its schema."""
+    try:
+        result = await mcp.call(TOOL_FETCH, {"id": object_id})
+    except McpToolError as err:
+        if _NOT_FOUND_RE.search(err.text):
+            raise ConfigError(
+                f"{owner}: no Notion database or data source {object_id} is visible to the authorized user "
+                "(check the id, and that your Notion account can open it)"
+            ) from err
+        raise
+    siblings = _data_source_ids(result.text)
+    if result.structured is not None or "<data-source-state" in result.text:  # a data source
+        if not siblings:
+            siblings = [normalize_id(object_id)]
+        return DataSourceRef(siblings[0], None, {"properties": schema_from_fetch(result)}, (siblings[0],))
+    database = _DATABASE_URL_RE.search(result.text)
+    if database is None or not siblings:
+        raise ConfigError(
+            f"{owner}: Notion object {object_id} is not a database or a data source (a page, or a linked view?)"
+        )
+    fetched = await mcp.call(TOOL_FETCH, {"id": _table(siblings[0])})
+    database_id = normalize_id(database.group(1))
+    return DataSourceRef(siblings[0], database_id, {"properties": schema_from_fetch(fetched)}, tuple(siblings))
+
+
+# --------------------------------------------------------------------------------------------------
+# The destination
+
+
+class NotionMcpDestination(_McpConnector):
+    """Pages of one Notion data source over the hosted MCP server, created and updated by key.
+
+    Same record mapping as ``NotionDestination`` (see its docstring and the module docstring here for
+    what the MCP tools cannot do).
+
+    Args:
+        database_id: The database (or a data source id; both are resolved with ``notion-fetch``).
+        data_source_id: Pin one data source of the database.
+        title_property, key_property, synced_property, create_only_properties, create_missing_options:
+            As for ``NotionDestination``.
+        parent_page_id: Where ``ensure_schema`` creates the database (None: a private page at the top of
+            the authorized user's workspace — something the REST API cannot do).
+        auth: The OAuth provider's ``httpx.Auth`` (bearer + refresh-and-retry once on a 401), or a
+            zero-argument token callable / static token.
+        token_store: Where the OAuth grant lives; used for ``credential_fingerprint`` and, without
+            ``auth``, for a plain bearer of the stored access token (no refresh).
+        account: The grant's token-store account; pauses are keyed on ``notion-mcp:<account>``.
+        mcp_url: The MCP endpoint.
+        transport: httpx transport under the toolkit (``httpx.ASGITransport(fake.app)`` in tests).
+        httpx_client_factory: mcp's client factory protocol, for full control (see ``connectors.mcp``).
+        rate: Requests per second of the account (default Notion's 3/s).
+        retry: HTTP retry policy.
+        sleep, clock: Injectable for tests.
+        max_wait: Longest tool-level rate-limit wait slept in-process (longer: ``RateLimited``).
+        call_timeout: Seconds one tool call may take.
+        max_concurrency: Writes in flight at once.
+        name: Destination name.
+    """
+
+    stores_keys = True
+    max_value_length: int | None = None
+
+    def __init__(
+        self,
+        database_id: str | None = None,
+        *,
+        data_source_id: str | None = None,
+        title_property: str = "Name",
+        key_property: str = "Key",
+        synced_property: str | None = "Last synced",
+        create_only_properties: Iterable[str] = (),
+        create_missing_options: bool = False,
+        parent_page_id: str | None = None,
+        auth: AuthLike | None = None,
+        token_store: TokenStore | None = None,
+        account: str = DEFAULT_ACCOUNT,
+        mcp_url: str = NOTION_MCP_URL,
+        transport: httpx.AsyncBaseTransport | None = None,
+        httpx_client_factory: Callable[..., httpx.AsyncClient] | None = None,
+        rate: Rate | None = NOTION_RATE,
+        retry: RetryPolicy | None = None,
+        sleep: Sleep | None = None,
+        clock: Clock | None = None,
+        max_wait: float = DEFAULT_MAX_WAIT,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT,
+        max_concurrency: int = MAX_CONCURRENCY,
+        name: str = "notion",
+    ) -> None:
+        if not key_property or not title_property:
+            raise ConfigError("NotionMcpDestination: title_property and key_property must be non-empty")
+        if key_property == title_property:
+            raise ConfigError(
+                f"NotionMcpDestination: key_property and title_property are both {key_property!r}; the key needs "
+                "its own Text property (titles change, keys must not)"
+            )
+        self.name = name
+        self.database_id = normalize_id(database_id, what="database_id") if database_id else None
+        self.data_source_id = normalize_id(data_source_id, what="data_source_id") if data_source_id else None
+        self.parent_page_id = normalize_id(parent_page_id, what="parent_page_id") if parent_page_id else None
+        self.title_property = title_property
+        self.key_property = key_property
+        self.synced_property = synced_property
+        self.create_only_properties = set(create_only_properties)
+        self.create_missing_options = create_missing_options
+        self.max_concurrency = max_concurrency
+        self.truncations: collections.deque[TruncationReport] = collections.deque(maxlen=_MAX_REPORTS)
+        self._init_mcp(
+            auth=auth,
+            token_store=token_store,
+            account=account,
+            mcp_url=mcp_url,
+            transport=transport,
+            httpx_client_factory=httpx_client_factory,
+            rate=rate,
+            retry=retry,
+            sleep=sleep,
+            clock=clock,
+            max_wait=max_wait,
+            call_timeout=call_timeout,
+        )
+        self._resolved: tuple[tuple[str | None, str | None], str | None, str] | None = None
+        self._warned: set[str] = set()
+
+    @property
+    def configured(self) -> bool:
+        return self._has_credential() and (self.database_id, self.data_source_id) != (None, None)
+
+    @property
+    def config_hint(self) -> str:
+        missing = []
+        if not self._has_credential():
+            missing.append(f"a Notion OAuth login (account {self.account!r}: durable-sync auth login)")
+        if (self.database_id, self.data_source_id) == (None, None):
+            missing.append("database_id (a database your Notion account can open)")
+        return "configured" if not missing else "set " + " and ".join(missing)
+
+    def describe(self) -> str:
+        database = (self._resolved[1] if self._resolved else None) or self.database_id
+        if database:
+            return f"{NOTION_APP_BASE}/{database.replace('-', '')}"
+        if self.data_source_id:
+            return f"Notion data source {self.data_source_id} (over MCP)"
+        return "Notion over MCP (not configured)"
+
+    async def _target(self, mcp: McpSession) -> DataSourceRef:
+        ids = (self.database_id, self.data_source_id)
+        owner = f"NotionMcpDestination {self.name!r}"
+        if self._resolved is not None and self._resolved[0] == ids:
+            _, database_id, data_source_id = self._resolved
+            try:
+                fetched = await mcp.call(TOOL_FETCH, {"id": _table(data_source_id)})
+            except McpToolError as err:
+                if not _NOT_FOUND_RE.search(err.text):
+                    raise
+                self._resolved = None  # deleted or unshared since: resolve again (and fail clearly)
+            else:
+                schema = schema_from_fetch(fetched)
+                return DataSourceRef(data_source_id, database_id, {"properties": schema}, (data_source_id,))
+        if self.data_source_id:
+            ref = await _resolve(mcp, _table(self.data_source_id), owner=owner)
+        elif self.database_id:
+            ref = await _resolve(mcp, self.database_id, owner=owner)
+        else:
+            raise ConfigError(f"{owner}: {self.config_hint}")
+        if len(ref.siblings) > 1 and f"siblings:{ref.database_id}" not in self._warned:
+            self._warned.add(f"siblings:{ref.database_id}")
+            logger.warning(
+                "Notion database %s has %d data sources (%s); writing to the first, %s. Pass data_source_id "
+                "to choose another.",
+                ref.database_id,
+                len(ref.siblings),
+                ", ".join(ref.siblings),
+                ref.data_source_id,
+            )
+        self._resolved = (ids, ref.database_id, ref.data_source_id)
+        return ref
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[_NotionMcpSession]:
+        """An MCP session on the data source (its schema fetched once, at the start)."""
+        async with self._open() as mcp:
+            target = await self._target(mcp)
+            yield _NotionMcpSession(self, mcp, target)
+
+    async def ensure_schema(self, schema: Schema) -> str | None:
+        """Create the database from ``schema`` (under ``parent_page_id``, else at the top of the
+        authorized user's workspace), when none is configured. Create-only.
+
+        Returns:
+            The new database's id (pass it as ``database_id`` to keep using it).
+        """
+        if (self.database_id, self.data_source_id) != (None, None):
+            return None
+        arguments: Json = {"title": schema.name or self.name, "schema": schema_to_ddl(schema)}
+        if self.parent_page_id:
+            arguments["parent"] = {"page_id": self.parent_page_id}
+        async with self._open() as mcp:
+            result = await mcp.call(TOOL_CREATE_DATABASE, arguments)
+        database = _DATABASE_URL_RE.search(result.text)
+        sources = _data_source_ids(result.text)
+        if database is None or not sources:
+            raise TransientError(f"{SERVICE} {TOOL_CREATE_DATABASE}: no database id in the answer")
+        self.database_id = normalize_id(database.group(1))
+        self._resolved = ((self.database_id, None), self.database_id, sources[0])
+        logger.warning(
+            "Notion: created database %s%s over MCP; pass database_id=%s to keep using it",
+            self.database_id,
+            f" under page {self.parent_page_id}" if self.parent_page_id else "",
+            self.database_id,
+        )
+        return self.database_id
+
+
+class _NotionMcpSession(_NotionSession):
+    """The REST session's record mapping (title, key, synced stamp, drops, truncations), MCP writes.
+
+    ``_NotionSession`` is reused so both transports turn a record into the very same property values;
+    only the wire differs (``to_flat_properties`` and the tools).
+    """
+
+    def __init__(self, dest: NotionMcpDestination, mcp: McpSession, target: DataSourceRef) -> None:
+        # The REST session only reads the destination's mapping settings and never touches the client
+        # in the methods kept here.
+        super().__init__(cast(NotionDestination, dest), cast(Any, None), target)
+        self.mcp = mcp
+
+    # The contract allows True ("created, id unknown"); the REST session always knows the id.
+    async def create(self, record: Record, synced_at: dt.datetime) -> str | bool:  # type: ignore[override]
+        """Create the page (body as its Markdown content) and return its id.
+
+        Raises:
+            RecordError: A value does not fit (encode.py), or the tool rejected the page.
+        """
+        properties = self._properties(record, synced_at, skip=())
+        page: Json = {"properties": to_flat_properties(properties)}
+        content, truncation = body_content(record.body)
+        if truncation is not None:
+            self._report(record.primary_key, [truncation])
+        if content:
+            page["content"] = content
+        arguments = {"parent": {"data_source_id": self.target.data_source_id}, "pages": [page]}
+        self._check_size("page", payload_size(arguments), record.primary_key)
+        result = await self.mcp.call(TOOL_CREATE_PAGES, arguments)
+        data = result.data()
+        pages = data.get("pages") if isinstance(data, dict) else data
+        if isinstance(pages, list) and pages and isinstance(pages[0], dict):
+            page_id = page_id_of(pages[0])
+            if page_id:
+                return page_id
+        # Created, but the answer does not say its id: the next reconcile links it by its key.
+        logger.warning("%s %s: no page id in the answer for record %s", SERVICE, TOOL_CREATE_PAGES, record.primary_key)
+        return True
+
+    async def update(self, existing_id: str, record: Record, synced_at: dt.datetime) -> bool:
+        """Update the page's properties (never create-only ones, never the body).
+
+        Raises:
+            RecordError: The page is in the trash or gone, or a value does not fit.
+        """
+        properties = self._properties(record, synced_at, skip=self.dest.create_only_properties)
+        arguments = {
+            "page_id": existing_id,
+            "command": "update_properties",
+            "properties": to_flat_properties(properties),
+        }
+        self._check_size("update", payload_size(arguments), record.primary_key)
+        try:
+            await self.mcp.call(TOOL_UPDATE_PAGE, arguments)
+        except McpToolError as err:
+            text = err.text.lower()
+            if "archived" in text or "in the trash" in text:
+                raise RecordError(
+                    f"Notion page {existing_id} is in the trash; restore it in Notion, or unlink it so the next "
+                    "pass creates a new page",
+                    primary_key=record.primary_key,
+                ) from err
+            if err.code == "object_not_found" or _NOT_FOUND_RE.search(text):
+                raise RecordError(
+                    f"Notion page {existing_id} not found (deleted for good, or no longer visible to the "
+                    "authorized user)",
+                    primary_key=record.primary_key,
+                ) from err
+            raise
+        return True
+
+    async def query_existing_rows(self) -> AsyncIterator[tuple[str, str]]:
+        """Every (key, page id) of the data source, by keyset pages of 100 on the page URL.
+
+        Pages in the trash are not rows (their links look deleted); rows without a key are skipped.
+        """
+        key = self.dest.key_property
+        prop = self.schema[key]
+        table = _sql_ident(_table(self.target.data_source_id))
+        url = _sql_ident(URL_COLUMN)
+        after: str | None = None
+        while True:
+            where, params = (f" WHERE {url} > ?", [after]) if after is not None else ("", [])
+            sql = f"SELECT {url}, {_sql_ident(column_name(key))} FROM {table}{where} ORDER BY {url} LIMIT {PAGE_SIZE}"
+            rows = rows_from_result(
+                await self.mcp.call(TOOL_QUERY, _query_args(self.target.data_source_id, sql, params))
+            )
+            for row in rows:
+                page_id = page_id_of(row)
+                value = _row_value(str(prop.get("type")), key, row)
+                text = _key_text({"type": prop.get("type"), **value}) if value else None
+                if page_id and text:
+                    yield text, page_id
+            if len(rows) < PAGE_SIZE:
+                return
+            last = rows[-1].get(URL_COLUMN)
+            if not last or last == after:
+                return
+            after = str(last)
+
+    async def query_existing_ids(self) -> dict[str, str]:
+        """{key: page id}; for a key listed twice the last page wins (``query_existing_rows`` shows both)."""
+        return {key: page_id async for key, page_id in self.query_existing_rows()}
+
+
+# --------------------------------------------------------------------------------------------------
+# The source
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _sql_time(when: dt.datetime) -> str:
+    """A UTC timestamp as SQLite's ``datetime()`` prints it (what the filter compares against)."""
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+class NotionMcpSource(_McpConnector):
+    """Pages of one Notion data source as records, read over the hosted MCP server with SQL.
+
+    Records are those of ``NotionSource`` (``primary_key`` = page id, properties decoded by decode.py, no
+    body); the spec key is the same (``ds:<id>``).
+
+    Paging: ``SELECT * … [WHERE datetime("<edited>") >= datetime(?)] [AND "url" > ?] ORDER BY "url"
+    LIMIT page_size+1`` — keyset pages on the immutable page URL. Cursor (opaque JSON)::
+
+        {"v": 1, "after": "<last page URL>", "since": "<UTC time or null>", "started": "<ISO time>"}
+
+    Incremental passes need ``edited_property``, a *Last edited time* property of the data source (SQL
+    sees properties only): a pass then reads pages edited since the previous complete pass STARTED,
+    minus ``lookback``; at least every ``full_scan_every`` a pass reads everything. Without it every
+    pass is a full scan (``incremental`` is False). Watermarks live in ``watermarks`` (in memory by
+    default; pass a durable mapping to keep them across processes).
+
+    Args:
+        data_source_id: A data source id or a database id (or a Notion URL of either).
+        edited_property: The data source's Last edited time property, for incremental reads.
+        auth, token_store, account, mcp_url, transport, httpx_client_factory, rate, retry, sleep, clock,
+            max_wait, call_timeout: As for ``NotionMcpDestination``.
+        interval_minutes, lookback, full_scan_every, watermarks, now, page_size, name: As for ``NotionSource``.
+    """
+
+    def __init__(
+        self,
+        data_source_id: str,
+        *,
+        edited_property: str | None = None,
+        auth: AuthLike | None = None,
+        token_store: TokenStore | None = None,
+        account: str = DEFAULT_ACCOUNT,
+        mcp_url: str = NOTION_MCP_URL,
+        interval_minutes: int = DEFAULT_INTERVAL_MINUTES,
+        lookback: dt.timedelta = dt.timedelta(seconds=DEFAULT_LOOKBACK_SECONDS),
+        full_scan_every: dt.timedelta = dt.timedelta(hours=DEFAULT_FULL_SCAN_EVERY_HOURS),
+        watermarks: MutableMapping[str, str] | None = None,
+        now: Callable[[], dt.datetime] = _utcnow,
+        page_size: int = PAGE_SIZE,
+        name: str = "notion",
+        transport: httpx.AsyncBaseTransport | None = None,
+        httpx_client_factory: Callable[..., httpx.AsyncClient] | None = None,
+        rate: Rate | None = NOTION_RATE,
+        retry: RetryPolicy | None = None,
+        sleep: Sleep | None = None,
+        clock: Clock | None = None,
+        max_wait: float = DEFAULT_MAX_WAIT,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT,
+    ) -> None:
+        if not 1 <= page_size <= PAGE_SIZE:
+            raise ConfigError(f"NotionMcpSource: page_size must be within 1..{PAGE_SIZE}, got {page_size!r}")
+        self.id = normalize_id(data_source_id, what="data_source_id")
+        self.name = name
+        self.edited_property = edited_property
+        self.interval_minutes = interval_minutes
+        self.lookback = lookback
+        self.full_scan_every = full_scan_every
+        self.watermarks: MutableMapping[str, str] = watermarks if watermarks is not None else {}
+        self.now = now
+        self.page_size = page_size
+        self._init_mcp(
+            auth=auth,
+            token_store=token_store,
+            account=account,
+            mcp_url=mcp_url,
+            transport=transport,
+            httpx_client_factory=httpx_client_factory,
+            rate=rate,
+            retry=retry,
+            sleep=sleep,
+            clock=clock,
+            max_wait=max_wait,
+            call_timeout=call_timeout,
+        )
+        self._target: DataSourceRef | None = None
+
+    @property
+    def incremental(self) -> bool:
+        return self.edited_property is not None
+
+    @property
+    def spec_key(self) -> str:
+        return f"ds:{self.id}"
+
+    def specs(self) -> list[SourceSpec]:
+        return [SourceSpec(self.spec_key, self.interval_minutes, {"id": self.id})]
+
+    # -- watermarks -------------------------------------------------------------------------------
+
+    def reset(self, spec_key: str | None = None) -> None:
+        """Forget the watermark(s): the next pass reads every page."""
+        if spec_key is None:
+            self.watermarks.clear()
+        else:
+            self.watermarks.pop(spec_key, None)
+
+    def _state(self, spec_key: str) -> Json:
+        try:
+            state = json.loads(self.watermarks.get(spec_key) or "{}")
+        except ValueError:
+            return {}
+        return state if isinstance(state, dict) else {}
+
+    def _since_for_new_pass(self, spec_key: str) -> str | None:
+        if not self.incremental:
+            return None
+        state = self._state(spec_key)
+        next_since, full_at = state.get("next_since"), state.get("full_at")
+        if not next_since or not full_at:
+            return None
+        try:
+            if self.now() - dt.datetime.fromisoformat(full_at) >= self.full_scan_every:
+                return None
+        except ValueError:
+            return None
+        return str(next_since)
+
+    def _finish_pass(self, spec_key: str, since: str | None, started: str) -> None:
+        state = self._state(spec_key)
+        state["next_since"] = _sql_time(dt.datetime.fromisoformat(started) - self.lookback)
+        if since is None:
+            state["full_at"] = started
+        self.watermarks[spec_key] = json.dumps(state, sort_keys=True)
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    async def _data_source(self, mcp: McpSession, *, refresh: bool) -> DataSourceRef:
+        if self._target is None:
+            self._target = await _resolve(mcp, self.id, owner=f"NotionMcpSource {self.name!r}")
+            if len(self._target.siblings) > 1:
+                logger.warning(
+                    "Notion database %s has %d data sources; reading the first, %s",
+                    self._target.database_id,
+                    len(self._target.siblings),
+                    self._target.data_source_id,
+                )
+        elif refresh:
+            fetched = await mcp.call(TOOL_FETCH, {"id": _table(self._target.data_source_id)})
+            schema = schema_from_fetch(fetched)
+            self._target = DataSourceRef(
+                self._target.data_source_id, self._target.database_id, {"properties": schema}, self._target.siblings
+            )
+        if self.edited_property is not None:
+            prop = self._target.properties.get(self.edited_property)
+            if prop is None or prop.get("type") != "last_edited_time":
+                raise ConfigError(
+                    f"NotionMcpSource {self.name!r}: edited_property {self.edited_property!r} must be a Last edited "
+                    "time property of the data source"
+                )
+        return self._target
+
+    def _record(self, row: Mapping[str, Any], schema: Mapping[str, Json]) -> Record | None:
+        page_id = page_id_of(row)
+        if page_id is None:
+            return None
+        return Record(page_id, decode_properties(row_to_properties(row, schema)))
+
+    async def fetch_page(
+        self, spec: SourceSpec, only_items: list[str] | None, cursor: str | None
+    ) -> tuple[list[Record], str | None]:
+        """One page of records and the cursor of the next (None after the last).
+
+        ``only_items`` (page ids) are fetched one by one with ``notion-fetch``; pages not found, in the
+        trash or of another data source are left out; the watermark is not touched.
+        """
+        async with self._open() as mcp:
+            target = await self._data_source(mcp, refresh=cursor is None)
+            if only_items is not None:
+                return await self._fetch_items(mcp, target, only_items), None
+            if cursor is None:
+                after, since, started = None, self._since_for_new_pass(spec.key), self.now().isoformat()
+            else:
+                after, since, started = self._decode_cursor(spec.key, cursor)
+            conditions, params = [], []
+            if since is not None and self.edited_property is not None:
+                conditions.append(f"datetime({_sql_ident(column_name(self.edited_property))}) >= datetime(?)")
+                params.append(since)
+            if after is not None:
+                conditions.append(f"{_sql_ident(URL_COLUMN)} > ?")
+                params.append(after)
+            where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+            sql = (
+                f"SELECT * FROM {_sql_ident(_table(target.data_source_id))}{where} "
+                f"ORDER BY {_sql_ident(URL_COLUMN)} LIMIT {self.page_size + 1}"
+            )
+            rows = rows_from_result(await mcp.call(TOOL_QUERY, _query_args(target.data_source_id, sql, params)))
+        more = len(rows) > self.page_size
+        rows = rows[: self.page_size]
+        records = [r for r in (self._record(row, target.properties) for row in rows) if r is not None]
+        if not more or not rows or not rows[-1].get(URL_COLUMN):
+            self._finish_pass(spec.key, since, started)
+            return records, None
+        state = {"v": CURSOR_VERSION, "after": str(rows[-1][URL_COLUMN]), "since": since, "started": started}
+        return records, json.dumps(state, sort_keys=True, separators=(",", ":"))
+
+    def _decode_cursor(self, spec_key: str, cursor: str) -> tuple[str, str | None, str]:
+        try:
+            state = json.loads(cursor)
+            if state.get("v") != CURSOR_VERSION or not isinstance(state.get("after"), str):
+                raise ValueError("wrong version or no position")
+            started = str(state.get("started") or self.now().isoformat())
+        except (ValueError, AttributeError) as err:
+            raise ConfigError(
+                f"NotionMcpSource {spec_key}: cursor {cursor[:200]!r} is not one of ours ({err})"
+            ) from None
+        return state["after"], state.get("since"), started
+
+    async def _fetch_items(self, mcp: McpSession, target: DataSourceRef, page_ids: list[str]) -> list[Record]:
+        records: list[Record] = []
+        for raw_id in page_ids:
+            try:
+                result = await mcp.call(TOOL_FETCH, {"id": normalize_id(raw_id, what="page id")})
+            except (McpToolError, ConfigError) as err:
+                logger.info("Notion MCP source %s: page %s skipped: %s", self.name, raw_id, err)
+                continue
+            row = _json_in_tag(result.text, "properties")
+            page = re.search(r"<page\b[^>]*>", result.text)
+            parents = _data_source_ids(result.text)
+            if not isinstance(row, dict) or page is None or 'in-trash="true"' in page.group(0):
+                continue
+            if parents and target.data_source_id not in parents:
+                logger.info("Notion MCP source %s: page %s belongs to another data source; skipped", self.name, raw_id)
+                continue
+            url = re.search(r'\burl="([^"]+)"', page.group(0))
+            row.setdefault(URL_COLUMN, url.group(1) if url else raw_id)
+            record = self._record(row, target.properties)
+            if record is not None:
+                records.append(record)
+        return records
+
+    async def fetch(self, spec: SourceSpec, only_items: list[str] | None = None) -> list[Record]:
+        """Every record of the spec (a drain over ``fetch_page``)."""
+        out: list[Record] = []
+        cursor: str | None = None
+        while True:
+            page, cursor = await self.fetch_page(spec, only_items, cursor)
+            out.extend(page)
+            if cursor is None:
+                return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Picking a transport by configuration
+
+
+def notion_destination(
+    transport: Literal["rest", "mcp"] = "rest", *args: Any, **kwargs: Any
+) -> NotionDestination | NotionMcpDestination:
+    """A Notion destination over REST (an integration token) or MCP (an OAuth login).
+
+    Example: ``notion_destination(os.environ.get("NOTION_TRANSPORT", "rest"), database_id, key_property="Repo
+    ID", auth=provider)`` — arguments that only one transport has are rejected by the other's class.
+    """
+    if transport == "rest":
+        return NotionDestination(*args, **kwargs)
+    if transport == "mcp":
+        return NotionMcpDestination(*args, **kwargs)
+    raise ConfigError(f"Notion transport must be 'rest' or 'mcp', got {transport!r}")
+
+
+def notion_source(
+    transport: Literal["rest", "mcp"] = "rest", *args: Any, **kwargs: Any
+) -> NotionSource | NotionMcpSource:
+    """A Notion source over REST or MCP (see :func:`notion_destination`); both use the spec key ``ds:<id>``."""
+    if transport == "rest":
+        return NotionSource(*args, **kwargs)
+    if transport == "mcp":
+        return NotionMcpSource(*args, **kwargs)
+    raise ConfigError(f"Notion transport must be 'rest' or 'mcp', got {transport!r}")
