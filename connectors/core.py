@@ -137,6 +137,8 @@ class Source(Protocol):
       watermark the source keeps); the engine then re-fetches failed records by key instead of
       taking their absence as "left the source".
     - ``reset(spec_key)``: forget incremental state; called when a full refresh starts.
+    - ``commit(spec_key)``: the pass just completed and was not a dry run: store the watermark it
+      reached (hold it until then, so a plan or a failed pass never skips changes).
     - ``pass_metadata(spec) -> dict``: scalars about the pass just run (API quota used…), shown
       on the asset materialization prefixed with the source's name. Destinations may have it too.
     """

@@ -362,6 +362,12 @@ class _Pass:
                 await self._page_loop(cursor, targeted)
                 if incremental and use_checkpoint:
                     await self._retry_unseen_failures()
+            if use_checkpoint:
+                # The pass is complete and was not a dry run: an incremental source may now store
+                # the watermark it reached (it holds it until this call).
+                commit = getattr(self.source, "commit", None)
+                if commit is not None:
+                    commit(self.spec.key)
         except AuthError as err:
             self._on_auth_failure(err)
             raise

@@ -112,6 +112,7 @@ class NotionSource:
         self.lookback = lookback
         self.full_scan_every = full_scan_every
         self.watermarks: MutableMapping[str, str] = watermarks if watermarks is not None else {}
+        self._pending: dict[str, str] = {}
         self.now = now
         self.page_size = page_size
         self.token_env = token_env
@@ -172,8 +173,10 @@ class NotionSource:
         """Forget the watermark(s): the next pass reads every page."""
         if spec_key is None:
             self.watermarks.clear()
+            self._pending.clear()
         else:
             self.watermarks.pop(spec_key, None)
+            self._pending.pop(spec_key, None)
 
     def _state(self, spec_key: str) -> Json:
         raw = self.watermarks.get(spec_key)
@@ -210,7 +213,9 @@ class NotionSource:
         if high is not None:
             state["high"] = high
         if state:
-            self.watermarks[spec_key] = json.dumps(state, sort_keys=True)
+            # Held until the engine commits the pass: a plan (dry run) or a pass that fails must not
+            # move the watermark past changes it never wrote.
+            self._pending[spec_key] = json.dumps(state, sort_keys=True)
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -314,6 +319,13 @@ class NotionSource:
                 records.append(record)
         return records
 
+    def commit(self, spec_key: str) -> None:
+        """Store the watermark of the pass that just completed (the engine calls this after a
+        successful pass that was not a dry run; ``fetch`` after a full drain)."""
+        pending = self._pending.pop(spec_key, None)
+        if pending is not None:
+            self.watermarks[spec_key] = pending
+
     async def fetch(self, spec: SourceSpec, only_items: list[str] | None = None) -> list[Record]:
         """Every record of the spec (a drain over ``fetch_page``)."""
         out: list[Record] = []
@@ -322,4 +334,6 @@ class NotionSource:
             page, cursor = await self.fetch_page(spec, only_items, cursor)
             out.extend(page)
             if cursor is None:
+                if only_items is None:
+                    self.commit(spec.key)  # a drain is a whole pass
                 return out

@@ -421,3 +421,17 @@ async def test_a_source_repeating_a_cursor_is_stopped_not_looped(store):
     route = Route(Stuck({"all": recs(300)}), MemoryDestination())
     with pytest.raises(ConfigError, match="returned cursor '100' twice"):
         await sync(route, store)
+
+
+async def test_a_plan_never_commits_an_incremental_sources_watermark(store):
+    class Committing(IncrementalMemorySource):
+        commits: list[str] = []
+
+        def commit(self, spec_key):
+            self.commits.append(spec_key)
+
+    route = Route(Committing({"all": recs(3)}), MemoryDestination())
+    await sync(route, store, plan=True)
+    assert route.source.commits == []
+    await sync(route, store)
+    assert route.source.commits == ["all"]

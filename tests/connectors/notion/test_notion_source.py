@@ -24,6 +24,7 @@ async def drain(source, spec: SourceSpec, cursor: str | None = None) -> tuple[li
         records += page
         cursors.append(cursor)
         if cursor is None:
+            source.commit(spec.key)  # as the engine does after a complete pass that is no dry run
             return records, cursors
 
 
