@@ -1,0 +1,386 @@
+"""``ContentfulClient``: a typed client of Contentful's CDA (with the Sync API) and CMA over ``connectors.http``.
+
+One client speaks to one API (``"cda"`` or ``"cma"``) of one space environment, with one token. Every
+request goes through the shared toolkit (``make_client``): a limiter per token and API (CDA 55 req/s,
+CMA 7 req/s), retries with backoff on 429 (honouring ``X-Contentful-RateLimit-Reset``), 5xx and
+timeouts, typed errors and redaction of the token from every message and log line.
+
+Errors beyond the toolkit's: a 422 becomes :class:`InvalidEntry` (a ``RecordError``) whose message
+lists Contentful's validation details (``fields.title.en-US: size (max 256)``); a 409 stays the
+toolkit's ``HTTPTransientError`` with ``status_code`` 409, which :func:`is_version_mismatch` tells apart.
+
+Creates are ``PUT .../entries/{id}`` with an id derived from our key (see ``encode.entry_id_for``), so
+they are idempotent: a create resent after a lost answer meets the entry it made (409) instead of
+making a second one. That is why no request here opts out of the toolkit's retries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, Literal
+from urllib.parse import quote
+
+import httpx
+
+from connectors.contentful.settings import (
+    CDA_BASE,
+    CDA_RATE,
+    CMA_BASE,
+    CMA_CONTENT_TYPE,
+    CMA_RATE,
+    DEFAULT_TIMEOUT,
+    ITEMS_PAGE_SIZE,
+    MAX_LIMIT,
+    SERVICE,
+)
+from connectors.core import ConfigError, SyncError
+from connectors.http import (
+    Clock,
+    HTTPErrorInfo,
+    HTTPRecordError,
+    NotFound,
+    Rate,
+    RetryPolicy,
+    Sleep,
+    error_for_response,
+    make_client,
+)
+
+__all__ = [
+    "Api",
+    "ContentfulClient",
+    "InvalidEntry",
+    "SyncTokenPagination",
+    "credential_key",
+    "is_version_mismatch",
+    "token_digest",
+]
+
+logger = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+Api = Literal["cda", "cma"]
+
+
+def token_digest(token: str) -> str:
+    """A short digest naming a token without revealing it."""
+    return hashlib.sha256(token.encode()).hexdigest()[:12]
+
+
+def credential_key(api: Api, token: str) -> str:
+    """The key the toolkit shares limits under: one per token and API (their rate limits differ)."""
+    return f"contentful-{api}:{token_digest(token)}"
+
+
+def is_version_mismatch(err: BaseException) -> bool:
+    """Whether ``err`` is the CMA's 409 ``VersionMismatch`` (stale or missing ``X-Contentful-Version``)."""
+    return isinstance(err, HTTPErrorInfo) and err.status_code == 409
+
+
+class InvalidEntry(HTTPRecordError):
+    """422: Contentful rejected the entry's fields (``InvalidEntry`` / ``ValidationFailed``).
+
+    Attributes:
+        errors: Contentful's ``details.errors`` (``name``, ``path``, ``details``, ...).
+    """
+
+    errors: list[Json]
+
+
+def _describe_validation(errors: Sequence[Any]) -> str:
+    parts: list[str] = []
+    for error in errors[:10]:
+        if not isinstance(error, Mapping):
+            continue
+        path = ".".join(str(p) for p in error.get("path") or []) or "entry"
+        name = str(error.get("name") or "invalid")
+        extra = ""
+        if name == "size" and error.get("max") is not None:
+            extra = f" (max {error['max']})"
+        elif name == "type" and error.get("type"):
+            extra = f" (expected {error['type']})"
+        elif error.get("details"):
+            extra = f" ({error['details']})"
+        parts.append(f"{path}: {name}{extra}")
+    if len(errors) > 10:
+        parts.append(f"... {len(errors) - 10} more")
+    return "; ".join(parts)
+
+
+def _invalid_entry(response: httpx.Response, base: SyncError) -> SyncError:
+    try:
+        body = response.json()
+    except ValueError:
+        return base
+    details = body.get("details") if isinstance(body, dict) else None
+    errors = details.get("errors") if isinstance(details, dict) else None
+    if not isinstance(errors, list) or not errors:
+        return base
+    request = response.request
+    error_id = (body.get("sys") or {}).get("id", "InvalidEntry")
+    summary = _describe_validation(errors)
+    err = InvalidEntry(f"{SERVICE} {request.method} {request.url.path} -> 422 {error_id}: {summary}")
+    err.errors = [e for e in errors if isinstance(e, dict)]
+    if isinstance(base, HTTPErrorInfo):
+        err.status_code, err.service, err.method = base.status_code, base.service, base.method
+        err.url, err.body = base.url, base.body
+    return err
+
+
+class SyncTokenPagination:
+    """The Sync API's pagination strategy: follow ``nextPageUrl`` until a page carries ``nextSyncUrl``.
+
+    Only the ``sync_token`` of those URLs is kept (and sent to our own base URL), never the URL
+    itself: the token is what a cursor stores, and a URL from a response is not trusted with our token.
+    """
+
+    name = "sync_token"
+
+    @staticmethod
+    def token_of(url: Any) -> str | None:
+        if not isinstance(url, str) or not url:
+            return None
+        try:
+            token = httpx.URL(url).params.get("sync_token")
+        except (httpx.InvalidURL, TypeError, ValueError):
+            return None
+        return token or None
+
+    def next_page(self, body: Mapping[str, Any]) -> str | None:
+        """The token of the next page of this sync, or None on the last page."""
+        return self.token_of(body.get("nextPageUrl"))
+
+    def next_sync(self, body: Mapping[str, Any]) -> str | None:
+        """The token of the next sync (only on the last page): the incremental cursor."""
+        return self.token_of(body.get("nextSyncUrl"))
+
+    async def pages(
+        self, fetch: Callable[[str | None], Awaitable[Json]], start: str | None = None
+    ) -> AsyncGenerator[Json, None]:
+        """Every page body of one sync; ``fetch(None)`` starts an initial sync, ``fetch(token)`` continues."""
+        token = start
+        while True:
+            body = await fetch(token)
+            yield body
+            token = self.next_page(body)
+            if token is None:
+                return
+
+
+class ContentfulClient:
+    """A client of one Contentful API for one space environment and one token.
+
+    Args:
+        token: A CDA delivery token (``api="cda"``) or a CMA personal access token (``api="cma"``).
+        api: Which API.
+        space_id: The space.
+        environment: The environment (``master``).
+        base_url: API base (default: Contentful's host for ``api``; a fake in tests).
+        transport: The transport that sends (``httpx.ASGITransport(app)`` for an in-process fake).
+        rate: The token's request rate (default: the API's documented limit).
+        retry: Retry policy (default: the toolkit's).
+        timeout: Per-request timeout.
+        sleep: Awaitable sleep, injectable for tests.
+        clock: Epoch seconds, injectable for tests.
+    """
+
+    pagination = SyncTokenPagination()
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        api: Api,
+        space_id: str,
+        environment: str,
+        base_url: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        rate: Rate | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        sleep: Sleep | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if not token:
+            raise ConfigError(f"ContentfulClient ({api}) needs a token")
+        if api not in ("cda", "cma"):
+            raise ConfigError(f"ContentfulClient: api must be 'cda' or 'cma', got {api!r}")
+        if not space_id:
+            raise ConfigError("ContentfulClient needs a space_id")
+        self.api: Api = api
+        self.space_id = space_id
+        self.environment = environment
+        self.credential = credential_key(api, token)
+        self._prefix = f"/spaces/{quote(space_id, safe='')}/environments/{quote(environment, safe='')}"
+        headers = {"Authorization": f"Bearer {token}"}
+        if api == "cma":
+            headers["Content-Type"] = CMA_CONTENT_TYPE
+        self._http = make_client(
+            service=SERVICE,
+            base_url=(base_url or (CDA_BASE if api == "cda" else CMA_BASE)).rstrip("/"),
+            headers=headers,
+            credential=self.credential,
+            rate=rate if rate is not None else (CDA_RATE if api == "cda" else CMA_RATE),
+            retry=retry,
+            timeout=timeout,
+            transport=transport,
+            sleep=sleep,
+            clock=clock,
+        )
+
+    async def __aenter__(self) -> ContentfulClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Json:
+        """Send one request to ``<base>/spaces/{space}/environments/{env}{path}``; return its JSON body.
+
+        Raises:
+            HTTPAuthError: 401 ``AccessTokenInvalid`` / 403 ``AccessDenied``.
+            NotFound: 404 (the space, environment, content type or entry does not exist).
+            InvalidEntry: 422, with Contentful's validation details in the message.
+            HTTPTransientError: 409 ``VersionMismatch`` (see ``is_version_mismatch``), or 5xx after retries.
+            HTTPRateLimited: 429 after retries.
+            HTTPRecordError: another 4xx.
+        """
+        response = await self._http.request(
+            method,
+            self._prefix + path,
+            params=dict(params) if params else None,
+            json=json,
+            headers=dict(headers) if headers else None,
+        )
+        try:
+            await response.aread()
+            if response.status_code >= 400:
+                err = error_for_response(response)
+                if response.status_code == 422:
+                    err = _invalid_entry(response, err)
+                raise err
+            if response.status_code == 204 or not response.content:
+                return {}
+            body = response.json()
+        finally:
+            await response.aclose()
+        return body if isinstance(body, dict) else {"items": body}
+
+    # -- space ------------------------------------------------------------------------------------
+
+    async def locales(self) -> list[Json]:
+        body = await self.request("GET", "/locales", params={"limit": MAX_LIMIT})
+        return [loc for loc in body.get("items") or [] if isinstance(loc, dict)]
+
+    async def content_type(self, content_type_id: str) -> Json:
+        return await self.request("GET", f"/content_types/{quote(content_type_id, safe='')}")
+
+    async def content_types(self) -> list[Json]:
+        body = await self.request("GET", "/content_types", params={"limit": MAX_LIMIT})
+        return [ct for ct in body.get("items") or [] if isinstance(ct, dict)]
+
+    # -- the Sync API (CDA) -----------------------------------------------------------------------
+
+    async def sync(
+        self,
+        token: str | None,
+        *,
+        content_type: str | None = None,
+        sync_type: str | None = None,
+        limit: int | None = None,
+    ) -> Json:
+        """One Sync API page: an initial sync when ``token`` is None (filtered by ``sync_type`` /
+        ``content_type``, ``limit`` items a page), else the page or sync the token names (its filter and
+        limit are baked in, so none are sent)."""
+        if self.api != "cda":
+            raise ConfigError("Contentful: the Sync API exists on the Content Delivery API only")
+        params: dict[str, Any]
+        if token is None:
+            params = {"initial": "true"}
+            if content_type is not None:
+                params["type"] = "Entry"
+                params["content_type"] = content_type
+            elif sync_type is not None:
+                params["type"] = sync_type
+            if limit is not None:
+                params["limit"] = limit
+        else:
+            params = {"sync_token": token}
+        return await self.request("GET", "/sync", params=params)
+
+    # -- entries ----------------------------------------------------------------------------------
+
+    async def entries(self, params: Mapping[str, Any]) -> Json:
+        """One page of ``GET .../entries`` (CDA: published only, add ``locale=*`` for every locale)."""
+        return await self.request("GET", "/entries", params=params)
+
+    async def entries_by_id(self, ids: Sequence[str], *, content_type: str | None = None) -> list[Json]:
+        """The entries with these ids that exist (every locale), ``ITEMS_PAGE_SIZE`` ids a request."""
+        out: list[Json] = []
+        unique = list(dict.fromkeys(i for i in ids if i))
+        for start in range(0, len(unique), ITEMS_PAGE_SIZE):
+            chunk = unique[start : start + ITEMS_PAGE_SIZE]
+            params: dict[str, Any] = {"sys.id[in]": ",".join(chunk), "limit": len(chunk)}
+            if content_type is not None:
+                params["content_type"] = content_type
+            if self.api == "cda":
+                params["locale"] = "*"
+            body = await self.entries(params)
+            out.extend(e for e in body.get("items") or [] if isinstance(e, dict))
+        return out
+
+    async def get_entry(self, entry_id: str) -> Json | None:
+        """The entry (every locale), or None when it does not exist (or, on the CDA, is not published)."""
+        params = {"locale": "*"} if self.api == "cda" else None
+        try:
+            return await self.request("GET", f"/entries/{quote(entry_id, safe='')}", params=params)
+        except NotFound:
+            return None
+
+    async def put_entry(
+        self,
+        entry_id: str,
+        fields: Mapping[str, Any],
+        *,
+        content_type: str | None = None,
+        version: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Json:
+        """Create (``content_type``, no ``version``) or replace (``version``) the entry with this id.
+
+        The body replaces every field: the CMA never merges, so a caller updating an entry sends the
+        fields it read plus its changes. A create on an id that exists, and a replace with a stale
+        version, both answer 409 ``VersionMismatch``.
+        """
+        if (content_type is None) == (version is None):
+            raise ConfigError("put_entry: pass content_type to create or version to update, not both")
+        headers = (
+            {"X-Contentful-Content-Type": content_type}
+            if content_type is not None
+            else {"X-Contentful-Version": str(version)}
+        )
+        body: Json = {"fields": dict(fields)}
+        if metadata is not None:
+            body["metadata"] = dict(metadata)
+        return await self.request("PUT", f"/entries/{quote(entry_id, safe='')}", json=body, headers=headers)
+
+    async def publish(self, entry_id: str, version: int) -> Json:
+        """Publish the entry's current draft (``version`` must be its current version)."""
+        return await self.request(
+            "PUT",
+            f"/entries/{quote(entry_id, safe='')}/published",
+            headers={"X-Contentful-Version": str(version)},
+        )
