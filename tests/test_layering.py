@@ -45,6 +45,9 @@ def test_engine_and_state_are_dagster_free():
         "connectors.jira",
         "connectors.mcp",
         "connectors.notion.mcp",
+        "connectors.contentful",
+        "connectors.youtube",
+        "connectors.luma",
     ],
 )
 def test_public_surface_is_explicit(module):

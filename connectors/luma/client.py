@@ -1,0 +1,214 @@
+"""``LumaClient``: a typed client of Luma's public API (events of one calendar) over ``connectors.http``.
+
+Every request goes through the toolkit: the per-key limiter (``LUMA_RATE``, shared by every client of
+the same key), retries with backoff on 5xx and timeouts, and on 429 the server's ``Retry-After``
+(Luma blocks the key for a minute; the toolkit blocks every request on the key until then, sleeps
+through waits up to ``RetryPolicy.max_wait`` and raises ``RateLimited`` beyond it).
+
+Creates are sent with ``retry_options(retry_ambiguous=False)``: after a read timeout, a dropped
+connection or a 500/502/504, Luma may have created the event, and since it cannot hold our key a
+resent create would make a second one. The error surfaces instead (``TransientError``).
+
+Pagination is a named strategy (:class:`HasMorePagination`): send ``pagination_cursor``; read
+``next_cursor`` while ``has_more``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from connectors.core import ConfigError, TransientError
+from connectors.http import (
+    Clock,
+    NotFound,
+    Rate,
+    RetryPolicy,
+    Sleep,
+    make_client,
+    raise_for_status,
+    retry_options,
+)
+from connectors.luma.settings import (
+    API_BASE,
+    API_KEY_HEADER,
+    CREATE_PATH,
+    CREATE_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    GET_PATH,
+    LIST_PATH,
+    LUMA_RATE,
+    PAGE_SIZE,
+    SERVICE,
+    UPDATE_PATH,
+)
+
+__all__ = ["HasMorePagination", "LumaClient", "credential_key", "token_digest"]
+
+logger = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+
+
+def token_digest(api_key: str) -> str:
+    """The sha256 hex digest of a key: safe to store and compare, impossible to use."""
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def credential_key(api_key: str) -> str:
+    """``luma:<12 hex of sha256(key)>``: the key the toolkit shares limits under (200/min is per key)."""
+    return f"luma:{token_digest(api_key)[:12]}"
+
+
+class HasMorePagination:
+    """Luma's pagination: ``pagination_cursor`` in, ``next_cursor`` out while ``has_more``."""
+
+    name = "has_more/next_cursor"
+
+    @staticmethod
+    def next_token(body: Mapping[str, Any]) -> str | None:
+        if not body.get("has_more"):
+            return None
+        token = body.get("next_cursor")
+        return token if isinstance(token, str) and token else None
+
+
+class LumaClient:
+    """A Luma API client for one API key. Use it as an async context manager.
+
+    Args:
+        api_key: A calendar (or organization) API key; sent as ``x-luma-api-key``.
+        base_url: API base (a fake in tests).
+        transport: The transport that sends (``httpx.ASGITransport(app)`` for an in-process fake).
+        rate: The key's request rate (shared by every client of the same key).
+        retry: Retry policy.
+        sleep: Awaitable sleep, injectable for tests.
+        clock: Epoch seconds, injectable for tests.
+    """
+
+    pagination = HasMorePagination()
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str = API_BASE,
+        transport: httpx.AsyncBaseTransport | None = None,
+        rate: Rate | None = LUMA_RATE,
+        retry: RetryPolicy | None = None,
+        sleep: Sleep | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if not api_key:
+            raise ConfigError("LumaClient needs an API key")
+        self.credential = credential_key(api_key)
+        self.requests = 0
+        self._http = make_client(
+            service=SERVICE,
+            base_url=base_url,
+            headers={API_KEY_HEADER: api_key, "Accept": "application/json"},
+            credential=self.credential,
+            rate=rate,
+            retry=retry,
+            timeout=DEFAULT_TIMEOUT,
+            transport=transport,
+            sleep=sleep,
+            clock=clock,
+        )
+
+    async def __aenter__(self) -> LumaClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        create: bool = False,
+    ) -> Json:
+        """Send one request; its JSON body (``{}`` for an empty one).
+
+        Args:
+            create: Not idempotent: never resent after an ambiguous failure.
+
+        Raises:
+            HTTPAuthError: 401/403 (a wrong, revoked or non-Plus key).
+            NotFound: 404.
+            HTTPRecordError: another 4xx (Luma rejected this payload).
+            HTTPRateLimited / HTTPTransientError: retries exhausted, or a block longer than max_wait.
+        """
+        response = await self._http.request(
+            method,
+            path,
+            params=params,
+            json=json,
+            extensions=retry_options(retry_ambiguous=False) if create else None,
+            timeout=CREATE_TIMEOUT if create else httpx.USE_CLIENT_DEFAULT,
+        )
+        self.requests += 1
+        try:
+            await response.aread()
+            raise_for_status(response)
+            body = response.json() if response.content.strip() else {}
+        finally:
+            await response.aclose()
+        return body if isinstance(body, dict) else {"entries": body}
+
+    async def list_events(
+        self,
+        *,
+        cursor: str | None = None,
+        limit: int = PAGE_SIZE,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> Json:
+        """One page of the calendar's events (``entries``, ``has_more``, ``next_cursor``)."""
+        params: dict[str, Any] = {"pagination_limit": limit}
+        if cursor:
+            params["pagination_cursor"] = cursor
+        if after:
+            params["after"] = after
+        if before:
+            params["before"] = before
+        return await self.request("GET", LIST_PATH, params=params)
+
+    async def get_event(self, api_id: str) -> Json | None:
+        """``{event, hosts}`` of one event, or None when Luma does not know it (404)."""
+        try:
+            return await self.request("GET", GET_PATH, params={"api_id": api_id})
+        except NotFound:
+            return None
+
+    async def create_event(self, payload: Mapping[str, Any]) -> str:
+        """Create an event; its ``api_id``.
+
+        Raises:
+            TransientError: Luma answered 2xx without an id: the event probably exists but cannot be
+                linked, so the pass must stop rather than create more of them.
+        """
+        body = await self.request("POST", CREATE_PATH, json=dict(payload), create=True)
+        inner = body.get("event")
+        event: Json = inner if isinstance(inner, dict) else {}
+        api_id = body.get("api_id") or event.get("api_id") or body.get("id") or event.get("id")
+        if not isinstance(api_id, str) or not api_id:
+            raise TransientError(
+                f"Luma POST {CREATE_PATH} -> 2xx without an api_id (keys: {sorted(body)[:10]}); the event was "
+                "probably created but cannot be linked — look for it by name in Luma before the next pass"
+            )
+        return api_id
+
+    async def update_event(self, event_id: str, payload: Mapping[str, Any]) -> None:
+        # Setting fields is idempotent: a retry after an ambiguous failure writes the same values.
+        await self.request("POST", UPDATE_PATH, json={"event_id": event_id, **payload})

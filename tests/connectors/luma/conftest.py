@@ -1,0 +1,60 @@
+"""Fixtures of the Luma connector tests: a fake clock, the fake Luma API, source and destination factories.
+
+Each test gets a fresh fake with a fresh random key, so the per-credential state ``connectors.http``
+keeps per process (the limiter, a 429 block) never leaks from one test into another.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import httpx
+import pytest
+
+from connectors.luma import LumaDestination, LumaSource
+from tests.connectors.luma.helpers import FAST, NO_JITTER, START, DestinationFactory, SourceFactory
+from tests.fakes.github import FakeClock
+from tests.fakes.luma import FakeLuma
+
+
+@pytest.fixture
+def fake_time() -> FakeClock:
+    return FakeClock(start=START)
+
+
+@pytest.fixture
+def fake(fake_time: FakeClock) -> FakeLuma:
+    return FakeLuma(clock=fake_time.clock)
+
+
+def client_options(fake: FakeLuma, fake_time: FakeClock) -> dict[str, Any]:
+    return {
+        "token": fake.key,
+        "transport": httpx.ASGITransport(app=fake.app),
+        "rate": FAST,
+        "retry": NO_JITTER,
+        "sleep": fake_time.sleep,
+        "clock": fake_time.clock,
+    }
+
+
+@pytest.fixture
+def make_source(fake: FakeLuma, fake_time: FakeClock) -> SourceFactory:
+    def make(**kwargs: Any) -> LumaSource:
+        options = client_options(fake, fake_time)
+        options["now"] = lambda: dt.datetime.fromtimestamp(fake_time.now, dt.UTC)
+        options.update(kwargs)
+        return LumaSource(**options)
+
+    return make
+
+
+@pytest.fixture
+def make_dest(fake: FakeLuma, fake_time: FakeClock) -> DestinationFactory:
+    def make(**kwargs: Any) -> LumaDestination:
+        options = client_options(fake, fake_time)
+        options.update(kwargs)
+        return LumaDestination(**options)
+
+    return make
