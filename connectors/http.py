@@ -305,6 +305,19 @@ def redact_url(url: httpx.URL | str) -> str:
     return out
 
 
+class _RedactHttpxRequestLog(logging.Filter):
+    """httpx logs every request at INFO with its full URL (``HTTP Request: GET https://…?key=…``);
+    mask query values and userinfo there too, so a key in a URL never reaches a log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and record.args:
+            record.args = tuple(redact_url(a) if isinstance(a, httpx.URL) else a for a in record.args)
+        return True
+
+
+logging.getLogger("httpx").addFilter(_RedactHttpxRequestLog())
+
+
 def _is_sensitive_name(name: str) -> bool:
     return bool(_SENSITIVE_NAME.search(name))
 

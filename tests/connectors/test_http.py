@@ -772,3 +772,14 @@ def test_redact_text_masks_known_secrets_before_truncating() -> None:
     redacted = redact_text(text, ["SECRET-TOKEN-456"])
     assert "SECRET" not in redacted
     assert len(redacted) == 600
+
+
+async def test_httpx_own_request_log_never_shows_a_key_in_a_url(caplog):
+    import logging
+
+    client = make_client(service="Test", transport=httpx.MockTransport(lambda request: httpx.Response(200, json={})))
+    with caplog.at_level(logging.INFO, logger="httpx"):
+        async with client:
+            await client.get("https://api.example.test/v3/videos?part=statistics&key=SUPERSECRETKEY")
+    assert "HTTP Request" in caplog.text
+    assert "SUPERSECRETKEY" not in caplog.text
