@@ -38,7 +38,14 @@ from connectors.auth.tokens import OAuthToken, StaleToken
 from connectors.core import ConfigError
 from sync_assets.state import StateStore, tokens, utcnow
 
-__all__ = ["ALLOW_PLAINTEXT_ENV", "ENC_KEY_ENV", "EncryptedTokenStore", "generate_key", "parse_keys"]
+__all__ = [
+    "ALLOW_PLAINTEXT_ENV",
+    "ENC_KEY_ENV",
+    "EncryptedTokenStore",
+    "SharedTokenStore",
+    "generate_key",
+    "parse_keys",
+]
 
 log = logging.getLogger(__name__)
 
@@ -238,3 +245,26 @@ class EncryptedTokenStore:
                 yield
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+class SharedTokenStore:
+    """The ``TokenStore`` of the deployment's shared state store, resolved at first use (so routes
+    can be built at import time, before the environment is read)."""
+
+    def _tokens(self) -> EncryptedTokenStore:
+        return EncryptedTokenStore(StateStore.shared())
+
+    def load(self, account: str) -> tuple[OAuthToken, int] | None:
+        return self._tokens().load(account)
+
+    def save(self, account: str, token: OAuthToken, *, expected_version: int | None) -> int:
+        return self._tokens().save(account, token, expected_version=expected_version)
+
+    def replace(self, account: str, token: OAuthToken) -> int:
+        return self._tokens().replace(account, token)
+
+    def delete(self, account: str) -> bool:
+        return self._tokens().delete(account)
+
+    def refresh_lock(self, account: str) -> contextlib.AbstractContextManager[None]:
+        return self._tokens().refresh_lock(account)

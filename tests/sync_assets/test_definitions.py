@@ -97,3 +97,56 @@ def test_disabled_route_is_left_out_of_the_graph():
     defs = build_definitions([on, off])
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert keys == {"memory", "on"}
+
+
+def test_every_route_joins_the_graph_when_configured(monkeypatch):
+    """With every variable set (placeholder values), all routes load; with NOTION_TRANSPORT=mcp the
+    Notion routes use the MCP destination and its OAuth login."""
+    db = "0123456789abcdef0123456789abcdef"
+    env = {
+        "GITHUB_TOKEN": "x",
+        "GITHUB_ORGS": "acme",
+        "NOTION_TOKEN": "x",
+        "NOTION_DATABASE_ID": db,
+        "ASANA_PAT": "x",
+        "ASANA_PROJECT_GID": "123",
+        "JIRA_BASE_URL": "https://acme.atlassian.net",
+        "JIRA_EMAIL": "a@acme.test",
+        "JIRA_API_TOKEN": "x",
+        "JIRA_PROJECTS": "ENG",
+        "JIRA_NOTION_DATABASE_ID": db,
+        "YOUTUBE_API_KEY": "x",
+        "YOUTUBE_CHANNELS": "@acmechannel",
+        "YOUTUBE_NOTION_DATABASE_ID": db,
+        "LUMA_API_KEY": "x",
+        "LUMA_ASANA_PROJECT_GID": "456",
+        "CONTENTFUL_SPACE_ID": "space1",
+        "CONTENTFUL_DELIVERY_TOKEN": "x",
+        "CONTENTFUL_NOTION_DATABASE_ID": db,
+        "NOTION_TRANSPORT": "mcp",
+    }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    import sync_assets.definitions as module
+
+    module = importlib.reload(module)
+    dg.Definitions.validate_loadable(module.defs)
+    names = {r.name for r in module.routes if r.enabled}
+    assert names == {
+        "files_to_sqlite",
+        "github_to_notion",
+        "github_to_asana",
+        "jira_to_notion",
+        "youtube_to_notion",
+        "luma_to_asana",
+        "contentful_to_notion",
+    }
+    by_name = {r.name: r for r in module.routes}
+    assert type(by_name["github_to_notion"].destination).__name__ == "NotionMcpDestination"
+    assert by_name["github_to_notion"].destination_scope == "credential:notion-mcp:notion-mcp"
+    monkeypatch.delenv("NOTION_TRANSPORT")
+    module = importlib.reload(module)
+    assert type({r.name: r for r in module.routes}["github_to_notion"].destination).__name__ == "NotionDestination"
+    for k in env:  # leave the module as the rest of the session expects it
+        monkeypatch.delenv(k, raising=False)
+    importlib.reload(module)
