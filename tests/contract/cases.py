@@ -67,6 +67,8 @@ class SourceHarness:
         ordered: Whether two passes return records in the same order (the API sorts).
         inject_failures: ``(n, status)``: the next n requests answer ``status``.
         revoke: Revoke the credential the source uses.
+        revoked_status: The HTTP status the service answers a revoked credential with (401, unless the
+            connector documents another; YouTube: Google answers a deleted API key with 400 keyInvalid).
         forbid: Answer the next request with a plain 403 (not a rate limit).
         rate_limit: ``(retry_after)``: answer the next request with 429 and ``Retry-After``.
         served: ``(status)`` -> how many responses the fake answered with that status.
@@ -82,6 +84,7 @@ class SourceHarness:
     ordered: bool = True
     inject_failures: Callable[[int, int], None] | None = None
     revoke: Callable[[], None] | None = None
+    revoked_status: int = 401
     forbid: Callable[[], None] | None = None
     rate_limit: Callable[[float], None] | None = None
     served: Callable[[int], int] | None = None
@@ -524,3 +527,74 @@ from tests.connectors.notion_mcp.contract_cases import NOTION_MCP_DESTINATION, N
 
 SOURCE_CASES.append(NOTION_MCP_SOURCE)
 DESTINATION_CASES.append(NOTION_MCP_DESTINATION)
+
+# The connectors whose cases live next to their own tests. Their modules import this one, so they are
+# imported as modules (a partially initialized one when a test there was imported first) and their
+# factories looked up when a case runs.
+from tests.connectors.asana import contract_cases as _asana  # noqa: E402
+from tests.connectors.contentful import contract_cases as _contentful  # noqa: E402
+from tests.connectors.jira import contract_cases as _jira  # noqa: E402
+from tests.connectors.luma import cases as _luma  # noqa: E402
+from tests.connectors.youtube import cases as _youtube  # noqa: E402
+
+
+def asana_destination(tmp_path: Path) -> AbstractAsyncContextManager[DestinationHarness]:
+    """AsanaDestination: custom fields by name, the key in a Text field (``tests/connectors/asana``)."""
+    return _asana.asana_destination(tmp_path)
+
+
+def jira_source(tmp_path: Path) -> AbstractAsyncContextManager[SourceHarness]:
+    """JiraSource: one project, 2 issues a page with nextPageToken (``tests/connectors/jira``)."""
+    return _jira.jira_source(tmp_path)
+
+
+def jira_destination(tmp_path: Path) -> AbstractAsyncContextManager[DestinationHarness]:
+    """JiraDestination: the key in an issue entity property (``tests/connectors/jira``)."""
+    return _jira.jira_destination(tmp_path)
+
+
+def contentful_source(tmp_path: Path) -> AbstractAsyncContextManager[SourceHarness]:
+    """ContentfulSource: the CDA Sync API (``tests/connectors/contentful``)."""
+    return _contentful.contentful_source(tmp_path)
+
+
+def contentful_destination(tmp_path: Path) -> AbstractAsyncContextManager[DestinationHarness]:
+    """ContentfulDestination: entries keyed by a ``key`` field (``tests/connectors/contentful``)."""
+    return _contentful.contentful_destination(tmp_path)
+
+
+@asynccontextmanager
+async def youtube_source(tmp_path: Path) -> AsyncIterator[SourceHarness]:
+    """YouTubeSource: a channel's uploads (``tests/connectors/youtube``).
+
+    Google answers a deleted API key with 400 ``keyInvalid``, not 401 (``test_youtube_errors.py``): still
+    an auth failure, never retried, so the revoked-credential test expects a 400 to be served.
+    """
+    async with _youtube.youtube_source(tmp_path) as harness:
+        harness.revoked_status = 400
+        yield harness
+
+
+def luma_source(tmp_path: Path) -> AbstractAsyncContextManager[SourceHarness]:
+    """LumaSource: a calendar's events (``tests/connectors/luma``)."""
+    return _luma.luma_source(tmp_path)
+
+
+def luma_destination(tmp_path: Path) -> AbstractAsyncContextManager[DestinationHarness]:
+    """LumaDestination: ``stores_keys = False`` (an event has no field for our key), so the suite's
+    checks of the listing skip themselves; rows are read back by name (``tests/connectors/luma``)."""
+    return _luma.luma_destination(tmp_path)
+
+
+SOURCE_CASES += [
+    SourceCase("jira", jira_source),
+    SourceCase("contentful", contentful_source),
+    SourceCase("youtube", youtube_source),
+    SourceCase("luma", luma_source),
+]
+DESTINATION_CASES += [
+    DestinationCase("asana", asana_destination),
+    DestinationCase("jira", jira_destination),
+    DestinationCase("contentful", contentful_destination),
+    DestinationCase("luma", luma_destination),
+]

@@ -4,6 +4,10 @@ A create returns a string id and the row reads back with the neutral values sent
 types); the listing names every row; a repeated upsert changes nothing; through the engine, a second
 pass writes nothing and one changed record is one update; None clears; a 5xx or a 429 on a write is
 retried by the HTTP toolkit; a revoked credential fails the pass and pauses the credential.
+
+A destination that cannot hold our keys (``stores_keys = False``: its rows are found again through the
+engine's link map only) lists nothing: the test of the listing skips itself, and the other tests check
+for duplicates on the rows read back only.
 """
 
 from __future__ import annotations
@@ -55,12 +59,20 @@ async def listing(harness: DestinationHarness) -> list[tuple[str, str]]:
         return [(str(key), str(row_id)) async for key, row_id in rows()]
 
 
+def lists_keys(harness: DestinationHarness) -> bool:
+    """Whether the destination's listing names the rows we created (False only for ``stores_keys = False``)."""
+    return getattr(harness.destination, "stores_keys", None) is not False
+
+
 def changed(record: Record, **properties: Any) -> Record:
     return dataclasses.replace(record, properties={**record.properties, **properties})
 
 
 NO_HTTP = "makes no HTTP calls: there is no 5xx, 429 or 403 to inject"
 NO_CREDENTIAL = "has no credential to revoke"
+NO_KEYS = (
+    "cannot hold our keys (stores_keys = False): it lists no rows, which the engine finds again through its link map"
+)
 
 
 def need(hook: Any, why: str) -> Any:
@@ -86,6 +98,8 @@ async def test_create_returns_a_string_id_and_the_row_reads_back_typed(harness: 
 
 
 async def test_the_listing_names_every_created_row_by_key_and_id(harness: DestinationHarness) -> None:
+    if not lists_keys(harness):
+        pytest.skip(f"this destination {NO_KEYS}")
     created = await create_all(harness, harness.records)
 
     assert len(set(created.values())) == len(harness.records)  # one id per row
@@ -103,7 +117,8 @@ async def test_an_update_with_the_same_record_changes_nothing(harness: Destinati
             assert await session.update(created[record.primary_key], record, LATER) is not False
 
     assert await harness.rows() == before
-    assert sorted(await listing(harness)) == sorted(created.items())
+    if lists_keys(harness):
+        assert sorted(await listing(harness)) == sorted(created.items())
 
 
 async def test_none_clears_a_property(harness: DestinationHarness) -> None:
@@ -132,7 +147,9 @@ async def test_a_429_on_a_write_is_waited_out(harness: DestinationHarness) -> No
 
     assert harness.served is not None and harness.served(429) == 1
     assert 7 in harness.sleeps  # the server's Retry-After, on the fake clock
-    assert sorted(await listing(harness)) == sorted(created.items())  # written once
+    assert list(await harness.rows()) == [record.primary_key]  # written once
+    if lists_keys(harness):
+        assert sorted(await listing(harness)) == sorted(created.items())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -164,7 +181,9 @@ async def test_a_second_pass_writes_nothing_and_a_change_is_exactly_one_update(
     second = await sync(route, store)
     assert (second.stats.created, second.stats.updated, second.stats.unchanged) == (0, 0, n)
     assert second.stats.destination_calls == 0
-    assert len(await listing(harness)) == n  # no duplicate row
+    assert sorted(await harness.rows()) == sorted(rows)  # no duplicate row (rows() raises on one)
+    if lists_keys(harness):
+        assert len(await listing(harness)) == n
 
     target = harness.records[2]
     edited = changed(target, Count=int(target.properties["Count"]) + 100)
@@ -176,7 +195,8 @@ async def test_a_second_pass_writes_nothing_and_a_change_is_exactly_one_update(
     assert {k: v for k, v in after.items() if k != target.primary_key} == {
         k: v for k, v in rows.items() if k != target.primary_key
     }
-    assert len(await listing(harness)) == n
+    if lists_keys(harness):
+        assert len(await listing(harness)) == n
 
 
 async def test_server_errors_on_writes_are_retried_inside_the_toolkit(

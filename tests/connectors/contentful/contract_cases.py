@@ -1,12 +1,4 @@
-"""Contentful's cases for the shared contract suite (``tests/contract``), ready to be registered there.
-
-To add them to the suite itself, append to ``tests/contract/cases.py``::
-
-    SOURCE_CASES.append(SourceCase("contentful", contentful_source))
-    DESTINATION_CASES.append(DestinationCase("contentful", contentful_destination))
-
-Until then ``test_contentful_contract_*.py`` in this folder run the suite's tests against them.
-"""
+"""Contentful's cases for the shared contract suite (``tests/contract``), registered in its ``cases.py``."""
 
 from __future__ import annotations
 

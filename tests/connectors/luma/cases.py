@@ -1,15 +1,8 @@
 """The Luma source and destination as contract-suite cases (``tests/contract``), wired to the fake Luma API.
 
-To run the shared suite on them from ``tests/contract/cases.py``::
-
-    from tests.connectors.luma.cases import luma_destination, luma_source
-    SOURCE_CASES.append(SourceCase("luma", luma_source))
-    DESTINATION_CASES.append(DestinationCase("luma", luma_destination))
-
-Until then ``test_luma_contract.py`` runs them from this folder. The destination suite assumes a
-destination that LISTS its rows by key (``query_existing_ids`` names every row); Luma cannot hold our
-key (``stores_keys = False``), so the tests that compare the listing with what was created do not
-apply to it — ``test_luma_engine.py`` covers the same behaviours through the engine's link map.
+``tests/contract/cases.py`` registers them. Luma cannot hold our key (``stores_keys = False``), so
+the suite skips its listing assertions for this destination — ``test_luma_engine.py`` covers the
+same behaviours through the engine's link map.
 Luma stores a name and times, so the destination case reads back ``Name`` and ``Updated`` (the start).
 """
 

@@ -1,13 +1,7 @@
 """The YouTube source as a contract-suite case (``tests/contract``), wired to the fake Data API.
 
-To run the shared suite on it from ``tests/contract/cases.py``::
-
-    from tests.connectors.youtube.cases import youtube_source
-    SOURCE_CASES.append(SourceCase("youtube", youtube_source))
-
-Until then ``test_youtube_contract.py`` runs the suite's source tests against it from this folder.
-Google answers a deleted API key with 400 ``keyInvalid``, not 401, so the suite's "revoked → 401
-served" check does not apply (the auth failure itself does; see ``test_youtube_errors.py``).
+``tests/contract/cases.py`` registers it, expecting status 400 for a revoked key: Google answers a
+deleted API key with 400 ``keyInvalid``, not 401 (still an auth failure; see ``test_youtube_errors.py``).
 """
 
 from __future__ import annotations
