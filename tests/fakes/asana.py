@@ -55,7 +55,6 @@ import itertools
 import json
 import math
 import re
-import socket
 import threading
 import time
 import uuid
@@ -70,6 +69,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from tests.fakes.loopback import serve_app
 
 __all__ = [
     "API_PREFIX",
@@ -1142,24 +1143,5 @@ def _parse_datetime(value: Any, what: str) -> dt.datetime:
 @contextlib.contextmanager
 def serve(fake: FakeAsana, *, host: str = "127.0.0.1") -> Iterator[str]:
     """Run the fake on a free loopback port in a thread; yields its API base URL (``.../api/1.0``)."""
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(fake.app, log_level="warning", lifespan="off", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="fake-asana", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the fake Asana server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://{host}:{port}{API_PREFIX}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with serve_app(fake.app, name="asana", host=host) as url:
+        yield url + API_PREFIX

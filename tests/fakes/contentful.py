@@ -60,7 +60,6 @@ import datetime as dt
 import json
 import math
 import re
-import socket
 import threading
 import time
 import uuid
@@ -73,6 +72,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
+
+from tests.fakes.loopback import serve_app
 
 __all__ = [
     "CDA_HOST",
@@ -1259,24 +1260,5 @@ def _parse_date(text: str) -> dt.date | None:
 def serve(fake: FakeContentful, *, host: str = "127.0.0.1") -> Iterator[str]:
     """Run the fake on a free loopback port in a thread; yields its base URL (the CDA is ``<base>/cda``,
     the CMA ``<base>/cma``); stops cleanly on exit."""
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(fake.app, log_level="warning", lifespan="off", access_log=False, interface="asgi3")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="fake-contentful", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the fake Contentful server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with serve_app(fake.app, name="contentful", host=host, interface="asgi3") as url:
+        yield url

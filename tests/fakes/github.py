@@ -43,8 +43,6 @@ import itertools
 import json
 import re
 import secrets
-import socket
-import threading
 import time
 import urllib.parse
 from collections import Counter
@@ -52,11 +50,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from tests.fakes.loopback import serve_app
 
 __all__ = ["Call", "FakeClock", "FakeGitHub", "FakeOrg", "FakeRepo", "serve"]
 
@@ -723,26 +722,5 @@ def serve(fake: FakeGitHub, *, startup_timeout: float = 10.0) -> Iterator[str]:
     The socket is bound here, before the thread starts, so there is no window in which another
     process can take the port. Stops the server on exit (``should_exit``) and joins the thread.
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        fake.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none", http="h11"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"fake-github-{port}", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + startup_timeout
-        while not server.started:
-            if not thread.is_alive():
-                raise RuntimeError("the fake GitHub server failed to start")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the fake GitHub server did not start within {startup_timeout} s")
-            time.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=startup_timeout)
-        sock.close()
+    with serve_app(fake.app, name="github", startup_timeout=startup_timeout) as url:
+        yield url

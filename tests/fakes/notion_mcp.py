@@ -64,10 +64,7 @@ import collections
 import contextlib
 import json
 import re
-import socket
 import sqlite3
-import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -83,6 +80,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from tests.fakes.loopback import serve_app
 from tests.fakes.notion import NOTION_VERSION, FakeNotion
 
 __all__ = ["TOOLS", "FakeNotionMcp", "ToolCall", "serve"]
@@ -985,24 +983,5 @@ def _parse_ddl(ddl: str) -> Json:
 @contextlib.contextmanager
 def serve(fake: FakeNotionMcp, *, host: str = "127.0.0.1") -> Iterator[str]:
     """Run the fake on a free loopback port in a thread; yields the MCP endpoint URL."""
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(fake.app, log_level="warning", lifespan="on", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="fake-notion-mcp", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the fake Notion MCP server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://{host}:{port}{MCP_PATH}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with serve_app(fake.app, name="notion-mcp", lifespan="on", host=host) as url:
+        yield url + MCP_PATH

@@ -53,7 +53,6 @@ import contextlib
 import hashlib
 import ipaddress
 import secrets
-import socket
 import threading
 import time
 import urllib.parse
@@ -62,11 +61,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
+
+from tests.fakes.loopback import serve_app
 
 __all__ = ["Call", "FakeOAuthServer", "ManualClock", "TokenInfo", "serve"]
 
@@ -610,29 +610,10 @@ def serve(fake: FakeOAuthServer, *, startup_timeout: float = 10.0) -> Iterator[s
 
     Sets ``fake.base_url`` for the duration, so the metadata names ``http://127.0.0.1:<port>/...``.
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        fake.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none", http="h11"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"fake-oauth-{port}", daemon=True)
-    previous = fake.base_url
-    fake.base_url = f"http://127.0.0.1:{port}"
-    thread.start()
-    try:
-        deadline = time.monotonic() + startup_timeout
-        while not server.started:
-            if not thread.is_alive():
-                raise RuntimeError("the fake OAuth server failed to start")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the fake OAuth server did not start within {startup_timeout} s")
-            time.sleep(0.01)
-        yield fake.base_url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=startup_timeout)
-        sock.close()
-        fake.base_url = previous
+    with serve_app(fake.app, name="oauth", startup_timeout=startup_timeout) as url:
+        previous = fake.base_url
+        fake.base_url = url
+        try:
+            yield url
+        finally:
+            fake.base_url = previous
