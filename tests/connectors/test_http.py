@@ -752,11 +752,11 @@ def test_redact_headers_masks_credentials_and_token_like_names() -> None:
     "text",
     [
         "Authorization: Bearer abcdefghijklmnop1234",
-        "token ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+        "token ghp_" + "abcdefghijklmnopqrstuvwxyz0123456789",  # built: no token-shaped literal in the repo
         '{"access_token": "ya29.A0ARrdaM-secretvalue"}',
         "client_secret=s3cr3t-value&grant_type=refresh_token",
         "key AIzaSyA-abcdefghijklmnopqrstuvwxyz012345",
-        "notion secret_abcdefghijklmnopqrstuvwxyz0123456789",
+        "notion secret_" + "abcdefghijklmnopqrstuvwxyz0123456789",
         "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.sflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
     ],
 )
