@@ -29,6 +29,7 @@ import hashlib
 import inspect
 import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -205,7 +206,13 @@ def validate_record(record: Any, *, max_value_length: int | None = None) -> tupl
         if type(name) is not str or not name:
             return None, f"property names must be non-empty strings, got {name!r}"
         kind = type(value)
-        if kind not in _PLAIN_TYPES:  # the common cases skip the full check
+        if kind in _PLAIN_TYPES or kind is dt.date:  # the common cases skip the full check
+            pass
+        elif kind is float and math.isfinite(value):
+            pass
+        elif kind is list and all(type(item) is str for item in value):
+            pass
+        else:
             problem = neutral_type_error(name, value)
             if problem:
                 return None, problem
@@ -611,7 +618,10 @@ class _Pass:
         creates: list[tuple[Record, str]] = []
         updates: list[tuple[Record, str, str]] = []
         unchanged: list[str] = []
-        links = self.store.get_links(self.name, page.keys()) if page else {}
+        # Outside a dry run, the keys about to be created are recorded as intents in the same
+        # transaction as the lookup, before any create goes out (a crash then reconciles them).
+        intents_for = None if self.options.plan else self.partition
+        links = self.store.get_links(self.name, page.keys(), intents_for=intents_for) if page else {}
         for key, record in page.items():
             h = content_hash(record, self.create_only)
             link = links.get(key)
@@ -635,8 +645,6 @@ class _Pass:
         unlinked: list[tuple[str, str]] = []
         dropped: list[str] = []
         fatal: BaseException | None = None
-        if creates:
-            self.store.record_intents(self.name, self.partition, [r.primary_key for r, _ in creates])
 
         stop = asyncio.Event()
 

@@ -490,19 +490,32 @@ class StateStore:
 
     # ------------------------------------------------------------------------------------ links
 
-    def get_links(self, route: str, keys: Iterable[str]) -> dict[str, Link]:
-        """The links of ``keys`` (one query per 500 keys; never the whole map)."""
+    def get_links(self, route: str, keys: Iterable[str], *, intents_for: str | None = None) -> dict[str, Link]:
+        """The links of ``keys`` (one query per 500 keys; never the whole map).
+
+        With ``intents_for`` (a partition), the keys that are not linked — the ones about to be
+        created — are recorded as intents in the same transaction, before any create goes out.
+        The returned links are those found before the intents were written.
+        """
         keys = list(dict.fromkeys(keys))
         out: dict[str, Link] = {}
-        with self._read() as conn:
-            for chunk in _chunks(keys):
-                sql = (
-                    "SELECT primary_key, destination_id, content_hash, state, partition FROM ds_links "
-                    f"WHERE route = {self._ph(1)} AND primary_key IN ({self._ph(len(chunk))})"
-                )
-                for pk, did, h, st, part in conn.exec_driver_sql(sql, (route, *chunk)):
-                    out[pk] = Link(pk, did, h, st, part)
+        with self._write() if intents_for is not None else self._read() as conn:
+            self._select_links(conn, route, keys, out)
+            if intents_for is not None:
+                creates = [
+                    k for k in keys if (link := out.get(k)) is None or link.state != "linked" or not link.destination_id
+                ]
+                self._raw_upsert_links(conn, [(route, k, intents_for, None, None, "creating", None) for k in creates])
         return out
+
+    def _select_links(self, conn: Connection, route: str, keys: list[str], out: dict[str, Link]) -> None:
+        for chunk in _chunks(keys):
+            sql = (
+                "SELECT primary_key, destination_id, content_hash, state, partition FROM ds_links "
+                f"WHERE route = {self._ph(1)} AND primary_key IN ({self._ph(len(chunk))})"
+            )
+            for pk, did, h, st, part in conn.exec_driver_sql(sql, (route, *chunk)):
+                out[pk] = Link(pk, did, h, st, part)
 
     def record_intents(self, route: str, partition: str, keys: Sequence[str]) -> None:
         """Mark ``keys`` as about to be created (before the create calls go out)."""
