@@ -206,9 +206,14 @@ def validate_record(record: Any, *, max_value_length: int | None = None) -> tupl
         if type(name) is not str or not name:
             return None, f"property names must be non-empty strings, got {name!r}"
         kind = type(value)
-        if kind in _PLAIN_TYPES or kind is dt.date or (kind is float and math.isfinite(value)) or (kind is list and all(type(item) is str for item in value)):  # the common cases skip the full check
-            pass
-        else:
+        # The common cases skip the full check.
+        common = (
+            kind in _PLAIN_TYPES
+            or kind is dt.date
+            or (kind is float and math.isfinite(value))
+            or (kind is list and all(type(item) is str for item in value))
+        )
+        if not common:
             problem = neutral_type_error(name, value)
             if problem:
                 return None, problem
