@@ -48,6 +48,7 @@ def test_engine_and_state_are_dagster_free():
         "connectors.contentful",
         "connectors.youtube",
         "connectors.luma",
+        "connectors.contentful.mcp",
     ],
 )
 def test_public_surface_is_explicit(module):
