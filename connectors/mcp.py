@@ -65,6 +65,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hashlib
 import inspect
 import json
 import logging
@@ -78,7 +79,16 @@ from typing import Any
 import anyio
 import httpx
 
-from connectors.core import AuthError, ConfigError, RateLimited, RecordError, SyncError, TransientError
+from connectors.auth.tokens import TokenStore
+from connectors.core import (
+    AuthError,
+    ConfigError,
+    RateLimited,
+    RecordError,
+    SyncError,
+    TransientError,
+    auth_error_in_chain,
+)
 from connectors.http import (
     DEFAULT_MAX_WAIT,
     DEFAULT_USER_AGENT,
@@ -105,7 +115,9 @@ __all__ = [
     "DEFAULT_CALL_TIMEOUT",
     "DEFAULT_RATE_LIMIT_WAIT",
     "DEFAULT_TIMEOUT",
+    "AuthLike",
     "BearerAuth",
+    "McpConnector",
     "McpSession",
     "McpToolError",
     "TokenSource",
@@ -727,3 +739,124 @@ def _check_url(url: str, *, allow_insecure: bool) -> None:
 
 def _timeout(timeout: float | httpx.Timeout) -> httpx.Timeout:
     return timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+
+
+AuthLike = httpx.Auth | TokenSource | str
+"""What an MCP connector accepts as ``auth``: the OAuth provider's ``httpx.Auth``, a token callable or a token."""
+
+
+class McpConnector:
+    """Credential, endpoint and session plumbing shared by the connectors that speak MCP (Notion,
+    Contentful): pauses and limits keyed on ``<credential_prefix>:<account>``, a fingerprint that
+    changes on a new login, and one way to open a session.
+
+    Subclasses set ``credential_prefix``, ``mcp_service`` and ``mcp_read_only_tools`` and call
+    ``_init_mcp`` from their constructor.
+    """
+
+    name: str
+    credential_prefix: str = "mcp"
+    mcp_service: str = "MCP"
+    mcp_read_only_tools: Collection[str] = frozenset()
+
+    def _init_mcp(
+        self,
+        *,
+        auth: AuthLike | None,
+        token_store: TokenStore | None,
+        account: str,
+        mcp_url: str,
+        transport: httpx.AsyncBaseTransport | None,
+        httpx_client_factory: Callable[..., httpx.AsyncClient] | None,
+        rate: Rate | None,
+        retry: RetryPolicy | None,
+        sleep: Sleep | None,
+        clock: Clock | None,
+        max_wait: float,
+        call_timeout: float,
+    ) -> None:
+        if not account:
+            raise ConfigError(f"{type(self).__name__}: account must be non-empty")
+        self.auth = auth
+        self.token_store = token_store
+        self.account = account
+        self.mcp_url = mcp_url
+        self.transport = transport
+        self.httpx_client_factory = httpx_client_factory
+        self.rate = rate
+        self.retry = retry
+        self.sleep = sleep
+        self.clock = clock
+        self.max_wait = max_wait
+        self.call_timeout = call_timeout
+
+    @property
+    def credential_key(self) -> str:
+        """The pause scope and limiter key: ``<prefix>:<account>`` (stable across token refreshes)."""
+        return f"{self.credential_prefix}:{self.account}"
+
+    @property
+    def rate_limit_key(self) -> str:
+        return self.credential_key
+
+    def _has_credential(self) -> bool:
+        if self.auth is not None:
+            return True
+        return self.token_store is not None and self.token_store.load(self.account) is not None
+
+    def credential_fingerprint(self) -> str | None:
+        """Changes when the OAuth grant changes, so a pause on it lifts after a new login.
+
+        From the token store: a digest of the stored refresh token (else the access token) — a new
+        login stores a new one (so does a refresh, but nothing refreshes a paused credential). Without a
+        store: the ``auth`` object's own ``credential_fingerprint()`` if it has one, else None.
+        """
+        if self.token_store is not None:
+            loaded = self.token_store.load(self.account)
+            if loaded is None:
+                return None
+            token, _version = loaded
+            secret = token.refresh_token or token.access_token
+            return hashlib.sha256(secret.encode()).hexdigest() if secret else None
+        fingerprint = getattr(self.auth, "credential_fingerprint", None)
+        if callable(fingerprint):
+            value = fingerprint()
+            return str(value) if value is not None else None
+        return None
+
+    @staticmethod
+    def is_auth_error(err: BaseException) -> bool:
+        return auth_error_in_chain(err)
+
+    def _auth(self) -> AuthLike:
+        if self.auth is not None:
+            return self.auth
+        store, account = self.token_store, self.account
+        if store is None:
+            raise ConfigError(
+                f"{type(self).__name__} {self.name!r}: no credential; pass auth= (the OAuth provider) or a "
+                f"token_store holding account {account!r} (run: durable-sync auth login)"
+            )
+
+        def current() -> str | None:  # no refresh here: pass the OAuth provider as auth= for that
+            loaded = store.load(account)
+            return loaded[0].access_token if loaded else None
+
+        return BearerAuth(current)
+
+    def _open(self) -> contextlib.AbstractAsyncContextManager[McpSession]:
+        return open_mcp_session(
+            self.mcp_url,
+            auth=self._auth(),
+            transport=self.transport,
+            httpx_client_factory=self.httpx_client_factory,
+            service=self.mcp_service,
+            credential=self.credential_key,
+            rate=self.rate,
+            retry=self.retry,
+            read_only_tools=self.mcp_read_only_tools,
+            call_timeout=self.call_timeout,
+            max_wait=self.max_wait,
+            sleep=self.sleep,
+            clock=self.clock,
+        )

@@ -38,12 +38,11 @@ Decisions (user-facing version in README.md, "MCP destination"):
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import quote
 
@@ -52,9 +51,9 @@ import httpx
 from connectors.auth.tokens import TokenStore
 from connectors.contentful.encode import ContentTypeSpec, encode_fields
 from connectors.contentful.settings import DEFAULT_ENVIRONMENT, DEFAULT_LOCALE, MAX_VERSION_RETRIES
-from connectors.core import AuthError, ConfigError, Record, RecordError, TransientError, auth_error_in_chain
+from connectors.core import AuthError, ConfigError, Record, RecordError, TransientError
 from connectors.http import DEFAULT_MAX_WAIT, Clock, Rate, RetryPolicy, Sleep, redact_text
-from connectors.mcp import DEFAULT_CALL_TIMEOUT, BearerAuth, McpSession, McpToolError, TokenSource, open_mcp_session
+from connectors.mcp import DEFAULT_CALL_TIMEOUT, AuthLike, McpConnector, McpSession, McpToolError
 
 __all__ = [
     "CONTENTFUL_MCP_URL",
@@ -69,7 +68,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Json = dict[str, Any]
-AuthLike = httpx.Auth | TokenSource | str
 
 CONTENTFUL_MCP_URL = "https://mcp.contentful.com/mcp"
 SERVICE = "Contentful MCP"
@@ -166,7 +164,7 @@ def fields_of(text: str) -> dict[str, Any] | None:
 # The destination
 
 
-class ContentfulMcpDestination:
+class ContentfulMcpDestination(McpConnector):
     """Entries of one Contentful content type over the hosted MCP server (see the module docstring).
 
     Args:
@@ -191,6 +189,9 @@ class ContentfulMcpDestination:
     stores_keys = False
     max_concurrency = 1
     max_value_length: int | None = None
+    credential_prefix = "contentful-mcp"
+    mcp_service = SERVICE
+    mcp_read_only_tools = READ_ONLY_TOOLS
 
     def __init__(
         self,
@@ -222,8 +223,6 @@ class ContentfulMcpDestination:
         doubled = sorted({f for f in targets if targets.count(f) > 1})
         if doubled:
             raise ConfigError(f"ContentfulMcpDestination: field_map writes several properties to field(s) {doubled}")
-        if not account:
-            raise ConfigError("ContentfulMcpDestination: account must be non-empty")
         self.space_id = space_id
         self.content_type = content_type
         self.field_map = dict(field_map)
@@ -231,27 +230,24 @@ class ContentfulMcpDestination:
         self.default_locale = default_locale
         self.publish = publish
         self.create_only_properties = set(create_only_properties)
-        self.auth = auth
-        self.token_store = token_store
-        self.account = account
-        self.mcp_url = mcp_url
-        self.transport = transport
-        self.httpx_client_factory = httpx_client_factory
-        self.rate = rate
-        self.retry = retry
-        self.sleep = sleep
-        self.clock = clock
-        self.max_wait = max_wait
-        self.call_timeout = call_timeout
+        self._init_mcp(
+            auth=auth,
+            token_store=token_store,
+            account=account,
+            mcp_url=mcp_url,
+            transport=transport,
+            httpx_client_factory=httpx_client_factory,
+            rate=rate,
+            retry=retry,
+            sleep=sleep,
+            clock=clock,
+            max_wait=max_wait,
+            call_timeout=call_timeout,
+        )
         self.name = name
         self.publish_refusals = 0
 
     # -- configuration ----------------------------------------------------------------------------
-
-    def _has_credential(self) -> bool:
-        if self.auth is not None:
-            return True
-        return self.token_store is not None and self.token_store.load(self.account) is not None
 
     @property
     def configured(self) -> bool:
@@ -268,30 +264,6 @@ class ContentfulMcpDestination:
             missing.append("content_type")
         return "configured" if not missing else "set " + " and ".join(missing)
 
-    @property
-    def credential_key(self) -> str:
-        """The pause scope and limiter key: ``contentful-mcp:<account>`` (stable across token refreshes)."""
-        return f"contentful-mcp:{self.account}"
-
-    @property
-    def rate_limit_key(self) -> str:
-        return self.credential_key
-
-    def credential_fingerprint(self) -> str | None:
-        """A digest of the stored refresh token (else access token): a new login changes it."""
-        if self.token_store is not None:
-            loaded = self.token_store.load(self.account)
-            if loaded is None:
-                return None
-            token, _version = loaded
-            secret = token.refresh_token or token.access_token
-            return hashlib.sha256(secret.encode()).hexdigest() if secret else None
-        fingerprint = getattr(self.auth, "credential_fingerprint", None)
-        if callable(fingerprint):
-            value = fingerprint()
-            return str(value) if value is not None else None
-        return None
-
     def describe(self) -> str:
         if not self.space_id:
             return "Contentful over MCP (not configured)"
@@ -301,41 +273,7 @@ class ContentfulMcpDestination:
             f"?contentTypeId={quote(self.content_type, safe='')}"
         )
 
-    @staticmethod
-    def is_auth_error(err: BaseException) -> bool:
-        return auth_error_in_chain(err)
-
     # -- sessions ---------------------------------------------------------------------------------
-
-    def _auth(self) -> AuthLike:
-        if self.auth is not None:
-            return self.auth
-        store, account = self.token_store, self.account
-        if store is None:
-            raise ConfigError(f"ContentfulMcpDestination {self.name!r}: {self.config_hint}")
-
-        def current() -> str | None:  # no refresh here: pass the OAuth provider as auth= for that
-            loaded = store.load(account)
-            return loaded[0].access_token if loaded else None
-
-        return BearerAuth(current)
-
-    def _open(self) -> AbstractAsyncContextManager[McpSession]:
-        return open_mcp_session(
-            self.mcp_url,
-            auth=self._auth(),
-            transport=self.transport,
-            httpx_client_factory=self.httpx_client_factory,
-            service=SERVICE,
-            credential=self.credential_key,
-            rate=self.rate,
-            retry=self.retry,
-            read_only_tools=READ_ONLY_TOOLS,
-            call_timeout=self.call_timeout,
-            max_wait=self.max_wait,
-            sleep=self.sleep,
-            clock=self.clock,
-        )
 
     def _where(self) -> Json:
         return {"spaceId": self.space_id, "environmentId": self.environment}

@@ -58,27 +58,25 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
-import hashlib
 import json
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, MutableMapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import Any, Literal, cast
 
 import httpx
 
 from connectors.auth.tokens import TokenStore
-from connectors.core import ConfigError, Record, RecordError, SourceSpec, TransientError, auth_error_in_chain
+from connectors.core import ConfigError, Record, RecordError, SourceSpec, TransientError
 from connectors.http import DEFAULT_MAX_WAIT, Clock, Rate, RetryPolicy, Sleep
 from connectors.mcp import (
     DEFAULT_CALL_TIMEOUT,
-    BearerAuth,
+    AuthLike,
+    McpConnector,
     McpSession,
     McpToolError,
-    TokenSource,
     ToolResult,
-    open_mcp_session,
 )
 from connectors.notion.client import DataSourceRef, normalize_id
 from connectors.notion.decode import decode_properties
@@ -123,7 +121,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Json = dict[str, Any]
-AuthLike = httpx.Auth | TokenSource | str
 
 NOTION_MCP_URL = "https://mcp.notion.com/mcp"
 SERVICE = "Notion MCP"
@@ -462,112 +459,12 @@ def _query_args(data_source_id: str, sql: str, params: list[Any]) -> Json:
 # Credentials shared by the destination and the source
 
 
-class _McpConnector:
-    """Credential, endpoint and session plumbing of the MCP destination and source."""
+class _McpConnector(McpConnector):
+    """Notion's settings of the shared MCP plumbing (``connectors.mcp.McpConnector``)."""
 
-    name: str
-
-    def _init_mcp(
-        self,
-        *,
-        auth: AuthLike | None,
-        token_store: TokenStore | None,
-        account: str,
-        mcp_url: str,
-        transport: httpx.AsyncBaseTransport | None,
-        httpx_client_factory: Callable[..., httpx.AsyncClient] | None,
-        rate: Rate | None,
-        retry: RetryPolicy | None,
-        sleep: Sleep | None,
-        clock: Clock | None,
-        max_wait: float,
-        call_timeout: float,
-    ) -> None:
-        if not account:
-            raise ConfigError(f"{type(self).__name__}: account must be non-empty")
-        self.auth = auth
-        self.token_store = token_store
-        self.account = account
-        self.mcp_url = mcp_url
-        self.transport = transport
-        self.httpx_client_factory = httpx_client_factory
-        self.rate = rate
-        self.retry = retry
-        self.sleep = sleep
-        self.clock = clock
-        self.max_wait = max_wait
-        self.call_timeout = call_timeout
-
-    @property
-    def credential_key(self) -> str:
-        """The pause scope and limiter key: ``notion-mcp:<account>`` (stable across token refreshes)."""
-        return f"notion-mcp:{self.account}"
-
-    @property
-    def rate_limit_key(self) -> str:
-        return self.credential_key
-
-    def _has_credential(self) -> bool:
-        if self.auth is not None:
-            return True
-        return self.token_store is not None and self.token_store.load(self.account) is not None
-
-    def credential_fingerprint(self) -> str | None:
-        """Changes when the OAuth grant changes, so a pause on it lifts after a new login.
-
-        From the token store: a digest of the stored refresh token (else the access token) — a new
-        login stores a new one (so does a refresh, but nothing refreshes a paused credential). Without a
-        store: the ``auth`` object's own ``credential_fingerprint()`` if it has one, else None.
-        """
-        if self.token_store is not None:
-            loaded = self.token_store.load(self.account)
-            if loaded is None:
-                return None
-            token, _version = loaded
-            secret = token.refresh_token or token.access_token
-            return hashlib.sha256(secret.encode()).hexdigest() if secret else None
-        fingerprint = getattr(self.auth, "credential_fingerprint", None)
-        if callable(fingerprint):
-            value = fingerprint()
-            return str(value) if value is not None else None
-        return None
-
-    @staticmethod
-    def is_auth_error(err: BaseException) -> bool:
-        return auth_error_in_chain(err)
-
-    def _auth(self) -> AuthLike:
-        if self.auth is not None:
-            return self.auth
-        store, account = self.token_store, self.account
-        if store is None:
-            raise ConfigError(
-                f"{type(self).__name__} {self.name!r}: no credential; pass auth= (the OAuth provider) or a "
-                f"token_store holding account {account!r} (run: durable-sync auth login)"
-            )
-
-        def current() -> str | None:  # no refresh here: pass the OAuth provider as auth= for that
-            loaded = store.load(account)
-            return loaded[0].access_token if loaded else None
-
-        return BearerAuth(current)
-
-    def _open(self) -> AbstractAsyncContextManager[McpSession]:
-        return open_mcp_session(
-            self.mcp_url,
-            auth=self._auth(),
-            transport=self.transport,
-            httpx_client_factory=self.httpx_client_factory,
-            service=SERVICE,
-            credential=self.credential_key,
-            rate=self.rate,
-            retry=self.retry,
-            read_only_tools=READ_ONLY_TOOLS,
-            call_timeout=self.call_timeout,
-            max_wait=self.max_wait,
-            sleep=self.sleep,
-            clock=self.clock,
-        )
+    credential_prefix = "notion-mcp"
+    mcp_service = SERVICE
+    mcp_read_only_tools = READ_ONLY_TOOLS
 
 
 async def _resolve(mcp: McpSession, object_id: str, *, owner: str) -> DataSourceRef:
