@@ -61,6 +61,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from tests.fakes.asgi import Endpoint, replay, respond
 from tests.fakes.contentful import FakeContentful
 from tests.fakes.loopback import serve_app
 
@@ -151,7 +152,7 @@ class FakeContentfulMcp:
         self._contexts: set[str] = set()
         self._lose: list[str] = []
         self.server = self._build_server()
-        self.app = Starlette(routes=[Route(MCP_PATH, _Endpoint(self), methods=["GET", "POST", "DELETE"])])
+        self.app = Starlette(routes=[Route(MCP_PATH, Endpoint(self), methods=["GET", "POST", "DELETE"])])
 
     # -- test helpers ----------------------------------------------------------------------------
 
@@ -327,7 +328,7 @@ class FakeContentfulMcp:
         scheme, _, token = headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip() or not self.validate(token.strip()):
             self.http_401 += 1
-            await _respond(
+            await respond(
                 send,
                 401,
                 {"error": "invalid_token", "error_description": "Missing or invalid access token"},
@@ -350,7 +351,7 @@ class FakeContentfulMcp:
             if rpc and rpc.get("method") == "tools/call" and tool in self._lose:
                 self._lose.remove(tool)
                 lost = True
-            receive = _replay(body, receive)
+            receive = replay(body, receive)
         real_send = send
         if lost:
 
@@ -373,36 +374,7 @@ class FakeContentfulMcp:
                 with anyio.CancelScope(shield=True):
                     await transport.terminate()
         if lost:
-            await _respond(real_send, 502, {"error": "bad gateway"})
-
-
-class _Endpoint:
-    def __init__(self, fake: FakeContentfulMcp) -> None:
-        self.fake = fake
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.fake.handle(scope, receive, send)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Any:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
-
-
-async def _respond(send: Send, status: int, body: Json, headers: Mapping[str, str] | None = None) -> None:
-    raw = json.dumps(body).encode()
-    pairs = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
-    pairs += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": pairs})
-    await send({"type": "http.response.body", "body": raw})
+            await respond(real_send, 502, {"error": "bad gateway"})
 
 
 @contextlib.contextmanager

@@ -80,6 +80,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from tests.fakes.asgi import Endpoint, replay, respond
 from tests.fakes.loopback import serve_app
 from tests.fakes.notion import NOTION_VERSION, FakeNotion
 
@@ -635,9 +636,7 @@ class FakeNotionMcp:
                 yield
             self._manager = None
 
-        return Starlette(
-            routes=[Route(MCP_PATH, _Endpoint(self), methods=["GET", "POST", "DELETE"])], lifespan=lifespan
-        )
+        return Starlette(routes=[Route(MCP_PATH, Endpoint(self), methods=["GET", "POST", "DELETE"])], lifespan=lifespan)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def counting_send(message: Any) -> None:
@@ -652,7 +651,7 @@ class FakeNotionMcp:
         scheme, _, token = headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip() or not self.validate(token.strip()):
             self.counters.http_401 += 1
-            await _respond(
+            await respond(
                 send,
                 401,
                 {"error": "invalid_token", "error_description": "Missing or invalid access token"},
@@ -675,9 +674,9 @@ class FakeNotionMcp:
             if fault is not None:
                 self._http_faults.remove(fault)
                 extra = {"retry-after": str(fault.retry_after)} if fault.retry_after is not None else {}
-                await _respond(send, fault.status, {"error": "fault injected"}, extra)
+                await respond(send, fault.status, {"error": "fault injected"}, extra)
                 return
-            receive = _replay(body, receive)
+            receive = replay(body, receive)
         if not self.stateless:
             if self._manager is None:
                 raise RuntimeError("a stateful FakeNotionMcp needs its lifespan: use it through serve()")
@@ -697,38 +696,6 @@ class FakeNotionMcp:
             finally:
                 with anyio.CancelScope(shield=True):
                     await transport.terminate()
-
-
-class _Endpoint:
-    """The MCP endpoint as a plain ASGI app (so Starlette routes ``/mcp`` without a trailing-slash redirect)."""
-
-    def __init__(self, fake: FakeNotionMcp) -> None:
-        self.fake = fake
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.fake.handle(scope, receive, send)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A ``receive`` that hands out ``body`` once more (it was read to look at the JSON-RPC method)."""
-    sent = False
-
-    async def replay() -> Any:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
-
-
-async def _respond(send: Send, status: int, body: Json, headers: Mapping[str, str] | None = None) -> None:
-    raw = json.dumps(body).encode()
-    pairs = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
-    pairs += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": pairs})
-    await send({"type": "http.response.body", "body": raw})
 
 
 # --------------------------------------------------------------------------------------------------
