@@ -42,6 +42,7 @@ from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "CONTRACT_VERSION",
+    "DESCRIPTION_LIMIT",
     "NEUTRAL_TYPES",
     "AuthError",
     "BlobStore",
@@ -339,27 +340,114 @@ def auth_error_in_chain(err: BaseException, *, extra_needles: tuple[str, ...] = 
     return False
 
 
-def describe_error(err: BaseException | None) -> str:
-    """The root cause of an error in one line: exception groups and generic wrappers unwrapped.
+DESCRIPTION_LIMIT = 1000  # characters of one description (a status line, a run-failure note)
+_LINK_LIMIT = 400  # characters of one link of a chain
+_CHAIN_DEPTH = 20  # links followed before giving up (a pathological or cyclic chain)
+_REDACTED = "[REDACTED]"
 
-    Solo exception groups unwrap (nested too); several leaves are joined with ``; ``, deduplicated.
+# What ``describe_error`` masks. Our own errors (``SyncError``) are built redacted by ``connectors.http``;
+# a foreign exception at the root of a chain (httpx, OSError, a library's ValueError) is not: httpx's
+# ``HTTPStatusError`` quotes the full URL, query string included (YouTube's ``?key=``).
+_URL_RE = re.compile(r"\b([a-z][a-z0-9+.-]*://)([^\s/'\"<>@]*@)?([^\s?#'\"<>]*)(\?[^\s#'\"<>]*)?", re.I)
+_TOKEN_SHAPES_RE = re.compile(
+    r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|secret_[A-Za-z0-9]{20,}"
+    r"|ntn_[A-Za-z0-9]{20,}|xox[abposr]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_\-]{30,}"
+    r"|eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*)"
+)
+_FOREIGN_SECRET_RES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\b(bearer|basic|token)(\s+)[A-Za-z0-9._~+/=\-]{8,}", re.I), rf"\1\2{_REDACTED}"),
+    (
+        re.compile(
+            r"""(?<![A-Za-z0-9])((?:api[_-]?key|access[_-]?token|refresh[_-]?token|client[_-]?secret"""
+            r"""|password|secret|token|key)["']?\s*[:=]\s*["']?)[^"'\s&,;}]{4,}""",
+            re.I,
+        ),
+        rf"\1{_REDACTED}",
+    ),
+)
+
+
+def _mask_url(match: re.Match[str]) -> str:
+    scheme, userinfo, rest, query = match.group(1), match.group(2), match.group(3), match.group(4)
+    out = scheme + (f"{_REDACTED}@" if userinfo else "") + rest
+    if query:
+        names = [part.split("=", 1)[0] for part in query[1:].split("&") if part]
+        out += "?" + "&".join(f"{name}={_REDACTED}" for name in names)
+    return out
+
+
+def _redact(text: str, *, foreign: bool) -> str:
+    """``text`` with URL userinfo and query values, token shapes and (for foreign errors, whose
+    wording we do not control) ``Bearer …`` and ``key=…`` pairs masked; whitespace collapsed."""
+    text = _URL_RE.sub(_mask_url, text)
+    text = _TOKEN_SHAPES_RE.sub(_REDACTED, text)
+    if foreign:
+        for pattern, replacement in _FOREIGN_SECRET_RES:
+            text = pattern.sub(replacement, text)
+    return " ".join(text.split())
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _link_text(e: BaseException) -> str:
+    """One exception as a line: our own errors by their message, foreign ones prefixed with their type."""
+    foreign = not isinstance(e, SyncError)
+    text = _redact(str(e).strip(), foreign=foreign) or type(e).__name__
+    line = f"{type(e).__name__}: {text}" if foreign and text != type(e).__name__ else text
+    return _clip(line, _LINK_LIMIT)
+
+
+def _root_cause(err: BaseException) -> BaseException:
+    """The innermost exception of ``err``'s chain: ``__cause__`` first, else an unsuppressed ``__context__``."""
+    seen = {id(err)}
+    current = err
+    for _ in range(_CHAIN_DEPTH):
+        nxt = current.__cause__
+        if nxt is None and not current.__suppress_context__:
+            nxt = current.__context__
+        if nxt is None or id(nxt) in seen:
+            break
+        seen.add(id(nxt))
+        current = nxt
+    return current
+
+
+def describe_error(err: BaseException | None) -> str:
+    """An error in one line: what failed and why, down to the root cause, with no secret in it.
+
+    Exception groups unwrap (nested too); several leaves are joined with ``; ``, deduplicated. Each
+    leaf reads ``outer (root cause: inner)`` when its chain (``raise … from …`` or an exception raised
+    while handling another) ends in a different error whose text the outer message does not already
+    hold: ``fetching page 3 failed`` alone says nothing about the refused connection behind it.
+    Foreign exceptions are prefixed with their type and redacted (URL query values and userinfo,
+    token shapes, ``Bearer …``, ``key=…``); the whole is at most ``DESCRIPTION_LIMIT`` characters.
     """
     if err is None:
         return "unknown error"
     leaves: list[str] = []
 
-    def walk(e: BaseException) -> None:
-        if isinstance(e, BaseExceptionGroup):
+    def walk(e: BaseException, depth: int = 0) -> None:
+        if isinstance(e, BaseExceptionGroup) and depth < _CHAIN_DEPTH:
             for sub in e.exceptions:
-                walk(sub)
+                walk(sub, depth + 1)
             return
-        text = str(e).strip() or type(e).__name__
-        line = text if isinstance(e, SyncError) else f"{type(e).__name__}: {text}"
+        line = _link_text(e)
+        root = _root_cause(e)
+        if root is not e:
+            if isinstance(root, BaseExceptionGroup):
+                inner = describe_error(root) if depth < _CHAIN_DEPTH else _link_text(root)
+            else:
+                inner = _link_text(root)
+            bare = inner.split(": ", 1)[1] if not isinstance(root, SyncError) and ": " in inner else inner
+            if bare not in line and inner not in leaves:
+                line = f"{line} (root cause: {inner})"
         if line not in leaves:
             leaves.append(line)
 
     walk(err)
-    return "; ".join(leaves) if leaves else "unknown error"
+    return _clip("; ".join(leaves), DESCRIPTION_LIMIT) if leaves else "unknown error"
 
 
 # --------------------------------------------------------------------------------------------------

@@ -7,10 +7,12 @@ import datetime as dt
 import pytest
 
 from connectors.core import (
+    DESCRIPTION_LIMIT,
     AuthError,
     DestinationHTTPError,
     RateLimited,
     Record,
+    TransientError,
     auth_error_in_chain,
     describe_error,
     neutral_type_error,
@@ -78,3 +80,85 @@ def test_registry_discovers_entry_points():
     info = {i.name: i for i in discover()}
     assert info["files"].kinds == "source"
     assert info["files"].distribution == "durable-sync-dagster"
+
+
+def _raised(make):
+    """The exception ``make`` raises, with the chain Python attached while raising it."""
+    try:
+        make()
+    except BaseException as err:
+        return err
+    raise AssertionError("nothing raised")
+
+
+def test_describe_error_names_the_root_cause_behind_a_wrapper():
+    def page_three():
+        try:
+            raise OSError("[Errno 111] Connection refused")
+        except OSError:
+            raise RuntimeError("fetching page 3 failed")  # noqa: B904 - an implicit __context__ on purpose
+
+    assert describe_error(_raised(page_three)) == (
+        "RuntimeError: fetching page 3 failed (root cause: OSError: [Errno 111] Connection refused)"
+    )
+
+    def explicit():
+        try:
+            raise DestinationHTTPError(503, "Notion POST /v1/pages -> 503: service unavailable")
+        except DestinationHTTPError as err:
+            raise TransientError("writing page 3 failed") from err
+
+    assert describe_error(_raised(explicit)) == (
+        "writing page 3 failed (root cause: Notion POST /v1/pages -> 503: service unavailable)"
+    )
+
+
+def test_describe_error_does_not_repeat_a_cause_the_message_already_holds():
+    def wrapped():
+        try:
+            raise ValueError("503 service unavailable")
+        except ValueError as err:
+            raise TransientError("GitHub GET /repos -> ValueError: 503 service unavailable") from err
+
+    assert describe_error(_raised(wrapped)) == "GitHub GET /repos -> ValueError: 503 service unavailable"
+
+    def suppressed():
+        try:
+            raise ValueError("inner detail")
+        except ValueError:
+            raise TransientError("outer") from None
+
+    assert describe_error(_raised(suppressed)) == "outer"
+
+
+def test_describe_error_masks_secrets_of_a_foreign_root_cause_and_stays_bounded():
+    api_key = "AIza" + "Sy" + "x" * 33
+    bearer = "tok" + "9" * 30
+
+    def leaky():
+        try:
+            raise ValueError(
+                f"Client error '403' for url 'https://user:pw@api.example.com/v3/videos?key={api_key}&id=1' "
+                f"(sent Authorization: Bearer {bearer})"
+            )
+        except ValueError as err:
+            raise TransientError("listing videos failed") from err
+
+    text = describe_error(_raised(leaky))
+    assert api_key not in text and bearer not in text and "user:pw" not in text
+    assert "listing videos failed (root cause: ValueError: Client error '403'" in text
+    assert "https://[REDACTED]@api.example.com/v3/videos?key=[REDACTED]&id=[REDACTED]" in text
+
+    def huge():
+        try:
+            raise ValueError("x" * 5000)
+        except ValueError as err:
+            raise TransientError("y" * 5000) from err
+
+    assert len(describe_error(_raised(huge))) <= DESCRIPTION_LIMIT
+
+
+def test_describe_error_survives_a_cyclic_chain():
+    a, b = ValueError("a"), ValueError("b")
+    a.__cause__, b.__cause__ = b, a
+    assert describe_error(a) == "ValueError: a (root cause: ValueError: b)"
