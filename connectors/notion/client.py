@@ -12,7 +12,9 @@ happened) and are retried for every call.
 
 Ids: Notion accepts ids with or without dashes; :func:`normalize_id` also takes a Notion URL. In
 2025-09-03 a *database* holds one or more *data sources*; :meth:`NotionClient.resolve` turns either
-kind of id into a :class:`DataSourceRef`, trying the other kind when the first answers 404.
+kind of id into a :class:`DataSourceRef`, trying the other kind when the first answers 404. Property
+ids come back URL-encoded (``swq%5C``); as query parameters they are decoded once before httpx encodes
+them (:func:`query_property_id`), or Notion would receive them encoded twice.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import urllib.parse
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -55,6 +58,7 @@ __all__ = [
     "NotionClient",
     "credential_key",
     "normalize_id",
+    "query_property_id",
     "token_digest",
 ]
 
@@ -80,6 +84,18 @@ def normalize_id(value: str, *, what: str = "id") -> str:
     if not found:
         raise ConfigError(f"Notion {what} {text!r} is not a Notion id (32 hex digits, dashes optional) or URL")
     return str(uuid.UUID(found[-1].replace("-", "")))
+
+
+def query_property_id(property_id: str) -> str:
+    """A property id as Notion lists it (``swq%5C``, ``%3DqI%3B``, ``title``), ready for httpx's ``params``.
+
+    Notion returns property ids already URL-encoded. httpx encodes query values itself, so the id as
+    listed would reach Notion encoded twice (``swq%255C``) and the query fail with 400
+    ``validation_error``. Decoding it once first makes the wire carry it encoded once, which is what
+    Notion reads back to the id; notion-sdk-js does the same (``decodeURIComponent`` before
+    ``URLSearchParams.append``, PR #402). Ids without ``%`` (``title``) are unchanged.
+    """
+    return urllib.parse.unquote(property_id)
 
 
 def token_digest(token: str) -> str:
@@ -271,7 +287,12 @@ class NotionClient:
         page_size: int = PAGE_SIZE,
         filter_properties: Sequence[str] | None = None,
     ) -> Json:
-        """One page of ``POST /v1/data_sources/{id}/query`` (pages in trash are never returned)."""
+        """One page of ``POST /v1/data_sources/{id}/query`` (pages in trash are never returned).
+
+        Args:
+            filter_properties: Property ids as Notion lists them (URL-encoded, e.g. ``swq%5C``); only
+                these properties are returned. They are sent encoded once (see :func:`query_property_id`).
+        """
         body: Json = {"page_size": page_size}
         if filter is not None:
             body["filter"] = filter
@@ -279,7 +300,7 @@ class NotionClient:
             body["sorts"] = list(sorts)
         if start_cursor is not None:
             body["start_cursor"] = start_cursor
-        params = {"filter_properties": list(filter_properties)} if filter_properties else None
+        params = {"filter_properties": [query_property_id(p) for p in filter_properties]} if filter_properties else None
         # A query only reads, so it is safe to resend.
         return await self.request("POST", f"/v1/data_sources/{data_source_id}/query", json=body, params=params)
 

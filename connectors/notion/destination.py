@@ -39,6 +39,7 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import hashlib
+import json
 import logging
 import os
 import re
@@ -526,37 +527,68 @@ class _NotionSession:
     async def query_existing_rows(self) -> AsyncIterator[tuple[str, str]]:
         """Every (key, page id) of the data source, sorted by key, 100 pages per request.
 
+        Only the key property is asked for (``filter_properties``), which keeps each page of the
+        listing small. If Notion rejects that query (400 ``validation_error``: a property id it does
+        not read back, say) or leaves the key out, the listing asks for whole pages instead, logs it
+        once at INFO, and this destination lists that data source unfiltered from then on.
+
         Pages in the trash are not returned by Notion's query (their rows look deleted); pages
         without a key (added by hand) are skipped.
         """
         key = self.dest.key_property
+        data_source_id = self.target.data_source_id
+        unfiltered = f"unfiltered:{data_source_id}"
         prop_id = self.schema[key].get("id")
-        narrowed: list[str] | None = [str(prop_id)] if prop_id else None
+        narrowed: list[str] | None = [str(prop_id)] if prop_id and unfiltered not in self.dest._warned else None
         sorts = [{"property": key, "direction": "ascending"}]
         while True:
-            restart = False
+            reason: str | None = None
             yielded = False
             async with aclosing(
-                self.client.iter_query(self.target.data_source_id, sorts=sorts, filter_properties=narrowed)
+                self.client.iter_query(data_source_id, sorts=sorts, filter_properties=narrowed)
             ) as pages:
-                async for body in pages:
-                    results = [r for r in body.get("results") or [] if isinstance(r, dict)]
-                    if narrowed and not yielded and any(key not in (r.get("properties") or {}) for r in results):
-                        # Only the key is asked for; if Notion left it out, list whole pages instead.
-                        logger.info("Notion: filter_properties dropped the key; listing whole pages")
-                        narrowed, restart = None, True
-                        break
-                    for row in results:
-                        text = _key_text((row.get("properties") or {}).get(key))
-                        if text:
-                            yielded = True
-                            yield text, str(row["id"])
-            if not restart:
+                try:
+                    async for body in pages:
+                        results = [r for r in body.get("results") or [] if isinstance(r, dict)]
+                        if narrowed and not yielded and any(key not in (r.get("properties") or {}) for r in results):
+                            reason = "it left the key property out"
+                            break
+                        for row in results:
+                            text = _key_text((row.get("properties") or {}).get(key))
+                            if text:
+                                yielded = True
+                                yield text, str(row["id"])
+                except HTTPRecordError as err:
+                    # Same query params on every page, so a rejection comes with the first page; after
+                    # rows were yielded a restart would list them twice.
+                    if not narrowed or yielded or err.status_code != 400 or "validation_error" not in err.body:
+                        raise
+                    reason = f"Notion rejected it ({_error_message(err)})"
+            if reason is None:
                 return
+            if unfiltered not in self.dest._warned:
+                self.dest._warned.add(unfiltered)
+                logger.info(
+                    "Notion data source %s: listing with filter_properties=%s failed: %s; listing whole pages "
+                    "instead (from now on, for this destination)",
+                    data_source_id,
+                    prop_id,
+                    reason,
+                )
+            narrowed = None
 
     async def query_existing_ids(self) -> dict[str, str]:
         """{key: page id}; for a key listed twice the last page wins (``query_existing_rows`` shows both)."""
         return {key: page_id async for key, page_id in self.query_existing_rows()}
+
+
+def _error_message(err: HTTPRecordError) -> str:
+    """Notion's ``message`` from an error body, else the body itself (shortened)."""
+    try:
+        message = json.loads(err.body).get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return str(message or err.body)[:300]
 
 
 def _key_text(value: Any) -> str | None:

@@ -29,6 +29,14 @@ What it enforces, as the real API does:
 - Pages in trash are not returned by queries; editing one answers 400 "Can't edit block that is
   archived. You must unarchive the block before editing." unless the same request restores it.
 - ``created_time`` / ``last_edited_time`` are rounded down to the minute, as Notion reports them.
+- Property ids as Notion makes them: 3-4 random letters, digits and punctuation, listed URL-encoded
+  the way encodeURIComponent does (``swq%5C``, ``%3DqI%3B``; the title's id is ``title``).
+  ``?filter_properties=`` is percent-decoded once, like any server reads a query string, and must then
+  name a property id: an id encoded twice by a client (``swq%255C``) answers 400 ``validation_error``
+  "swq%5C is not a property that exists.".
+- Every answer carries a ``request_id`` in its body and the ``x-notion-request-id`` header; error
+  bodies are ``{"object": "error", "status", "code", "message", ["additional_data",] "request_id"}``
+  (a 404 names the integration and gives its id in ``additional_data``), a 429 has ``Retry-After``.
 
 Test-facing helpers: ``add_token`` / ``revoke_token`` / ``rotate_token``, ``add_parent_page``,
 ``add_database`` / ``add_data_source``, ``add_page`` / ``edit_page`` / ``trash_page`` / ``restore_page``
@@ -44,11 +52,14 @@ import functools
 import itertools
 import json
 import math
+import random
 import re
+import string
 import threading
 import time
+import urllib.parse
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -231,23 +242,29 @@ class _Fail(Exception):
     """An error answer in Notion's shape."""
 
     def __init__(
-        self, status: int, message: str | None = None, *, code: str | None = None, retry_after: int | None = None
+        self,
+        status: int,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        retry_after: int | None = None,
+        additional_data: Json | None = None,
     ):
         self.status = status
         self.code = code or ERROR_CODES.get(status, "internal_server_error")
         self.message = message or ERROR_MESSAGES.get(self.code, "Error.")
         self.retry_after = retry_after
+        self.additional_data = additional_data
         super().__init__(self.message)
 
-    def response(self) -> JSONResponse:
-        headers = {"Retry-After": str(self.retry_after)} if self.retry_after is not None else None
-        body = {
-            "object": "error",
-            "status": self.status,
-            "code": self.code,
-            "message": self.message,
-            "request_id": _new_id(),
-        }
+    def response(self, request_id: str) -> JSONResponse:
+        headers = {"x-notion-request-id": request_id}
+        if self.retry_after is not None:
+            headers["Retry-After"] = str(self.retry_after)
+        body: Json = {"object": "error", "status": self.status, "code": self.code, "message": self.message}
+        if self.additional_data is not None:
+            body["additional_data"] = self.additional_data
+        body["request_id"] = request_id
         return JSONResponse(body, status_code=self.status, headers=headers)
 
 
@@ -255,12 +272,19 @@ def _invalid(message: str) -> _Fail:
     return _Fail(400, message, code="validation_error")
 
 
-def _not_found(kind: str, object_id: str) -> _Fail:
+INTEGRATION_NAME = "durable-sync"
+"""The integration's name, which Notion quotes in 404 messages."""
+
+
+def _not_found(kind: str, object_id: str, integration_id: str | None = None) -> _Fail:
+    # As recorded (notion-sdk-py cassettes, 2025-09-03): the integration's name in the message, its id
+    # in additional_data.
     return _Fail(
         404,
         f"Could not find {kind} with ID: {object_id}. Make sure the relevant pages and databases are shared "
-        "with your integration.",
+        f'with your integration "{INTEGRATION_NAME}".',
         code="object_not_found",
+        additional_data={"integration_id": integration_id} if integration_id else None,
     )
 
 
@@ -327,6 +351,8 @@ class LoggedRequest:
     body: Any = None
     size: int = 0
     token: str | None = field(default=None, repr=False)
+    query: str = ""
+    """The raw query string as it came over the wire (still percent-encoded)."""
 
 
 @dataclass
@@ -371,6 +397,7 @@ class FakeNotion:
         burst: Requests a token may send at once after an idle spell.
         clock: Epoch seconds; inject a fake clock for tests, real time (default) for a loopback server.
         round_times: Round page timestamps down to the minute, as Notion does.
+        seed: Seed of the random property ids (None: a fresh one); a failing test names its ids.
     """
 
     def __init__(
@@ -380,6 +407,7 @@ class FakeNotion:
         burst: int = 10,
         clock: Callable[[], float] = time.time,
         round_times: bool = True,
+        seed: int | None = None,
     ) -> None:
         self.rate = rate
         self.burst = burst
@@ -397,6 +425,7 @@ class FakeNotion:
         self._cursors: dict[str, tuple[str, list[Any]]] = {}
         self._seq = itertools.count(1)
         self._lock = threading.RLock()
+        self._property_ids = property_id_factory(random.Random(seed))
         self.bot_id = _new_id()
         self.token = self.add_token()
         self.app = self._build_app()
@@ -525,7 +554,7 @@ class FakeNotion:
         data_source_id: str | None = None,
     ) -> FakeDataSource:
         """Another data source of an existing database (2025-09-03: a database may hold several)."""
-        schema = _schema(properties)
+        schema = _schema(properties, self._property_ids)
         now = self.clock()
         ds = FakeDataSource(data_source_id or _new_id(), database_id, name, schema, now, now)
         self.data_sources[ds.id] = ds
@@ -658,6 +687,7 @@ class FakeNotion:
         method, path = request.method, request.url.path
         body: Any = None
         token: str | None = None
+        request_id = _new_id()
         with self._lock:
             self.counters.requests += 1
             try:
@@ -685,13 +715,17 @@ class FakeNotion:
                     self.counters.writes += 1
                 if fault is not None:  # after=True: the request took effect, the answer is lost
                     raise _Fail(fault.status, fault.message, code=fault.code, retry_after=fault.retry_after)
-                status, response = 200, JSONResponse(result)
+                if isinstance(result, dict) and result.get("object") != "error":
+                    result = {**result, "request_id": request_id}  # every body carries it, as recorded
+                status = 200
+                response = JSONResponse(result, headers={"x-notion-request-id": request_id})
             except _Fail as fail:
-                status, response = fail.status, fail.response()
+                status, response = fail.status, fail.response(request_id)
                 self.counters.errors += 1
                 if fail.status == 429:
                     self.counters.rate_limited += 1
-            self.log.append(LoggedRequest(method, path, status, body, len(raw), token))
+            query = request.scope.get("query_string", b"").decode("latin-1")
+            self.log.append(LoggedRequest(method, path, status, body, len(raw), token, query))
             return response
 
     def _authenticate(self, request: Request) -> tuple[str, str]:
@@ -736,19 +770,19 @@ class FakeNotion:
     def _database(self, workspace: str, object_id: str) -> FakeDatabase:
         db = self.databases.get(object_id)
         if db is None or db.workspace != workspace:
-            raise _not_found("database", object_id)
+            raise _not_found("database", object_id, self.bot_id)
         return db
 
     def _data_source(self, workspace: str, object_id: str) -> FakeDataSource:
         ds = self.data_sources.get(object_id)
         if ds is None or self.databases[ds.database_id].workspace != workspace:
-            raise _not_found("data_source", object_id)
+            raise _not_found("data_source", object_id, self.bot_id)
         return ds
 
     def _page(self, workspace: str, object_id: str) -> FakePage:
         page = self.pages_by_id.get(object_id)
         if page is None or page.workspace != workspace:
-            raise _not_found("page", object_id)
+            raise _not_found("page", object_id, self.bot_id)
         return page
 
     # -- JSON views ----------------------------------------------------------------------------
@@ -784,6 +818,8 @@ class FakeNotion:
             "object": "data_source",
             "id": ds.id,
             "created_time": self._ts(ds.created_time),
+            "created_by": {"object": "user", "id": self.bot_id},
+            "last_edited_by": {"object": "user", "id": self.bot_id},
             "last_edited_time": self._ts(ds.last_edited_time),
             "title": _rich_list(ds.name),
             "description": [],
@@ -817,6 +853,17 @@ class FakeNotion:
             return page.properties[name]
         return _empty_value(kind)
 
+    def _page_url(self, page: FakePage) -> str:
+        """``https://www.notion.so/<Title-slug>-<id without dashes>``, as Notion builds page URLs."""
+        title: list[Json] = []
+        if page.data_source_id is not None:
+            title = page.properties.get(self.data_sources[page.data_source_id].title_name) or []
+        else:
+            title = page.properties.get("title") or []
+        slug = re.sub(r"[^0-9A-Za-z]+", "-", _plain(title)).strip("-")
+        hex_id = page.id.replace("-", "")
+        return f"https://www.notion.so/{slug}-{hex_id}" if slug else f"https://www.notion.so/{hex_id}"
+
     def _page_json(self, page: FakePage, only: set[str] | None = None) -> Json:
         props: Json = {}
         if page.data_source_id is not None:
@@ -841,7 +888,7 @@ class FakeNotion:
             "in_trash": page.in_trash,
             "is_locked": False,
             "properties": props,
-            "url": f"https://www.notion.so/{page.id.replace('-', '')}",
+            "url": self._page_url(page),
             "public_url": None,
         }
 
@@ -873,7 +920,7 @@ class FakeNotion:
                 raise _invalid("Creating new status database properties is currently not supported.")
             if kind is None:
                 raise _invalid(f"body.initial_data_source.properties.{name} should have a property type.")
-        schema = _schema(specs)
+        schema = _schema(specs, self._property_ids)
         titles = [n for n, p in schema.items() if p["type"] == "title"]
         if len(titles) != 1:
             raise _invalid("Exactly one title property is required.")
@@ -916,7 +963,7 @@ class FakeNotion:
         if has_more:
             next_cursor = _new_id()
             self._cursors[next_cursor] = (ds.id, keyed[start + page_size][0])
-        only = set(request.query_params.getlist("filter_properties")) or None
+        only = self._filter_properties(ds, request)
         return {
             "object": "list",
             "results": [self._page_json(p, only) for _, p in page_rows],
@@ -924,8 +971,28 @@ class FakeNotion:
             "has_more": has_more,
             "type": "page_or_data_source",
             "page_or_data_source": {},
-            "request_id": _new_id(),
         }, False
+
+    @staticmethod
+    def _filter_properties(ds: FakeDataSource, request: Request) -> set[str] | None:
+        """The property ids ``?filter_properties=`` asks for (None: all), as the API reads them.
+
+        The query string is percent-decoded ONCE (Starlette does, as any server does), and what remains
+        must be a property id in its raw form: ``swq%5C`` on the wire names the property the API lists
+        as ``swq%5C`` (raw ``swq\\``); the id as listed, encoded again by a client (``swq%255C``), decodes
+        to ``swq%5C``, which no property has: 400 ``validation_error`` (notion-sdk-js PR #402; the message
+        as reported in seratch/notion-sdk-jvm#75).
+        """
+        wanted = request.query_params.getlist("filter_properties")
+        if not wanted:
+            return None
+        by_raw = {urllib.parse.unquote(prop["id"]): prop["id"] for prop in ds.properties.values()}
+        only: set[str] = set()
+        for value in wanted:
+            if value not in by_raw:
+                raise _invalid(f"{value} is not a property that exists.")
+            only.add(by_raw[value])
+        return only
 
     def _sort_vector(self, ds: FakeDataSource, page: FakePage, sorts: list[Any]) -> list[Any]:
         vector: list[Any] = []
@@ -1129,7 +1196,43 @@ class FakeNotion:
 
 
 def _short_id() -> str:
+    """A select/multi-select option id (four hex digits here; Notion's are opaque strings)."""
     return uuid.uuid4().hex[:4]
+
+
+# What a property id is made of: Notion's internal ids are 3-4 characters of letters, digits and
+# punctuation (``U:C<``, ``swq\``, ``=qI;``, ``h:{D``), and the API returns them URL-encoded as
+# JavaScript's encodeURIComponent does (``U%3AC%3C``, ``swq%5C``, ``%3DqI%3B``, ``h%3A%7BD``). The title
+# property's id is always ``title``.
+_ID_LETTERS = string.ascii_letters + string.digits
+_ID_PUNCTUATION = "!#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+_URI_COMPONENT_SAFE = "-_.!~*'()"
+"""The characters encodeURIComponent leaves as they are (besides letters and digits)."""
+_ENCODED_PUNCTUATION = "".join(c for c in _ID_PUNCTUATION if c not in _URI_COMPONENT_SAFE)
+
+
+def encode_property_id(raw: str) -> str:
+    """A raw property id as the API shows it (encodeURIComponent)."""
+    return urllib.parse.quote(raw, safe=_URI_COMPONENT_SAFE)
+
+
+def property_id_factory(rng: random.Random) -> Callable[[Collection[str]], str]:
+    """``new(taken) -> id``: random encoded property ids, most with encoded punctuation, none in ``taken``."""
+
+    def new(taken: Collection[str]) -> str:
+        while True:
+            size = rng.choice((3, 4, 4))
+            chars = [rng.choice(_ID_LETTERS + _ID_PUNCTUATION) for _ in range(size)]
+            if rng.random() < 0.9:  # most real ids carry at least one character that is encoded
+                chars[rng.randrange(size)] = rng.choice(_ENCODED_PUNCTUATION)
+            encoded = encode_property_id("".join(chars))
+            if encoded not in taken and encoded != "title":
+                return encoded
+
+    return new
+
+
+_default_ids = property_id_factory(random.Random())
 
 
 def _check_uuid(value: str) -> str:
@@ -1149,8 +1252,9 @@ def _spec_type(spec: Any) -> str | None:
     return None
 
 
-def _schema(specs: Mapping[str, Any]) -> dict[str, Json]:
+def _schema(specs: Mapping[str, Any], new_id: Callable[[Collection[str]], str] = _default_ids) -> dict[str, Json]:
     schema: dict[str, Json] = {}
+    taken: set[str] = set()
     for name, spec in specs.items():
         kind = _spec_type(spec)
         if kind is None:
@@ -1176,7 +1280,9 @@ def _schema(specs: Mapping[str, Any]) -> dict[str, Json]:
             ]
         if kind == "number":
             config.setdefault("format", "number")
-        schema[name] = {"id": "title" if kind == "title" else _short_id(), "name": name, "type": kind, kind: config}
+        prop_id = "title" if kind == "title" else new_id(taken)
+        taken.add(prop_id)
+        schema[name] = {"id": prop_id, "name": name, "description": None, "type": kind, kind: config}
     return schema
 
 

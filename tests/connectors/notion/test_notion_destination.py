@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 
 from connectors.core import AuthError, ConfigError, Record, RecordError, TransientError
 from connectors.notion import NotionDestination, infer_schema
-from tests.fakes.notion import MAX_PAYLOAD_BYTES, FakeNotion, serve, utf16_len
+from tests.fakes.notion import MAX_PAYLOAD_BYTES, FakeNotion, encode_property_id, serve, utf16_len
 
 MakeDest = Callable[..., NotionDestination]
 
@@ -375,6 +376,44 @@ async def test_query_existing_rows_pages_through_250_rows_in_3_calls_sorted_by_k
         q.body["page_size"] == 100 and q.body["sorts"] == [{"property": "Key", "direction": "ascending"}]
         for q in queries
     )
+
+
+@pytest.mark.parametrize("raw_id", ["swq\\", "=qI;", "U:C<", "a&b+", "%#?/", "iAk8"])
+async def test_the_listing_sends_the_key_property_id_encoded_once(fake, make_dest, raw_id):
+    # Notion lists property ids URL-encoded (swq%5C); sent as listed, httpx encodes the % again
+    # (swq%255C) and Notion answers 400 validation_error. The wire must carry the id encoded once.
+    db = fake.add_database({"Name": "title", "Key": "rich_text"})
+    ds = fake.data_sources[db.data_source_ids[0]]
+    ds.properties["Key"]["id"] = encode_property_id(raw_id)
+    page = fake.add_page(ds.id, {"Key": "k1"})
+
+    async with make_dest(db.id).connect() as session:
+        rows = [pair async for pair in session.query_existing_rows()]
+
+    assert rows == [("k1", page.id)]
+    (query,) = fake.requests("POST", r"/query$")
+    assert query.status == 200
+    assert urllib.parse.parse_qs(query.query)["filter_properties"] == [raw_id]
+
+
+async def test_a_rejected_filter_falls_back_to_an_unfiltered_listing_logged_once(fake, make_dest, ds_id, caplog):
+    page = fake.add_page(ds_id, {"Name": "one", "Key": "k1"})
+    dest = make_dest()
+    caplog.set_level(logging.INFO, logger="connectors.notion.destination")
+    async with dest.connect() as session:
+        # The key property's id changed after the session read the schema: Notion rejects the old one.
+        fake.data_sources[ds_id].properties["Key"]["id"] = encode_property_id("n3w;")
+        assert [pair async for pair in session.query_existing_rows()] == [("k1", page.id)]
+        assert [pair async for pair in session.query_existing_rows()] == [("k1", page.id)]
+    async with dest.connect() as session:
+        assert await session.query_existing_ids() == {"k1": page.id}
+
+    queries = fake.requests("POST", r"/query$")
+    assert [q.status for q in queries] == [400, 200, 200, 200]  # later listings ask unfiltered at once
+    assert "filter_properties" in queries[0].query and not any(q.query for q in queries[1:])
+    fallbacks = [r for r in caplog.records if "filter_properties" in r.getMessage()]
+    assert len(fallbacks) == 1 and fallbacks[0].levelno == logging.INFO
+    assert "is not a property that exists" in fallbacks[0].getMessage()
 
 
 async def test_a_duplicate_key_is_listed_twice(dest, fake, ds_id):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.fakes.notion import ARCHIVED_MESSAGE, NOTION_VERSION, FakeNotion, serve
+from tests.fakes.notion import ARCHIVED_MESSAGE, NOTION_VERSION, FakeNotion, encode_property_id, serve
 
 
 @pytest.fixture
@@ -167,8 +168,33 @@ async def test_query_filters_sorts_and_pages(fake, http, ds_id, time):
 async def test_filter_properties_narrows_the_returned_properties(fake, http, ds_id):
     fake.add_page(ds_id, {"Key": "1", "Stars": 3})
     key_id = fake.data_sources[ds_id].properties["Key"]["id"]
-    answer = await http.post(f"/v1/data_sources/{ds_id}/query", params={"filter_properties": key_id}, json={})
-    assert set(answer.json()["results"][0]["properties"]) == {"Key"}
+    # The id as listed is already encoded: on the wire it must stay encoded once (httpx encodes params).
+    wire = f"/v1/data_sources/{ds_id}/query?filter_properties={key_id}&filter_properties=title"
+    answer = await http.post(wire, json={})
+    assert answer.status_code == 200
+    assert set(answer.json()["results"][0]["properties"]) == {"Key", "Name"}
+
+
+async def test_property_ids_are_listed_url_encoded_and_distinct(fake, ds_id):
+    ids = [p["id"] for p in fake.data_sources[ds_id].properties.values()]
+    assert len(set(ids)) == len(ids)
+    assert fake.data_sources[ds_id].properties["Name"]["id"] == "title"
+    others = [i for i in ids if i != "title"]
+    assert all(3 <= len(urllib.parse.unquote(i)) <= 4 for i in others)
+    assert all(encode_property_id(urllib.parse.unquote(i)) == i for i in others)  # encodeURIComponent form
+    assert sum("%" in i for i in others) > len(others) / 2  # most carry encoded punctuation, as in Notion
+
+
+async def test_a_property_id_encoded_twice_is_a_validation_error(fake, http, ds_id):
+    fake.data_sources[ds_id].properties["Key"]["id"] = "swq%5C"
+    ok = await http.post(f"/v1/data_sources/{ds_id}/query?filter_properties=swq%5C", json={})
+    assert ok.status_code == 200
+    twice = await http.post(f"/v1/data_sources/{ds_id}/query", params={"filter_properties": "swq%5C"}, json={})
+    assert twice.request.url.query == b"filter_properties=swq%255C"
+    assert error(twice) == (400, "validation_error", "swq%5C is not a property that exists.")
+    body = twice.json()
+    assert list(body) == ["object", "status", "code", "message", "request_id"]
+    assert twice.headers["x-notion-request-id"] == body["request_id"]
 
 
 async def test_timestamps_are_rounded_to_the_minute(fake, http, ds_id):
