@@ -353,6 +353,7 @@ class JiraClient:
         max_results: int = PAGE_SIZE,
         next_page_token: str | None = None,
         reconcile_issues: Sequence[int] = (),
+        expand: Sequence[str] = (),
     ) -> Json:
         """One page of ``POST /rest/api/3/search/jql``.
 
@@ -364,6 +365,8 @@ class JiraClient:
             next_page_token: The previous page's ``nextPageToken``.
             reconcile_issues: Issue ids (at most 50) whose latest state the answer must reflect
                 (search is eventually consistent).
+            expand: What to add (``schema``: the types of the returned fields, top level; ``names``;
+                ``renderedFields``), sent as Jira's comma-separated string.
         """
         if len(properties) > MAX_SEARCH_PROPERTIES:
             raise ConfigError(f"Jira search: at most {MAX_SEARCH_PROPERTIES} properties, got {len(properties)}")
@@ -376,6 +379,8 @@ class JiraClient:
             body["nextPageToken"] = next_page_token
         if reconcile_issues:
             body["reconcileIssues"] = [int(i) for i in list(reconcile_issues)[-MAX_RECONCILE_IDS:]]
+        if expand:
+            body["expand"] = ",".join(expand)
         # A search only reads, so it is safe to resend.
         result = await self.request("POST", SEARCH_PATH, json_body=body)
         return result if isinstance(result, dict) else {"issues": [], "isLast": True}

@@ -60,6 +60,10 @@ _ID_RE = re.compile(r"^[0-9]{1,18}$")
 _KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*-[0-9]+$")
 _ORDER_BY_RE = re.compile(r"\border\s+by\b", re.IGNORECASE)
 _MISSING_ITEM_RE = re.compile(r"issue with key '([^']+)' does not exist", re.IGNORECASE)
+# Jira's own renderings, used to decode a custom field when the answer carries no schema for it:
+# ``2024-03-01T10:15:30.000+0100`` (date-time custom fields) and ``2024-03-01`` (date pickers).
+_JIRA_DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:?\d{2})$")
+_JIRA_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 # Record property -> the Jira field it comes from (a property is emitted only if its field is asked for).
 _PROPERTY_FIELDS: dict[str, str] = {
@@ -80,13 +84,21 @@ _PROPERTY_FIELDS: dict[str, str] = {
 
 
 def parse_jira_datetime(value: Any) -> dt.datetime | str | None:
-    """Jira's ``2024-05-01T12:34:56.789+0000`` as an aware datetime (the raw string if unparseable)."""
+    """Jira's ``2024-03-01T10:15:30.000+0100`` as an aware datetime keeping its offset (the raw string
+    if unparseable).
+
+    The offset has no colon, which ``datetime.fromisoformat`` accepts only from Python 3.11 on (our
+    floor); ``strptime``'s ``%z`` is tried as well, so the parse never depends on that.
+    """
     if not isinstance(value, str) or not value:
         return None
     try:
         when = dt.datetime.fromisoformat(value)
     except ValueError:
-        return value
+        try:
+            when = dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z")
+        except ValueError:
+            return value
     return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
 
 
@@ -120,8 +132,20 @@ def _names(value: Any, *keys: str) -> list[str]:
     return out
 
 
-def _custom_value(value: Any) -> Any:
-    """A custom field's value as a neutral value (options -> their value, users -> display names)."""
+def _custom_value(value: Any, schema: Mapping[str, Any] | None = None) -> Any:
+    """A custom field's value as a neutral value, by the field's ``schema`` when Jira sent it.
+
+    Date pickers (``{"type": "date"}``) arrive as ``2024-03-01`` and become ``datetime.date``; date-time
+    fields (``{"type": "datetime"}``) arrive as ``2024-03-01T10:15:30.000+0100`` and become aware
+    datetimes; options become their value, users their display name, ADF text its plain text. Without
+    a schema, a string in exactly one of Jira's two date renderings is decoded the same way.
+    """
+    kind = schema.get("type") if isinstance(schema, Mapping) else None
+    if isinstance(value, str):
+        if kind == "date" or (kind is None and _JIRA_DATE_RE.match(value)):
+            return _parse_date(value)
+        if kind == "datetime" or (kind is None and _JIRA_DATETIME_RE.match(value)):
+            return parse_jira_datetime(value)
     if value is None or isinstance(value, (str, bool, int, float)):
         return value
     if isinstance(value, dict):
@@ -139,6 +163,7 @@ def issue_record(
     base_url: str,
     fields: Iterable[str] = DEFAULT_SOURCE_FIELDS,
     custom_fields: Mapping[str, str] | None = None,
+    schema: Mapping[str, Any] | None = None,
 ) -> Record | None:
     """One search result as a record: ``primary_key`` = the issue id; None without an id.
 
@@ -148,6 +173,8 @@ def issue_record(
         fields: The fields that were asked for; properties of the others are left out (not None),
             so narrowing the fields never clears a destination's values.
         custom_fields: Extra record property -> field id (e.g. ``{"Team": "customfield_10010"}``).
+        schema: The answer's ``schema`` map (``expand=schema``): field id -> ``{"type": ...}``, which
+            says how a custom field's value is decoded.
     """
     issue_id = issue.get("id")
     if issue_id is None or str(issue_id) == "":
@@ -176,8 +203,9 @@ def issue_record(
     properties = {
         name: value for name, value in values.items() if name not in _PROPERTY_FIELDS or _PROPERTY_FIELDS[name] in asked
     }
+    schemas: Mapping[str, Any] = schema if isinstance(schema, Mapping) else {}
     for name, field_id in (custom_fields or {}).items():
-        properties[name] = _custom_value(data.get(field_id))
+        properties[name] = _custom_value(data.get(field_id), schemas.get(field_id))
     body = adf_to_text(data.get("description")) if "description" in asked else None
     return Record(str(issue_id), properties, body)
 
@@ -323,16 +351,24 @@ class JiraSource:
 
     def _records(self, body: Mapping[str, Any], base_url: str) -> list[Record]:
         records: list[Record] = []
+        schema = body.get("schema") if isinstance(body.get("schema"), dict) else None
         for issue in body.get("issues") or []:
             if not isinstance(issue, dict):
                 continue
-            record = issue_record(issue, base_url=base_url, fields=self.fields, custom_fields=self.custom_fields)
+            record = issue_record(
+                issue, base_url=base_url, fields=self.fields, custom_fields=self.custom_fields, schema=schema
+            )
             if record is not None:
                 records.append(record)
         return records
 
     def _search_fields(self) -> list[str]:
         return list(dict.fromkeys([*self.fields, *self.custom_fields.values()]))
+
+    def _expand(self) -> tuple[str, ...]:
+        # The answer's field types decode custom fields (a date picker's "2024-03-01" is a date, a
+        # text field's is text); system fields are decoded by name and need none.
+        return ("schema",) if self.custom_fields else ()
 
     async def fetch_page(
         self, spec: SourceSpec, only_items: list[str] | None, cursor: str | None
@@ -354,7 +390,11 @@ class JiraSource:
     async def _search(self, client: JiraClient, jql: str, token: str | None, where: str) -> Json:
         try:
             return await client.search(
-                jql, fields=self._search_fields(), max_results=self.page_size, next_page_token=token
+                jql,
+                fields=self._search_fields(),
+                max_results=self.page_size,
+                next_page_token=token,
+                expand=self._expand(),
             )
         except JiraRejected as err:
             if token is None:
@@ -363,7 +403,9 @@ class JiraSource:
             logger.warning(
                 "Jira source %s %s: the stored page token was refused (%s); restarting the pass", self.name, where, err
             )
-            return await client.search(jql, fields=self._search_fields(), max_results=self.page_size)
+            return await client.search(
+                jql, fields=self._search_fields(), max_results=self.page_size, expand=self._expand()
+            )
 
     def _token_from(self, cursor: str | None, query: str, where: str) -> str | None:
         if cursor is None:
@@ -406,6 +448,7 @@ class JiraSource:
                     fields=self._search_fields(),
                     max_results=self.page_size,
                     next_page_token=token,
+                    expand=self._expand(),
                 )
                 break
             except JiraRejected as err:

@@ -14,8 +14,15 @@ written from Atlassian's documentation, independently of ``connectors.jira``::
 
 What it enforces, as Jira Cloud does:
 
-- Basic auth ``email:api-token``: 401 ``Client must be authenticated to access this resource.`` for
-  anything else (a revoked token included).
+- Basic auth ``email:api-token``: for anything else (a revoked token included) 401 with the plain-text
+  body ``Client must be authenticated to access this resource.`` and ``X-Seraph-LoginReason:
+  AUTHENTICATED_FAILED``, as Jira Cloud answers a failed Basic login (not the JSON error shape).
+- Real shapes: numeric-string issue ids, ``self`` links, ``created``/``updated`` and date-time custom
+  fields rendered in the user's zone with Jira's colon-less offset (``2024-03-01T10:15:30.000+0100``;
+  ``timezone``), ``status`` with a full ``statusCategory``, ``assignee`` null when unassigned, ADF
+  descriptions, no ``total`` in search answers, no ``nextPageToken`` key on the last page
+  (JRACLOUD-92184), ``renderedFields`` only with ``expand=renderedFields``, top-level ``names`` /
+  ``schema`` maps with ``expand=names,schema``, and ``X-AREQUESTID`` / ``ATL-TraceId`` on every answer.
 - ``POST``/``GET /rest/api/3/search/jql`` (a JQL subset: ``project = X``, ``id|key|issuekey in (...)``,
   ``= != > >= < <=`` on ``created``/``updated``, ``status``/``issuetype``/``labels``/``priority`` ``=``
   and ``in``, ``summary ~ "text"``, ``AND``/``OR``/``NOT``/parentheses, ``ORDER BY created|updated|key|id
@@ -68,7 +75,7 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from tests.fakes.loopback import serve_app
@@ -104,6 +111,13 @@ FIRST_ISSUE_ID = 10_000
 PRIORITIES = ("Highest", "High", "Medium", "Low", "Lowest")
 DEFAULT_PRIORITY = "Medium"
 STATUSES = {"To Do": "new", "In Progress": "indeterminate", "Done": "done"}
+# statusCategory key -> (id, colorName, name), as every Jira Cloud site has them.
+STATUS_CATEGORIES = {
+    "new": (2, "blue-gray", "To Do"),
+    "indeterminate": (4, "yellow", "In Progress"),
+    "done": (3, "green", "Done"),
+}
+ISSUE_EXPAND = "renderedFields,names,schema,operations,editmeta,changelog,versionedRepresentations"
 
 REMOVED = (
     "The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. A full migration "
@@ -151,10 +165,16 @@ SYSTEM_FIELDS: dict[str, tuple[str, Json, bool]] = {
 }
 
 
-def _ts(epoch: float) -> str:
-    """Jira's timestamp format: ``2024-05-01T12:34:56.789+0000``."""
-    when = dt.datetime.fromtimestamp(epoch, dt.UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}+0000"
+def _ts(epoch: float, tz: dt.tzinfo = dt.UTC) -> str:
+    """Jira's timestamp format, in the requesting user's time zone: ``2024-03-01T10:15:30.000+0100``
+    (milliseconds, and an offset WITHOUT a colon; Python < 3.11 ``fromisoformat`` refused it)."""
+    when = dt.datetime.fromtimestamp(epoch, tz)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}" + when.strftime("%z")
+
+
+def _request_id() -> str:
+    """An ``X-AREQUESTID`` as Jira sends one: ``<minute of day>x<counter>x<node>`` (e.g. ``945x62874x1``)."""
+    return f"{secrets.randbelow(1440)}x{secrets.randbelow(10**6)}x{secrets.randbelow(9) + 1}"
 
 
 def adf_text(doc: Any) -> str:
@@ -226,7 +246,18 @@ class _Fail(Exception):
         self.headers = dict(headers or {})
         super().__init__("; ".join([*self.messages, *self.errors.values()]))
 
-    def response(self) -> JSONResponse:
+    def response(self) -> Response:
+        if self.status == 401:
+            # Jira Cloud answers a failed Basic login with a plain-text body, not the JSON error shape.
+            return PlainTextResponse(
+                NOT_AUTHENTICATED,
+                status_code=401,
+                headers={
+                    "X-Seraph-LoginReason": "AUTHENTICATED_FAILED",
+                    "WWW-Authenticate": 'OAuth realm="https%3A%2F%2Facme.atlassian.net"',
+                    **self.headers,
+                },
+            )
         return JSONResponse(
             {"errorMessages": self.messages, "errors": self.errors}, status_code=self.status, headers=self.headers
         )
@@ -504,6 +535,8 @@ class FakeJira:
         clock: Epoch seconds; a fake clock in tests, real time (default) for a loopback server.
         burst: Requests per second per (method, endpoint); None disables the limit.
         index_delay: Seconds before a new issue shows up in search (0: at once).
+        timezone: The requesting user's time zone: Jira renders ``created``, ``updated`` and date-time
+            custom fields in it (``+0100`` by default, so an offset other than UTC is always exercised).
     """
 
     def __init__(
@@ -514,8 +547,10 @@ class FakeJira:
         clock: Callable[[], float] = time.time,
         burst: int | None = 10,
         index_delay: float = 0.0,
+        timezone: dt.tzinfo = dt.timezone(dt.timedelta(hours=1)),
     ) -> None:
         self.site = site.rstrip("/")
+        self.timezone = timezone
         self.clock = clock
         self.burst = burst
         self.index_delay = index_delay
@@ -793,7 +828,23 @@ class FakeJira:
         return {"self": f"{self.site}{API}/issuetype/{type_id}", "id": type_id, "name": name, "subtask": False}
 
     def _status_json(self, name: str) -> Json:
-        return {"name": name, "id": str(list(STATUSES).index(name) + 1), "statusCategory": {"key": STATUSES[name]}}
+        status_id = str(list(STATUSES).index(name) + 1)
+        key = STATUSES[name]
+        cat_id, color, cat_name = STATUS_CATEGORIES[key]
+        return {
+            "self": f"{self.site}{API}/status/{status_id}",
+            "description": "",
+            "iconUrl": f"{self.site}/",
+            "name": name,
+            "id": status_id,
+            "statusCategory": {
+                "self": f"{self.site}{API}/statuscategory/{cat_id}",
+                "id": cat_id,
+                "key": key,
+                "colorName": color,
+                "name": cat_name,
+            },
+        }
 
     def _project_json(self, project: FakeProject) -> Json:
         return {
@@ -821,17 +872,36 @@ class FakeJira:
         self.keys[key] = issue_id
         return issue
 
-    def _issue_json(self, issue: FakeIssue, fields: Sequence[str] | None, properties: Sequence[str]) -> Json:
-        """``fields`` None: every field; [] : id only (search's default)."""
+    def _issue_json(
+        self,
+        issue: FakeIssue,
+        fields: Sequence[str] | None,
+        properties: Sequence[str],
+        expand: frozenset[str] = frozenset(),
+    ) -> Json:
+        """``fields`` None: every field; [] : id only (search's default). ``expand``: ``renderedFields``
+        adds the HTML renderings (absent otherwise, as in Jira)."""
         if fields is not None and not fields and not properties:
             return {"id": issue.id}
-        out: Json = {"expand": "", "id": issue.id, "self": f"{self.site}{API}/issue/{issue.id}", "key": issue.key}
+        out: Json = {
+            "expand": ISSUE_EXPAND,
+            "id": issue.id,
+            "self": f"{self.site}{API}/issue/{issue.id}",
+            "key": issue.key,
+        }
         everything = {
             **issue.fields,
             "project": self._project_json(self.projects[issue.project]),
-            "created": _ts(issue.created),
-            "updated": _ts(issue.updated),
+            "created": _ts(issue.created, self.timezone),
+            "updated": _ts(issue.updated, self.timezone),
         }
+        for fid, value in list(everything.items()):
+            fld = self.fields.get(fid)
+            if fld is not None and fld.custom and fld.schema.get("type") == "datetime" and isinstance(value, str):
+                # Stored as sent; Jira answers in the requesting user's time zone.
+                with contextlib.suppress(ValueError):
+                    when = dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z")
+                    everything[fid] = _ts(when.timestamp(), self.timezone)
         if fields is None or "*all" in fields or "*navigable" in fields:
             chosen = dict(everything)
         else:
@@ -841,9 +911,30 @@ class FakeJira:
                 chosen.pop(name[1:], None)
         if fields is None or fields:
             out["fields"] = chosen
+            if "renderedFields" in expand:
+                out["renderedFields"] = {fid: self._rendered(fid, value) for fid, value in chosen.items()}
         if properties:
             wanted = set(issue.properties) if "*all" in properties else set(properties)
             out["properties"] = {k: v for k, v in issue.properties.items() if k in wanted}
+        return out
+
+    def _rendered(self, fid: str, value: Any) -> Any:
+        """``renderedFields``: HTML for rich text, Jira's display format for dates, None for the rest."""
+        if isinstance(value, dict) and value.get("type") == "doc":
+            return "".join(f"<p>{p}</p>" for p in adf_text(value).split("\n\n") if p)
+        if fid in ("created", "updated") and isinstance(value, str):
+            when = dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z")
+            return when.strftime("%d/%b/%y %I:%M %p")
+        return None
+
+    def _expanded_meta(self, expand: frozenset[str], returned: Sequence[str]) -> Json:
+        """The ``names`` and ``schema`` maps of an expanded answer, for the fields it returned."""
+        out: Json = {}
+        known = [fid for fid in dict.fromkeys(returned) if fid in self.fields]
+        if "names" in expand:
+            out["names"] = {fid: self.fields[fid].name for fid in known}
+        if "schema" in expand:
+            out["schema"] = {fid: dict(self.fields[fid].schema) for fid in known}
         return out
 
     # -- the app -------------------------------------------------------------------------------
@@ -910,6 +1001,8 @@ class FakeJira:
             self.log.append(LoggedRequest(method, path, status, body, params))
         if drop:
             raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+        response.headers["X-AREQUESTID"] = _request_id()
+        response.headers["ATL-TraceId"] = secrets.token_hex(8)
         return response
 
     def _fault_error(self, fault: _Fault) -> Exception:
@@ -1003,7 +1096,10 @@ class FakeJira:
         issue = self._lookup(id)
         fields = _csv(params.get("fields"))
         properties = _csv(params.get("properties")) or []
-        return 200, self._issue_json(issue, fields, properties)
+        expand = _expand(params.get("expand"))
+        out = self._issue_json(issue, fields, properties, expand)
+        out.update(self._expanded_meta(expand, list(out.get("fields", {}))))
+        return 200, out
 
     def _get_property(self, email: str, body: Any, params: Mapping[str, str], id: str, prop: str) -> tuple[int, Any]:
         issue = self._lookup(id)
@@ -1259,6 +1355,7 @@ class FakeJira:
                 "fields": _csv(params.get("fields")) or [],
                 "properties": _csv(params.get("properties")) or [],
                 "reconcileIssues": [int(i) for i in _csv(params.get("reconcileIssues")) or []],
+                "expand": params.get("expand"),
             }
         if not isinstance(body, dict):
             raise _Fail(400, ["The request body must be an object."])
@@ -1293,14 +1390,18 @@ class FakeJira:
         matching.sort(key=lambda i: int(i.id), reverse=not order)  # no ORDER BY: newest first
         for name, ascending in reversed(order):
             matching.sort(key=lambda i, n=name: _sort_key(i, n), reverse=not ascending)  # type: ignore[misc]
+        expand = _expand(body.get("expand"))
         page = matching[offset : offset + max_results]
         end = offset + len(page)
-        result: Json = {
-            "issues": [self._issue_json(i, fields, properties) for i in page],
-            "isLast": end >= len(matching),
-        }
+        issues = [self._issue_json(i, fields, properties, expand) for i in page]
+        # No "total" (there is a separate approximate-count endpoint). The last page carries isLast
+        # and no nextPageToken key at all (JRACLOUD-92184), not a null one.
+        result: Json = {"issues": issues}
         if end < len(matching):
             result["nextPageToken"] = self._make_token(end, digest)
+        result["isLast"] = end >= len(matching)
+        returned = [fid for issue in issues for fid in issue.get("fields", {})]
+        result.update(self._expanded_meta(expand, returned))
         return 200, result
 
     def _make_token(self, offset: int, digest: str) -> str:
@@ -1415,6 +1516,13 @@ def _sort_key(issue: FakeIssue, name: str) -> Any:
 
 def _rx(pattern: str | None) -> re.Pattern[str] | None:
     return re.compile(pattern) if pattern else None
+
+
+def _expand(value: Any) -> frozenset[str]:
+    """``expand`` as Jira takes it: a comma-separated string (a list is accepted too)."""
+    if isinstance(value, list):
+        return frozenset(str(v).strip() for v in value if str(v).strip())
+    return frozenset(_csv(value) or []) if isinstance(value, str) else frozenset()
 
 
 def _csv(value: str | None) -> list[str] | None:
