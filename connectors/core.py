@@ -62,6 +62,7 @@ __all__ = [
     "classify_status",
     "describe_error",
     "neutral_type_error",
+    "redact_error_text",
 ]
 
 CONTRACT_VERSION = 1
@@ -376,9 +377,10 @@ def _mask_url(match: re.Match[str]) -> str:
     return out
 
 
-def _redact(text: str, *, foreign: bool) -> str:
-    """``text`` with URL userinfo and query values, token shapes and (for foreign errors, whose
-    wording we do not control) ``Bearer …`` and ``key=…`` pairs masked; whitespace collapsed."""
+def redact_error_text(text: str, *, foreign: bool = True) -> str:
+    """An error message as ``describe_error`` shows it: URL userinfo and query values and token shapes
+    masked, and for foreign errors (whose wording we do not control) ``Bearer …`` and ``key=…`` pairs
+    too; whitespace collapsed. For messages that arrive as text (a serialized error of another process)."""
     text = _URL_RE.sub(_mask_url, text)
     text = _TOKEN_SHAPES_RE.sub(_REDACTED, text)
     if foreign:
@@ -394,7 +396,7 @@ def _clip(text: str, limit: int) -> str:
 def _link_text(e: BaseException) -> str:
     """One exception as a line: our own errors by their message, foreign ones prefixed with their type."""
     foreign = not isinstance(e, SyncError)
-    text = _redact(str(e).strip(), foreign=foreign) or type(e).__name__
+    text = redact_error_text(str(e).strip(), foreign=foreign) or type(e).__name__
     line = f"{type(e).__name__}: {text}" if foreign and text != type(e).__name__ else text
     return _clip(line, _LINK_LIMIT)
 

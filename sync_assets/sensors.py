@@ -7,29 +7,41 @@
   however often the sensor ticks. Paused, not-before and in-flight partitions are skipped.
 - **Sync now** drains the state store's ``requests`` inbox (CLI, code, webhooks): all pending
   requests of one partition merge into one run; a full or full-refresh request wins over targeted
-  ones (durable-sync silently downgraded it). Requests for paused partitions wait.
+  ones (durable-sync silently downgraded it). Requests for paused partitions wait. The inbox is
+  shared by every code location of a deployment: each location takes only its own routes' requests
+  (the CLI refuses a route no module defines, so none is left for nobody).
 - **Auth resume** clears an automatic auth pause once the credential's fingerprint changes (a new
   token was configured) and requests a catch-up run of every partition that uses it.
-- **Failure sensor** stores each failed sync run's root cause per partition (``durable-sync status``).
+- **Failure sensor** stores each failed sync run's root cause per partition (``durable-sync status``
+  and an observation on the asset partition). It reads the step failure's error chain, not the run
+  failure message: after the retry policy gives up, the step's own error says "Exceeded max_retries
+  of 3" and only its cause holds the 503 that made every attempt fail.
 - **Reconcile schedule** (daily per route) requests a pass with a destination listing.
 
 No ``from __future__ import annotations`` here: Dagster reads the context annotations at runtime.
 """
 
+import re
 import time
 import zlib
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from connectors.core import DESCRIPTION_LIMIT, redact_error_text
 from sync_assets.engine import credential_fingerprint
 from sync_assets.factory import PARTITION_TAG, ROUTE_TAG, RouteDefs, SyncConfig, run_tags
 from sync_assets.notify import notify_pause
 from sync_assets.resources import SyncStateResource
 from sync_assets.state import StateStore
 
+if TYPE_CHECKING:  # a private module of Dagster: named for the type checker only
+    from dagster._utils.error import SerializableErrorInfo
+
 __all__ = [
     "auth_resume_sensor",
+    "describe_step_error",
     "dispatcher_sensor",
     "failure_sensor",
     "reconcile_schedule",
@@ -142,16 +154,15 @@ def sync_now_sensor(route_defs: Sequence[RouteDefs]) -> dg.SensorDefinition:
         pauses = store.pauses()
         grouped: dict[tuple[str, str], list] = {}
         for req in store.pending_requests():
-            grouped.setdefault((req.route, req.partition), []).append(req)
+            # Only this code location's routes: the inbox is shared by every location of the
+            # deployment, and a request for another location's route is that location's to take.
+            if req.route in by_name:
+                grouped.setdefault((req.route, req.partition), []).append(req)
         run_requests = []
         partition_requests = []
         for (route_name, partition), reqs in grouped.items():
-            rd = by_name.get(route_name)
+            rd = by_name[route_name]
             ids = [r.id for r in reqs]
-            if rd is None:
-                context.log.warning(f"dropping sync requests {ids} for unknown or disabled route {route_name!r}")
-                store.take_requests(ids, run_key="unknown-route")
-                continue
             specs = rd.route.specs_by_partition()
             if partition not in specs:
                 context.log.warning(f"dropping sync requests {ids}: {route_name} has no spec {partition!r}")
@@ -248,6 +259,75 @@ def catch_up_requests(
     return out
 
 
+# Dagster's wrappers around a step's error: their message says how Dagster gave up, not why.
+_DAGSTER_WRAPPERS = frozenset(
+    {
+        "RetryRequestedFromPolicy",
+        "RetryRequested",
+        "DagsterExecutionStepExecutionError",
+        "DagsterUserCodeExecutionError",
+        "DagsterMaxRetriesExceededError",
+    }
+)
+_MAX_RETRIES_RE = re.compile(r"Exceeded max_retries of (\d+)")
+_CHAIN_DEPTH = 20
+
+
+def _error_line(info: "SerializableErrorInfo") -> str:
+    """One serialized error as ``describe_error`` writes a live one: our errors by their message,
+    foreign ones as ``Cls: message``, redacted."""
+    message = " ".join((info.message or "").split())
+    cls = info.cls_name or "Error"
+    # ``traceback.format_exception_only`` wrote "package.module.Cls: text" (or just the name).
+    qualified, sep, text = message.partition(": ")
+    if not sep and message.rsplit(".", 1)[-1] == cls:
+        qualified, text = message, ""
+    elif qualified.rsplit(".", 1)[-1] != cls:
+        qualified, text = "", message
+    ours = qualified.startswith(("connectors.", "sync_assets."))
+    text = redact_error_text(text, foreign=not ours)
+    if ours:
+        return text or cls
+    return f"{cls}: {text}" if text else cls
+
+
+def describe_step_error(error: "SerializableErrorInfo | None") -> str | None:
+    """The cause of a step failure from its serialized error chain (``.cause``, else ``.context``):
+    the first error that is not a Dagster wrapper, and the root cause when it differs.
+
+    Example: ``Exceeded max_retries of 3`` ← ``RuntimeError: fetching page 2 failed`` ← ``GitHub GET
+    /orgs/acme/repos -> 503: service unavailable`` reads ``RuntimeError: fetching page 2 failed (root
+    cause: GitHub GET /orgs/acme/repos -> 503: service unavailable); gave up after 3 retries``.
+    """
+    chain: list[SerializableErrorInfo] = []
+    seen: set[int] = set()
+    current = error
+    while current is not None and id(current) not in seen and len(chain) < _CHAIN_DEPTH:
+        seen.add(id(current))
+        chain.append(current)
+        current = current.cause or current.context
+    if not chain:
+        return None
+    retries = None
+    for link in chain:
+        m = _MAX_RETRIES_RE.search(link.message or "")
+        if m and link.cls_name in _DAGSTER_WRAPPERS:
+            retries = int(m.group(1))
+            break
+    own = [link for link in chain if link.cls_name not in _DAGSTER_WRAPPERS]
+    if not own:
+        return _error_line(chain[-1])
+    outer, root = _error_line(own[0]), _error_line(own[-1])
+    line = outer
+    if len(own) > 1:
+        bare = root.split(": ", 1)[1] if root.startswith(f"{own[-1].cls_name}: ") else root
+        if bare not in outer:
+            line = f"{outer} (root cause: {root})"
+    if retries is not None:
+        line += f"; gave up after {retries} retries"
+    return line[:DESCRIPTION_LIMIT]
+
+
 def failure_sensor(route_defs: Sequence[RouteDefs]) -> dg.SensorDefinition:
     names = {rd.route.name for rd in route_defs}
 
@@ -272,12 +352,8 @@ def failure_sensor(route_defs: Sequence[RouteDefs]) -> dg.SensorDefinition:
                 md = {k: getattr(v, "value", v) for k, v in (user.metadata or {}).items()}
                 if md.get("reason") == "auth":
                     paused_scope = str(md.get("scope") or "")
-            elif data.error is not None:
-                messages.append(
-                    data.error.message.strip().splitlines()[-1]
-                    if data.error.message
-                    else data.error.cls_name or "error"
-                )
+            elif (cause := describe_step_error(data.error)) is not None:
+                messages.append(cause)
         message = "; ".join(dict.fromkeys(messages)) or (context.failure_event.message or "run failed")
         sync_state.store().record_failure(route, partition, message, run_id=run.run_id)
         # Shown on the asset partition in the UI, next to its materializations.

@@ -13,8 +13,12 @@ import dagster as dg
 import pytest
 from dagster._core.storage.dagster_run import DagsterRun
 
+from connectors.core import TransientError
+from connectors.memory import MemoryDestination, MemorySource
 from sync_assets.factory import PARTITION_TAG, build_definitions
 from sync_assets.resources import SyncStateResource
+from sync_assets.routes import Route
+from sync_assets.sensors import describe_step_error
 from sync_assets.state import utcnow
 from sync_assets.testing import materialize_route
 from tests.sync_assets.helpers import FAST_RETRY, memory_route, records
@@ -224,3 +228,84 @@ def test_reconcile_schedule_requests_a_listing_for_each_partition(instance, rout
     requests = list(schedule.evaluate_tick(ctx).run_requests or [])
     assert sorted(r.partition_key for r in requests) == ["a", "b", "c"]
     assert all(r.run_config["ops"][route.name]["config"]["reconcile"] for r in requests)
+
+
+class _DownAfterFirstPage(MemorySource):
+    """Page 1 arrives; page 2 fails every time behind a wrapper, as a source that re-raises does."""
+
+    async def fetch_page(self, spec, only_items, cursor):
+        if cursor:
+            try:
+                raise TransientError("GitHub GET /orgs/acme/repos -> 503: service unavailable")
+            except TransientError as err:
+                raise RuntimeError("fetching page 2 failed") from err
+        return await super().fetch_page(spec, only_items, cursor)
+
+
+def _failure_context(defs, instance, result, store):
+    (record,) = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    return dg.build_run_status_sensor_context(
+        sensor_name="durable_sync_failures",
+        dagster_event=record.dagster_event,
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        resources={"sync_state": SyncStateResource(url=store.url)},
+    ).for_run_failure()
+
+
+def test_failure_sensor_keeps_the_503_behind_exhausted_retries(instance, sqlite_store):
+    route = Route(_DownAfterFirstPage({"a": records(20)}, page_size=10), MemoryDestination(), name="memory_to_memory")
+    add_partitions(instance, route, ("a",))
+    defs = defs_for(route, sqlite_store)
+    result = defs.resolve_job_def(f"{route.name}_sync").execute_in_process(
+        instance=instance, partition_key="a", raise_on_error=False
+    )
+    assert not result.success
+    defs.resolve_sensor_def("durable_sync_failures")(_failure_context(defs, instance, result, sqlite_store))
+    failure = sqlite_store.partition_state(route.name, "a")["last_failure"]
+    assert failure == (
+        "RuntimeError: fetching page 2 failed (root cause: GitHub GET /orgs/acme/repos -> 503: service "
+        f"unavailable); gave up after {FAST_RETRY.max_retries} retries"
+    )
+    (obs,) = instance.fetch_observations(dg.AssetKey(route.name), limit=1).records
+    assert obs.asset_observation.metadata["last_failure"].value == failure
+
+
+def test_describe_step_error_reads_the_chain_and_redacts_foreign_text():
+    from dagster._utils.error import SerializableErrorInfo
+
+    key = "AIza" + "Sy" + "k" * 33
+    root = SerializableErrorInfo(
+        f"httpx.HTTPStatusError: Server error '503' for url 'https://www.googleapis.com/youtube/v3/videos?key={key}'\n",
+        [],
+        "HTTPStatusError",
+    )
+    ours = SerializableErrorInfo("connectors.core.TransientError: YouTube listing failed\n", [], "TransientError")
+    wrapper = SerializableErrorInfo(
+        "dagster._core.errors.DagsterExecutionStepExecutionError: Error occurred while executing op\n",
+        [],
+        "DagsterExecutionStepExecutionError",
+        cause=SerializableErrorInfo(ours.message, [], ours.cls_name, context=root),
+    )
+    text = describe_step_error(wrapper)
+    assert key not in text
+    assert text == (
+        "YouTube listing failed (root cause: HTTPStatusError: Server error '503' for url "
+        "'https://www.googleapis.com/youtube/v3/videos?key=[REDACTED]')"
+    )
+    assert describe_step_error(None) is None
+
+
+def test_sync_now_never_takes_requests_of_another_code_locations_routes(instance, route, sqlite_store):
+    other = Route(MemorySource({"x": records(3)}, name="elsewhere"), MemoryDestination(), name="other_location")
+    add_partitions(instance, route)
+    sqlite_store.enqueue_request(route.name, "a")
+    theirs = sqlite_store.enqueue_request(other.name, "x")
+    result = tick(defs_for(route, sqlite_store), "durable_sync_sync_now", instance, sqlite_store)
+    assert [r.partition_key for r in result.run_requests] == ["a"]
+    assert [r.id for r in sqlite_store.pending_requests()] == [theirs]  # still there for its owner
+
+    instance.add_dynamic_partitions(other.name, ["x"])
+    result = tick(defs_for(other, sqlite_store), "durable_sync_sync_now", instance, sqlite_store)
+    assert [(r.job_name, r.partition_key) for r in result.run_requests] == [(f"{other.name}_sync", "x")]
+    assert sqlite_store.pending_requests() == []
