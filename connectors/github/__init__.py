@@ -14,6 +14,7 @@ from connectors.github.client import (
     ETagStore,
     GitHubClient,
     LinkHeaderPagination,
+    RepositoryBlocked,
     parse_link_header,
     rate_limit_key_for,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "GitHubSource",
     "LinkHeaderPagination",
     "RepoContext",
+    "RepositoryBlocked",
     "parse_link_header",
     "rate_limit_key_for",
     "repo_record",

@@ -13,6 +13,18 @@ rate-limited 403 and redaction come from there. It adds what is specific to GitH
   it outlives one client, one source instance and one pass, within one process.
 - **Cursors**: a next link is stored relative to the API root (``/organizations/9919/repos?…&page=2``)
   so a cursor stays valid in a new process and on another host name for the same API.
+- **User accounts**: ``/orgs/{name}/repos`` is a 404 for a user, whose repos list at
+  ``/users/{name}/repos`` (next links ``/user/{id}/repos``). A 404 on the first page of an org
+  listing is retried there once; the user endpoint knows only ``type`` = ``owner``/``member``/``all``
+  (anything else is a 422), so the org types are mapped and the rest filtered here.
+- **Blocked repositories**: a repo taken down (DMCA: ``451``; terms of service: ``403``) still
+  appears in its org's listing, and every read of it answers ``{"message": "Repository access
+  blocked", "block": {"reason", …}}``. That is :class:`RepositoryBlocked`, a ``RecordError`` for that
+  repo alone: a 403 here is not a credential failure.
+- **Secondary rate limits without ``retry-after``**: GitHub documents "wait at least one minute"
+  for them; its ``x-ratelimit-reset`` header then still names the *primary* window (up to an hour
+  away, with plenty remaining), which a generic client would wait for. :class:`_GitHubTransport`
+  gives such a response a ``retry-after`` of 60 s before ``connectors.http`` reads it.
 """
 
 from __future__ import annotations
@@ -31,7 +43,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
-from connectors.core import BlobStore, ConfigError
+from connectors.core import BlobStore, ConfigError, RecordError
 from connectors.github.settings import (
     ACCEPT_JSON,
     ACCEPT_RAW,
@@ -63,6 +75,7 @@ __all__ = [
     "GitHubResponse",
     "LinkHeaderPagination",
     "ListPage",
+    "RepositoryBlocked",
     "parse_link_header",
     "rate_limit_key_for",
     "token_digest",
@@ -71,7 +84,19 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 ANONYMOUS_KEY = "github:anonymous"
-_ORG_CURSOR_RE = re.compile(r"^/(?:orgs/[A-Za-z0-9_.-]+|organizations/\d+)/repos(?:\?[^#\s]*)?$")
+_ORG_CURSOR_RE = re.compile(
+    r"^/(?:orgs/[A-Za-z0-9_.-]+|organizations/\d+|users/[A-Za-z0-9_.-]+|user/\d+)/repos(?:\?[^#\s]*)?$"
+)
+_USER_CURSOR_RE = re.compile(r"^/(?:users/[^/]+|user/\d+)/repos")
+_SECONDARY_TEXT = re.compile(r"secondary rate limit|abuse detection", re.I)
+
+SECONDARY_LIMIT_WAIT = 60
+"""GitHub: after a secondary rate limit without ``retry-after`` (and with primary budget left),
+"wait for at least one minute before retrying"."""
+
+USER_REPO_TYPES = {"all": "owner", "public": "owner", "private": "owner", "forks": "owner", "sources": "owner"}
+"""An org listing ``type`` as ``/users/{name}/repos`` takes it (``owner``, ``member`` or ``all``); the
+difference is filtered by :func:`keep_user_repo`. ``member`` passes through."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -283,6 +308,41 @@ class BlobETagStore:
 # Responses
 
 
+class RepositoryBlocked(RecordError):
+    """GitHub refuses every read of one repository (DMCA takedown: 451; terms of service: 403).
+
+    Attributes:
+        status_code: Always 451: a blocked repo, never a credential failure. ``auth_error_in_chain``
+            reads a ``status_code`` of 403 as auth, so a terms-of-service block does not report it
+            (as ``connectors.http`` reports a rate-limited 403 as 429).
+        http_status: The status on the wire, 451 or 403.
+        reason: ``block.reason`` (``dmca``, ``tos``, ``unavailable``, …).
+    """
+
+    status_code = 451
+
+    def __init__(self, message: str, *, http_status: int, reason: str) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.reason = reason
+
+
+def blocked_reason(status: int, content: bytes) -> str | None:
+    """``block.reason`` of GitHub's "Repository access blocked" answer (403 or 451); None for anything else."""
+    if status not in (403, 451) or b"block" not in content:
+        return None
+    try:
+        body = json.loads(content)
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    block = body.get("block")
+    if isinstance(block, dict):
+        return str(block.get("reason") or "blocked")
+    return "blocked" if body.get("message") == "Repository access blocked" else None
+
+
 @dataclass(frozen=True, slots=True)
 class GitHubResponse:
     """A successful GET, fresh or answered from the cache after a 304.
@@ -318,17 +378,49 @@ class ListPage:
     not_modified: bool
 
 
-class _SharedTransport(httpx.AsyncBaseTransport):
-    """An injected transport, lent to one short-lived client: closing the client must not close it."""
+def is_secondary_limit(status: int, headers: httpx.Headers, body: bytes) -> bool:
+    """A 403/429 that is GitHub's secondary rate limit: primary budget left, and the documented text."""
+    if status not in (403, 429) or headers.get("x-ratelimit-remaining") == "0":
+        return False
+    return bool(_SECONDARY_TEXT.search(body[:4000].decode("utf-8", errors="replace")))
 
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self._inner = inner
+
+class _GitHubTransport(httpx.AsyncBaseTransport):
+    """The transport under ``connectors.http``'s retries, with GitHub's secondary-limit rule applied.
+
+    A secondary rate limit without ``retry-after`` gets ``retry-after: 60`` (GitHub: wait at least a
+    minute), so the retry layer does not take the primary window's ``x-ratelimit-reset`` (up to an
+    hour away) for the wait. An injected transport is lent, not owned: closing the client leaves it open.
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport | None) -> None:
+        self._owns_inner = inner is None
+        self._inner = inner if inner is not None else httpx.AsyncHTTPTransport(retries=0)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self._inner.handle_async_request(request)
+        response = await self._inner.handle_async_request(request)
+        if response.status_code in (403, 429) and "retry-after" not in response.headers:
+            await response.aread()
+            if is_secondary_limit(response.status_code, response.headers, response.content):
+                response.headers["retry-after"] = str(SECONDARY_LIMIT_WAIT)
+        return response
 
     async def aclose(self) -> None:
-        pass
+        if self._owns_inner:
+            await self._inner.aclose()
+
+
+def keep_user_repo(repo: Mapping[str, Any], repo_type: str) -> bool:
+    """Whether a repo of a user listing belongs to the org-style ``repo_type`` asked for."""
+    if repo_type == "public":
+        return not repo.get("private")
+    if repo_type == "private":
+        return bool(repo.get("private"))
+    if repo_type == "forks":
+        return bool(repo.get("fork"))
+    if repo_type == "sources":
+        return not repo.get("fork")
+    return True
 
 
 def _segment(value: str) -> str:
@@ -397,7 +489,7 @@ class GitHubClient:
             max_concurrent=max_concurrent,
             retry=retry,
             timeout=timeout,
-            transport=_SharedTransport(transport) if transport is not None else None,
+            transport=_GitHubTransport(transport),
             sleep=sleep,
             clock=clock,
         )
@@ -410,6 +502,8 @@ class GitHubClient:
         """Responses received (each retried attempt inside the transport is not counted)."""
         self.not_modified = 0
         """Of those, 304s answered from the cache."""
+        self.user_accounts: set[str] = set()
+        """Names (lower case) that :meth:`org_repos_page` found to be user accounts, not organizations."""
 
     async def __aenter__(self) -> GitHubClient:
         return self
@@ -452,6 +546,12 @@ class GitHubClient:
             self.not_modified += 1
             link = response.headers.get("link") or cached.link
             return GitHubResponse(200, cached.content, parse_link_header(link), True, response.headers)
+        if (reason := blocked_reason(response.status_code, response.content)) is not None:
+            raise RepositoryBlocked(
+                f"GitHub GET {request.url.path} -> {response.status_code}: Repository access blocked ({reason})",
+                http_status=response.status_code,
+                reason=reason,
+            )
         try:
             raise_for_status(response, service=SERVICE, credential=self.credential)
         except NotFound:
@@ -514,15 +614,20 @@ class GitHubClient:
         return "/" + url.raw_path[len(base_path) :].decode("ascii").lstrip("/")
 
     def org_repos_url(
-        self, org: str, cursor: str | None, *, repo_type: str = ORG_REPO_TYPE
+        self, org: str, cursor: str | None, *, repo_type: str = ORG_REPO_TYPE, user: bool = False
     ) -> tuple[str, dict[str, str | int]]:
         """The URL (and params) of a page of an org's repos: the first page, or the one a cursor names.
 
-        A cursor is what :meth:`cursor_for` returned (``/organizations/9919/repos?…&page=2``) or, as
-        durable-sync stored it, a bare page number (``"2"``).
+        A cursor is what :meth:`cursor_for` returned (``/organizations/9919/repos?…&page=2``, or
+        ``/user/583231/repos?…&page=2`` for a user account) or, as durable-sync stored it, a bare page
+        number (``"2"``). ``user=True`` lists a user account (``/users/{name}/repos``).
         """
-        first = f"/orgs/{_segment(org)}/repos"
-        params: dict[str, str | int] = {"type": repo_type, "sort": ORG_REPO_SORT, "per_page": self.per_page}
+        if user:
+            first = f"/users/{_segment(org)}/repos"
+            kind = USER_REPO_TYPES.get(repo_type, repo_type)
+        else:
+            first, kind = f"/orgs/{_segment(org)}/repos", repo_type
+        params: dict[str, str | int] = {"type": kind, "sort": ORG_REPO_SORT, "per_page": self.per_page}
         if cursor is None:
             return first, params
         if cursor.isdigit() and int(cursor) >= 1:
@@ -530,23 +635,44 @@ class GitHubClient:
         if not _ORG_CURSOR_RE.match(cursor):
             raise ConfigError(
                 f"GitHub org {org!r}: cursor {cursor!r} was not issued by this source "
-                "(expected /orgs/<org>/repos?… or /organizations/<id>/repos?…); start a full pass"
+                "(expected /orgs/<org>/repos?…, /organizations/<id>/repos?… or /user/<id>/repos?…); "
+                "start a full pass"
             )
-        if cursor.startswith("/orgs/") and cursor.split("/")[2].lower() != org.lower():
-            raise ConfigError(f"GitHub org {org!r}: cursor {cursor!r} belongs to another org; start a full pass")
+        if cursor.startswith(("/orgs/", "/users/")) and cursor.split("/")[2].lower() != org.lower():
+            raise ConfigError(f"GitHub org {org!r}: cursor {cursor!r} belongs to another account; start a full pass")
         return cursor, {}
 
     async def org_repos_page(
-        self, org: str, cursor: str | None = None, *, repo_type: str = ORG_REPO_TYPE
+        self, org: str, cursor: str | None = None, *, repo_type: str = ORG_REPO_TYPE, user: bool | None = None
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """One page of ``GET /orgs/{org}/repos`` and the cursor of the next page (None on the last)."""
-        url, params = self.org_repos_url(org, cursor, repo_type=repo_type)
-        page = await self.list_page(url, params=params or None)
+        """One page of an account's repos and the cursor of the next page (None on the last).
+
+        ``GET /orgs/{org}/repos``; for a user account (``user=True``, or a 404 there on the first page
+        when ``user`` is None) ``GET /users/{org}/repos``, filtered to ``repo_type``. A cursor names its
+        own endpoint. Raises ``ConfigError`` when the name is neither an organization nor a user.
+        """
+        if cursor is not None and not cursor.isdigit():
+            user = bool(_USER_CURSOR_RE.match(cursor))
+        url, params = self.org_repos_url(org, cursor, repo_type=repo_type, user=bool(user))
+        try:
+            page = await self.list_page(url, params=params or None)
+        except NotFound:
+            if user is not None:
+                raise
+            # Not an organization: a user account lists its repos elsewhere.
+            url, params = self.org_repos_url(org, cursor, repo_type=repo_type, user=True)
+            try:
+                page = await self.list_page(url, params=params or None)
+            except NotFound:
+                raise ConfigError(f"GitHub: there is no organization or user named {org!r}") from None
+            user = True
+            self.user_accounts.add(org.lower())
+        items = [r for r in page.items if keep_user_repo(r, repo_type)] if user else page.items
         next_cursor = self.cursor_for(page.next_url) if page.next_url else None
         if next_cursor is not None and next_cursor == cursor:
             logger.warning("GitHub org %s: the next link repeats the current page; ending the pass", org)
             next_cursor = None
-        return page.items, next_cursor
+        return items, next_cursor
 
     # ------------------------------------------------------------------------------ repos
 
@@ -563,6 +689,9 @@ class GitHubClient:
             response = await self.get(path)
         except NotFound:
             logger.warning("GitHub repo %s not found (deleted, private to this token, or renamed away)", label)
+            return None
+        except RepositoryBlocked as err:
+            logger.warning("GitHub repo %s skipped: %s", label, err)
             return None
         except Exception as err:
             if getattr(err, "status_code", None) in SKIPPED_REPO_STATUSES:

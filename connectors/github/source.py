@@ -8,7 +8,8 @@ Specs (one partition each)::
 Cursors (opaque to the engine, documented for operators):
 
 - org spec: GitHub's ``rel="next"`` link made relative to the API root, e.g.
-  ``/organizations/9919/repos?type=all&sort=full_name&per_page=100&page=2``. It is replayed against the
+  ``/organizations/9919/repos?type=all&sort=full_name&per_page=100&page=2`` (for a user account,
+  whose repos list at ``/users/{name}/repos``: ``/user/583231/repos?…&page=2``). It is replayed against the
   configured ``base_url``, so it survives a new process and a new host name. A bare page number
   (``"2"``, durable-sync's cursor) is accepted too.
 - repos spec: the offset into the named list as a decimal string (``"20"``).
@@ -39,6 +40,7 @@ from connectors.github.client import (
     SHARED_ETAG_CACHE,
     ETagStore,
     GitHubClient,
+    RepositoryBlocked,
     rate_limit_key_for,
     token_digest,
 )
@@ -375,6 +377,8 @@ class GitHubSource:
         if not isinstance(name, str) or not name:
             raise ConfigError(f"GitHubSource.name must be a non-empty string, got {name!r}")
         self.name = name
+        self._user_accounts: set[str] = set()
+        """``orgs`` entries found to be user accounts (their repos list at ``/users/{name}/repos``)."""
         self.requests_sent = 0
         """Responses received by this source's clients (for tests and benchmarks)."""
         self.not_modified = 0
@@ -486,7 +490,9 @@ class GitHubSource:
                 repos = await self._targeted(client, spec, only_items)
             elif kind == "org":
                 org = str(spec.params["org"])
-                listed, next_cursor = await client.org_repos_page(org, cursor, repo_type=self.repo_type)
+                user = True if org.lower() in self._user_accounts else None
+                listed, next_cursor = await client.org_repos_page(org, cursor, repo_type=self.repo_type, user=user)
+                self._user_accounts |= client.user_accounts
                 repos = [r for r in listed if self._keep_org_repo(r)]
             else:
                 repos, next_cursor = await self._named_page(client, spec, cursor)
@@ -636,7 +642,13 @@ class GitHubSource:
             per_page = max(CONTRIBUTORS_PER_PAGE, 2 * self.contributor_limit)
             return await client.get_contributors(full, per_page=per_page)
 
-        results: list[Any] = await _gather_bounded([readme, languages, contributors], 3)
+        try:
+            results: list[Any] = await _gather_bounded([readme, languages, contributors], 3)
+        except RepositoryBlocked as err:
+            # Listed, but taken down (DMCA, terms of service): no record, so the destination keeps
+            # what it had instead of an empty README; the other repos of the page go on.
+            logger.warning("GitHub repo %s skipped: %s", full, err)
+            return None
         text = cast("str | None", results[0])
         langs = cast("dict[str, int] | None", results[1])
         people = cast("list[dict[str, Any]] | None", results[2])

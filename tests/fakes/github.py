@@ -26,7 +26,15 @@ What it does as GitHub does:
   remaining a 403 with ``x-ratelimit-remaining: 0`` and ``API rate limit exceeded for user ID 1.``
   until the reset (window and limit configurable, time injectable).
 - On demand: secondary rate limits (403/429 with ``retry-after``) and injected faults (``fail_next``).
-- ``x-github-request-id`` on every response; a 403 without a ``User-Agent``.
+- ``x-github-request-id`` on every response (GitHub's five hex groups); a 403 without a ``User-Agent``.
+- Real shapes: repo, org and user ids beyond 2**31 (repos beyond 2**32: ``REPO_ID_START``), node ids in
+  GitHub's current format (``R_kgDP…``, ``O_…``, ``U_…``), the full repo object (``owner`` object,
+  ``license`` null or ``NOASSERTION``/``other``, ``topics``, ``visibility``, ``pushed_at`` null for an
+  empty repo), error bodies ``{"message", "documentation_url", "status": "<code as a string>"}``.
+- User accounts (``add_user``): ``/orgs/{user}/repos`` is a 404; ``/users/{login}/repos`` (``type`` =
+  owner/member/all, anything else a 422) pages on as ``/user/{id}/repos``.
+- Blocked repos (``FakeRepo.blocked``): listed with their org, but every read answers "Repository
+  access blocked" (451 for ``dmca``, 403 for ``tos``/``unavailable``).
 
 Every request is logged in ``fake.requests`` as ``Call(method, path, status)``.
 """
@@ -61,6 +69,13 @@ __all__ = ["Call", "FakeClock", "FakeGitHub", "FakeOrg", "FakeRepo", "serve"]
 
 DOCS = "https://docs.github.com/rest"
 RATE_DOCS = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"
+SECONDARY_DOCS = RATE_DOCS + "#about-secondary-rate-limits"
+REPO_ID_START = 1_234_567_890_123
+"""First repo id: beyond 2**31 and 2**32 (GitHub ids are int64; repo ids passed 2**31 long ago for events)."""
+ACCOUNT_ID_START = 2_200_000_001
+"""First org/user id: beyond 2**31."""
+USER_ID = 3_100_000_042
+"""The id of the token's user, as GitHub quotes it in "API rate limit exceeded for user ID …"."""
 SUPPORTED_API_VERSIONS = frozenset({"2022-11-28", "2026-03-10"})
 JSON_TYPE = "application/json; charset=utf-8"
 RAW_TYPE = "application/vnd.github.raw; charset=utf-8"
@@ -98,8 +113,15 @@ class Call(NamedTuple):
 
 @dataclass
 class FakeOrg:
+    """An account that owns repos: an organization, or a user (``type="User"``)."""
+
     login: str
     id: int
+    type: str = "Organization"
+
+    @property
+    def is_user(self) -> bool:
+        return self.type == "User"
 
 
 @dataclass
@@ -118,7 +140,7 @@ class FakeRepo:
     archived: bool = False
     fork: bool = False
     license: str | None = "MIT"  # SPDX id; None: no license file; "NOASSERTION": unrecognised
-    pushed_at: str = "2024-05-01T10:00:00Z"
+    pushed_at: str | None = "2024-05-01T10:00:00Z"  # None: never pushed to (GitHub sends null)
     created_at: str = "2020-01-15T08:30:00Z"
     updated_at: str = "2024-05-01T10:00:00Z"
     visibility: str = "public"
@@ -127,6 +149,7 @@ class FakeRepo:
     contributors: list[dict[str, Any]] = field(default_factory=list)  # {login, contributions, type}
     empty: bool = False  # no commits: contributors answer 204
     contributors_too_large: bool = False  # contributors answer GitHub's 403 "too large"
+    blocked: str | None = None  # "dmca": 451; "tos"/"unavailable": 403 "Repository access blocked" (still listed)
 
     @property
     def full_name(self) -> str:
@@ -162,6 +185,26 @@ def _json_bytes(data: Any) -> bytes:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def node_id(prefix: str, number: int) -> str:
+    """A GraphQL node id in GitHub's current format: ``R_kgDO…`` (repo), ``O_…`` (org), ``U_…`` (user).
+
+    The part after the underscore is URL-safe base64 (no padding) of a MessagePack array
+    ``[0, id]``; an id of 2**32 or more is packed as uint64, hence ``kgDP`` instead of ``kgDO``.
+    """
+    if number < 0x80:
+        packed_id = bytes([number])
+    elif number < 0x100:
+        packed_id = b"\xcc" + number.to_bytes(1, "big")
+    elif number < 0x10000:
+        packed_id = b"\xcd" + number.to_bytes(2, "big")
+    elif number < 2**32:
+        packed_id = b"\xce" + number.to_bytes(4, "big")
+    else:
+        packed_id = b"\xcf" + number.to_bytes(8, "big")
+    packed = b"\x92\x00" + packed_id
+    return f"{prefix}_" + base64.urlsafe_b64encode(packed).decode().rstrip("=")
+
+
 def _etag(content: bytes, *, weak: bool = True) -> str:
     digest = hashlib.sha256(content).hexdigest()[:40]
     return f'W/"{digest}"' if weak else f'"{digest}"'
@@ -183,6 +226,7 @@ _LICENSE_NAMES = {
     "GPL-3.0": "GNU General Public License v3.0",
     "NOASSERTION": "Other",
 }
+_LICENSE_KEYS = {"NOASSERTION": "other"}
 
 
 class FakeGitHub:
@@ -218,8 +262,10 @@ class FakeGitHub:
         self._user = _Bucket(rate_limit, rate_window)
         self._anonymous = _Bucket(anonymous_rate_limit, rate_window)
         self._faults: list[_Fault] = []
-        self._ids = itertools.count(500_000_001)
-        self._org_ids = itertools.count(9001)
+        # Ids beyond 2**31 and 2**32, as GitHub's int64 ids will be: a client that squeezes them into
+        # 32 bits, or through a float, gets them wrong.
+        self._ids = itertools.count(REPO_ID_START)
+        self._org_ids = itertools.count(ACCOUNT_ID_START)
         self._request_ids = itertools.count(1)
         self.requests: list[Call] = []
         self.in_flight = 0
@@ -236,9 +282,24 @@ class FakeGitHub:
             org = self.orgs[login.lower()] = FakeOrg(login, next(self._org_ids))
         return org
 
+    def add_user(self, login: str) -> FakeOrg:
+        """A user account: its repos list at ``/users/{login}/repos`` (``/orgs/{login}/repos`` is a 404)."""
+        account = self.orgs.get(login.lower())
+        if account is None:
+            account = self.orgs[login.lower()] = FakeOrg(login, next(self._org_ids), "User")
+        elif not account.is_user:
+            raise ValueError(f"{login} is an organization")
+        return account
+
     def add_repo(self, owner: str, name: str, **fields: Any) -> FakeRepo:
-        """Add a repo to ``owner`` (an org, created if needed); ``fields`` are ``FakeRepo`` fields."""
-        org = self.add_org(owner)
+        """Add a repo to ``owner`` (an org, created if needed); ``fields`` are ``FakeRepo`` fields.
+
+        An ``empty=True`` repo has ``pushed_at`` and ``language`` null unless given, as on GitHub.
+        """
+        if fields.get("empty"):
+            fields.setdefault("pushed_at", None)
+            fields.setdefault("language", None)
+        org = self.orgs.get(owner.lower()) or self.add_org(owner)
         if self._find(f"{org.login}/{name}") is not None:
             raise ValueError(f"repo {org.login}/{name} exists")
         repo = FakeRepo(id=next(self._ids), owner=org.login, name=name, **fields)
@@ -405,7 +466,10 @@ class FakeGitHub:
         return response
 
     def _respond(self, request: Request) -> Response:
-        request_id = f"{next(self._request_ids):04X}:{hashlib.sha1(request.url.path.encode()).hexdigest()[:8].upper()}"
+        # GitHub's shape: five colon-separated upper-case hex groups, e.g. "C9E4:2B3A:1A2B3C:1B2C3D:65F1A2B3".
+        serial = next(self._request_ids)
+        digest = hashlib.sha1(f"{serial}:{request.url.path}".encode()).hexdigest().upper()
+        request_id = f"{digest[:4]}:{digest[4:8]}:{serial:06X}:{digest[8:14]}:{int(self.clock()):08X}"
         base_headers = {"x-github-request-id": request_id, "x-github-media-type": "github.v3; format=json"}
         if not request.headers.get("user-agent"):
             body = {
@@ -432,7 +496,11 @@ class FakeGitHub:
 
         free = request.url.path == "/rate_limit"
         if not free and bucket.used >= bucket.limit:
-            message = "API rate limit exceeded for user ID 1." if token else "API rate limit exceeded for 127.0.0.1."
+            who = f"user ID {USER_ID}" if token else "127.0.0.1"
+            message = (
+                f"API rate limit exceeded for {who}. If you reach out to GitHub Support for help, please include "
+                f"the request ID {base_headers['x-github-request-id']}."
+            )
             return self._error(403, message, base_headers, bucket, docs=RATE_DOCS)
 
         status, content, headers = self._dispatch(request, anonymous=token is None, bucket=bucket)
@@ -496,7 +564,7 @@ class FakeGitHub:
                 "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
                 f"If you reach out to GitHub Support for help, please include the request ID {headers['x-github-request-id']}."
             )
-            return self._error(fault.status, message, headers, bucket, docs=RATE_DOCS)
+            return self._error(fault.status, message, headers, bucket, docs=SECONDARY_DOCS)
         if fault.status == 403:
             return self._error(403, "Resource not accessible by personal access token", headers, bucket)
         if fault.status == 401:
@@ -514,6 +582,8 @@ class FakeGitHub:
 
     _ORG_REPOS = re.compile(r"^/orgs/(?P<org>[^/]+)/repos/?$")
     _ORG_ID_REPOS = re.compile(r"^/organizations/(?P<id>\d+)/repos/?$")
+    _USER_REPOS = re.compile(r"^/users/(?P<login>[^/]+)/repos/?$")
+    _USER_ID_REPOS = re.compile(r"^/user/(?P<id>\d+)/repos/?$")
     _REPO = re.compile(r"^/repos/(?P<owner>[^/]+)/(?P<name>[^/]+)(?P<rest>/readme|/languages|/contributors)?/?$")
     _REPO_ID = re.compile(r"^/repositories/(?P<id>\d+)(?P<rest>/readme|/languages|/contributors)?/?$")
 
@@ -527,10 +597,18 @@ class FakeGitHub:
             return 200, _json_bytes({"resources": {"core": rate}, "rate": rate}), {}
         if m := self._ORG_REPOS.match(path):
             org = self.orgs.get(urllib.parse.unquote(m["org"]).lower())
-            return self._org_repos(request, org, anonymous) if org else self._not_found()
+            # A user is not an organization: /orgs/{user}/repos is a 404 on GitHub.
+            return self._org_repos(request, org, anonymous) if org and not org.is_user else self._not_found()
         if m := self._ORG_ID_REPOS.match(path):
-            org = next((o for o in self.orgs.values() if o.id == int(m["id"])), None)
+            org = next((o for o in self.orgs.values() if o.id == int(m["id"]) and not o.is_user), None)
             return self._org_repos(request, org, anonymous) if org else self._not_found()
+        if m := self._USER_REPOS.match(path):
+            # /users/{login}/repos answers for organizations too; its next links are /user/{id}/repos.
+            account = self.orgs.get(urllib.parse.unquote(m["login"]).lower())
+            return self._user_repos(request, account, anonymous) if account else self._not_found()
+        if m := self._USER_ID_REPOS.match(path):
+            account = next((o for o in self.orgs.values() if o.id == int(m["id"])), None)
+            return self._user_repos(request, account, anonymous) if account else self._not_found()
         if m := self._REPO.match(path):
             full = f"{urllib.parse.unquote(m['owner'])}/{urllib.parse.unquote(m['name'])}"
             repo = self._find(full)
@@ -578,12 +656,48 @@ class FakeGitHub:
             query = urllib.parse.urlencode({**params, "per_page": per_page, "page": n})
             return f"{self._base(request)}{link_path}?{query}"
 
-        links = []
+        links = []  # in GitHub's order: prev, next, last, first
         if page > 1:
-            links += [f'<{url(page - 1)}>; rel="prev"', f'<{url(1)}>; rel="first"']
+            links.append(f'<{url(page - 1)}>; rel="prev"')
         if page < last:
             links += [f'<{url(page + 1)}>; rel="next"', f'<{url(last)}>; rel="last"']
+        if page > 1:
+            links.append(f'<{url(1)}>; rel="first"')
         return chunk, ({"link": ", ".join(links)} if links else {})
+
+    _USER_REPO_TYPES = frozenset({"all", "owner", "member"})
+
+    def _user_repos(self, request: Request, account: FakeOrg, anonymous: bool) -> tuple[int, bytes, dict[str, str]]:
+        """``GET /users/{login}/repos``: ``type`` is ``owner`` (default), ``all`` or ``member``; others are a 422.
+
+        Only public repos are listed (this endpoint shows another account's public repos).
+        """
+        kind = request.query_params.get("type", "owner")
+        if kind not in self._USER_REPO_TYPES:
+            body = {
+                "message": "Validation Failed",
+                "errors": [{"resource": "Repository", "field": "type", "code": "invalid"}],
+                "documentation_url": f"{DOCS}/repos/repos#list-repositories-for-a-user",
+                "status": "422",
+            }
+            return 422, _json_bytes(body), {}
+        repos = [r for r in self.repos.values() if r.owner.lower() == account.login.lower() and not r.private]
+        if kind == "member":
+            repos = []  # this fake has no collaborators
+        sort = request.query_params.get("sort", "full_name")
+        direction = request.query_params.get("direction", "asc" if sort == "full_name" else "desc")
+        repos.sort(key=self._sort_key(sort), reverse=direction == "desc")
+        chunk, headers = self._paged(request, repos, f"/user/{account.id}/repos")
+        return 200, _json_bytes([self.repo_json(request, r) for r in chunk]), headers
+
+    @staticmethod
+    def _sort_key(sort: str) -> Callable[[FakeRepo], Any]:
+        return {
+            "full_name": lambda r: r.full_name.lower(),
+            "created": lambda r: (r.created_at, r.id),
+            "updated": lambda r: (r.updated_at, r.id),
+            "pushed": lambda r: (r.pushed_at or "", r.id),
+        }.get(sort, lambda r: (r.created_at, r.id))
 
     def _org_repos(self, request: Request, org: FakeOrg, anonymous: bool) -> tuple[int, bytes, dict[str, str]]:
         kind = request.query_params.get("type", "all")
@@ -600,13 +714,7 @@ class FakeGitHub:
             repos = [r for r in repos if r.fork]
         elif kind == "sources":
             repos = [r for r in repos if not r.fork]
-        sort_key: Callable[[FakeRepo], Any] = {
-            "full_name": lambda r: r.full_name.lower(),
-            "created": lambda r: (r.created_at, r.id),
-            "updated": lambda r: (r.updated_at, r.id),
-            "pushed": lambda r: (r.pushed_at, r.id),
-        }.get(sort, lambda r: (r.created_at, r.id))
-        repos.sort(key=sort_key, reverse=direction == "desc")
+        repos.sort(key=self._sort_key(sort), reverse=direction == "desc")
         chunk, headers = self._paged(request, repos, f"/organizations/{org.id}/repos")
         return 200, _json_bytes([self.repo_json(request, r) for r in chunk]), headers
 
@@ -615,6 +723,19 @@ class FakeGitHub:
     ) -> tuple[int, bytes, dict[str, str]]:
         if repo is None or (anonymous and repo.private):
             return self._not_found()
+        if repo.blocked is not None:
+            # Listed with the org's repos, but every read of the repo itself is refused.
+            body = {
+                "message": "Repository access blocked",
+                "block": {
+                    "reason": repo.blocked,
+                    "created_at": repo.updated_at,
+                    "html_url": "https://github.com/github/dmca/blob/master/2024/05/2024-05-01-example.md"
+                    if repo.blocked == "dmca"
+                    else "https://github.com/tos",
+                },
+            }
+            return (451 if repo.blocked == "dmca" else 403), _json_bytes(body), {}
         if rest == "":
             return 200, _json_bytes(self.repo_json(request, repo)), {}
         if rest == "/readme":
@@ -649,61 +770,103 @@ class FakeGitHub:
             chunk, headers = self._paged(request, people, f"/repositories/{repo.id}/contributors")
             listed = [
                 {
-                    "login": c["login"],
-                    "id": int(hashlib.sha1(c["login"].encode()).hexdigest()[:7], 16),
-                    "type": c.get("type", "User"),
+                    **self.account_json(c["login"], self._user_id(c["login"]), c.get("type", "User")),
                     "contributions": int(c.get("contributions", 0)),
-                    "site_admin": False,
                 }
                 for c in chunk
             ]
             return 200, _json_bytes(listed), headers
         return self._not_found()
 
+    @staticmethod
+    def _user_id(login: str) -> int:
+        """A stable user id beyond 2**31 for a contributor's login."""
+        return ACCOUNT_ID_START + 1_000_000 + int(hashlib.sha1(login.encode()).hexdigest()[:7], 16)
+
+    @staticmethod
+    def account_json(
+        login: str, account_id: int, kind: str = "User", *, base: str = "https://api.github.com"
+    ) -> dict[str, Any]:
+        """A "simple user" object as GitHub embeds it (``owner``, contributors)."""
+        prefix = {"Organization": "O", "Bot": "BOT"}.get(kind, "U")
+        return {
+            "login": login,
+            "id": account_id,
+            "node_id": node_id(prefix, account_id),
+            "avatar_url": f"https://avatars.githubusercontent.com/u/{account_id}?v=4",
+            "gravatar_id": "",
+            "url": f"{base}/users/{login}",
+            "html_url": f"https://github.com/{login}",
+            "repos_url": f"{base}/users/{login}/repos",
+            "type": kind,
+            "user_view_type": "public",
+            "site_admin": False,
+        }
+
     def repo_json(self, request: Request | None, repo: FakeRepo) -> dict[str, Any]:
-        """The repo as GitHub's REST API shows it (the fields the source reads, and a few more)."""
+        """The repo as GitHub's REST API shows it (every field the source reads, and most others)."""
         base = self._base(request) if request is not None else "https://api.github.com"
         org = self.orgs.get(repo.owner.lower())
         license_json = (
             {
-                "key": repo.license.lower(),
+                "key": _LICENSE_KEYS.get(repo.license, repo.license.lower()),
                 "name": _LICENSE_NAMES.get(repo.license, repo.license),
                 "spdx_id": repo.license,
                 "url": None if repo.license == "NOASSERTION" else f"{base}/licenses/{repo.license.lower()}",
+                "node_id": base64.b64encode(f"07:License{len(repo.license)}".encode()).decode(),
             }
             if repo.license is not None
             else None
         )
+        api = f"{base}/repos/{repo.full_name}"
         return {
             "id": repo.id,
-            "node_id": base64.b64encode(f"010:Repository{repo.id}".encode()).decode(),
+            "node_id": node_id("R", repo.id),
             "name": repo.name,
             "full_name": repo.full_name,
             "private": repo.private,
-            "owner": {"login": repo.owner, "id": org.id if org else 0, "type": "Organization"},
+            "owner": self.account_json(
+                repo.owner, org.id if org else 0, org.type if org else "Organization", base=base
+            ),
             "html_url": f"https://github.com/{repo.full_name}",
             "description": repo.description,
             "fork": repo.fork,
-            "url": f"{base}/repos/{repo.full_name}",
+            "url": api,
+            "languages_url": f"{api}/languages",
+            "contributors_url": f"{api}/contributors",
             "created_at": repo.created_at,
             "updated_at": repo.updated_at,
             "pushed_at": repo.pushed_at,
+            "git_url": f"git://github.com/{repo.full_name}.git",
+            "ssh_url": f"git@github.com:{repo.full_name}.git",
+            "clone_url": f"https://github.com/{repo.full_name}.git",
             "homepage": None,
             "size": 0 if repo.empty else 1024,
             "stargazers_count": repo.stargazers_count,
             "watchers_count": repo.stargazers_count,
             "language": repo.language,
+            "has_issues": True,
+            "has_projects": True,
+            "has_downloads": True,
+            "has_wiki": True,
+            "has_pages": False,
+            "has_discussions": False,
             "forks_count": repo.forks_count,
+            "mirror_url": None,
             "archived": repo.archived,
             "disabled": False,
             "open_issues_count": repo.open_issues_count,
             "license": license_json,
+            "allow_forking": True,
+            "is_template": False,
+            "web_commit_signoff_required": False,
             "topics": list(repo.topics),
             "visibility": repo.visibility,
             "forks": repo.forks_count,
             "open_issues": repo.open_issues_count,
             "watchers": repo.stargazers_count,
             "default_branch": "main",
+            "permissions": {"admin": False, "maintain": False, "push": False, "triage": False, "pull": True},
         }
 
     def snapshot(self, full_name: str) -> FakeRepo:

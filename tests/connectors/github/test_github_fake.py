@@ -10,7 +10,7 @@ import pytest
 
 from connectors.core import SourceSpec
 from connectors.github import GitHubSource
-from tests.fakes.github import FakeClock, FakeGitHub, serve
+from tests.fakes.github import USER_ID, FakeClock, FakeGitHub, serve
 
 API = "https://api.github.com"
 
@@ -84,7 +84,11 @@ async def test_primary_rate_limit_blocks_until_the_reset(fake_time: FakeClock) -
         blocked = await http.get("/repos/acme/one")
         assert blocked.status_code == 403
         assert blocked.headers["x-ratelimit-remaining"] == "0"
-        assert blocked.json()["message"] == "API rate limit exceeded for user ID 1."
+        request_id = blocked.headers["x-github-request-id"]
+        assert blocked.json()["message"] == (
+            f"API rate limit exceeded for user ID {USER_ID}. If you reach out to GitHub Support for help, "
+            f"please include the request ID {request_id}."
+        )
         assert float(blocked.headers["x-ratelimit-reset"]) == pytest.approx(fake_time.now + 60, abs=1)
         assert (await http.get("/rate_limit")).status_code == 200  # free, as on GitHub
         fake_time.now += 61
