@@ -549,7 +549,12 @@ class _NotionSession:
             ) as pages:
                 try:
                     async for body in pages:
-                        results = [r for r in body.get("results") or [] if isinstance(r, dict)]
+                        # A wiki's query also lists its child data sources: only pages are rows.
+                        results = [
+                            r
+                            for r in body.get("results") or []
+                            if isinstance(r, dict) and r.get("object", "page") == "page"
+                        ]
                         if narrowed and not yielded and any(key not in (r.get("properties") or {}) for r in results):
                             reason = "it left the key property out"
                             break

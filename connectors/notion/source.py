@@ -252,6 +252,8 @@ class NotionSource:
         page_id = page.get("id")
         if not page_id or page.get("in_trash") or page.get("archived"):
             return None
+        if page.get("object", "page") != "page":
+            return None  # a wiki's query lists its child data sources among its pages: no rows
         return Record(str(page_id), decode_properties(page.get("properties") or {}))
 
     async def fetch_page(

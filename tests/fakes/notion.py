@@ -32,7 +32,7 @@ What it enforces, as the real API does:
 - Property ids as Notion makes them: 3-4 random letters, digits and punctuation, listed URL-encoded
   the way encodeURIComponent does (``swq%5C``, ``%3DqI%3B``; the title's id is ``title``).
   ``?filter_properties=`` is percent-decoded once, like any server reads a query string, and must then
-  name a property id: an id encoded twice by a client (``swq%255C``) answers 400 ``validation_error``
+  name a property (raw id or name): an id encoded twice by a client (``swq%255C``) answers 400 ``validation_error``
   "swq%5C is not a property that exists.".
 - Every answer carries a ``request_id`` in its body and the ``x-notion-request-id`` header; error
   bodies are ``{"object": "error", "status", "code", "message", ["additional_data",] "request_id"}``
@@ -978,20 +978,22 @@ class FakeNotion:
         """The property ids ``?filter_properties=`` asks for (None: all), as the API reads them.
 
         The query string is percent-decoded ONCE (Starlette does, as any server does), and what remains
-        must be a property id in its raw form: ``swq%5C`` on the wire names the property the API lists
-        as ``swq%5C`` (raw ``swq\\``); the id as listed, encoded again by a client (``swq%255C``), decodes
-        to ``swq%5C``, which no property has: 400 ``validation_error`` (notion-sdk-js PR #402; the message
-        as reported in seratch/notion-sdk-jvm#75).
+        must name a property: its raw id, or its name (Notion's CLI guide: "it accepts property IDs or
+        names"). ``swq%5C`` on the wire names the property the API lists as ``swq%5C`` (raw ``swq\\``);
+        the id as listed, encoded again by a client (``swq%255C``), decodes to ``swq%5C``, which names
+        nothing: 400 ``validation_error`` (notion-sdk-js PR #402; the message as reported in
+        seratch/notion-sdk-jvm#75).
         """
         wanted = request.query_params.getlist("filter_properties")
         if not wanted:
             return None
-        by_raw = {urllib.parse.unquote(prop["id"]): prop["id"] for prop in ds.properties.values()}
+        known = {name: prop["id"] for name, prop in ds.properties.items()}
+        known.update({urllib.parse.unquote(prop["id"]): prop["id"] for prop in ds.properties.values()})
         only: set[str] = set()
         for value in wanted:
-            if value not in by_raw:
+            if value not in known:
                 raise _invalid(f"{value} is not a property that exists.")
-            only.add(by_raw[value])
+            only.add(known[value])
         return only
 
     def _sort_vector(self, ds: FakeDataSource, page: FakePage, sorts: list[Any]) -> list[Any]:
