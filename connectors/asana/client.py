@@ -87,16 +87,28 @@ def parse_project_gid(value: str) -> str:
     raise ConfigError(f"Asana project {text!r} is not a project gid (digits) or an Asana project URL")
 
 
+# Asana prefixes a parameter's error with its name ("offset: ..."), JSON-escaped inside the body.
+_OFFSET_ERROR_RE = re.compile(r'"message"\s*:\s*"offset\b', re.IGNORECASE)
+
+
 class OffsetExpired(TransientError):
-    """Asana answered 400 ``offset: Your pagination token has expired``; the listing must restart.
+    """Asana refused an ``offset`` token it handed out (400): expired (``offset: Your pagination token
+    has expired.``) or no longer recognised (``offset: Not a valid offset for this query.``); the
+    listing must restart.
 
     A ``TransientError``: whoever does not restart the listing has the pass retried later.
     """
 
 
 def is_offset_expired(err: BaseException) -> bool:
-    """Whether ``err`` is Asana's answer to an expired ``offset`` token."""
-    return isinstance(err, HTTPRecordError) and err.status_code == 400 and "pagination token" in err.body.lower()
+    """Whether ``err`` is Asana refusing the ``offset`` of a paged request (expired or unrecognised).
+
+    Any 400 whose message is about the ``offset`` parameter counts: the token came from Asana's own
+    ``next_page`` unaltered, so a refusal means it is no longer usable, whatever the wording.
+    """
+    if not isinstance(err, HTTPRecordError) or err.status_code != 400:
+        return False
+    return "pagination token" in err.body.lower() or bool(_OFFSET_ERROR_RE.search(err.body))
 
 
 class OffsetPagination:

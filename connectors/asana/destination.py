@@ -91,6 +91,7 @@ Json = dict[str, Any]
 BODY_FIELDS = ("notes", "html_notes")
 _GID_RE = re.compile(r"^\d+$")
 _FIELD_REFUSAL_RE = re.compile(r"custom[ _]?field", re.I)
+PAYMENT_REQUIRED = 402  # Asana's answer to a premium-only feature (custom fields) on a free workspace
 
 
 class AsanaDestination:
@@ -304,11 +305,30 @@ class AsanaDestination:
                     f"Asana: no project {project_gid} is visible to this token (404). Check the gid (the number "
                     "after /0/ in the project's URL) and that the token's user is a member of the project."
                 ) from None
-            fields = [
-                dict(setting["custom_field"])
-                async for setting in client.custom_field_settings(project_gid)
-                if isinstance(setting.get("custom_field"), dict)
-            ]
+            try:
+                fields = [
+                    dict(setting["custom_field"])
+                    async for setting in client.custom_field_settings(project_gid)
+                    if isinstance(setting.get("custom_field"), dict)
+                ]
+            except HTTPRecordError as err:
+                if err.status_code != PAYMENT_REQUIRED:
+                    raise
+                # A free workspace: custom fields are a premium feature, and even listing the
+                # project's settings answers 402. Without a key field the destination still works.
+                if self.key_field is not None:
+                    raise ConfigError(
+                        f"Asana: project {project_gid} is in a workspace without custom fields (a free plan; Asana "
+                        f"answered 402), so the key field {self.key_field!r} cannot exist. Upgrade the workspace, or "
+                        "pass key_field=None to keep keys in the link map only."
+                    ) from None
+                logger.warning(
+                    "Asana %s: project %s is in a free workspace (402 on custom fields); properties are written to "
+                    "native task fields only",
+                    self.name,
+                    project_gid,
+                )
+                fields = []
             yield _AsanaSession(self, client, project_gid, project, fields)
 
 

@@ -15,7 +15,18 @@ independently of ``connectors.asana``, so a connector bug is not mirrored here::
 What it enforces, as the real API does (developers.asana.com/docs):
 
 - Envelopes: requests ``{"data": {...}}``, answers ``{"data": ...}``; errors
-  ``{"errors": [{"message": ..., "help": ...}]}``. ``POST /tasks`` answers 201.
+  ``{"errors": [{"message": ..., "help": ...}]}``, plus a ``phrase`` on server errors only (Asana's
+  docs: "In the event of a server error the response body will contain an error phrase").
+  ``POST /tasks`` answers 201.
+- Real shapes: gids are 16-digit numeric strings (``1204567890123456``; custom field settings too),
+  every object has ``resource_type``, custom field values carry ``resource_subtype``,
+  ``display_value``, ``enum_value`` / ``multi_enum_values`` / ``number_value`` / ``text_value`` /
+  ``people_value`` and ``date_value: {date, date_time}``; offsets are JWT-shaped
+  (``eyJ0eXAiOiJKV1Qi…``) with ``iat`` / ``exp`` 15 minutes apart.
+- Premium features: a workspace made with ``premium=False`` (free plan) answers 402 "Custom Field
+  Settings are not available for free users." to a project's custom field settings and "Custom Fields
+  are not available for free users or guests." to a task write carrying ``custom_fields`` (wording as
+  observed and quoted in public client code).
 - ``Authorization: Bearer <PAT>``: missing, unknown or revoked answers 401 "Not Authorized"; objects of
   a workspace the token's user is not in answer 404.
 - Rate limits per token on an injectable clock: ``rate_per_minute`` requests (150 free / 1,500 paid)
@@ -25,10 +36,13 @@ What it enforces, as the real API does (developers.asana.com/docs):
 - Pagination: ``limit`` 1-100 (400 otherwise) gives ``next_page: {offset, path, uri}`` or null. Offset
   tokens EXPIRE after ``offset_ttl`` seconds (15 minutes: Asana's offsets are JWTs whose ``exp`` is
   15 minutes after their ``iat``), after ``offset_max_writes`` writes when set, or when a test calls ``expire_offsets``;
-  an expired one answers 400 "offset: Your pagination token has expired.". Without ``limit`` a listing
+  an expired one answers 400 "offset: Your pagination token has expired."; an offset the fake does not
+  know (``invalidate_offsets``) answers 400 "offset: Not a valid offset for this query." (this wording
+  is the fake's; Asana's for that case is not documented). Without ``limit`` a listing
   of more than 1,000 objects answers 400 "The result is too large. You should use pagination".
 - ``opt_fields``: listings answer compact objects (gid, name, resource_type, resource_subtype) unless
-  fields are asked for; then gid, resource_type and the asked top-level fields.
+  fields are asked for; then gid, resource_type and the asked fields, dotted paths narrowing nested
+  objects (``custom_fields.text_value`` gives ``{"gid", "text_value"}`` per custom field).
 - Task writes: unknown fields, a ``notes`` over 65,535 characters (Asana documents no limit; the
   fake models the connector's bound), ``html_notes`` that is not XML with a
   ``<body>`` root, both ``notes`` and ``html_notes``, both ``due_on`` and ``due_at``, a non-bool
@@ -42,19 +56,21 @@ What it enforces, as the real API does (developers.asana.com/docs):
 Test-facing helpers: ``add_workspace`` / ``add_user`` / ``add_token`` / ``revoke_token``,
 ``add_project`` / ``add_custom_field`` / ``disable_option`` / ``lock_field``, ``add_task`` /
 ``edit_task`` / ``delete_task``, inspection (``task``, ``tasks``, ``values``, ``field``), faults
-(``fail_next``, ``expire_offsets``, ``set_rate``), the request ``log`` (``requests``), ``counters``,
+(``fail_next``, ``expire_offsets``, ``invalidate_offsets``, ``set_rate``), the request ``log`` (``requests``), ``counters``,
 ``requests_per_minute`` and ``max_in_flight_reads`` / ``max_in_flight_writes``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime as dt
 import itertools
 import json
 import math
 import re
+import secrets
 import threading
 import time
 import uuid
@@ -94,6 +110,10 @@ HELP = (
 )
 RATE_LIMIT_MESSAGE = "You've made too many requests and hit a rate limit. Please retry after the given amount of time."
 EXPIRED_OFFSET_MESSAGE = "offset: Your pagination token has expired."
+INVALID_OFFSET_MESSAGE = "offset: Not a valid offset for this query."
+# 402 answers for premium-only features on a free workspace (observed wording, see the README).
+FREE_CUSTOM_FIELDS_MESSAGE = "Custom Fields are not available for free users or guests."
+FREE_FIELD_SETTINGS_MESSAGE = "Custom Field Settings are not available for free users."
 MAX_NOTES = 65_535
 MAX_LIMIT = 100
 UNPAGINATED_MAX = 1000
@@ -119,11 +139,26 @@ TASK_FIELDS = frozenset(
 
 Json = dict[str, Any]
 
-_gids = itertools.count(1_200_000_000_000_001)
+# Asana gids are long numeric strings, 16 digits today (``1204567890123456``); never small
+# integers, never sequential from 1. A stride keeps neighbours from looking related.
+_gids = itertools.count(1_204_567_890_123_456, 7_919)
 
 
 def _new_gid() -> str:
     return str(next(_gids))
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _offset_token(position: int, issued_at: float, ttl: float) -> str:
+    """An offset shaped like Asana's: a signed JWT (``eyJ0eXAiOiJKV1Qi…``) whose payload holds the
+    position and ``iat`` / ``exp`` (15 minutes apart)."""
+    header = _b64url(json.dumps({"typ": "JWT", "alg": "HS256"}, separators=(",", ":")).encode())
+    claims = {"border_rank": f"[{position}]", "iat": int(issued_at), "exp": int(issued_at + ttl)}
+    payload = _b64url(json.dumps(claims, separators=(",", ":")).encode())
+    return f"{header}.{payload}.{_b64url(secrets.token_bytes(32))}"
 
 
 def _iso(epoch: float) -> str:
@@ -159,6 +194,7 @@ def _unknown(gid: str) -> _Fail:
 DEFAULT_MESSAGES = {
     400: "Bad Request",
     401: "Not Authorized",
+    402: "Payment Required",
     403: "Forbidden",
     404: "Not Found",
     429: RATE_LIMIT_MESSAGE,
@@ -319,6 +355,7 @@ class FakeAsana:
         latency: How many times each request yields to the event loop while in flight, so that
             concurrent requests overlap and the concurrency limits can be observed.
         clock: Epoch seconds; inject a fake clock for tests, real time (default) for a loopback server.
+        premium: Whether the default workspace is on a paid plan (custom fields answer 402 otherwise).
     """
 
     def __init__(
@@ -331,6 +368,7 @@ class FakeAsana:
         offset_max_writes: int | None = None,
         latency: int = 0,
         clock: Callable[[], float] = time.time,
+        premium: bool = True,
     ) -> None:
         self.rate_per_minute = rate_per_minute
         self.max_reads = max_reads
@@ -340,6 +378,7 @@ class FakeAsana:
         self.latency = latency
         self.clock = clock
         self.workspaces: dict[str, str] = {}  # gid -> name
+        self.premium: dict[str, bool] = {}  # workspace gid -> on a paid plan
         self.users: dict[str, FakeUser] = {}
         self.tokens: dict[str, str] = {}  # token -> user gid
         self.revoked: set[str] = set()
@@ -355,18 +394,21 @@ class FakeAsana:
         self._accepted_per_minute: dict[int, int] = defaultdict(int)
         self._faults: list[_Fault] = []
         self._offsets: dict[str, _Offset] = {}
+        self._setting_gids: dict[tuple[str, str], str] = {}
         self._seq = itertools.count(1)
         self._lock = threading.RLock()
-        self.workspace = self.add_workspace("Acme")
+        self.workspace = self.add_workspace("Acme", premium=premium)
         self.user = self.add_user("Pat Owner", "pat@example.com")
         self.token = self.add_token(self.user.gid)
         self.app = self._build_app()
 
     # -- people and tokens -----------------------------------------------------------------------
 
-    def add_workspace(self, name: str = "Workspace") -> str:
+    def add_workspace(self, name: str = "Workspace", *, premium: bool = True) -> str:
+        """A workspace; ``premium=False`` is a free one: custom fields answer 402 there."""
         gid = _new_gid()
         self.workspaces[gid] = name
+        self.premium[gid] = premium
         return gid
 
     def add_user(self, name: str, email: str, *, workspaces: Sequence[str] | None = None) -> FakeUser:
@@ -425,6 +467,8 @@ class FakeAsana:
         if kind not in FIELD_TYPES:
             raise ValueError(f"unknown custom field type {kind!r}")
         project = self.projects[project_gid]
+        if not self.premium.get(project.workspace, True):
+            raise ValueError("a free workspace has no custom fields")
         cf = FakeCustomField(
             _new_gid(),
             name,
@@ -574,6 +618,12 @@ class FakeAsana:
                 )
             )
 
+    def invalidate_offsets(self) -> None:
+        """Forget every offset token handed out so far: using one answers 400 "offset: Not a valid
+        offset for this query." (an offset Asana no longer recognises, rather than one that expired)."""
+        with self._lock:
+            self._offsets.clear()
+
     def expire_offsets(self) -> None:
         """Expire every offset token handed out so far (as if the data had changed under them)."""
         with self._lock:
@@ -664,11 +714,15 @@ class FakeAsana:
 
     @staticmethod
     def _project_fields(full: Json, opt_fields: set[str] | None, compact: tuple[str, ...]) -> Json:
-        """``opt_fields`` projection: gid and resource_type always; the asked top-level fields, else
-        the compact set (or everything when ``compact`` is empty)."""
+        """``opt_fields`` projection: gid and resource_type always; the asked fields, else the compact
+        set (or everything when ``compact`` is empty).
+
+        Dotted paths select inside nested objects as Asana does: ``custom_fields.text_value`` gives
+        each custom field as ``{"gid", "text_value"}`` only; naming ``custom_fields`` itself gives them
+        whole.
+        """
         if opt_fields:
-            keep = {"gid", "resource_type"} | {f.split(".", 1)[0] for f in opt_fields}
-            return {k: v for k, v in full.items() if k in keep}
+            return {"resource_type": full.get("resource_type"), **_pick(full, opt_fields)}
         if compact:
             return {k: v for k, v in full.items() if k in compact}
         return full
@@ -834,7 +888,7 @@ class FakeAsana:
         if token is not None:
             offset = self._offsets.get(token)
             if offset is None or offset.path != path:
-                raise _bad("offset: Not a valid offset for this query.")
+                raise _bad(INVALID_OFFSET_MESSAGE)
             expired = (
                 offset.expired
                 or self.clock() - offset.issued_at > self.offset_ttl
@@ -849,7 +903,7 @@ class FakeAsana:
         page = items[start : start + limit]
         next_page: Json | None = None
         if start + limit < len(items):
-            new = uuid.uuid4().hex
+            new = _offset_token(start + limit, self.clock(), self.offset_ttl)
             self._offsets[new] = _Offset(path, start + limit, self.clock(), self.counters.writes)
             params = {k: v for k, v in query.items() if k != "offset"}
             params["offset"] = new
@@ -912,7 +966,7 @@ class FakeAsana:
 
     def _setting_json(self, project: FakeProject, field_gid: str) -> Json:
         return {
-            "gid": f"{project.gid}-{field_gid}",
+            "gid": self._setting_gids.setdefault((project.gid, field_gid), _new_gid()),
             "resource_type": "custom_field_setting",
             "is_important": True,
             "project": {"gid": project.gid, "resource_type": "project", "name": project.name},
@@ -921,6 +975,8 @@ class FakeAsana:
 
     def _custom_field_settings(self, me: FakeUser, body: Any, query: Mapping[str, str], gid: str) -> tuple[int, Json]:
         project = self._visible_project(me, gid)
+        if not self.premium.get(project.workspace, True):
+            raise _Fail(402, FREE_FIELD_SETTINGS_MESSAGE)
         items = [self._setting_json(project, g) for g in project.field_gids]
         return self._paginate(f"/projects/{gid}/custom_field_settings", query, items)
 
@@ -1046,6 +1102,8 @@ class FakeAsana:
                 task.assignee = user.gid
         if "custom_fields" in data:
             values = data["custom_fields"]
+            if not self.premium.get(task.workspace, True):
+                raise _Fail(402, FREE_CUSTOM_FIELDS_MESSAGE)
             if not isinstance(values, dict):
                 raise _bad("custom_fields: Not an object")
             on_task = {cf.gid: cf for cf in self._task_fields(task)}
@@ -1117,6 +1175,28 @@ class FakeAsana:
                 users.append(user.gid)
             return users
         raise _bad(f"{where}: Cannot be written")
+
+
+def _pick(obj: Json, paths: set[str]) -> Json:
+    """``obj`` narrowed to ``paths`` (``a``, ``a.b``, ``a.b.c``); ``gid`` always kept."""
+    heads: dict[str, set[str]] = defaultdict(set)
+    for path in paths:
+        head, _, tail = path.partition(".")
+        heads[head].add(tail)
+    out: Json = {"gid": obj["gid"]} if "gid" in obj else {}
+    for head, tails in heads.items():
+        if head not in obj:
+            continue
+        value = obj[head]
+        if "" in tails or value is None:
+            out[head] = value
+        elif isinstance(value, dict):
+            out[head] = _pick(value, tails)
+        elif isinstance(value, list):
+            out[head] = [_pick(v, tails) if isinstance(v, dict) else v for v in value]
+        else:
+            out[head] = value
+    return out
 
 
 def _xml_escape(text: str) -> str:
