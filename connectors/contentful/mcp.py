@@ -13,8 +13,10 @@ Tools used::
     update_entry         {spaceId, environmentId, entryId, version, fields}
     publish_entry        {spaceId, environmentId, entryId: [id]}      (a LIST)
 
-Answers are prose-prefixed pseudo-XML (not valid XML: ``<*>`` tags), so nothing parses them as XML; values
-are scraped (:func:`entry_id_of`, :func:`version_of`, :func:`fields_of`), JSON answers are accepted too.
+Answers are a message followed by the CMA's JSON rendered as XML by the server (fast-xml-parser, values not
+escaped, so not valid XML): a tolerant tag parser reads them (:func:`entry_id_of`, :func:`version_of`,
+:func:`fields_of` typed by the content type, :func:`content_type_of`); older shapes (a URN, JSON inside
+``<fields>``, JSON answers) are accepted too.
 
 Decisions (user-facing version in README.md, "MCP destination"):
 
@@ -27,7 +29,9 @@ Decisions (user-facing version in README.md, "MCP destination"):
   server; a written field replaces that field's every locale, so other locales of a managed field are
   merged in from what ``get_entry`` returned. None removes our locale (an emptied field is sent as ``{}``).
   Create-only properties are never sent. An update that changes nothing is not sent.
-  ``VersionMismatch`` re-reads and retries, ``MAX_VERSION_RETRIES`` times in all, then a ``RecordError``.
+  A version conflict (``Version conflict`` from the server's own check, ``VersionMismatch`` from the CMA)
+  re-reads and retries, ``MAX_VERSION_RETRIES`` times in all, then a ``RecordError``. A managed RichText
+  field with values in other locales is refused (the XML cannot carry them faithfully).
 - **Publish** (``publish=True``) is tolerant: a permission refusal of ``publish_entry`` (the app
   installation has its own per-tool permissions) logs a warning and keeps the draft; any other publish
   error fails the record (the draft is kept).
@@ -43,13 +47,14 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from connectors.auth.tokens import TokenStore
-from connectors.contentful.encode import ContentTypeSpec, encode_fields
+from connectors.contentful.encode import ContentTypeSpec, FieldSpec, encode_fields
 from connectors.contentful.settings import DEFAULT_ENVIRONMENT, DEFAULT_LOCALE, MAX_VERSION_RETRIES
 from connectors.core import AuthError, ConfigError, Record, RecordError, TransientError
 from connectors.http import DEFAULT_MAX_WAIT, Clock, Rate, RetryPolicy, Sleep, redact_text
@@ -59,6 +64,7 @@ __all__ = [
     "CONTENTFUL_MCP_URL",
     "DEFAULT_ACCOUNT",
     "ContentfulMcpDestination",
+    "content_type_of",
     "entry_id_of",
     "fields_of",
     "published_version_of",
@@ -87,13 +93,160 @@ _SPACE_ID_RE = re.compile(rf"</space>\s*<id>\s*({_ID})\s*</id>", re.I)
 _VERSION_RE = re.compile(r"<version>\s*(\d+)\s*</version>", re.I)
 _PUBLISHED_RE = re.compile(r"<publishedVersion>\s*(\d+)\s*</publishedVersion>", re.I)
 _FIELDS_RE = re.compile(r"<fields>\s*(.*?)\s*</fields>", re.S | re.I)
-_VERSION_MISMATCH_RE = re.compile(r"version\s*mismatch", re.I)
+# The CMA says "VersionMismatch"; the hosted update_entry checks the version itself first and says
+# "Version conflict: the entry has changed since you read it (your version: …)".
+_VERSION_MISMATCH_RE = re.compile(r"version\s*(?:mismatch|conflict)", re.I)
 _NOT_FOUND_RE = re.compile(r"\bnot ?found\b|could not be found", re.I)
 _PERMISSION_RE = re.compile(r"permission|not permitted|not allowed|access ?denied", re.I)
+_TAG_RE = re.compile(r"<(/?)([A-Za-z_][\w.:-]*)\s*(/?)>")
+_LOSSY_TYPES = frozenset({"RichText", "Object", "Location"})
+"""Field types whose values the server's XML cannot carry faithfully (empty arrays vanish, numbers
+become text): read back only approximately."""
 
 
 # --------------------------------------------------------------------------------------------------
-# Scraping the pseudo-XML answers
+# Reading the answers: the hosted server renders the CMA's JSON with fast-xml-parser's XMLBuilder
+# (``<newEntry><sys><id>…</id>…</sys><fields><title><en-US>…</en-US></title></fields></newEntry>``):
+# every key a tag, every array item a repeated tag, empty values self-closed or left out, and text NOT
+# escaped (a value holding ``<`` or ``&`` is emitted as is), so it is not XML a strict parser accepts.
+# ``_parse_tags`` reads it tolerantly: a closing tag closes the nearest open element of its name, and
+# tag-like text inside a value (``<b>`` in a Text field) stays part of that value's raw slice.
+
+
+@dataclass
+class _Node:
+    tag: str
+    start: int
+    end: int = -1
+    children: list[_Node] = field(default_factory=list)
+
+    def child(self, tag: str) -> _Node | None:
+        return next((c for c in self.children if c.tag == tag), None)
+
+    def raw(self, source: str) -> str:
+        return source[self.start : self.end]
+
+
+def _parse_tags(text: str) -> _Node:
+    root = _Node("", 0, len(text))
+    stack = [root]
+    for match in _TAG_RE.finditer(text):
+        closing, name, self_closing = match.groups()
+        if self_closing:
+            stack[-1].children.append(_Node(name, match.end(), match.end()))
+        elif not closing:
+            node = _Node(name, match.end())
+            stack[-1].children.append(node)
+            stack.append(node)
+        else:
+            depth = next((i for i in range(len(stack) - 1, 0, -1) if stack[i].tag == name), None)
+            if depth is None:
+                continue  # a stray closing tag: text
+            for node in stack[depth:]:
+                node.end = match.start()
+            del stack[depth:]
+    for node in stack[1:]:
+        node.end = len(text)
+    return root
+
+
+def _generic(node: _Node, source: str) -> Any:
+    """A node as JSON-like data: text for a leaf (``true``/``false`` as bools), a dict of its children
+    otherwise, a repeated tag as a list."""
+    if not node.children:
+        text = node.raw(source).strip()
+        return {"true": True, "false": False}.get(text, text)
+    out: dict[str, Any] = {}
+    for child in node.children:
+        value = _generic(child, source)
+        if child.tag in out:
+            previous = out[child.tag]
+            out[child.tag] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            out[child.tag] = value
+    return out
+
+
+def _find(node: _Node, accept: Callable[[_Node], bool]) -> _Node | None:
+    """The first node (breadth first) that ``accept`` takes."""
+    queue = [node]
+    while queue:
+        current = queue.pop(0)
+        if accept(current):
+            return current
+        queue.extend(current.children)
+    return None
+
+
+def _entry_node(text: str) -> tuple[_Node, _Node] | None:
+    """(the entry element, its ``<sys>``) in an answer: the parent of a ``sys`` whose own ``type`` is ``Entry``."""
+
+    def is_entry(node: _Node) -> bool:
+        sys = node.child("sys")
+        kind = sys.child("type") if sys is not None else None
+        return kind is not None and kind.raw(text).strip() == "Entry"
+
+    entry = _find(_parse_tags(text), is_entry)
+    sys = entry.child("sys") if entry is not None else None
+    return (entry, sys) if entry is not None and sys is not None else None
+
+
+def _entry_sys(text: str) -> _Node | None:
+    found = _entry_node(text)
+    return found[1] if found is not None else None
+
+
+def _sys_text(text: str, key: str) -> str | None:
+    sys = _entry_sys(text)
+    node = sys.child(key) if sys is not None else None
+    return node.raw(text).strip() if node is not None and not node.children else None
+
+
+def _number(text: str) -> int | float | None:
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _typed(values: list[_Node], spec: FieldSpec | None, source: str) -> Any:
+    """One locale's value (``values``: the locale tag, repeated for an array) as the field's type reads it."""
+    kind = spec.type if spec is not None else None
+    if kind in ("Symbol", "Text", "Date"):
+        return values[0].raw(source)
+    if kind in ("Integer", "Number"):
+        return _number(values[0].raw(source).strip())
+    if kind == "Boolean":
+        return values[0].raw(source).strip() == "true"
+    if kind == "Link":
+        return _generic(values[0], source)
+    if kind == "Array":
+        if spec is not None and spec.items_type == "Symbol":
+            return [v.raw(source) for v in values]
+        return [_generic(v, source) for v in values]
+    generic = [_generic(v, source) for v in values]
+    return generic[0] if len(generic) == 1 else generic
+
+
+def _xml_fields(text: str, content_type: ContentTypeSpec | None) -> dict[str, dict[str, Any]] | None:
+    found = _entry_node(text)
+    if found is None:
+        return None
+    node = found[0].child("fields")
+    if node is None:
+        return {}  # suppressEmptyNode: an entry without fields has no <fields> at all
+    out: dict[str, dict[str, Any]] = {}
+    for field_node in node.children:
+        spec = content_type.fields.get(field_node.tag) if content_type is not None else None
+        by_locale: dict[str, list[_Node]] = {}
+        for value in field_node.children:
+            by_locale.setdefault(value.tag, []).append(value)
+        out[field_node.tag] = {locale: _typed(values, spec, text) for locale, values in by_locale.items()}
+    return out
 
 
 def _json_in(text: str) -> Any:
@@ -115,49 +268,79 @@ def _json_sys(text: str) -> Mapping[str, Any]:
 
 
 def entry_id_of(text: str) -> str | None:
-    """The entry id in an answer: from the URN (``…/entries/<id>``), else ``</space><id>X</id>``, else a
-    JSON answer's ``sys.id``; None when none is found."""
+    """The entry id in an answer: the entry's own ``<sys><id>`` (the server's XML), else a URN
+    (``…/entries/<id>``), else ``</space><id>X</id>``, else a JSON answer's ``sys.id``; None when none is found."""
+    value = _sys_text(text, "id")
+    if value is not None and re.fullmatch(_ID, value):
+        return value
     for pattern in (_URN_ID_RE, _SPACE_ID_RE):
         match = pattern.search(text)
         if match:
             return match.group(1)
-    value = _json_sys(text).get("id")
-    return str(value) if isinstance(value, str) and re.fullmatch(_ID, value) else None
+    json_value = _json_sys(text).get("id")
+    return str(json_value) if isinstance(json_value, str) and re.fullmatch(_ID, json_value) else None
+
+
+def _sys_int(text: str, key: str, pattern: re.Pattern[str]) -> int | None:
+    value = _sys_text(text, key)
+    if value is not None and value.isdigit():
+        return int(value)
+    match = pattern.search(text)
+    if match:
+        return int(match.group(1))
+    json_value = _json_sys(text).get(key)
+    return json_value if isinstance(json_value, int) and not isinstance(json_value, bool) else None
 
 
 def version_of(text: str) -> int | None:
-    """``sys.version`` in an answer: ``<version>N</version>`` (never ``publishedVersion``), or JSON."""
-    match = _VERSION_RE.search(text)
-    if match:
-        return int(match.group(1))
-    value = _json_sys(text).get("version")
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    """The entry's ``sys.version`` in an answer (never ``publishedVersion``, never a linked object's)."""
+    return _sys_int(text, "version", _VERSION_RE)
 
 
 def published_version_of(text: str) -> int | None:
-    match = _PUBLISHED_RE.search(text)
-    if match:
-        return int(match.group(1))
-    value = _json_sys(text).get("publishedVersion")
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return _sys_int(text, "publishedVersion", _PUBLISHED_RE)
 
 
-def fields_of(text: str) -> dict[str, Any] | None:
-    """The entry's locale-wrapped fields: the JSON in ``<fields>…</fields>``, or a JSON answer's ``fields``;
-    None when the answer carries none we can read."""
+def _fields_read(
+    text: str, content_type: ContentTypeSpec | None = None
+) -> tuple[dict[str, dict[str, Any]] | None, bool]:
+    """(the entry's locale-wrapped fields or None, whether they were read exactly: JSON, not XML)."""
     match = _FIELDS_RE.search(text)
-    data: Any = None
     if match:
         try:
-            data = json.loads(match.group(1))
+            data: Any = json.loads(match.group(1))
         except ValueError:
             data = None
-    else:
-        parsed = _json_in(text)
-        data = parsed.get("fields") if isinstance(parsed, dict) else None
-    if not isinstance(data, dict):
+        if isinstance(data, dict):
+            return {k: dict(v) for k, v in data.items() if isinstance(v, dict)}, True
+    parsed = _json_in(text)
+    if isinstance(parsed, dict) and isinstance(parsed.get("fields"), dict):
+        return {k: dict(v) for k, v in parsed["fields"].items() if isinstance(v, dict)}, True
+    return _xml_fields(text, content_type), False
+
+
+def fields_of(text: str, content_type: ContentTypeSpec | None = None) -> dict[str, dict[str, Any]] | None:
+    """The entry's locale-wrapped fields in an answer: the server's XML (values typed by ``content_type``
+    when given), JSON inside ``<fields>…</fields>``, or a JSON answer's ``fields``; None when the answer
+    carries no entry we can read."""
+    return _fields_read(text, content_type)[0]
+
+
+def content_type_of(text: str) -> Json | None:
+    """The content type in a ``get_content_type`` answer (XML or JSON), as the CMA's JSON would have it."""
+    data = _json_in(text)
+    if isinstance(data, dict) and isinstance(data.get("fields"), list):
+        return data
+    root = _parse_tags(text)
+    node = _find(root, lambda n: n.child("fields") is not None and n.child("name") is not None)
+    if node is None:
         return None
-    return {k: dict(v) for k, v in data.items() if isinstance(v, dict)}
+    generic = _generic(node, text)
+    if not isinstance(generic, dict):
+        return None
+    fields = generic.get("fields")
+    generic["fields"] = [f for f in (fields if isinstance(fields, list) else [fields]) if isinstance(f, dict)]
+    return generic
 
 
 # --------------------------------------------------------------------------------------------------
@@ -296,7 +479,7 @@ class ContentfulMcpDestination(McpConnector):
             if _NOT_FOUND_RE.search(err.text):
                 raise ConfigError(f"{where} has no content type {self.content_type!r}") from None
             raise
-        data = result.structured or _json_in(result.text)
+        data = result.structured or content_type_of(result.text)
         if not isinstance(data, dict) or not isinstance(data.get("fields"), list):
             raise TransientError(f"{SERVICE} {TOOL_CONTENT_TYPE}: no content type in the answer")
         spec = ContentTypeSpec.from_api(data)
@@ -349,7 +532,7 @@ class _ContentfulMcpSession:
         return entry_id
 
     async def update(self, existing_id: str, record: Record, synced_at: dt.datetime) -> bool:
-        """Write the managed fields (never create-only ones); retried on VersionMismatch.
+        """Write the managed fields (never create-only ones); retried on a version conflict.
 
         Raises:
             RecordError: The entry is gone, a value does not fit, the tool rejected it, or the entry kept
@@ -376,10 +559,20 @@ class _ContentfulMcpSession:
                     f"({redact_text(got.text[:200])!r})",
                     primary_key=record.primary_key,
                 )
-            current = fields_of(got.text)
+            current, exact = _fields_read(got.text, self.content_type)
             payload: Json = {}
             for field_id, value in encoded.items():
                 before = dict((current or {}).get(field_id) or {})
+                spec = self.content_type.fields.get(field_id)
+                if not exact and spec is not None and spec.type in _LOSSY_TYPES and set(before) - {locale}:
+                    # Writing the field replaces its every locale, and the XML answer did not carry the
+                    # other locales' values faithfully: refuse rather than overwrite translations.
+                    raise RecordError(
+                        f"{SERVICE}: field {field_id!r} ({spec.type}) of entry {existing_id} has values in "
+                        f"other locales ({', '.join(sorted(set(before) - {locale}))}) that the server's answer "
+                        "cannot carry faithfully; write it through the REST destination",
+                        primary_key=record.primary_key,
+                    )
                 after = dict(before)
                 if value is None:
                     after.pop(locale, None)

@@ -24,14 +24,42 @@ Tools (argument names of the hosted server; only what the connector uses)::
     publish_entry        {spaceId, environmentId, entryId: [ids]}  (a list); the current version is
                          looked up by the server
 
-Answers are prose-prefixed pseudo-XML, NOT valid XML (it has a ``<*>`` tag), e.g.::
+Answers are shaped as the hosted server (``contentful/contentful-mcp-server``, ``utils/formatters.ts``)
+shapes them: ``"<message>: \n"`` followed by the CMA's JSON rendered by fast-xml-parser's ``XMLBuilder``
+(``format: true``, two-space indent, ``suppressEmptyNode``, ``processEntities: false``): every key a tag,
+every array item a repeated tag, null / empty values self-closed, empty arrays left out, booleans and
+numbers as JS prints them, and text NOT escaped — so a value holding ``<`` or ``&`` makes it invalid XML::
 
     Entry created successfully:
-    <entry><sys><space><id>S</id></space><id>ID</id><type>Entry</type><publishedVersion>2</publishedVersion>
-    <version>3</version>…</sys><urn>crn:contentful:::content:spaces/S/environments/master/entries/ID</urn>
-    <fields>{"title": {"en-US": "…"}}</fields><*>tags: none</*></entry>
+    <newEntry>
+      <metadata/>
+      <sys>
+        <id>5KsDBWseXY6QegucYAoacS</id>
+        <type>Entry</type>
+        <space>
+          <sys>
+            <type>Link</type>
+            <linkType>Space</linkType>
+            <id>s1</id>
+          </sys>
+        </space>
+        …
+        <version>1</version>
+      </sys>
+      <fields>
+        <title>
+          <en-US>Hello</en-US>
+        </title>
+      </fields>
+    </newEntry>
 
-``urn=False`` leaves the ``<urn>`` out (the client's fallback is ``</space><id>X</id>``).
+(``get_entry`` wraps it in ``<entry>``, ``update_entry`` in ``<updatedEntry>``, ``get_content_type`` in
+``<contentType>``; a single ``publish_entry`` answers only ``<entryId>``.) Errors are ``isError`` results
+``"Error <doing>: <message>"``, where a CMA error's message is the JSON contentful-management.js makes of
+it (``{"status": 409, "statusText": "Conflict", "message": …, "details": …, "request": …,
+"requestId": …}``) and ``update_entry``'s own version check says ``Version conflict: the entry has
+changed since you read it (your version: N, current version: M). …``. Ids are server-assigned, 22
+base62 characters. ``urn=True`` adds a ``<urn>`` to the entry's ``sys`` (older answers had one).
 
 Auth: ``Authorization: Bearer <token>`` checked by ``validate(token)`` (default: ``token``); anything else
 answers HTTP 401 with ``WWW-Authenticate: Bearer error="invalid_token"``.
@@ -47,6 +75,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
+import string
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -65,7 +95,7 @@ from tests.fakes.asgi import Endpoint, replay, respond
 from tests.fakes.contentful import FakeContentful
 from tests.fakes.loopback import serve_app
 
-__all__ = ["IN_PROCESS_URL", "TOOLS", "FakeContentfulMcp", "ToolCall", "serve"]
+__all__ = ["IN_PROCESS_URL", "TOOLS", "FakeContentfulMcp", "ToolCall", "serve", "xml_build"]
 
 Json = dict[str, Any]
 
@@ -116,6 +146,42 @@ TOOLS: list[types.Tool] = [
 ]
 
 
+_BASE62 = string.ascii_letters + string.digits
+
+
+def _js_text(value: Any) -> str:
+    """A primitive as JavaScript's ``'' + value`` prints it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _xml_nodes(obj: Mapping[str, Any], level: int) -> str:
+    pad = "  " * level
+    out = ""
+    for key, value in obj.items():
+        items = value if isinstance(value, list) else [value]  # an array is its items as repeated tags
+        for item in items:
+            if item is None:
+                out += f"{pad}<{key}/>\n"
+            elif isinstance(item, Mapping):
+                inner = _xml_nodes(item, level + 1)
+                out += f"{pad}<{key}>\n{inner}{pad}</{key}>\n" if inner else f"{pad}<{key}/>\n"
+            else:
+                text = _js_text(item)  # not escaped: processEntities is off
+                out += f"{pad}<{key}>{text}</{key}>\n" if text != "" else f"{pad}<{key}/>\n"
+    return out
+
+
+def xml_build(obj: Mapping[str, Any]) -> str:
+    """``obj`` as fast-xml-parser's ``XMLBuilder({format: true, indentBy: "  ", suppressEmptyNode: true,
+    ignoreAttributes: false, processEntities: false}).build(obj)`` renders it (written from its
+    documented behaviour)."""
+    return _xml_nodes(obj, 0)
+
+
 @dataclass(frozen=True)
 class ToolCall:
     tool: str
@@ -138,7 +204,7 @@ class FakeContentfulMcp:
         contentful: FakeContentful,
         validate: Callable[[str], bool] | None = None,
         *,
-        urn: bool = True,
+        urn: bool = False,
     ) -> None:
         self.contentful = contentful
         self.token = f"cf-mcp-{uuid.uuid4().hex}"
@@ -227,34 +293,40 @@ class FakeContentfulMcp:
 
     @staticmethod
     async def _cma(
-        cma: httpx.AsyncClient, method: str, path: str, *, body: Json | None = None, headers: Mapping[str, str] = {}
+        cma: httpx.AsyncClient,
+        method: str,
+        path: str,
+        *,
+        doing: str,
+        body: Json | None = None,
+        headers: Mapping[str, str] = {},
     ) -> Json:
         response = await cma.request(method, path, json=body, headers=dict(headers))
         payload = response.json() if response.content else {}
         if response.status_code >= 400:
-            error_id = str((payload.get("sys") or {}).get("id") or response.status_code)
-            message = str(payload.get("message") or response.reason_phrase)
-            details = payload.get("details")
-            extra = f" Details: {json.dumps(details, sort_keys=True)}" if details else ""
-            raise _ToolFailure(f"Error: {error_id}: {message}{extra}")
+            # contentful-management.js turns a CMA error into an Error whose message is this JSON (its
+            # name is the sys.id); the server's withErrorHandling prefixes "Error <doing>: ".
+            error = {
+                "status": response.status_code,
+                "statusText": response.reason_phrase,
+                "message": payload.get("message") or response.reason_phrase,
+                "details": payload.get("details") or {},
+                "request": {"url": path, "method": method.lower(), "payloadData": body},
+                "requestId": payload.get("requestId"),
+            }
+            raise _ToolFailure(f"Error {doing}: {json.dumps(error, indent=2)}")
         return payload if isinstance(payload, dict) else {}
 
-    def _entry_xml(self, entry: Json) -> str:
-        sys = entry.get("sys") or {}
-        space = ((sys.get("space") or {}).get("sys") or {}).get("id", "")
-        env = ((sys.get("environment") or {}).get("sys") or {}).get("id", "master")
-        content_type = ((sys.get("contentType") or {}).get("sys") or {}).get("id", "")
-        published = (
-            f"<publishedVersion>{sys['publishedVersion']}</publishedVersion>" if "publishedVersion" in sys else ""
-        )
-        urn = f"<urn>crn:contentful:::content:spaces/{space}/environments/{env}/entries/{sys['id']}</urn>"
-        return (
-            f"<entry><sys><space><id>{space}</id></space><id>{sys['id']}</id><type>Entry</type>{published}"
-            f"<version>{sys.get('version')}</version><contentType><id>{content_type}</id></contentType>"
-            f"<createdAt>{sys.get('createdAt')}</createdAt><updatedAt>{sys.get('updatedAt')}</updatedAt></sys>"
-            f"{urn if self.urn else ''}<fields>{json.dumps(entry.get('fields') or {}, sort_keys=True)}</fields>"
-            f"<*>tags: none</*></entry>"
-        )
+    def _answer(self, message: str, data: Json) -> str:
+        """``"<message>: \n<xml>\n"`` as the server's ``formatResponse`` makes it (falsy values left out)."""
+        if self.urn:
+            for value in data.values():
+                sys = value.get("sys") if isinstance(value, dict) else None
+                if isinstance(sys, dict) and sys.get("type") == "Entry":
+                    space = ((sys.get("space") or {}).get("sys") or {}).get("id", "")
+                    env = ((sys.get("environment") or {}).get("sys") or {}).get("id", "master")
+                    sys["urn"] = f"crn:contentful:::content:spaces/{space}/environments/{env}/entries/{sys['id']}"
+        return f"{message}: \n{xml_build({k: v for k, v in data.items() if v})}\n"
 
     # -- tools -----------------------------------------------------------------------------------
 
@@ -266,31 +338,37 @@ class FakeContentfulMcp:
         )
 
     async def _get_content_type(self, cma: httpx.AsyncClient, args: Json) -> str:
-        content_type = await self._cma(cma, "GET", self._path(args, f"/content_types/{args.get('contentTypeId')}"))
-        return "Content type retrieved successfully:\n" + json.dumps(content_type, sort_keys=True)
+        path = self._path(args, f"/content_types/{args.get('contentTypeId')}")
+        content_type = await self._cma(cma, "GET", path, doing="retrieving content type")
+        return self._answer("Content type retrieved successfully", {"contentType": content_type})
 
     async def _create_entry(self, cma: httpx.AsyncClient, args: Json) -> str:
-        entry_id = uuid.uuid4().hex[:22]
+        entry_id = "".join(secrets.choice(_BASE62) for _ in range(22))
         entry = await self._cma(
             cma,
             "PUT",
             self._path(args, f"/entries/{entry_id}"),
+            doing="creating entry",
             body={"fields": args.get("fields") or {}},
             headers={"X-Contentful-Content-Type": str(args.get("contentTypeId") or "")},
         )
-        return "Entry created successfully:\n" + self._entry_xml(entry)
+        return self._answer("Entry created successfully", {"newEntry": entry})
 
     async def _get_entry(self, cma: httpx.AsyncClient, args: Json) -> str:
-        entry = await self._cma(cma, "GET", self._path(args, f"/entries/{args.get('entryId')}"))
-        return "Entry retrieved successfully:\n" + self._entry_xml(entry)
+        entry = await self._cma(
+            cma, "GET", self._path(args, f"/entries/{args.get('entryId')}"), doing="retrieving entry"
+        )
+        return self._answer("Entry retrieved successfully", {"entry": entry})
 
     async def _update_entry(self, cma: httpx.AsyncClient, args: Json) -> str:
         path = self._path(args, f"/entries/{args.get('entryId')}")
-        current = await self._cma(cma, "GET", path)
-        if args.get("version") != (current.get("sys") or {}).get("version"):
+        current = await self._cma(cma, "GET", path, doing="updating entry")
+        have = (current.get("sys") or {}).get("version")
+        if args.get("version") != have:
             raise _ToolFailure(
-                "Error: VersionMismatch: Version mismatch error. The version you specified was incorrect. "
-                "This may be due to someone else editing the content."
+                "Error updating entry: Version conflict: the entry has changed since you read it "
+                f"(your version: {args.get('version')}, current version: {have}). Re-fetch the entry with "
+                "get_entry and retry the update with the latest version."
             )
         merged = {**(current.get("fields") or {}), **(args.get("fields") or {})}
         merged = {k: v for k, v in merged.items() if v != {}}
@@ -298,10 +376,11 @@ class FakeContentfulMcp:
             cma,
             "PUT",
             path,
+            doing="updating entry",
             body={"fields": merged},
             headers={"X-Contentful-Version": str(args.get("version"))},
         )
-        return "Entry updated successfully:\n" + self._entry_xml(entry)
+        return self._answer("Entry updated successfully", {"updatedEntry": entry})
 
     async def _publish_entry(self, cma: httpx.AsyncClient, args: Json) -> str:
         ids = args.get("entryId")
@@ -309,17 +388,20 @@ class FakeContentfulMcp:
             raise _ToolFailure("Input validation error: entryId must be an array of entry ids")
         if self.refuse_publish:
             raise _ToolFailure(
-                "Error: the app installation does not have permission to use the tool publish_entry. "
+                "Error publishing entry: the app installation does not have permission to use the tool publish_entry. "
                 "Ask a space admin to grant the permission."
             )
-        out = []
         for entry_id in ids:
             path = self._path(args, f"/entries/{entry_id}")
-            current = await self._cma(cma, "GET", path)
+            current = await self._cma(cma, "GET", path, doing="publishing entry")
             version = str((current.get("sys") or {}).get("version"))
-            entry = await self._cma(cma, "PUT", path + "/published", headers={"X-Contentful-Version": version})
-            out.append(self._entry_xml(entry))
-        return "Entries published successfully:\n" + "\n".join(out)
+            await self._cma(
+                cma, "PUT", path + "/published", doing="publishing entry", headers={"X-Contentful-Version": version}
+            )
+        if len(ids) == 1:  # the server publishes one entry directly and answers only its id
+            return self._answer("Entry published successfully", {"entryId": ids[0]})
+        # several: a bulk action, answered with its status and the ids
+        return self._answer("Entry(s) published successfully", {"status": "succeeded", "entryIds": ids})
 
     # -- HTTP -------------------------------------------------------------------------------------
 

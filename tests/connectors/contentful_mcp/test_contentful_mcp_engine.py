@@ -140,7 +140,7 @@ async def test_a_version_conflict_is_read_again_and_retried(
     assert (result.stats.updated, result.stats.failed) == (1, 0)
     updates = mcp.tool_calls("update_entry")
     assert [u.is_error for u in updates] == [True, False]
-    assert "VersionMismatch" in updates[0].text
+    assert "Version conflict" in updates[0].text  # the server checks the version itself first
     assert updates[1].arguments["version"] == updates[0].arguments["version"] + 1  # re-read
     values = contentful.values(env, entry_id)
     assert values["title"] == "Renamed" and values["notes"] == "saved meanwhile"
