@@ -8,7 +8,80 @@ from typing import Any
 
 from connectors.core import RecordError
 
-__all__ = ["check_value_lengths", "flat_row", "iso_datetime", "neutral_kind", "parse_iso_datetime"]
+__all__ = [
+    "InvalidCell",
+    "check_value_lengths",
+    "flat_row",
+    "invalid_cell",
+    "iso_datetime",
+    "neutral_kind",
+    "parse_iso_datetime",
+]
+
+_MAX_SHOWN = 60
+"""Characters of a bad cell's raw value quoted in its message (a cell may be a whole paragraph)."""
+
+
+class InvalidCell:
+    """A cell that did not convert to its declared type, standing in for its value in the record.
+
+    It is deliberately not a neutral value: the engine's ``validate_record`` rejects the record that
+    holds one, so the record becomes a failed outcome (stored, retried on later passes) and the rest
+    of the page is written. Passing the raw text on instead would let a typed destination take it as
+    the first value of a column, and a fixed cell would then be refused by the column it typed.
+
+    The engine's message names the value's type (``unsupported type NotADate``), so there is one
+    subclass per declared type, named after it; ``message`` has the details, which the destinations
+    use when they are called directly.
+
+    Attributes:
+        type_name: The declared type the cell failed (``date``).
+        raw: The value as read (the CSV text, or the JSON value).
+        reason: Why it did not convert.
+    """
+
+    __slots__ = ("raw", "reason", "type_name")
+
+    def __init__(self, type_name: str, raw: Any, reason: str) -> None:
+        self.type_name = type_name
+        self.raw = raw
+        self.reason = reason
+
+    @property
+    def message(self) -> str:
+        shown = repr(self.raw)
+        if len(shown) > _MAX_SHOWN:
+            shown = shown[: _MAX_SHOWN - 3] + "..."
+        return f"{shown} is not {_article(self.type_name)} {self.type_name} ({self.reason})"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.raw!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, InvalidCell) and (self.type_name, self.raw, self.reason) == (
+            other.type_name,
+            other.raw,
+            other.reason,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+_INVALID_CELL_TYPES: dict[str, type[InvalidCell]] = {}
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
+def invalid_cell(type_name: str, raw: Any, reason: str) -> InvalidCell:
+    """The ``InvalidCell`` of a ``type_name`` cell (an instance of ``NotADate``, ``NotAnInt``, ...)."""
+    cls = _INVALID_CELL_TYPES.get(type_name)
+    if cls is None:
+        name = f"Not{_article(type_name).capitalize()}{type_name.capitalize()}"
+        cls = type(name, (InvalidCell,), {"__slots__": ()})
+        _INVALID_CELL_TYPES[type_name] = cls
+    return cls(type_name, raw, reason)
 
 
 def neutral_kind(name: str, value: Any, *, primary_key: str | None = None) -> str | None:
@@ -22,6 +95,8 @@ def neutral_kind(name: str, value: Any, *, primary_key: str | None = None) -> st
     """
     if value is None:
         return None
+    if isinstance(value, InvalidCell):
+        raise RecordError(f"property {name!r}: {value.message}", primary_key=primary_key)
     # bool before int: True is an int to isinstance, but a different kind to every destination.
     if isinstance(value, bool):
         return "bool"

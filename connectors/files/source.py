@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
 from connectors.core import ConfigError, Record, SourceSpec
-from connectors.files._values import parse_iso_datetime
+from connectors.files._values import invalid_cell, parse_iso_datetime
 from connectors.files.settings import (
     COLUMN_TYPES,
     CSV_ENCODING,
@@ -511,22 +511,21 @@ class _RowStream:
                 return _convert_text(type_name, value, self.spec.list_separator)
             return _convert_json(type_name, value, self.spec.list_separator)
         except ValueError as err:
-            # The row still arrives, holding the raw value: one bad cell must not stop a pass of a
-            # million rows, and a destination with typed columns rejects it as a record error.
+            # One bad cell must not stop a pass of a million rows, nor reach a destination as text: an
+            # InvalidCell makes the engine fail this record alone (and retry it once the cell is fixed).
             self.conversion_failures += 1
             self.pass_failures += 1
+            cell = invalid_cell(type_name, value, str(err))
             if self.pass_failures <= MAX_CONVERSION_WARNINGS:
                 logger.warning(
-                    "FileSpec %s: %s line %s column %s: %r is not a %s (%s); kept as is",
+                    "FileSpec %s: %s line %s column %s: %s; the record fails",
                     self.spec.key,
                     raw.file,
                     raw.line,
                     column,
-                    value,
-                    type_name,
-                    err,
+                    cell.message,
                 )
-            return value
+            return cell
 
 
 # --------------------------------------------------------------------------------------------------
@@ -550,7 +549,7 @@ class FilesSource:
     Attributes:
         rows_read: Data rows parsed from disk since construction, skipped ones included (for tests and
             benchmarks: a pass over N rows reads N).
-        conversion_failures: Cells that did not convert to their declared type (kept as raw values).
+        conversion_failures: Cells that did not convert to their declared type (each fails its record).
 
     Raises:
         ConfigError: Duplicate spec keys, a bad page size or a bad ``FileSpec``.

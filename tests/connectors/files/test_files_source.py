@@ -254,19 +254,31 @@ async def test_csv_cells_convert_to_their_declared_neutral_types(write_csv):
     assert source.conversion_failures == 0
 
 
-async def test_a_cell_that_does_not_fit_its_type_keeps_its_raw_value_and_is_counted(write_csv):
+async def test_a_cell_that_does_not_fit_its_type_fails_its_record_and_is_counted(write_csv, caplog):
     path = write_csv(
         "bad.csv",
-        ["id", "i", "b", "d", "f"],
-        [["k1", "3.5", "maybe", "01/05/2024", "1,5"], ["k2", "7", "yes", "2024-05-01", "1.5"]],
+        ["id", "i", "b", "d", "f", "s"],
+        [["k1", "3.5", "maybe", "01/05/2024", "1,5", "fine"], ["k2", "7", "yes", "2024-05-01", "1.5", "ok"]],
     )
     source = FilesSource([FileSpec("bad", str(path), "id", {"i": "int", "b": "bool", "d": "date", "f": "float"})])
 
     bad, good = await source.fetch(spec_of(source, "bad"))
 
-    assert bad.properties == {"id": "k1", "i": "3.5", "b": "maybe", "d": "01/05/2024", "f": "1,5"}
-    assert good.properties == {"id": "k2", "i": 7, "b": True, "d": dt.date(2024, 5, 1), "f": 1.5}
+    # Each bad cell is a stand-in the engine rejects (the record fails); the raw text never passes on.
+    problems = {name: neutral_type_error(name, value) for name, value in bad.properties.items()}
+    assert problems == {
+        "id": None,
+        "i": "property 'i': unsupported type NotAnInt (neutral types only)",
+        "b": "property 'b': unsupported type NotABool (neutral types only)",
+        "d": "property 'd': unsupported type NotADate (neutral types only)",
+        "f": "property 'f': unsupported type NotAFloat (neutral types only)",
+        "s": None,
+    }
+    assert [bad.properties[c].raw for c in "ibdf"] == ["3.5", "maybe", "01/05/2024", "1,5"]
+    assert bad.properties["d"].message.startswith("'01/05/2024' is not a date (")
+    assert good.properties == {"id": "k2", "i": 7, "b": True, "d": dt.date(2024, 5, 1), "f": 1.5, "s": "ok"}
     assert source.conversion_failures == 4
+    assert "bad.csv line 2 column d: '01/05/2024' is not a date" in caplog.text
 
 
 async def test_nan_converts_faithfully_so_the_engine_rejects_it(write_csv):
@@ -318,7 +330,8 @@ async def test_jsonl_values_pass_through_and_declared_types_convert(tmp_path):
         "ok": False,
     }
     assert "unsupported type dict" in neutral_type_error("nested", r2.properties["nested"])
-    assert r3.primary_key == "3.5" and r3.properties["n"] == 12 and r3.properties["at"] == "not a date"
+    assert r3.primary_key == "3.5" and r3.properties["n"] == 12
+    assert (type(r3.properties["at"]).__name__, r3.properties["at"].raw) == ("NotADatetime", "not a date")
     assert source.conversion_failures == 1
 
 
