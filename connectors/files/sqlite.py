@@ -1,18 +1,29 @@
-"""``SQLiteDestination``: rows in a local SQLite table, one table per route, typed columns.
+"""``SQLiteDestination``: rows in a local SQLite table, one table per route.
 
-Layout of a table (created on first use)::
+Layout of a table (created by the first write, never before)::
 
     id INTEGER PRIMARY KEY AUTOINCREMENT     the destination id (returned as a string)
     "<key_column>" TEXT UNIQUE NOT NULL      Record.primary_key
     body TEXT, synced_at TEXT                Record.body, the engine's timestamp (ISO 8601)
     "<property>" ...                         one column per property, added as properties appear
 
-A metadata table ``_durable_sync_columns(table, property, column, kind)`` maps each property to its
-column and neutral kind, so values read back as the Python types that were written: ``bool`` (0/1),
-``int``, ``float``, ``str``, ``date`` (ISO text), ``datetime`` (aware, ISO 8601 text) and ``list[str]``
-(JSON text). A column takes the kind of the first non-None value written to it; later values of
-another kind are a ``RecordError`` for that record (an ``int`` column widens to ``float`` once a
-float arrives, and ints are accepted by ``float`` columns).
+A metadata table ``_durable_sync_columns(table, property, column, kind, kind_column)`` maps each
+property to its column and the neutral kinds written to it, so values read back as the Python types
+that were written: ``bool`` (0/1), ``int``, ``float``, ``str``, ``date`` (ISO text), ``datetime``
+(aware, ISO 8601 text) and ``list[str]`` (JSON text).
+
+No value decides a column's type for good. A property whose type the route declares (``types=``) gets a
+typed column and values of another type are a ``RecordError`` for their record. Any other column is
+created without a declared type, so SQLite's type affinity never converts what is stored in it (a
+``TEXT`` column would turn a later ``7`` into ``'7'``, an ``INTEGER`` one ``3.0`` into ``3``, a ``REAL``
+one ``3`` into ``3.0``): each value keeps its storage class, and an ``int`` reads back as an ``int``
+after a ``float`` lands in the same column. Kinds that share a storage class (``str`` and ``date``
+are both text; ``bool`` and ``int`` both integers) are told apart, once a column holds more than one
+of them, by a companion column holding each row's kind. A column that an older version created with
+a declared type is rebuilt without one the first time a value its affinity would convert arrives.
+
+Nothing is created before the first ``create`` or ``update``: ``connect()`` and the listings read an
+existing file or report an empty table, so a dry run (``plan``) leaves no file, table or WAL behind.
 """
 
 from __future__ import annotations
@@ -22,14 +33,16 @@ import datetime as dt
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from connectors.core import ConfigError, Record, RecordError, TransientError, auth_error_in_chain
 from connectors.files._values import check_value_lengths, flat_row, iso_datetime, neutral_kind
 from connectors.files.settings import (
+    COLUMN_TYPES,
     RESERVED_SQLITE_COLUMNS,
     SQLITE_BUSY_TIMEOUT_SECONDS,
     SQLITE_LIST_BATCH,
@@ -42,8 +55,7 @@ logger = logging.getLogger(__name__)
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
-_DECLARED_TYPES = {
-    None: "",
+_DECLARED_SQL_TYPES = {
     "bool": "BOOLEAN",
     "int": "INTEGER",
     "float": "REAL",
@@ -53,6 +65,71 @@ _DECLARED_TYPES = {
     "datetime": "TEXT",
     "list": "TEXT",
 }
+
+_INTEGER_KINDS = frozenset({"bool", "int"})
+_TEXT_KINDS = frozenset({"str", "date", "datetime", "list"})
+_ALL_KINDS = frozenset(COLUMN_TYPES)
+
+_AFFINITY_KEEPS = {
+    # The kinds whose encoded values a column of that affinity stores unchanged. INTEGER and NUMERIC
+    # turn integral reals and numeric-looking text into integers; REAL turns integers into reals;
+    # TEXT turns numbers into text. BLOB (no declared type) keeps every value as it is given.
+    "BLOB": _ALL_KINDS,
+    "INTEGER": _INTEGER_KINDS,
+    "NUMERIC": _INTEGER_KINDS,
+    "REAL": frozenset({"float"}),
+    "TEXT": _TEXT_KINDS,
+}
+
+
+def _affinity(declared: str) -> str:
+    """The affinity SQLite gives a column of ``declared`` type (the rules of its datatype docs, 3.1)."""
+    upper = declared.upper()
+    if "INT" in upper:
+        return "INTEGER"
+    if any(word in upper for word in ("CHAR", "CLOB", "TEXT")):
+        return "TEXT"
+    if not upper or "BLOB" in upper:
+        return "BLOB"
+    if any(word in upper for word in ("REAL", "FLOA", "DOUB")):
+        return "REAL"
+    return "NUMERIC"
+
+
+def _ambiguous(kinds: frozenset[str]) -> bool:
+    """Whether the stored values of a column holding ``kinds`` no longer say which kind each is."""
+    return len(kinds & _INTEGER_KINDS) > 1 or len(kinds & _TEXT_KINDS) > 1
+
+
+def _stored_kind(kinds: frozenset[str], value: Any) -> str | None:
+    """The kind of a stored value, from its storage class, in a column that is not ambiguous."""
+    if isinstance(value, int):
+        if "int" in kinds:
+            return "int"
+        if "bool" in kinds:
+            return "bool"
+        # An INTEGER column an older version widened to float: its integral floats are stored as ints.
+        return "float" if "float" in kinds else "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        text_kinds = kinds & _TEXT_KINDS
+        return next(iter(text_kinds)) if len(text_kinds) == 1 else "str"
+    return None
+
+
+@dataclass(frozen=True)
+class _Column:
+    """Where a property's values live and what was written to them."""
+
+    column: str
+    kinds: frozenset[str]
+    kind_column: str | None
+    affinity: str
+
+    def takes(self, kind: str | None) -> bool:
+        """Whether a value of ``kind`` can be written as things are (no column work needed)."""
+        return kind is None or (kind in self.kinds and self.kinds <= _AFFINITY_KEEPS[self.affinity])
 
 
 def _quote(identifier: str) -> str:
@@ -102,6 +179,12 @@ def _decode(kind: str | None, value: Any) -> Any:
     return value
 
 
+def _decode_cell(column: _Column, value: Any, row_kind: str | None) -> Any:
+    if value is None:
+        return None
+    return _decode(row_kind or _stored_kind(column.kinds, value), value)
+
+
 def _sqlite_error(err: BaseException, where: str) -> BaseException:
     """Map an sqlite3 error onto the error tree (the caller chains it)."""
     text = str(err).lower()
@@ -121,18 +204,23 @@ class SQLiteDestination:
 
     Writes run one at a time (``max_concurrency = 1``), each in its own committed transaction, so a
     crash right after a write keeps it. The database uses WAL with ``synchronous=NORMAL``: a committed
-    write survives a process crash; a power loss may roll back the last few commits.
+    write survives a process crash; a power loss may roll back the last few commits. The file, its
+    directories and the table are created by the first write: connecting and listing create nothing.
 
     Args:
-        path: The SQLite file (parent directories are created).
-        table: The table of this route (created on first use).
+        path: The SQLite file (parent directories are created by the first write).
+        table: The table of this route (created by the first write).
         key_column: The column holding ``Record.primary_key``.
+        types: Property name -> declared type (``str``, ``int``, ``float``, ``bool``, ``date``,
+            ``datetime``, ``list``; the names of ``FileSpec.types``). The property's column gets that
+            type and other values are a ``RecordError`` (an ``int`` is accepted as a ``float``).
+            Undeclared properties get columns that accept every neutral value.
         create_only_properties: Properties written on create only, never by ``update``.
         max_value_length: Longest string (or list item) accepted; longer is a ``RecordError``.
         name: Destination name.
 
     Raises:
-        ConfigError: A bad table or key column name.
+        ConfigError: A bad table or key column name, or an unknown type in ``types``.
     """
 
     stores_keys = True
@@ -145,6 +233,7 @@ class SQLiteDestination:
         table: str,
         *,
         key_column: str = "primary_key",
+        types: Mapping[str, str] | None = None,
         create_only_properties: Iterable[str] = (),
         max_value_length: int | None = None,
         name: str = "sqlite",
@@ -160,6 +249,14 @@ class SQLiteDestination:
             )
         if max_value_length is not None and (isinstance(max_value_length, bool) or max_value_length < 1):
             raise ConfigError(f"SQLiteDestination: max_value_length must be >= 1 or None, got {max_value_length!r}")
+        declared = dict(types or {})
+        for prop, type_name in declared.items():
+            if type_name not in COLUMN_TYPES:
+                raise ConfigError(
+                    f"SQLiteDestination: types[{prop!r}] = {type_name!r} is not a known type "
+                    f"(one of {', '.join(sorted(COLUMN_TYPES))})"
+                )
+        self.types: dict[str, str] = declared
         self.path = Path(path).expanduser().resolve()
         self.name = name
         self.create_only_properties = set(create_only_properties)
@@ -180,12 +277,51 @@ class SQLiteDestination:
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[_SQLiteSession]:
-        """A session on its own connection, closed at exit."""
-        session = await asyncio.to_thread(_SQLiteSession.open, self)
+        """A session; it opens the file when first used and creates it only to write."""
+        session = _SQLiteSession(self)
         try:
             yield session
         finally:
-            await asyncio.to_thread(session.conn.close)
+            await asyncio.to_thread(session.close)
+
+    def check_record(self, record: Record) -> str | None:
+        """Why a write of ``record`` would be refused (a ``RecordError``'s message), or None.
+
+        It needs no database: every undeclared column accepts every neutral value, and declared ones
+        are known from ``types``. What it cannot foresee is an ``update`` of a row id that is gone.
+        """
+        try:
+            self.kinds_of(record)
+        except RecordError as err:
+            return str(err)
+        return None
+
+    def kinds_of(self, record: Record) -> dict[str, str | None]:
+        """Property -> the kind its value is stored as, after checking the record.
+
+        Raises:
+            RecordError: An empty key, a value that is not neutral, too long, beyond 64 bits, of a
+                type other than the declared one, or a property name holding NUL.
+        """
+        key = record.primary_key
+        if not key:
+            raise RecordError("SQLite: the record has an empty primary key", primary_key=key)
+        kinds: dict[str, str | None] = {}
+        for prop, value in record.properties.items():
+            if "\x00" in prop:
+                raise RecordError(f"property {prop!r}: names cannot contain NUL", primary_key=key)
+            kind = neutral_kind(prop, value, primary_key=key)
+            if kind == "int" and not _INT64_MIN <= value <= _INT64_MAX:
+                raise RecordError(f"property {prop!r}: {value} does not fit SQLite's 64-bit integers", primary_key=key)
+            declared = self.types.get(prop)
+            if declared is not None and kind is not None and kind != declared:
+                if declared == "float" and kind == "int":
+                    kind = "float"  # stored as a real, like every value of a float column
+                else:
+                    raise RecordError(f"property {prop!r}: declared {declared}, got {kind}", primary_key=key)
+            kinds[prop] = kind
+        check_value_lengths(record.properties, self.max_value_length, primary_key=key)
+        return kinds
 
     def read_rows(self) -> list[dict[str, Any]]:
         """Every row decoded to neutral values, in id order (for tests and demos; loads the table).
@@ -200,22 +336,23 @@ class SQLiteDestination:
         try:
             if not _table_exists(conn, self.table):
                 return []
-            mapping = _load_mapping(conn, self.table)
-            mapped = list(mapping.items())
-            select = ", ".join(
-                ["id", _quote(self.key_column), "body", "synced_at"] + [_quote(col) for _, (col, _) in mapped]
-            )
+            mapped = list(_load_mapping(conn, self.table).items())
+            selected = ["id", _quote(self.key_column), "body", "synced_at"]
+            for _, col in mapped:
+                selected += [_quote(col.column), _quote(col.kind_column) if col.kind_column else "NULL"]
             out = []
-            for row in conn.execute(f"SELECT {select} FROM {_quote(self.table)} ORDER BY id"):
+            for row in conn.execute(f"SELECT {', '.join(selected)} FROM {_quote(self.table)} ORDER BY id"):
                 fixed = {
                     "id": str(row[0]),
                     self.key_column: row[1],
                     "body": row[2],
                     "synced_at": dt.datetime.fromisoformat(row[3]) if row[3] else None,
                 }
-                props = {prop: _decode(kind, value) for (prop, (_, kind)), value in zip(mapped, row[4:], strict=True)}
-                item = flat_row(fixed, props)
-                out.append(item)
+                cells = row[4:]
+                props = {
+                    prop: _decode_cell(col, cells[2 * i], cells[2 * i + 1]) for i, (prop, col) in enumerate(mapped)
+                }
+                out.append(flat_row(fixed, props))
             return out
         finally:
             conn.close()
@@ -227,140 +364,234 @@ def _table_exists(conn: sqlite3.Connection, table: str) -> bool:
     )
 
 
-def _load_mapping(conn: sqlite3.Connection, table: str) -> dict[str, tuple[str, str | None]]:
-    """property -> (column, kind) of ``table``."""
+def _column_names(conn: sqlite3.Connection, table: str) -> list[str]:
+    return [row[1] for row in conn.execute(f"PRAGMA table_info({_quote(table)})")]
+
+
+def _load_mapping(conn: sqlite3.Connection, table: str) -> dict[str, _Column]:
+    """property -> its ``_Column`` in ``table`` (empty when nothing was written yet)."""
     if not _table_exists(conn, SQLITE_METADATA_TABLE):
         return {}
+    meta = _quote(SQLITE_METADATA_TABLE)
+    # Metadata written by an older version has no kind_column: no column of it needed one.
+    has_kind_column = "kind_column" in _column_names(conn, SQLITE_METADATA_TABLE)
+    kind_column = "kind_column" if has_kind_column else "NULL"
     rows = conn.execute(
-        f'SELECT property, "column", kind FROM {_quote(SQLITE_METADATA_TABLE)} WHERE "table" = ? ORDER BY rowid',
-        (table,),
-    )
-    return {prop: (col, kind) for prop, col, kind in rows}
+        f'SELECT property, "column", kind, {kind_column} FROM {meta} WHERE "table" = ? ORDER BY rowid', (table,)
+    ).fetchall()
+    declared = {row[1]: row[2] for row in conn.execute(f"PRAGMA table_info({_quote(table)})")}
+    return {
+        prop: _Column(
+            column,
+            frozenset(k for k in (kinds or "").split(",") if k),
+            kind_col,
+            _affinity(declared.get(column) or ""),
+        )
+        for prop, column, kinds, kind_col in rows
+    }
 
 
 class _SQLiteSession:
-    """One connection; every call runs in a worker thread, one at a time."""
+    """One connection, opened when first needed; every call runs in a worker thread, one at a time."""
 
-    def __init__(self, dest: SQLiteDestination, conn: sqlite3.Connection) -> None:
+    def __init__(self, dest: SQLiteDestination) -> None:
         self.dest = dest
-        self.conn = conn
+        self.conn: sqlite3.Connection | None = None
+        self.ready_to_write = False  # WAL set, tables created and checked
+        self.table_checked = False  # the table exists, with the key column (seen by a listing)
         self.qtable = _quote(dest.table)
         self.qkey = _quote(dest.key_column)
-        self.columns: dict[str, tuple[str, str | None]] = {}
+        self.where = f"SQLite {dest.path}#{dest.table}"
+        self.columns: dict[str, _Column] = {}
+        self.schema_version = -1  # of the database when ``columns`` was loaded
         # Calls are serialised: sqlite3 connections must not be used from two threads at once.
         self.lock = asyncio.Lock()
 
-    # -- setup --
+    # -- connections --
 
-    @classmethod
-    def open(cls, dest: SQLiteDestination) -> _SQLiteSession:
-        where = f"SQLite {dest.path}"
+    def _open(self, target: str | Path, *, uri: bool) -> sqlite3.Connection:
         try:
-            dest.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so the write lock is taken up
             # front and a check-then-insert cannot race another process.
-            conn = sqlite3.connect(
-                dest.path, timeout=SQLITE_BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+            return sqlite3.connect(
+                target, uri=uri, timeout=SQLITE_BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
             )
         except (sqlite3.Error, OSError) as err:
-            raise ConfigError(f"{where}: cannot open the database: {err}") from err
-        session = cls(dest, conn)
-        try:
+            raise ConfigError(f"SQLite {self.dest.path}: cannot open the database: {err}") from err
+
+    def _reader(self) -> sqlite3.Connection | None:
+        """The connection, if the file exists; never creates it (mode=rw fails on a missing file)."""
+        if self.conn is None:
+            if not self.dest.path.exists():
+                return None
+            self.conn = self._open(f"{self.dest.path.as_uri()}?mode=rw", uri=True)
+        return self.conn
+
+    def _writer(self) -> sqlite3.Connection:
+        """The connection, creating the file on the way, in WAL mode."""
+        if self.conn is None:
+            try:
+                self.dest.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise ConfigError(f"SQLite {self.dest.path}: cannot create its directory: {err}") from err
+            self.conn = self._open(self.dest.path, uri=False)
+        if not self.ready_to_write:
             try:
                 # WAL: readers (a listing, read_rows, a DB browser) never block the writer.
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.execute("PRAGMA synchronous=NORMAL")
             except sqlite3.Error as err:
-                raise _sqlite_error(err, where) from err
-            session._transaction(session._ensure_table)
-        except BaseException:
-            conn.close()
-            raise
-        return session
+                raise _sqlite_error(err, self.where) from err
+            self._transaction(self._ensure_table)
+            self.ready_to_write = True
+        return self.conn
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
 
     def _transaction(self, fn: Any, *args: Any) -> Any:
-        where = f"SQLite {self.dest.path}#{self.dest.table}"
+        conn = self.conn
+        assert conn is not None
         try:
-            self.conn.execute("BEGIN IMMEDIATE")
+            conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as err:
-            raise _sqlite_error(err, where) from err
+            raise _sqlite_error(err, self.where) from err
         try:
             result = fn(*args)
-            self.conn.execute("COMMIT")
+            conn.execute("COMMIT")
             return result
         except BaseException as err:
             # SQLite rolls back by itself after some errors (disk full, I/O); ROLLBACK would then fail.
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             # A rolled-back schema change must not linger in the cache.
-            self.columns = _load_mapping(self.conn, self.dest.table)
+            self.columns = _load_mapping(conn, self.dest.table)
             if isinstance(err, (sqlite3.Error, OverflowError)):
-                raise _sqlite_error(err, where) from err
+                raise _sqlite_error(err, self.where) from err
             raise
 
-    def _ensure_table(self) -> None:
-        meta = _quote(SQLITE_METADATA_TABLE)
-        self.conn.execute(
-            f'CREATE TABLE IF NOT EXISTS {meta} ("table" TEXT NOT NULL, property TEXT NOT NULL, '
-            f'"column" TEXT NOT NULL, kind TEXT, PRIMARY KEY ("table", property))'
-        )
-        self.conn.execute(
-            f"CREATE TABLE IF NOT EXISTS {self.qtable} (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-            f"{self.qkey} TEXT UNIQUE NOT NULL, body TEXT, synced_at TEXT)"
-        )
-        existing = self._table_columns()
+    def _check_key_column(self, conn: sqlite3.Connection) -> None:
+        existing = _column_names(conn, self.dest.table)
         if self.dest.key_column not in existing:
             raise ConfigError(
                 f"SQLite {self.dest.path}: table {self.dest.table!r} exists without key column "
                 f"{self.dest.key_column!r} (columns: {', '.join(existing)})"
             )
-        self.columns = _load_mapping(self.conn, self.dest.table)
 
-    def _table_columns(self) -> list[str]:
-        return [row[1] for row in self.conn.execute(f"PRAGMA table_info({self.qtable})")]
+    def _ensure_table(self) -> None:
+        conn = self.conn
+        assert conn is not None
+        meta = _quote(SQLITE_METADATA_TABLE)
+        conn.execute(
+            f'CREATE TABLE IF NOT EXISTS {meta} ("table" TEXT NOT NULL, property TEXT NOT NULL, '
+            f'"column" TEXT NOT NULL, kind TEXT, kind_column TEXT, PRIMARY KEY ("table", property))'
+        )
+        if "kind_column" not in _column_names(conn, SQLITE_METADATA_TABLE):
+            conn.execute(f"ALTER TABLE {meta} ADD COLUMN kind_column TEXT")  # made by an older version
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {self.qtable} (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+            f"{self.qkey} TEXT UNIQUE NOT NULL, body TEXT, synced_at TEXT)"
+        )
+        self._check_key_column(conn)
+        self.columns = _load_mapping(conn, self.dest.table)
 
     # -- schema on write --
 
-    def _column_for(self, prop: str, kind: str | None, primary_key: str) -> tuple[str, str | None]:
-        """The (column, kind) a value of ``kind`` is written to, adding or widening the column."""
+    def _column_for(self, prop: str, kind: str | None) -> _Column:
+        """The column a value of ``kind`` is written to, after adding, retyping or tagging it as needed."""
         known = self.columns.get(prop)
-        if known is not None and (kind is None or known[1] == kind or (known[1] == "float" and kind == "int")):
+        if known is not None and known.takes(kind):
             return known
+        conn = self.conn
+        assert conn is not None
         # Schema work: another session may have done it since we cached, so look again first.
-        self.columns = _load_mapping(self.conn, self.dest.table)
+        self.columns = _load_mapping(conn, self.dest.table)
         known = self.columns.get(prop)
         meta = _quote(SQLITE_METADATA_TABLE)
         if known is None:
-            if "\x00" in prop:
-                raise RecordError(f"property {prop!r}: names cannot contain NUL", primary_key=primary_key)
             column = self._free_column_name(prop)
-            self.conn.execute(f"ALTER TABLE {self.qtable} ADD COLUMN {_quote(column)} {_DECLARED_TYPES[kind]}".rstrip())
-            self.conn.execute(
+            declared = self.dest.types.get(prop)
+            sql_type = _DECLARED_SQL_TYPES[declared] if declared else ""
+            conn.execute(f"ALTER TABLE {self.qtable} ADD COLUMN {_quote(column)} {sql_type}".rstrip())
+            known = _Column(column, frozenset({kind} if kind else ()), None, _affinity(sql_type))
+            conn.execute(
                 f'INSERT INTO {meta} ("table", property, "column", kind) VALUES (?, ?, ?, ?)',
                 (self.dest.table, prop, column, kind),
             )
             logger.info("SQLite %s: added column %s (%s) for property %s", self.dest.table, column, kind, prop)
-            self.columns[prop] = (column, kind)
-            return column, kind
-        column, have = known
-        if kind is None or have == kind or (have == "float" and kind == "int"):
+            self.columns[prop] = known
             return known
-        if have is None or (have == "int" and kind == "float"):
-            # First typed value of an all-None column, or ints widening to floats: both lossless.
-            self.conn.execute(
-                f'UPDATE {meta} SET kind = ? WHERE "table" = ? AND property = ?',
-                (kind, self.dest.table, prop),
-            )
-            self.columns[prop] = (column, kind)
-            return column, kind
-        raise RecordError(
-            f"property {prop!r}: column {column!r} of {self.dest.table!r} holds {have} values, got {kind}",
-            primary_key=primary_key,
+        if known.takes(kind):
+            return known
+        assert kind is not None
+        kinds = known.kinds | {kind}
+        if not kinds <= _AFFINITY_KEEPS[known.affinity]:
+            # The kinds already there count too: an older version widened INTEGER columns to float.
+            known = self._retype(known)
+        if _ambiguous(kinds) and known.kind_column is None:
+            known = self._add_kind_column(prop, known)
+        known = replace(known, kinds=kinds)
+        conn.execute(
+            f'UPDATE {meta} SET "column" = ?, kind = ?, kind_column = ? WHERE "table" = ? AND property = ?',
+            (known.column, ",".join(sorted(kinds)), known.kind_column, self.dest.table, prop),
         )
+        self.columns[prop] = known
+        return known
+
+    def _retype(self, col: _Column) -> _Column:
+        """Rebuild a column with a declared type (an older version's) as one without, values kept."""
+        conn = self.conn
+        assert conn is not None
+        column, temp = _quote(col.column), self._free_column_name(f"{col.column}__retype")
+        value = column
+        if _stored_kind(col.kinds, 0) == "float":
+            # Integral floats an INTEGER column stored as integers become reals again, or they would
+            # read back as ints once the column can hold both.
+            value = f"CASE WHEN typeof({column}) = 'integer' THEN CAST({column} AS REAL) ELSE {column} END"
+        conn.execute(f"ALTER TABLE {self.qtable} ADD COLUMN {_quote(temp)}")
+        conn.execute(f"UPDATE {self.qtable} SET {_quote(temp)} = {value}")
+        try:
+            conn.execute(f"ALTER TABLE {self.qtable} DROP COLUMN {column}")
+        except sqlite3.OperationalError as err:
+            # SQLite before 3.35 has no DROP COLUMN, and it refuses to drop a column that an index or
+            # view of the user's names. The property moves to the new column; the old one stays.
+            logger.warning(
+                "SQLite %s: property column %s moved to %s; the old column is left as it was (%s)",
+                self.dest.table,
+                col.column,
+                temp,
+                err,
+            )
+            return replace(col, column=temp, affinity="BLOB")
+        conn.execute(f"ALTER TABLE {self.qtable} RENAME COLUMN {_quote(temp)} TO {column}")
+        logger.info("SQLite %s: column %s no longer has a declared type", self.dest.table, col.column)
+        return replace(col, affinity="BLOB")
+
+    def _add_kind_column(self, prop: str, col: _Column) -> _Column:
+        """Give a column a companion holding each row's kind, filled in for the rows already there."""
+        conn = self.conn
+        assert conn is not None
+        kind_column = self._free_column_name(f"{col.column}__kind")
+        column = _quote(col.column)
+        # Until now the stored values were unambiguous: their storage class says their kind.
+        as_int, as_text = _stored_kind(col.kinds, 0), _stored_kind(col.kinds, "")
+        conn.execute(f"ALTER TABLE {self.qtable} ADD COLUMN {_quote(kind_column)} TEXT")
+        conn.execute(
+            f"UPDATE {self.qtable} SET {_quote(kind_column)} = CASE typeof({column}) WHEN 'integer' THEN ? "
+            f"WHEN 'real' THEN 'float' WHEN 'text' THEN ? END WHERE {column} IS NOT NULL",
+            (as_int, as_text),
+        )
+        logger.info("SQLite %s: property %s holds several kinds; kinds kept in %s", self.dest.table, prop, kind_column)
+        return replace(col, kind_column=kind_column)
 
     def _free_column_name(self, prop: str) -> str:
+        assert self.conn is not None
         # SQLite compares identifiers case-insensitively: "Status" and "status" need two columns.
-        taken = {c.lower() for c in self._table_columns()} | {c.lower() for c, _ in self.columns.values()}
+        taken = {c.lower() for c in _column_names(self.conn, self.dest.table)}
+        for col in self.columns.values():
+            taken |= {col.column.lower(), (col.kind_column or "").lower()}
         taken |= RESERVED_SQLITE_COLUMNS | {self.dest.key_column.lower()}
         base = prop or "_"
         column, n = base, 1
@@ -369,36 +600,30 @@ class _SQLiteSession:
             column = f"{base}__{n}"
         return column
 
-    def _assignments(self, record: Record, *, skip: set[str]) -> list[tuple[str, Any]]:
+    def _assignments(self, record: Record, kinds: dict[str, str | None], *, skip: set[str]) -> list[tuple[str, Any]]:
         """(quoted column, encoded value) for each property of the record not in ``skip``."""
         out = []
         for prop, value in record.properties.items():
             if prop in skip:
                 continue
-            kind = neutral_kind(prop, value, primary_key=record.primary_key)
-            column, column_kind = self._column_for(prop, kind, record.primary_key)
-            out.append((_quote(column), _encode(column_kind, value)))
+            kind = kinds[prop]
+            col = self._column_for(prop, kind)
+            out.append((_quote(col.column), _encode(kind, value)))
+            if col.kind_column is not None:
+                out.append((_quote(col.kind_column), kind))
         return out
-
-    def _check(self, record: Record) -> None:
-        for prop, value in record.properties.items():
-            kind = neutral_kind(prop, value, primary_key=record.primary_key)
-            if kind == "int" and not _INT64_MIN <= value <= _INT64_MAX:
-                raise RecordError(
-                    f"property {prop!r}: {value} does not fit SQLite's 64-bit integers",
-                    primary_key=record.primary_key,
-                )
-        check_value_lengths(record.properties, self.dest.max_value_length, primary_key=record.primary_key)
 
     # -- writes (run inside _transaction) --
 
-    def _update_row(self, row_id: int, record: Record, synced_at: dt.datetime) -> int:
-        sets = [*self._assignments(record, skip=self.dest.create_only_properties)]
+    def _update_row(self, row_id: int, record: Record, kinds: dict[str, str | None], synced_at: dt.datetime) -> int:
+        assert self.conn is not None
+        sets = [*self._assignments(record, kinds, skip=self.dest.create_only_properties)]
         sets += [("body", record.body), ("synced_at", iso_datetime(synced_at))]
         sql = f"UPDATE {self.qtable} SET {', '.join(f'{c} = ?' for c, _ in sets)} WHERE id = ?"
         return self.conn.execute(sql, [v for _, v in sets] + [row_id]).rowcount
 
-    def _create(self, record: Record, synced_at: dt.datetime) -> str:
+    def _create(self, record: Record, kinds: dict[str, str | None], synced_at: dt.datetime) -> str:
+        assert self.conn is not None
         found = self.conn.execute(
             f"SELECT id FROM {self.qtable} WHERE {self.qkey} = ?", (record.primary_key,)
         ).fetchone()
@@ -406,7 +631,7 @@ class _SQLiteSession:
             # The key is already here: our earlier create committed but the engine never learned
             # its id (a crash in between). Creating again would break the UNIQUE key, so this is that
             # row, updated like any update (create-only properties were written the first time).
-            self._update_row(found[0], record, synced_at)
+            self._update_row(found[0], record, kinds, synced_at)
             logger.info(
                 "SQLite %s: create of existing key %s updated row %s",
                 self.dest.table,
@@ -419,37 +644,65 @@ class _SQLiteSession:
             ("body", record.body),
             ("synced_at", iso_datetime(synced_at)),
         ]
-        cols += self._assignments(record, skip=set())
+        cols += self._assignments(record, kinds, skip=set())
         sql = f"INSERT INTO {self.qtable} ({', '.join(c for c, _ in cols)}) VALUES ({', '.join('?' for _ in cols)})"
         cursor = self.conn.execute(sql, [v for _, v in cols])
         return str(cursor.lastrowid)
 
-    def _update(self, existing_id: str, record: Record, synced_at: dt.datetime) -> bool:
+    def _update(self, existing_id: str, record: Record, kinds: dict[str, str | None], synced_at: dt.datetime) -> bool:
         try:
             row_id = int(existing_id)
         except (TypeError, ValueError):
             raise RecordError(
                 f"SQLite {self.dest.table}: {existing_id!r} is not a row id", primary_key=record.primary_key
             ) from None
-        if self._update_row(row_id, record, synced_at) == 0:
+        if self._update_row(row_id, record, kinds, synced_at) == 0:
             raise RecordError(f"SQLite {self.dest.table}: row {row_id} not found", primary_key=record.primary_key)
         return True
 
+    def _write(self, fn: Any, *args: Any) -> Any:
+        self._writer()
+        return self._transaction(self._with_fresh_schema, fn, *args)
+
+    def _with_fresh_schema(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn`` (in a write transaction) with the column map of the database as it is now.
+
+        Another session may have added a kind column or rebuilt a column since we cached the map; a
+        write through the stale map would leave its row's kind out. Every such change alters the
+        schema, so SQLite's schema version says when to reload: one cheap read per write.
+        """
+        assert self.conn is not None
+        version = self.conn.execute("PRAGMA schema_version").fetchone()[0]
+        if version != self.schema_version:
+            self.columns = _load_mapping(self.conn, self.dest.table)
+            self.schema_version = version
+        return fn(*args)
+
     def _rows_after(self, last_id: int) -> list[tuple[str, int]]:
-        return self.conn.execute(
+        conn = self._reader()
+        if conn is None:
+            return []  # no file yet: nothing was ever written (and a listing must not create it)
+        if not (self.ready_to_write or self.table_checked):
+            if not _table_exists(conn, self.dest.table):
+                return []  # another route's file: this table is created by its first write
+            self._check_key_column(conn)
+            self.table_checked = True
+        return conn.execute(
             f"SELECT {self.qkey}, id FROM {self.qtable} WHERE id > ? ORDER BY id LIMIT ?",
             (last_id, SQLITE_LIST_BATCH),
         ).fetchall()
 
     # -- the session protocol --
 
+    def check_record(self, record: Record) -> str | None:
+        """Why a write of ``record`` would be refused, or None (see ``SQLiteDestination.check_record``)."""
+        return self.dest.check_record(record)
+
     async def create(self, record: Record, synced_at: dt.datetime) -> str:
         """Insert the record and return its id; a key already present updates that row instead."""
-        if not record.primary_key:
-            raise RecordError("SQLite: the record has an empty primary key", primary_key=record.primary_key)
-        self._check(record)
+        kinds = self.dest.kinds_of(record)
         async with self.lock:
-            return await asyncio.to_thread(self._transaction, self._create, record, synced_at)
+            return await asyncio.to_thread(self._write, self._create, record, kinds, synced_at)
 
     async def update(self, existing_id: str, record: Record, synced_at: dt.datetime) -> bool:
         """Update row ``existing_id`` (create-only properties untouched; None clears a column).
@@ -457,12 +710,12 @@ class _SQLiteSession:
         Raises:
             RecordError: No row has that id, or a value does not fit its column.
         """
-        self._check(record)
+        kinds = self.dest.kinds_of(record)
         async with self.lock:
-            return await asyncio.to_thread(self._transaction, self._update, existing_id, record, synced_at)
+            return await asyncio.to_thread(self._write, self._update, existing_id, record, kinds, synced_at)
 
     async def query_existing_rows(self) -> AsyncIterator[tuple[str, str]]:
-        """Every (key, id) in id order, read ``SQLITE_LIST_BATCH`` rows per query."""
+        """Every (key, id) in id order, read ``SQLITE_LIST_BATCH`` rows per query (none without a table)."""
         last_id = 0
         while True:
             # The lock is held per batch, not across yields: the caller may write between batches.
@@ -470,7 +723,7 @@ class _SQLiteSession:
                 try:
                     batch = await asyncio.to_thread(self._rows_after, last_id)
                 except sqlite3.Error as err:
-                    raise _sqlite_error(err, f"SQLite {self.dest.path}#{self.dest.table}") from err
+                    raise _sqlite_error(err, self.where) from err
             for key, row_id in batch:
                 yield key, str(row_id)
             if len(batch) < SQLITE_LIST_BATCH:

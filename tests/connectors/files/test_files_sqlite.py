@@ -144,11 +144,11 @@ async def test_update_of_an_unknown_row_is_a_record_error(dest, synced_at):
 
 
 async def test_values_that_do_not_fit_are_record_errors_and_leave_no_trace(tmp_path, synced_at):
-    dest = SQLiteDestination(tmp_path / "v.sqlite", "t", max_value_length=5)
+    dest = SQLiteDestination(tmp_path / "v.sqlite", "t", types={"n": "int"}, max_value_length=5)
     async with dest.connect() as session:
-        await session.create(Record("k1", {"n": 1, "s": "abc", "ratio": 1}), synced_at)
+        first = await session.create(Record("k1", {"n": 1, "s": "abc", "ratio": 1}), synced_at)
         bad = [
-            # A str into an int column (a CSV cell that did not convert), after a new column.
+            # A str into a column declared int (a CSV cell that did not convert), after a new column.
             Record("k2", {"fresh": "x", "n": "one"}),
             Record("k3", {"s": "toolong"}),
             Record("k4", {"tags": ["ok", "waytoolong"]}),
@@ -163,31 +163,42 @@ async def test_values_that_do_not_fit_are_record_errors_and_leave_no_trace(tmp_p
             with pytest.raises(RecordError) as info:
                 await session.create(record, synced_at)
             assert info.value.primary_key == record.primary_key
-        # Ints widen an int column to float; floats accept ints.
-        await session.create(Record("k10", {"n": 2.5, "ratio": 3}), synced_at)
-        await session.create(Record("k11", {"late": None}), synced_at)
+            assert session.check_record(record) == str(info.value)
+        # Refused inside the transaction, after the column for "fresh" was added: rolled back with it.
+        with pytest.raises(RecordError, match="row 99 not found"):
+            await session.update("99", Record("k1", {"fresh": "x", "s": "new"}), synced_at)
+        # Undeclared columns take any kind, and each value keeps its own.
+        await session.create(Record("k10", {"n": 2, "ratio": 2.5}), synced_at)
+        await session.create(Record("k11", {"late": None, "s": 5}), synced_at)
         await session.create(Record("k12", {"late": "typed"}), synced_at)
+        await session.update(first, Record("k1", {"ratio": 3}), synced_at)
 
     rows = dest.read_rows()
     assert [r["primary_key"] for r in rows] == ["k1", "k10", "k11", "k12"]
-    assert [(r["n"], r["ratio"]) for r in rows[:2]] == [(1.0, 1.0), (2.5, 3.0)]
-    assert type(rows[0]["n"]) is float
+    assert [(r["n"], r["ratio"], r["s"]) for r in rows[:3]] == [(1, 3, "abc"), (2, 2.5, None), (None, None, 5)]
+    assert [type(r["ratio"]) for r in rows[:2]] == [int, float]
     assert [r["late"] for r in rows] == [None, None, None, "typed"]
     assert "fresh" not in rows[0]  # the column added by the failed write was rolled back with it
 
 
 async def test_a_second_session_sees_the_schema_of_the_first(dest, synced_at):
     async with dest.connect() as one, dest.connect() as two:
-        await one.create(Record("k1", {"n": 1}), synced_at)
-        await two.create(Record("k2", {"n": 2, "new": "x"}), synced_at)
+        await one.create(Record("k1", {"n": 1, "d": dt.date(2024, 1, 1)}), synced_at)
+        await two.create(Record("k2", {"n": 2, "new": "x", "d": dt.date(2024, 1, 2)}), synced_at)
         await one.create(Record("k3", {"new": "y"}), synced_at)
-        with pytest.raises(RecordError, match="holds int values"):
-            await one.create(Record("k4", {"n": "str"}), synced_at)
+        # One gives "d" a second text kind (and a kind column); two, whose map predates that, writes
+        # a date through it, and its row must still say "date".
+        await one.create(Record("k4", {"n": "str", "d": "not a date"}), synced_at)
+        await two.create(Record("k5", {"d": dt.date(2024, 1, 5)}), synced_at)
+        await two.create(Record("k6", {"n": True}), synced_at)
 
-    assert [(r["primary_key"], r["n"], r["new"]) for r in dest.read_rows()] == [
-        ("k1", 1, None),
-        ("k2", 2, "x"),
-        ("k3", None, "y"),
+    assert [(r["primary_key"], r["n"], r["new"], r["d"]) for r in dest.read_rows()] == [
+        ("k1", 1, None, dt.date(2024, 1, 1)),
+        ("k2", 2, "x", dt.date(2024, 1, 2)),
+        ("k3", None, "y", None),
+        ("k4", "str", None, "not a date"),
+        ("k5", None, None, dt.date(2024, 1, 5)),
+        ("k6", True, None, None),
     ]
 
 
@@ -211,9 +222,11 @@ async def test_an_existing_table_without_the_key_column_is_a_config_error(tmp_pa
     path = tmp_path / "k.sqlite"
     async with SQLiteDestination(path, "t").connect() as session:
         await session.create(Record("k", {}), synced_at)
-    with pytest.raises(ConfigError, match="without key column 'external_id'"):
-        async with SQLiteDestination(path, "t", key_column="external_id").connect():
-            pass
+    async with SQLiteDestination(path, "t", key_column="external_id").connect() as session:
+        with pytest.raises(ConfigError, match="without key column 'external_id'"):
+            await session.query_existing_ids()
+        with pytest.raises(ConfigError, match="without key column 'external_id'"):
+            await session.create(Record("k", {}), synced_at)
 
 
 def test_destination_attributes(tmp_path):
@@ -238,6 +251,7 @@ def test_destination_attributes(tmp_path):
         ({"table": "t", "key_column": "id"}, "key_column"),
         ({"table": "t", "key_column": "Body"}, "key_column"),
         ({"table": "t", "max_value_length": 0}, "max_value_length"),
+        ({"table": "t", "types": {"due": "timestamp"}}, "types\\['due'\\]"),
     ],
 )
 def test_bad_configuration_is_a_config_error(tmp_path, kwargs, message):
