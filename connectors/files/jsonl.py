@@ -11,6 +11,10 @@ neutral types are JSON as they are.
 
 Like a real API, ``create`` never looks at the key: two creates of one key make two rows, so a
 platform bug shows up as a duplicate in ``query_existing_rows`` instead of being papered over.
+
+Nothing is created or rewritten before a session's first ``create`` or ``update``: ``connect()`` and
+the listings only read (a missing log lists as empty), so a dry run (``plan``) leaves no file, lock
+file or directory behind, and a session that only listed never compacts the log.
 """
 
 from __future__ import annotations
@@ -137,7 +141,7 @@ class JSONLDestination:
     closes and it holds more than ``JSONL_COMPACTION_FACTOR`` lines per live row.
 
     Args:
-        path: The JSONL file (parent directories are created).
+        path: The JSONL file (it and its parent directories are created by the first write).
         create_only_properties: Properties written on create only, never by ``update``.
         max_value_length: Longest string (or list item) accepted; longer is a ``RecordError``.
         name: Destination name.
@@ -180,12 +184,26 @@ class JSONLDestination:
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[_JSONLSession]:
-        """A session holding the live rows; compacts the log at exit when it is mostly history."""
-        session = await asyncio.to_thread(_JSONLSession.open, self)
+        """A session holding the live rows, opened when first used; if it wrote, it compacts the log
+        at exit when the log is mostly history."""
+        session = _JSONLSession(self)
         try:
             yield session
         finally:
             await asyncio.to_thread(session.close)
+
+    def check_record(self, record: Record) -> str | None:
+        """Why a write of ``record`` would be refused (a ``RecordError``'s message), or None.
+
+        The log takes any neutral value, so only the values themselves are checked: not neutral, or
+        longer than ``max_value_length``. What it cannot foresee is an ``update`` of a row id that
+        is gone.
+        """
+        try:
+            _encoded(record, set(), self.max_value_length)
+        except RecordError as err:
+            return str(err)
+        return None
 
     def read_rows(self) -> list[dict[str, Any]]:
         """Every live row decoded to neutral values, in creation order (for tests and demos).
@@ -205,56 +223,85 @@ class JSONLDestination:
 
 
 class _JSONLSession:
-    """One open log: every call runs in a worker thread, one at a time, under the file lock."""
+    """One log, opened when first used: every call runs in a worker thread, one at a time, under the
+    file lock. Reads open what exists and create nothing; the first write creates the files."""
 
     def __init__(self, dest: JSONLDestination) -> None:
         self.dest = dest
         self.state = _LogState(dest.path)
         self.fd = -1
+        self.writable = False  # fd was opened for appending (a reading session opens it read-only)
         self.lock_fd = -1
+        self.lock_writable = False
+        self.wrote = False  # only a session that wrote compacts: a listing (a plan) must write nothing
         self.lock = asyncio.Lock()
 
-    @classmethod
-    def open(cls, dest: JSONLDestination) -> _JSONLSession:
-        session = cls(dest)
-        try:
-            dest.path.parent.mkdir(parents=True, exist_ok=True)
-            session.lock_fd = os.open(dest.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-            with session._locked():
-                pass  # opens the log and reads it
-        except OSError as err:
-            session.close(compact=False)
-            raise ConfigError(f"JSONL {dest.path}: cannot open: {err}") from err
-        return session
-
     @contextmanager
-    def _locked(self) -> Iterator[None]:
-        """Hold the lock, with the log open on its current inode and read to the end."""
-        if fcntl is not None:
-            fcntl.flock(self.lock_fd, fcntl.LOCK_EX)
+    def _locked(self, *, write: bool) -> Iterator[None]:
+        """Hold the lock, with the log open on its current inode and read to the end.
+
+        A read with no lock file yet (no write ever happened, or one is just starting) goes without
+        the lock: appends are whole lines and a torn tail is never applied, so it reads a consistent
+        prefix either way.
+        """
         try:
-            self._follow_replacement()
-            self.state.catch_up(self.fd)
+            self._open_lock(write=write)
+        except OSError as err:
+            raise ConfigError(f"JSONL {self.dest.path}: cannot open its lock file: {err}") from err
+        if fcntl is not None and self.lock_fd >= 0:
+            # Readers share the lock: they only need writers (appends, compaction) kept out.
+            fcntl.flock(self.lock_fd, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
+        try:
+            try:
+                self._follow_replacement(write=write)
+            except OSError as err:
+                raise ConfigError(f"JSONL {self.dest.path}: cannot open: {err}") from err
+            if self.fd >= 0:
+                self.state.catch_up(self.fd)
             yield
         finally:
-            if fcntl is not None:
+            if fcntl is not None and self.lock_fd >= 0:
                 fcntl.flock(self.lock_fd, fcntl.LOCK_UN)
 
-    def _follow_replacement(self) -> None:
-        """Reopen the log if another session compacted it (our fd would point at the old file)."""
+    def _open_lock(self, *, write: bool) -> None:
+        if self.lock_fd >= 0 and (self.lock_writable or not write):
+            return
+        if write:
+            # Opened for writing: where flock is emulated with byte-range locks (NFS), an exclusive
+            # lock needs it.
+            self.dest.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.dest.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            if self.lock_fd >= 0:
+                os.close(self.lock_fd)
+            self.lock_fd, self.lock_writable = fd, True
+        elif self.dest.lock_path.exists():
+            # Opening it for reading changes nothing on disk.
+            self.lock_fd = os.open(self.dest.lock_path, os.O_RDONLY)
+
+    def _follow_replacement(self, *, write: bool) -> None:
+        """Open the log (for appending when about to write), or reopen it if another session compacted
+        it (our fd would point at the old file)."""
         try:
-            current = os.stat(self.dest.path).st_ino
+            current: int | None = os.stat(self.dest.path).st_ino
         except FileNotFoundError:
             current = None
-        if self.fd >= 0 and current == os.fstat(self.fd).st_ino:
+        same_file = self.fd >= 0 and current == os.fstat(self.fd).st_ino
+        if same_file and (self.writable or not write):
             return
         if self.fd >= 0:
             os.close(self.fd)
-        created = current is None
-        self.fd = os.open(self.dest.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-        if created:
-            _fsync_dir(self.dest.path.parent)  # the new file's name must survive a crash too
-        self.state.reset()
+            self.fd = -1
+        if write:
+            self.fd = os.open(self.dest.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            self.writable = True
+            if current is None:
+                _fsync_dir(self.dest.path.parent)  # the new file's name must survive a crash too
+        elif current is not None:
+            self.fd = os.open(self.dest.path, os.O_RDONLY)
+            self.writable = False
+        if not same_file:
+            # A new file (or none yet): what we read of the old one says nothing about it.
+            self.state.reset()
 
     def _append(self, line: dict[str, Any]) -> None:
         data = json.dumps(line, ensure_ascii=False, allow_nan=False, separators=(",", ":")) + "\n"
@@ -263,23 +310,15 @@ class _JSONLSession:
         payload = ("\n" if self.state.torn_tail else "") + data
         os.write(self.fd, payload.encode("utf-8"))
         os.fsync(self.fd)
+        self.wrote = True
         self.state.catch_up(self.fd)
-
-    def _encoded(self, record: Record, skip: set[str]) -> dict[str, Any]:
-        out = {}
-        for prop, value in record.properties.items():
-            neutral_kind(prop, value, primary_key=record.primary_key)
-            if prop not in skip:
-                out[prop] = _encode_value(value)
-        check_value_lengths(record.properties, self.dest.max_value_length, primary_key=record.primary_key)
-        return out
 
     # -- sync halves --
 
     def _create(self, record: Record, synced_at: dt.datetime) -> str:
-        props = self._encoded(record, set())
+        props = _encoded(record, set(), self.dest.max_value_length)
         row_id = uuid.uuid4().hex
-        with self._locked():
+        with self._locked(write=True):
             self._append(
                 {
                     "id": row_id,
@@ -292,8 +331,8 @@ class _JSONLSession:
         return row_id
 
     def _update(self, existing_id: str, record: Record, synced_at: dt.datetime) -> bool:
-        props = self._encoded(record, self.dest.create_only_properties)
-        with self._locked():
+        props = _encoded(record, self.dest.create_only_properties, self.dest.max_value_length)
+        with self._locked(write=True):
             current = self.state.rows.get(existing_id)
             if current is None:
                 raise RecordError(
@@ -312,13 +351,13 @@ class _JSONLSession:
         return True
 
     def _snapshot(self) -> list[tuple[str, str]]:
-        with self._locked():
+        with self._locked(write=False):
             return [(line["key"], row_id) for row_id, line in self.state.rows.items()]
 
     def close(self, *, compact: bool = True) -> None:
         try:
-            if compact and self.fd >= 0:
-                with self._locked():
+            if compact and self.wrote and self.fd >= 0:
+                with self._locked(write=True):
                     if self.state.lines > JSONL_COMPACTION_FACTOR * len(self.state.rows):
                         self._compact()
         finally:
@@ -347,6 +386,10 @@ class _JSONLSession:
 
     # -- the session protocol --
 
+    def check_record(self, record: Record) -> str | None:
+        """Why a write of ``record`` would be refused, or None (see ``JSONLDestination.check_record``)."""
+        return self.dest.check_record(record)
+
     async def create(self, record: Record, synced_at: dt.datetime) -> str:
         """Append a new row with a fresh id; never looks at the key (duplicates stay visible)."""
         async with self.lock:
@@ -371,6 +414,24 @@ class _JSONLSession:
     async def query_existing_ids(self) -> dict[str, str]:
         """{key: id} of every live row (for a duplicated key, the last created)."""
         return {key: row_id async for key, row_id in self.query_existing_rows()}
+
+
+def _encoded(record: Record, skip: set[str], max_value_length: int | None) -> dict[str, Any]:
+    """The record's properties as JSON values (tags for dates), those in ``skip`` left out.
+
+    Raises:
+        RecordError: An empty key, a value that is not neutral, or one longer than ``max_value_length``.
+    """
+    if not record.primary_key:
+        # A row without a key could never be matched to its record again.
+        raise RecordError("JSONL: the record has an empty primary key", primary_key=record.primary_key)
+    out = {}
+    for prop, value in record.properties.items():
+        neutral_kind(prop, value, primary_key=record.primary_key)
+        if prop not in skip:
+            out[prop] = _encode_value(value)
+    check_value_lengths(record.properties, max_value_length, primary_key=record.primary_key)
+    return out
 
 
 def _fsync_dir(directory: Path) -> None:
