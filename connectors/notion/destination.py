@@ -51,10 +51,18 @@ from typing import Any
 import httpx
 
 from connectors.auth import env_secret
-from connectors.core import AuthError, ConfigError, Record, RecordError, SyncError, auth_error_in_chain
+from connectors.core import (
+    AuthError,
+    ConfigError,
+    Record,
+    RecordError,
+    SyncError,
+    TransientError,
+    auth_error_in_chain,
+)
 from connectors.http import Clock, HTTPRecordError, NotFound, Rate, RetryPolicy, Sleep
 from connectors.notion.client import DataSourceRef, NotionClient, credential_key, normalize_id
-from connectors.notion.decode import decode_property
+from connectors.notion.decode import decode_property, parse_timestamp
 from connectors.notion.encode import (
     Truncation,
     body_blocks,
@@ -525,44 +533,99 @@ class _NotionSession:
         return True
 
     async def query_existing_rows(self) -> AsyncIterator[tuple[str, str]]:
-        """Every (key, page id) of the data source, sorted by key, 100 pages per request.
+        """Every (key, page id) of the data source, 100 pages per request, sorted by key up to
+        Notion's per-query cap.
 
         Only the key property is asked for (``filter_properties``), which keeps each page of the
         listing small. If Notion rejects that query (400 ``validation_error``: a property id it does
         not read back, say) or leaves the key out, the listing asks for whole pages instead, logs it
         once at INFO, and this destination lists that data source unfiltered from then on.
 
+        One query reaches at most 10,000 pages; past that Notion stops paging and marks the answer
+        ``request_status: incomplete``. A listing that stopped there would let the engine take every
+        later row as gone (and create it again: a duplicate page), so the rest is read in windows of
+        creation time (``created_time on_or_after`` the newest one seen, oldest first), pages already
+        listed skipped. A window that cannot move on (more than 10,000 pages created within one
+        minute, the resolution of Notion's timestamps) is a ``TransientError``: no partial listing.
+
         Pages in the trash are not returned by Notion's query (their rows look deleted); pages
         without a key (added by hand) are skipped.
+        """
+        key = self.dest.key_property
+        seen: set[str] = set()
+        status: dict[str, bool] = {}
+        async for row in self._listing_query(None, [{"property": key, "direction": "ascending"}], status):
+            seen.add(str(row["id"]))
+            text = _key_text((row.get("properties") or {}).get(key))
+            if text:
+                yield text, str(row["id"])
+        if not status.get("capped"):
+            return
+        logger.warning(
+            "Notion data source %s holds more pages than one query returns (10,000); listing the rest by creation time",
+            self.target.data_source_id,
+        )
+        since: str | None = None
+        sorts = [{"timestamp": "created_time", "direction": "ascending"}]
+        while True:
+            window = {"timestamp": "created_time", "created_time": {"on_or_after": since}} if since else None
+            newest = since
+            async for row in self._listing_query(window, sorts, status):
+                created = row.get("created_time")
+                if isinstance(created, str) and (newest is None or parse_timestamp(created) > parse_timestamp(newest)):
+                    newest = created
+                page_id = str(row["id"])
+                if page_id in seen:
+                    continue
+                seen.add(page_id)
+                text = _key_text((row.get("properties") or {}).get(key))
+                if text:
+                    yield text, page_id
+            if not status.get("capped"):
+                return
+            if newest is None or newest == since:
+                raise TransientError(
+                    f"Notion data source {self.target.data_source_id}: more than 10,000 pages were created within "
+                    f"one minute ({newest}); Notion's query cannot list past them, so the listing is incomplete"
+                )
+            since = newest
+
+    async def _listing_query(
+        self, query_filter: Json | None, sorts: list[Json], status: dict[str, bool]
+    ) -> AsyncIterator[Json]:
+        """The page objects of one listing query, narrowed to the key property when Notion allows it.
+
+        Sets ``status["capped"]`` when Notion says the query hit its result limit.
         """
         key = self.dest.key_property
         data_source_id = self.target.data_source_id
         unfiltered = f"unfiltered:{data_source_id}"
         prop_id = self.schema[key].get("id")
-        narrowed: list[str] | None = [str(prop_id)] if prop_id and unfiltered not in self.dest._warned else None
-        sorts = [{"property": key, "direction": "ascending"}]
         while True:
+            narrowed = [str(prop_id)] if prop_id and unfiltered not in self.dest._warned else None
+            status["capped"] = False
             reason: str | None = None
             yielded = False
             async with aclosing(
-                self.client.iter_query(data_source_id, sorts=sorts, filter_properties=narrowed)
+                self.client.iter_query(data_source_id, filter=query_filter, sorts=sorts, filter_properties=narrowed)
             ) as pages:
                 try:
                     async for body in pages:
+                        request_status = body.get("request_status")
+                        if isinstance(request_status, dict) and request_status.get("type") == "incomplete":
+                            status["capped"] = True
                         # A wiki's query also lists its child data sources: only pages are rows.
                         results = [
                             r
                             for r in body.get("results") or []
-                            if isinstance(r, dict) and r.get("object", "page") == "page"
+                            if isinstance(r, dict) and r.get("object", "page") == "page" and r.get("id")
                         ]
                         if narrowed and not yielded and any(key not in (r.get("properties") or {}) for r in results):
                             reason = "it left the key property out"
                             break
                         for row in results:
-                            text = _key_text((row.get("properties") or {}).get(key))
-                            if text:
-                                yielded = True
-                                yield text, str(row["id"])
+                            yielded = True
+                            yield row
                 except HTTPRecordError as err:
                     # Same query params on every page, so a rejection comes with the first page; after
                     # rows were yielded a restart would list them twice.
@@ -571,16 +634,14 @@ class _NotionSession:
                     reason = f"Notion rejected it ({_error_message(err)})"
             if reason is None:
                 return
-            if unfiltered not in self.dest._warned:
-                self.dest._warned.add(unfiltered)
-                logger.info(
-                    "Notion data source %s: listing with filter_properties=%s failed: %s; listing whole pages "
-                    "instead (from now on, for this destination)",
-                    data_source_id,
-                    prop_id,
-                    reason,
-                )
-            narrowed = None
+            self.dest._warned.add(unfiltered)
+            logger.info(
+                "Notion data source %s: listing with filter_properties=%s failed: %s; listing whole pages "
+                "instead (from now on, for this destination)",
+                data_source_id,
+                prop_id,
+                reason,
+            )
 
     async def query_existing_ids(self) -> dict[str, str]:
         """{key: page id}; for a key listed twice the last page wins (``query_existing_rows`` shows both)."""

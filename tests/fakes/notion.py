@@ -34,6 +34,8 @@ What it enforces, as the real API does:
   ``?filter_properties=`` is percent-decoded once, like any server reads a query string, and must then
   name a property (raw id or name): an id encoded twice by a client (``swq%255C``) answers 400 ``validation_error``
   "swq%5C is not a property that exists.".
+- One query reaches at most ``query_limit`` (10,000) pages; past that pagination stops and every page
+  of the answer says ``request_status: {"type": "incomplete", ...}``.
 - Every answer carries a ``request_id`` in its body and the ``x-notion-request-id`` header; error
   bodies are ``{"object": "error", "status", "code", "message", ["additional_data",] "request_id"}``
   (a 404 names the integration and gives its id in ``additional_data``), a 429 has ``Retry-After``.
@@ -94,6 +96,10 @@ MAX_EMAIL = 200
 MAX_PHONE = 200
 MAX_OPTION_NAME = 100
 MAX_PAGE_SIZE = 100
+QUERY_RESULT_LIMIT = 10_000
+"""Results one data source query can reach: past it pagination stops (``has_more`` false) and every page
+says ``request_status: {"type": "incomplete", "incomplete_reason": "query_result_limit_reached"}``
+(developers.notion.com/guides/data-apis/query-large-data-sources)."""
 
 TEXT_TYPES = frozenset({"title", "rich_text"})
 READ_ONLY_TYPES = frozenset(
@@ -411,6 +417,7 @@ class FakeNotion:
     ) -> None:
         self.rate = rate
         self.burst = burst
+        self.query_limit = QUERY_RESULT_LIMIT
         self.clock = clock
         self.round_times = round_times
         self.tokens: dict[str, str] = {}  # token -> workspace
@@ -950,6 +957,8 @@ class FakeNotion:
         directions = [s.get("direction") == "descending" for s in sorts] + [False]
         compare = functools.partial(_compare_vectors, directions=directions)
         keyed.sort(key=functools.cmp_to_key(lambda a, b: compare(a[0], b[0])))  # type: ignore[index]
+        capped = len(keyed) > self.query_limit
+        keyed = keyed[: self.query_limit]
         start = 0
         cursor = body.get("start_cursor")
         if cursor is not None:
@@ -964,14 +973,17 @@ class FakeNotion:
             next_cursor = _new_id()
             self._cursors[next_cursor] = (ds.id, keyed[start + page_size][0])
         only = self._filter_properties(ds, request)
-        return {
+        answer: Json = {
             "object": "list",
             "results": [self._page_json(p, only) for _, p in page_rows],
             "next_cursor": next_cursor,
             "has_more": has_more,
             "type": "page_or_data_source",
             "page_or_data_source": {},
-        }, False
+        }
+        if capped:
+            answer["request_status"] = {"type": "incomplete", "incomplete_reason": "query_result_limit_reached"}
+        return answer, False
 
     @staticmethod
     def _filter_properties(ds: FakeDataSource, request: Request) -> set[str] | None:

@@ -416,6 +416,37 @@ async def test_a_rejected_filter_falls_back_to_an_unfiltered_listing_logged_once
     assert "is not a property that exists" in fallbacks[0].getMessage()
 
 
+async def test_the_listing_reads_past_the_query_result_cap_by_creation_time(dest, fake, ds_id, time, caplog):
+    # Notion stops one query at 10,000 pages (here 25) and says so in request_status; the engine must
+    # not take the rows past the cap as gone.
+    fake.query_limit = 25
+    ids: dict[str, str] = {}
+    for i in range(70):
+        ids[f"k{(i * 37) % 70:03d}"] = fake.add_page(ds_id, {"Key": f"k{(i * 37) % 70:03d}"}).id
+        if i % 3 == 2:
+            time.advance(60)  # created_time has minute resolution: three pages a minute
+    fake.add_page(ds_id, {"Name": "added by hand"})
+
+    async with dest.connect() as session:
+        rows = [pair async for pair in session.query_existing_rows()]
+
+    assert sorted(rows) == sorted(ids.items())
+    assert [key for key, _ in rows[:25]] == sorted(ids)[:25]  # the first query is sorted by key
+    queries = fake.requests("POST", r"/query$")
+    assert all(q.status == 200 for q in queries)
+    assert any("filter" in q.body and "created_time" in q.body["filter"] for q in queries)
+    assert any("more pages than one query returns" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_listing_stuck_on_the_cap_within_one_minute_fails_instead_of_being_partial(dest, fake, ds_id):
+    fake.query_limit = 25
+    for i in range(30):  # all created in the same minute
+        fake.add_page(ds_id, {"Key": f"k{i:03d}"})
+    async with dest.connect() as session:
+        with pytest.raises(TransientError, match="more than 10,000 pages were created within one minute"):
+            await session.query_existing_ids()
+
+
 async def test_a_duplicate_key_is_listed_twice(dest, fake, ds_id):
     first = fake.add_page(ds_id, {"Key": "dup"})
     second = fake.add_page(ds_id, {"Key": "dup"})

@@ -47,6 +47,26 @@ async def test_a_pass_pages_100_at_a_time_with_opaque_json_cursors(make_source, 
     assert {type(r.properties["Stars"]) for r in records} == {int}
 
 
+async def test_a_pass_reads_past_the_query_result_cap_from_the_newest_edit_time(make_source, fake, ds_id, time):
+    # Notion stops one query at 10,000 pages (here 25) with has_more false and request_status incomplete.
+    fake.query_limit = 25
+    ids = []
+    for i in range(70):
+        ids.append(fake.add_page(ds_id, {"Key": str(i)}).id)
+        if i % 3 == 2:
+            time.advance(60)  # edit times have minute resolution: three pages a minute
+    source = make_source()
+    (spec,) = source.specs()
+
+    records, cursors = await drain(source, spec)
+
+    assert set(r.primary_key for r in records) == set(ids)  # a few twice: the minute at the cap is re-read
+    windows = [json.loads(c) for c in cursors if c and json.loads(c)["start_cursor"] == ""]
+    assert windows and all(w["since"] is None and w["after"] == w["high"] for w in windows)
+    newest = dt.datetime.fromtimestamp(fake.page(ids[-1]).last_edited_time, dt.UTC).replace(second=0)
+    assert source.watermark() == newest
+
+
 async def test_a_stored_cursor_replays_the_same_page(make_source, fake, ds_id):
     seed(fake, ds_id, 150)
     source = make_source()
