@@ -17,14 +17,20 @@ It is written from Contentful's documentation, independently of ``connectors.con
 What it enforces, as the real APIs do:
 
 - ``Authorization: Bearer <token>``: delivery tokens work on the CDA only, management tokens on the
-  CMA only; anything else answers 401 ``AccessTokenInvalid``. Errors are Contentful's shape:
-  ``{"sys": {"type": "Error", "id": "<code>"}, "message", "details"?, "requestId"}``.
+  CMA only; anything else answers 401 ``AccessTokenInvalid``. Errors are Contentful's shape, as its
+  SDKs' recorded cassettes show it: ``{"sys": {"type": "Error", "id": "<code>"}, "message",
+  "details"?, "requestId"}``; every answer carries ``X-Contentful-Request-Id`` (32 hex digits, the
+  same as the error's ``requestId``). Ids the fake makes are 22 base62 characters, like Contentful's.
 - Rate limits per token and API (CDA 55 req/s, CMA 7 req/s by default, on an injectable ``clock``):
-  429 ``RateLimitExceeded`` with ``X-Contentful-RateLimit-Reset`` (seconds to wait).
+  429 ``RateLimitExceeded`` with ``X-Contentful-RateLimit-Reset`` (seconds to wait) and
+  ``X-Contentful-RateLimit-Second-Remaining: 0``; CMA answers carry ``X-Contentful-RateLimit-Second-Limit
+  / -Remaining`` (and ``-Reset: 0``) as the CMA sends them.
 - The Sync API (CDA): ``GET .../sync?initial=true`` (``type`` = all | Entry | Asset | Deletion |
   DeletedEntry | DeletedAsset; ``content_type`` only with ``type=Entry``; ``limit`` 1..1000, default 100)
   answers pages of at most ``limit`` items with ``nextPageUrl`` until the last page, which carries
-  ``nextSyncUrl``. Both hold an opaque ``sync_token`` (the filter and limit are baked into it; a
+  ``nextSyncUrl``. Both are Contentful's URL form, which names the space but not the environment
+  (``https://cdn.contentful.com/spaces/{s}/sync?sync_token=…``; the token carries the environment, and
+  the fake serves that path too). Both hold an opaque ``sync_token`` (the filter and limit are baked into it; a
   token may be replayed). A sync from a ``nextSyncUrl`` token returns only what changed since: every
   entry published since (its latest published state) and, where the type allows, a ``DeletedEntry``
   for every entry unpublished or deleted since. An initial sync never contains deletions. A pass is a
@@ -38,11 +44,14 @@ What it enforces, as the real APIs do:
   content type of ``X-Contentful-Content-Type``; on an existing id it answers 409 ``VersionMismatch``,
   as does a PUT whose version is not the current one. The body replaces every field (no merge).
   ``PUT/DELETE .../entries/{id}/published`` with the current version publish and unpublish; each
-  increments ``sys.version`` by one, as every write does.
+  increments ``sys.version`` by one, as every write does. CMA entries carry ``createdBy`` /
+  ``updatedBy`` / ``publishedBy`` user links and ``automationTags``; entries of both APIs carry
+  ``metadata: {"tags": [], "concepts": []}``.
 - Validation (422 ``InvalidEntry`` with ``details.errors[]`` naming the path) on every save: unknown
   fields and locales (a non-localized field has only the default locale), values of the wrong type,
   Symbol > 256 and Text > 50,000 characters, Integer beyond +-2**53, malformed dates and links. Required
-  fields are checked on publish only (drafts may be incomplete), as Contentful does.
+  fields are checked on publish only (drafts may be incomplete), as Contentful does; that 422 is
+  ``ValidationFailed``.
 
 Test-facing helpers: ``add_space`` / ``add_environment`` / ``add_content_type`` / ``add_entry`` /
 ``edit_entry`` / ``publish`` / ``unpublish`` / ``delete_entry`` / ``add_asset``; tokens
@@ -60,6 +69,8 @@ import datetime as dt
 import json
 import math
 import re
+import secrets
+import string
 import threading
 import time
 import uuid
@@ -112,6 +123,7 @@ MESSAGES = {
     "RateLimitExceeded": "You have exceeded the rate limit of the Organization this Space belongs to by making too "
     "many API requests within a short timespan. Please wait a moment before trying the request again.",
     "InvalidEntry": "Validation error",
+    "ValidationFailed": "Validation error",
     "BadRequest": "Bad request.",
     "InvalidQuery": "The query you sent was invalid. Probably a filter or ordering specification is not applicable "
     "to the type of a field.",
@@ -144,8 +156,17 @@ def _link(link_type: str, object_id: str) -> Json:
     return {"sys": {"type": "Link", "linkType": link_type, "id": object_id}}
 
 
+_BASE62 = string.ascii_letters + string.digits
+
+
 def _new_id() -> str:
-    return uuid.uuid4().hex[:22]
+    """An id as Contentful makes them: 22 base62 characters (``5KsDBWseXY6QegucYAoacS``)."""
+    return "".join(secrets.choice(_BASE62) for _ in range(22))
+
+
+def _request_id() -> str:
+    """A request id as Contentful sends it (``X-Contentful-Request-Id``, ``requestId``): 32 hex digits."""
+    return uuid.uuid4().hex
 
 
 class _Fail(Exception):
@@ -167,10 +188,11 @@ class _Fail(Exception):
         self.headers = dict(headers or {})
         super().__init__(self.message)
 
-    def response(self) -> JSONResponse:
-        body: Json = {"sys": {"type": "Error", "id": self.error_id}, "message": self.message, "requestId": _new_id()}
+    def response(self, request_id: str) -> JSONResponse:
+        body: Json = {"sys": {"type": "Error", "id": self.error_id}, "message": self.message}
         if self.details is not None:
             body["details"] = self.details
+        body["requestId"] = request_id
         return JSONResponse(body, status_code=self.status, headers=self.headers or None)
 
 
@@ -322,6 +344,7 @@ class FakeContentful:
         self._windows: dict[tuple[str, str], _Window] = {}
         self._faults: list[_Fault] = []
         self._lock = threading.RLock()
+        self.user_id = _new_id()  # the CMA token's user: createdBy / updatedBy / publishedBy
         self.delivery_token = self.add_token("cda")
         self.cma_token = self.add_token("cma")
         self._starlette = self._build_app()
@@ -631,7 +654,12 @@ class FakeContentful:
                 route(api, "/content_types/{id}", self._get_content_type, "GET"),
                 route(api, "/locales", self._list_locales, "GET"),
             ]
+
+        async def space_sync(request: Request) -> Response:
+            return await self._serve("cda", request, self._sync)
+
         routes += [
+            Route("/cda/spaces/{space}/sync", space_sync, methods=["GET"]),
             route("cda", "/sync", self._sync, "GET"),
             route("cma", "/entries/{id}", self._put_entry, "PUT"),
             route("cma", "/entries/{id}", self._delete_entry, "DELETE"),
@@ -646,6 +674,7 @@ class FakeContentful:
         path = request.url.path.removeprefix(f"/{api}")
         body: Any = None
         token: str | None = None
+        request_id = _request_id()
         with self._lock:
             try:
                 token = self._authenticate(api, request)
@@ -660,7 +689,7 @@ class FakeContentful:
                         body = json.loads(raw)
                     except ValueError:
                         raise _Fail(400, "BadRequest", "The body you sent is not valid JSON.") from None
-                env = self._environment(request.path_params["space"], request.path_params["environment"])
+                env = self._environment(request.path_params["space"], self._environment_id(request))
                 prefix = request.scope.get("fake_prefix", "")
                 base = f"{request.url.scheme}://{request.url.netloc}{prefix}"
                 ctx = _Ctx(api, env, request, body, dict(request.query_params), base)
@@ -670,16 +699,49 @@ class FakeContentful:
                 response: Response = (
                     Response(status_code=status) if result is None else JSONResponse(result, status_code=status)
                 )
+                response.headers.update(self._rate_headers(api, token))
             except _Fail as fail:
-                status, response = fail.status, fail.response()
+                status, response = fail.status, fail.response(request_id)
+            response.headers["X-Contentful-Request-Id"] = request_id
             headers = {k: v for k, v in request.headers.items() if k.lower().startswith("x-contentful")}
             self.log.append(LoggedRequest(api, method, path, request.url.query, status, headers, body, token))
             return response
 
     @staticmethod
     def _fault_error(fault: _Fault) -> _Fail:
-        headers = {"X-Contentful-RateLimit-Reset": str(fault.retry_after)} if fault.retry_after is not None else None
+        headers: dict[str, str] = {}
+        if fault.retry_after is not None:
+            headers["X-Contentful-RateLimit-Reset"] = str(fault.retry_after)
+        if fault.status == 429:
+            headers["X-Contentful-RateLimit-Second-Remaining"] = "0"
         return _Fail(fault.status, fault.error_id, fault.message, headers=headers)
+
+    @staticmethod
+    def _environment_id(request: Request) -> str:
+        """The path's environment; ``/spaces/{s}/sync`` (the URL form of Contentful's own ``nextSyncUrl``)
+        names none: its token does, else ``master``."""
+        environment = request.path_params.get("environment")
+        if environment is not None:
+            return str(environment)
+        token = request.query_params.get("sync_token")
+        if token:
+            with contextlib.suppress(ValueError, TypeError, AttributeError):
+                state = json.loads(base64.urlsafe_b64decode((token + "=" * (-len(token) % 4)).encode()))
+                return str(state["e"])
+        return "master"
+
+    def _rate_headers(self, api: str, token: str | None) -> dict[str, str]:
+        """The CMA's rate headers on every answer (the CDA, CDN-cached, sends none)."""
+        rate = self.rates.get(api)
+        if api != "cma" or rate is None or token is None:
+            return {}
+        window = self._windows.get((api, token))
+        used = window.count if window is not None else 0
+        return {
+            "X-Contentful-RateLimit-Second-Limit": str(rate),
+            "X-Contentful-RateLimit-Second-Remaining": str(max(0, rate - used)),
+            "X-Contentful-RateLimit-Reset": "0",
+        }
 
     def _authenticate(self, api: str, request: Request) -> str:
         header = request.headers.get("authorization", "")
@@ -703,7 +765,11 @@ class FakeContentful:
             raise _Fail(
                 429,
                 "RateLimitExceeded",
-                headers={"X-Contentful-RateLimit-Reset": str(reset), "X-Contentful-RateLimit-Second-Limit": str(rate)},
+                headers={
+                    "X-Contentful-RateLimit-Reset": str(reset),
+                    "X-Contentful-RateLimit-Second-Limit": str(rate),
+                    "X-Contentful-RateLimit-Second-Remaining": "0",
+                },
             )
         window.count += 1
 
@@ -741,7 +807,7 @@ class FakeContentful:
                 for fid, by_locale in fields.items()
                 if (pick := self._pick_locale(env, by_locale, code)) is not None
             }
-        return {"metadata": {"tags": []}, "sys": sys, "fields": fields}
+        return {"metadata": {"tags": [], "concepts": []}, "sys": sys, "fields": fields}
 
     def _pick_locale(self, env: FakeEnvironment, by_locale: Mapping[str, Any], code: str) -> str | None:
         seen: set[str] = set()
@@ -755,17 +821,22 @@ class FakeContentful:
 
     def _cma_entry(self, env: FakeEnvironment, entry: FakeEntry) -> Json:
         sys = self._base_sys(env, entry)
+        user = _link("User", self.user_id)
         sys.update(
+            createdBy=user,
             updatedAt=_iso(entry.updated_at),
-            version=entry.version,
+            updatedBy=user,
             publishedCounter=entry.published_counter,
+            version=entry.version,
+            automationTags=[],
         )
         if entry.published_version is not None:
             sys["publishedVersion"] = entry.published_version
             sys["publishedAt"] = _iso(entry.published_at or entry.updated_at)
+            sys["publishedBy"] = user
         if entry.first_published_at is not None:
             sys["firstPublishedAt"] = _iso(entry.first_published_at)
-        return {"metadata": {"tags": []}, "sys": sys, "fields": copy.deepcopy(entry.fields)}
+        return {"metadata": {"tags": [], "concepts": []}, "sys": sys, "fields": copy.deepcopy(entry.fields)}
 
     def _deleted_entry(self, env: FakeEnvironment, entry: FakeEntry) -> Json:
         when = _iso(entry.deleted_at if entry.deleted else entry.updated_at)
@@ -928,7 +999,9 @@ class FakeContentful:
         until = state["until"] if state["until"] is not None else env.seq
         candidates = self._sync_items(env, state, until)
         page = candidates[: state["limit"]]
-        url = f"{ctx.base}/spaces/{env.space_id}/environments/{env.id}/sync"
+        # Contentful's own URLs name the space only (the token carries the environment), e.g.
+        # https://cdn.contentful.com/spaces/cfexampleapi/sync?sync_token=w5ZGw6JFwqZmVcKsE8Kow4grw45QdybCnV_Cg8…
+        url = f"{ctx.base}/spaces/{env.space_id}/sync"
         body: Json = {"sys": {"type": "Array"}, "items": [item for _, item in page]}
         if len(candidates) > state["limit"]:
             token = self._token(env, {**state, "until": until, "after": page[-1][0]})
@@ -1060,7 +1133,8 @@ class FakeContentful:
             and ctx.env.default_locale not in entry.fields.get(f["id"], {})
         ]
         if missing:
-            raise _invalid_entry(missing)
+            # Publishing checks what a save does not; Contentful names that failure ValidationFailed.
+            raise _Fail(422, "ValidationFailed", "Validation error", details={"errors": missing})
         self.publish(ctx.env, entry.id)
         return 200, self._cma_entry(ctx.env, entry)
 
