@@ -12,6 +12,7 @@ See ``README.md`` in this folder for the API key, quota, paging, properties and 
 from connectors.youtube.client import (
     QuotaMeter,
     YouTubeClient,
+    YouTubeNotAccessible,
     YouTubeQuotaExceeded,
     next_quota_reset,
     quota_day,
@@ -22,6 +23,7 @@ from connectors.youtube.source import YouTubeSource, format_duration, normalize_
 __all__ = [
     "QuotaMeter",
     "YouTubeClient",
+    "YouTubeNotAccessible",
     "YouTubeQuotaExceeded",
     "YouTubeSource",
     "format_duration",

@@ -21,6 +21,9 @@ what is specific to YouTube:
   ``rateLimitExceeded`` (403)             ``RateLimited`` (a minute)
   ``keyInvalid`` / ``API_KEY_INVALID``    ``AuthError`` (400 on the wire, yet a human must act)
   ``accessNotConfigured``, other 401/403  ``AuthError``
+  400 "API key not valid" (any reason)    ``AuthError`` (older bodies say only ``badRequest``)
+  403 from a ``youtube.*`` domain         :class:`YouTubeNotAccessible`, a ``ConfigError``:
+  (``playlistItemsNotAccessible``)        one resource (a private playlist), not the key
   404 (``playlistNotFound``, …)           ``NotFound``
   other 4xx / 5xx                         as ``connectors.http.raise_for_status``
   ======================================  =================================================
@@ -56,6 +59,7 @@ from connectors.youtube.settings import (
     API_KEY_HEADER,
     AUTH_REASONS,
     DEFAULT_QUOTA_BUDGET,
+    KEY_INVALID_TEXT,
     MAX_IDS_PER_CALL,
     PAGE_SIZE,
     QUOTA_COSTS,
@@ -64,6 +68,7 @@ from connectors.youtube.settings import (
     QUOTA_TIMEZONE,
     RATE,
     RATE_LIMIT_REASONS,
+    RESOURCE_DOMAIN_PREFIX,
     SERVICE,
     TIMEOUT,
 )
@@ -71,6 +76,7 @@ from connectors.youtube.settings import (
 __all__ = [
     "QuotaMeter",
     "YouTubeClient",
+    "YouTubeNotAccessible",
     "YouTubeQuotaExceeded",
     "error_reasons",
     "next_quota_reset",
@@ -125,6 +131,26 @@ class YouTubeQuotaExceeded(RateLimited):
     def __init__(self, message: str, *, retry_after: float, reset_at: dt.datetime) -> None:
         super().__init__(message, retry_after=retry_after)
         self.reset_at = reset_at
+
+
+class YouTubeNotAccessible(ConfigError):
+    """A 403 about one resource, not the key: a private playlist (``playlistItemsNotAccessible``), a
+    channel or video an API key may not read. Another channel on the same key is unaffected, so
+    nothing is paused; the spec fails until its configuration changes.
+
+    Attributes:
+        http_status: The status on the wire (403).
+        reasons: The ``errors[].reason`` values.
+        status_code: 0. ``auth_error_in_chain`` reads a ``status_code`` of 403 as a revoked
+            credential; this is not one (as ``connectors.http`` reports a rate-limited 403 as 429).
+    """
+
+    status_code = 0
+
+    def __init__(self, message: str, *, http_status: int, reasons: frozenset[str]) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.reasons = reasons
 
 
 def _quota_error(detail: str, now: float) -> YouTubeQuotaExceeded:
@@ -263,14 +289,36 @@ class _MeteredTransport(httpx.AsyncBaseTransport):
             await self._inner.aclose()
 
 
-def error_reasons(response: httpx.Response) -> set[str]:
-    """Every ``reason`` of a Google error body: ``error.errors[].reason`` and ``error.details[].reason``."""
+def _google_error(response: httpx.Response) -> Json:
+    """The ``error`` object of a Google error body; empty when there is none."""
     try:
         body = response.json()
     except (ValueError, UnicodeDecodeError):
-        return set()
+        return {}
     error = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(error, dict):
+    return error if isinstance(error, dict) else {}
+
+
+def _resource_level(error: Json) -> frozenset[str] | None:
+    """The reasons of a 403 that concerns one resource (every ``errors[].domain`` a ``youtube.*`` domain
+    other than the quota's, and no key-level reason in ``details[]``); None for anything else."""
+    entries = [e for e in error.get("errors") or [] if isinstance(e, dict)]
+    if not entries:
+        return None
+    for entry in entries:
+        domain = str(entry.get("domain") or "")
+        if not domain.startswith(RESOURCE_DOMAIN_PREFIX) or domain == "youtube.quota":
+            return None
+    details = {d.get("reason") for d in error.get("details") or [] if isinstance(d, dict)}
+    if details & AUTH_REASONS:
+        return None
+    return frozenset(str(e.get("reason") or "forbidden") for e in entries)
+
+
+def error_reasons(response: httpx.Response) -> set[str]:
+    """Every ``reason`` of a Google error body: ``error.errors[].reason`` and ``error.details[].reason``."""
+    error = _google_error(response)
+    if not error:
         return set()
     reasons: set[str] = set()
     for group in ("errors", "details"):
@@ -379,7 +427,19 @@ class YouTubeClient:
             raise error_for_response(
                 response, base=RateLimited, retry_after=RATE_LIMIT_FALLBACK_WAIT, clock=self._clock
             )
-        if reasons & AUTH_REASONS or status in (401, 403):
+        error = _google_error(response)
+        if status == 403 and (resource_reasons := _resource_level(error)) is not None:
+            # One playlist, channel or video the key may not read: a configuration matter for this
+            # spec, never a pause of the key every other spec shares.
+            raise YouTubeNotAccessible(
+                f"YouTube GET {response.request.url.path}: {', '.join(sorted(resource_reasons))}: "
+                f"{str(error.get('message') or '')[:300]} This resource cannot be read with an API key "
+                "(a private playlist?); change the source's channels.",
+                http_status=status,
+                reasons=resource_reasons,
+            )
+        key_invalid = status == 400 and KEY_INVALID_TEXT.search(str(error.get("message") or "")) is not None
+        if reasons & AUTH_REASONS or status in (401, 403) or key_invalid:
             raise error_for_response(response, base=AuthError, credential=self.credential, clock=self._clock)
         raise_for_status(response, clock=self._clock)
 

@@ -10,6 +10,7 @@ costs 100 and is never used here. ``maxResults`` of ``playlistItems.list`` is at
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import httpx
 
@@ -24,6 +25,8 @@ __all__ = [
     "DEFAULT_LOOKBACK",
     "DEFAULT_QUOTA_BUDGET",
     "DESCRIPTION_MAX_CHARS",
+    "KEY_INVALID_TEXT",
+    "LIVE_STATES",
     "MAX_IDS_PER_CALL",
     "PAGE_SIZE",
     "QUOTA_COSTS",
@@ -32,6 +35,7 @@ __all__ = [
     "QUOTA_TIMEZONE",
     "RATE",
     "RATE_LIMIT_REASONS",
+    "RESOURCE_DOMAIN_PREFIX",
     "SERVICE",
     "TIMEOUT",
     "TOKEN_ENV",
@@ -102,6 +106,22 @@ AUTH_REASONS = frozenset(
 )
 """Reasons (``errors[].reason`` or ``details[].reason``) only a human can fix: a wrong or deleted key,
 a key restricted away from this API or host, the API not enabled for the project."""
+
+KEY_INVALID_TEXT = re.compile(r"\bAPI key (?:not valid|expired)", re.I)
+"""Google's message for a wrong or expired key. Today's 400 says ``errors[].reason: "badRequest"`` and
+puts ``API_KEY_INVALID`` in ``details[]``; answers quoted in 2020 issue threads carried the message
+and ``badRequest`` only. The message is the one signal both share."""
+
+RESOURCE_DOMAIN_PREFIX = "youtube."
+"""A 403 whose every ``errors[].domain`` is ``youtube.<something>`` (``youtube.parameter``:
+``playlistItemsNotAccessible``; ``youtube.channel``, ``youtube.video``), other than ``youtube.quota``,
+is about one resource (a private playlist), not the key: ``YouTubeNotAccessible``, never a pause of
+the key that every other channel shares. Key problems come from the ``global`` and ``usageLimits``
+domains."""
+
+LIVE_STATES = frozenset({"live", "upcoming"})
+"""``snippet.liveBroadcastContent`` of a stream in progress or scheduled (a premiere, a live stream):
+its ``contentDetails.duration`` is ``P0D``, a length not known yet rather than zero seconds."""
 
 # --- Rates and schedule ---------------------------------------------------------------------------
 

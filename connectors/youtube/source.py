@@ -40,6 +40,7 @@ import json
 import logging
 import re
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Iterable, MutableMapping, Sequence
 from typing import Any
 
@@ -56,6 +57,7 @@ from connectors.youtube.settings import (
     DEFAULT_LOOKBACK,
     DEFAULT_QUOTA_BUDGET,
     DESCRIPTION_MAX_CHARS,
+    LIVE_STATES,
     PAGE_SIZE,
     RATE,
     TOKEN_ENV,
@@ -79,9 +81,11 @@ CURSOR_VERSION = 1
 MODES = ("full", "incremental")
 
 _CHANNEL_ID_RE = re.compile(r"^UC[A-Za-z0-9_-]{22}$")
-_HANDLE_RE = re.compile(r"^@[A-Za-z0-9._-]{3,30}$")
+# Handles are 3-30 characters: letters and digits of any of the scripts YouTube supports (not only
+# Latin: @日本語チャンネル is a handle), underscores, hyphens, periods and the middle dot.
+_HANDLE_RE = re.compile(r"^@[\w.·-]{3,30}$")
 _VIDEO_ID_RE = re.compile(r"^[A-Za-z0-9_-]{11}$")
-_URL_RE = re.compile(r"youtube\.com/(?:channel/(?P<id>UC[A-Za-z0-9_-]{22})|(?P<handle>@[A-Za-z0-9._-]{3,30}))")
+_URL_RE = re.compile(r"youtube\.com/(?:channel/(?P<id>UC[A-Za-z0-9_-]{22})|(?P<handle>@[^/?#\s]{3,90}))")
 _DURATION_RE = re.compile(
     r"^P(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
 )
@@ -103,7 +107,10 @@ def normalize_channel(value: str) -> str:
     text = str(value or "").strip()
     match = _URL_RE.search(text)
     if match:
-        return match.group("id") or match.group("handle")
+        # A URL copied from a browser percent-encodes a non-Latin handle (/@%E6%97%A5…).
+        found = match.group("id") or urllib.parse.unquote(match.group("handle"))
+        if _CHANNEL_ID_RE.match(found) or _HANDLE_RE.match(found):
+            return found
     if _CHANNEL_ID_RE.match(text) or _HANDLE_RE.match(text):
         return text
     if _HANDLE_RE.match("@" + text) and not text.startswith("UC"):
@@ -162,8 +169,9 @@ def video_record(video: Json) -> Record | None:
     """One ``videos.list`` item (snippet, statistics, contentDetails) as a record; None without an id.
 
     Properties: Title, URL, Published (aware datetime), Views/Likes/Comments (int, None when hidden or
-    disabled), Duration (seconds), Duration text, Description (<= 2000 characters, None when empty),
-    Channel, Tags (list of str).
+    disabled), Duration (seconds; None while a stream is live or upcoming, whose ``P0D`` is a length
+    not known yet), Duration text, Description (<= 2000 characters, None when empty), Channel, Tags
+    (list of str).
     """
     video_id = video.get("id")
     if not isinstance(video_id, str) or not video_id:
@@ -172,6 +180,8 @@ def video_record(video: Json) -> Record | None:
     stats = video.get("statistics") or {}
     details = video.get("contentDetails") or {}
     seconds = parse_duration(details.get("duration"))
+    if seconds == 0 and snippet.get("liveBroadcastContent") in LIVE_STATES:
+        seconds = None  # P0D of a stream in progress or scheduled: not known yet, not zero
     description = str(snippet.get("description") or "")[:DESCRIPTION_MAX_CHARS]
     properties: dict[str, Any] = {
         "Title": str(snippet.get("title") or ""),

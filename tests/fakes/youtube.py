@@ -17,25 +17,37 @@ What it does as Google does:
   without ``@``, case-insensitive): ``contentDetails.relatedPlaylists.uploads`` is the uploads playlist;
   no match answers 200 without ``items``.
 - ``GET /youtube/v3/playlistItems`` (``part``, ``playlistId``, ``maxResults`` 0-50, default 5,
-  ``pageToken``): newest upload first; opaque ``nextPageToken`` / ``prevPageToken``; ``pageInfo``. A
-  private upload is listed as "Private video" without ``videoPublishedAt``. Unknown playlist: 404
-  ``playlistNotFound``; a token of another playlist or garbage: 400 ``invalidPageToken``.
-- ``GET /youtube/v3/videos`` (``part`` of snippet/statistics/contentDetails, ``id`` = at most 50
-  comma-separated ids; more answers 400): public and unlisted videos only, in the order asked; counts
-  as decimal strings; ``likeCount`` missing when likes are hidden, ``commentCount`` when comments
-  are off; ``contentDetails.duration`` in ISO 8601 (``PT1H2M3S``; ``P0D`` for a live stream).
+  ``pageToken``): newest upload first; opaque ``nextPageToken`` / ``prevPageToken`` (``EAAa…``);
+  ``pageInfo``. Item ids are base64 of ``<playlist id>.<16 hex>``; public items carry
+  ``videoOwnerChannelId``/``Title`` and thumbnails. A private video is listed as "Private video", a
+  deleted one as "Deleted video" ("This video is unavailable.", ``privacyStatusUnspecified``):
+  no thumbnails, no ``videoOwnerChannelId``, no ``videoPublishedAt``. Unknown playlist: 404
+  ``playlistNotFound``; a private one (``restrict_playlist``): 403 ``playlistItemsNotAccessible``
+  (domain ``youtube.parameter``); a token of another playlist or garbage: 400 ``invalidPageToken``.
+- ``GET /youtube/v3/videos`` (``part`` of snippet/statistics/contentDetails/liveStreamingDetails,
+  ``id`` = at most 50 comma-separated ids; more answers 400): public and unlisted videos only, in the
+  order asked; counts as decimal strings; ``likeCount`` missing when likes are hidden,
+  ``commentCount`` when comments are off; ``contentDetails.duration`` in ISO 8601 (``PT1H2M3S``);
+  ``snippet.liveBroadcastContent`` ``none``/``upcoming``/``live`` (``set_live``; ``P0D`` then).
+- Real id shapes: channel ``UC`` + 22 characters (the last one of ``AQgw``), uploads ``UU`` + the
+  same 22, video ids of 11 (the last one of ``AEIMQUYcgkosw048``), etags of 27 base64url characters.
 - The API key as the ``key`` query parameter or the ``X-Goog-Api-Key`` header. No key: 403
-  ``forbidden``; an unknown or revoked key: 400 "API key not valid" (reason ``keyInvalid``, and the
-  newer ``details[].reason`` ``API_KEY_INVALID``).
+  ``forbidden`` (``PERMISSION_DENIED``); an unknown or revoked key: 400 "API key not valid" with
+  today's shape (``errors[].reason`` ``badRequest``, ``status`` ``INVALID_ARGUMENT``,
+  ``details[]`` ErrorInfo ``API_KEY_INVALID``; ``error_details=False`` leaves ``details`` out, as
+  older answers did); the API not enabled (``api_enabled = False``): 403 ``accessNotConfigured``
+  with ErrorInfo ``SERVICE_DISABLED``.
 - A daily quota per project (all keys of the fake): each call costs its documented units (1 for
   these lists, 100 for ``search``), invalid requests at least 1; it resets at midnight
-  America/Los_Angeles on the injected clock. Exhausted: 403 ``quotaExceeded`` (domain ``youtube.quota``),
-  which costs nothing.
-- Error bodies ``{"error": {"code", "message", "errors": [{"message", "domain", "reason"}]}}``.
+  America/Los_Angeles on the injected clock. Exhausted: 403 ``quotaExceeded`` (domain ``youtube.quota``,
+  Google's message with its HTML anchor), which costs nothing.
+- Error bodies ``{"error": {"code", "message", "errors": [{"message", "domain", "reason"}], "status",
+  "details"}}`` (``status``/``details`` where Google sends them).
 
 Test helpers: channels and videos (``add_channel``, ``add_video(s)``, ``set_stats``, ``make_private``,
-``delete_video``), keys (``add_key``, ``revoke_key``, ``rotate_key``), quota (``quota_used``,
-``exhaust_quota``), faults (``fail_next``) and the request log ``fake.calls`` (the key is kept out of
+``mark_deleted``, ``delete_video``, ``set_live``, ``restrict_playlist``), keys (``add_key``,
+``revoke_key``, ``rotate_key``), quota (``quota_used``, ``exhaust_quota``), faults (``fail_next``) and
+the request log ``fake.calls`` (the key is kept out of
 the logged params; ``key_via`` says how it came, ``url`` is the URL as received).
 """
 
@@ -61,7 +73,7 @@ from zoneinfo import ZoneInfo
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from tests.fakes.loopback import serve_app
@@ -73,8 +85,18 @@ QUOTA_COSTS = {"channels": 1, "playlistItems": 1, "videos": 1, "search": 100}
 MAX_RESULTS = 50
 DEFAULT_MAX_RESULTS = 5
 MAX_IDS = 50
-QUOTA_MESSAGE = "The request cannot be completed because you have exceeded your quota."
+QUOTA_MESSAGE = (
+    'The request cannot be completed because you have exceeded your <a href="/youtube/v3/getting-started#quota">'
+    "quota</a>."
+)
+"""Google's text, HTML anchor included (JSON-escaped as \u003ca …\u003e on the wire)."""
 KEY_INVALID_MESSAGE = "API key not valid. Please pass a valid API key."
+NOT_ACCESSIBLE_MESSAGE = "The request is not properly authorized to retrieve the specified playlist."
+PROJECT_NUMBER = "123456789012"
+VIDEO_ID_LAST = "AEIMQUYcgkosw048"
+"""An 11-character video id is 64 bits in base64url, so its last character carries 4 bits: one of these."""
+CHANNEL_ID_LAST = "AQgw"
+"""A channel id is ``UC`` + 128 bits in 22 base64url characters: the last carries 2 bits."""
 
 Json = dict[str, Any]
 _ID_CHARS = string.ascii_letters + string.digits + "-_"
@@ -89,7 +111,41 @@ def _iso(value: dt.datetime) -> str:
 
 
 def _etag(data: Any) -> str:
-    return hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:27]
+    """Google's etag shape: 27 base64url characters, e.g. ``Bdx4f4ps3xCOOo1WZ91nTLkRZ_c``."""
+    digest = hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+JSON_TYPE = "application/json; charset=UTF-8"
+_GOOGLE_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "=": "\\u003d", "'": "\\u0027"}
+
+
+def google_json(data: Any) -> bytes:
+    """JSON as Google's front ends write it: indented by two spaces, UTF-8, and ``<>&='`` escaped as
+    ``\\u003c`` etc. (they occur only inside strings, so escaping the whole text is safe)."""
+    text = json.dumps(data, ensure_ascii=False, indent=2)
+    for char, escape in _GOOGLE_ESCAPES.items():
+        text = text.replace(char, escape)
+    return (text + "\n").encode()
+
+
+def _video_id(rng: Any) -> str:
+    return _random_id(10, rng) + rng.choice(VIDEO_ID_LAST)
+
+
+def _playlist_item_id(playlist_id: str, video_id: str) -> str:
+    """A playlist item id as YouTube makes it: base64 of ``<playlist id>.<16 upper-case hex>``."""
+    suffix = hashlib.sha1(f"{playlist_id}/{video_id}".encode()).hexdigest()[:16].upper()
+    return base64.b64encode(f"{playlist_id}.{suffix}".encode()).decode()
+
+
+def _thumbnails(video_id: str) -> Json:
+    sizes = {"default": (120, 90), "medium": (320, 180), "high": (480, 360)}
+    names = {"default": "default", "medium": "mqdefault", "high": "hqdefault"}
+    return {
+        size: {"url": f"https://i.ytimg.com/vi/{video_id}/{names[size]}.jpg", "width": w, "height": h}
+        for size, (w, h) in sizes.items()
+    }
 
 
 @dataclass
@@ -118,7 +174,8 @@ class FakeVideo:
     views: int = 0
     likes: int | None = 0  # None: the owner hid the like count
     comments: int | None = 0  # None: comments are off
-    privacy: str = "public"  # public | unlisted | private
+    privacy: str = "public"  # public | unlisted | private | deleted (still listed in a playlist)
+    live: str = "none"  # snippet.liveBroadcastContent: none | upcoming | live
 
 
 class YouTubeCall(NamedTuple):
@@ -134,16 +191,31 @@ class YouTubeCall(NamedTuple):
 
 
 class _Fail(Exception):
-    def __init__(self, code: int, reason: str, message: str, *, domain: str = "youtube.api", **extra: Any) -> None:
+    """Google's error body: ``{"error": {"code", "message", "errors": [{"message", "domain", "reason",
+    (location, locationType)}], ("status", "details")}}``. ``location``/``locationType`` and
+    ``error_extra`` go into the ``errors[]`` entry, everything else next to ``code``."""
+
+    def __init__(
+        self,
+        code: int,
+        reason: str,
+        message: str,
+        *,
+        domain: str = "youtube.api",
+        location: str | None = None,
+        locationType: str | None = None,  # Google's field name
+        error_extra: Json | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(message)
         self.status, self.reason, self.message, self.domain, self.extra = code, reason, message, domain, extra
+        self.entry: Json = dict(error_extra or {})
+        if location is not None:
+            self.entry.update(location=location, locationType=locationType or "parameter")
 
     def body(self) -> Json:
-        error: Json = {
-            "code": self.status,
-            "message": self.message,
-            "errors": [{"message": self.message, "domain": self.domain, "reason": self.reason}],
-        }
+        entry: Json = {"message": self.message, "domain": self.domain, "reason": self.reason, **self.entry}
+        error: Json = {"code": self.status, "message": self.message, "errors": [entry]}
         error.update(self.extra)
         return {"error": error}
 
@@ -187,6 +259,9 @@ class FakeYouTube:
         self.channels: dict[str, FakeChannel] = {}
         self.videos: dict[str, FakeVideo] = {}
         self.playlists: dict[str, list[str]] = {}  # uploads playlist id -> video ids, newest first
+        self.restricted: set[str] = set()  # playlists answering 403 playlistItemsNotAccessible
+        self.api_enabled = True  # False: every call answers 403 accessNotConfigured (SERVICE_DISABLED)
+        self.error_details = True  # False: bodies without details[], errors[] only (as 2020-era answers were quoted)
         self.calls: list[YouTubeCall] = []
         self._quota_day: dt.date | None = None
         self._quota_used = 0
@@ -205,7 +280,7 @@ class FakeYouTube:
         return key
 
     def revoke_key(self, key: str | None = None) -> None:
-        """Delete a key in the console: it answers 400 ``keyInvalid`` from now on."""
+        """Delete a key in the console: it answers 400 "API key not valid" (``API_KEY_INVALID``) from now on."""
         key = key or self.key
         self.keys.discard(key)
         self.revoked.add(key)
@@ -221,7 +296,7 @@ class FakeYouTube:
         self, handle: str = "@acme", *, title: str | None = None, channel_id: str | None = None
     ) -> FakeChannel:
         handle = handle if handle.startswith("@") else "@" + handle
-        channel_id = channel_id or "UC" + _random_id(22, self._rng)
+        channel_id = channel_id or "UC" + _random_id(21, self._rng) + self._rng.choice(CHANNEL_ID_LAST)
         channel = FakeChannel(channel_id, handle, title or handle.lstrip("@").title(), "UU" + channel_id[2:])
         self.channels[channel_id] = channel
         self.playlists[channel.uploads] = []
@@ -231,7 +306,7 @@ class FakeYouTube:
         self, channel: FakeChannel, *, published: dt.datetime, video_id: str | None = None, **fields: Any
     ) -> FakeVideo:
         """Upload a video; the uploads playlist stays newest first."""
-        video_id = video_id or _random_id(11, self._rng)
+        video_id = video_id or _video_id(self._rng)
         fields.setdefault("title", f"Video {len(self.playlists[channel.uploads]) + 1}")
         video = FakeVideo(id=video_id, channel_id=channel.id, published=published, **fields)
         self.videos[video_id] = video
@@ -276,6 +351,26 @@ class FakeYouTube:
 
     def make_private(self, video_id: str) -> None:
         self.videos[video_id].privacy = "private"
+
+    def mark_deleted(self, video_id: str) -> None:
+        """Delete a video but leave its playlist entry, as YouTube does: listed as "Deleted video",
+        no longer returned by ``videos.list``. (``delete_video`` removes the entry too.)"""
+        self.videos[video_id].privacy = "deleted"
+
+    def set_live(self, video_id: str, state: str) -> FakeVideo:
+        """``upcoming`` (a scheduled stream or premiere) or ``live``: duration ``P0D``; ``none`` when over."""
+        if state not in ("none", "upcoming", "live"):
+            raise ValueError(state)
+        video = self.videos[video_id]
+        video.live = state
+        if state != "none":
+            video.duration = "P0D"
+        return video
+
+    def restrict_playlist(self, playlist_id: str) -> None:
+        """The playlist answers 403 ``playlistItemsNotAccessible`` (domain ``youtube.parameter``), as a
+        private playlist does to an API key."""
+        self.restricted.add(playlist_id)
 
     def delete_video(self, video_id: str) -> None:
         video = self.videos.pop(video_id)
@@ -334,7 +429,7 @@ class FakeYouTube:
 
     # -- HTTP ------------------------------------------------------------------------------------
 
-    async def _endpoint(self, request: Request) -> JSONResponse:
+    async def _endpoint(self, request: Request) -> Response:
         resource = request.path_params["resource"]
         params = dict(request.query_params)
         header_key = request.headers.get("x-goog-api-key")
@@ -353,11 +448,13 @@ class FakeYouTube:
                         status="PERMISSION_DENIED",
                     )
                 if key not in self.keys:
+                    # Google's current answer: errors[].reason is the generic "badRequest"; what it
+                    # means is in details[] (ErrorInfo API_KEY_INVALID). Before 2020 it was "keyInvalid".
                     raise _Fail(
                         400,
-                        "keyInvalid",
+                        "badRequest",
                         KEY_INVALID_MESSAGE,
-                        domain="usageLimits",
+                        domain="global",
                         status="INVALID_ARGUMENT",
                         details=[
                             {
@@ -365,6 +462,37 @@ class FakeYouTube:
                                 "reason": "API_KEY_INVALID",
                                 "domain": "googleapis.com",
                                 "metadata": {"service": "youtube.googleapis.com"},
+                            },
+                            {
+                                "@type": "type.googleapis.com/google.rpc.LocalizedMessage",
+                                "locale": "en-US",
+                                "message": KEY_INVALID_MESSAGE,
+                            },
+                        ],
+                    )
+                if not self.api_enabled:
+                    console = f"https://console.developers.google.com/apis/api/youtube.googleapis.com/overview?project={PROJECT_NUMBER}"
+                    message = (
+                        f"YouTube Data API v3 has not been used in project {PROJECT_NUMBER} before or it is disabled. "
+                        f"Enable it by visiting {console} then retry. If you enabled this API recently, wait a few "
+                        "minutes for the action to propagate to our systems and retry."
+                    )
+                    raise _Fail(
+                        403,
+                        "accessNotConfigured",
+                        message,
+                        domain="usageLimits",
+                        status="PERMISSION_DENIED",
+                        error_extra={"extendedHelp": console},
+                        details=[
+                            {
+                                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                                "reason": "SERVICE_DISABLED",
+                                "domain": "googleapis.com",
+                                "metadata": {
+                                    "service": "youtube.googleapis.com",
+                                    "consumer": f"projects/{PROJECT_NUMBER}",
+                                },
                             }
                         ],
                     )
@@ -391,8 +519,10 @@ class FakeYouTube:
                 status, body = 200, handler[resource](params)
             except _Fail as fail:
                 status, body = fail.status, fail.body()
+                if not self.error_details:
+                    body["error"].pop("details", None)
             self.calls.append(YouTubeCall("GET", request.url.path, status, params, via, units, str(request.url)))
-        return JSONResponse(body, status_code=status, headers=headers)
+        return Response(google_json(body), status_code=status, headers=headers, media_type=JSON_TYPE)
 
     @staticmethod
     def _parts(params: dict[str, str], allowed: set[str]) -> set[str]:
@@ -463,14 +593,21 @@ class FakeYouTube:
 
     @staticmethod
     def _token(playlist_id: str, offset: int) -> str:
+        """A page token in YouTube's look (``EAAaBlBUOkNBbw``-like: ``EAAa`` + base64url of ``PT:…``),
+        long and opaque; it names its playlist so another playlist's token is refused."""
         raw = json.dumps([playlist_id, offset], separators=(",", ":")).encode()
-        return "EA" + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        inner = b"PT:" + base64.b64encode(raw).rstrip(b"=")
+        return "EAAa" + base64.urlsafe_b64encode(inner).decode().rstrip("=")
 
     @staticmethod
     def _untoken(token: str, playlist_id: str) -> int:
         try:
-            raw = base64.urlsafe_b64decode(token.removeprefix("EA") + "=" * (-len(token.removeprefix("EA")) % 4))
-            owner, offset = json.loads(raw)
+            body = token.removeprefix("EAAa")
+            inner = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+            if not token.startswith("EAAa") or not inner.startswith(b"PT:"):
+                raise ValueError
+            encoded = inner.removeprefix(b"PT:")
+            owner, offset = json.loads(base64.b64decode(encoded + b"=" * (-len(encoded) % 4)))
             if owner != playlist_id or not isinstance(offset, int) or offset < 0:
                 raise ValueError
         except (ValueError, TypeError):
@@ -491,6 +628,15 @@ class FakeYouTube:
                 location="playlistId",
                 locationType="parameter",
             )
+        if playlist_id in self.restricted:
+            raise _Fail(
+                403,
+                "playlistItemsNotAccessible",
+                NOT_ACCESSIBLE_MESSAGE,
+                domain="youtube.parameter",
+                location="playlistId",
+                locationType="parameter",
+            )
         size = self._max_results(params, DEFAULT_MAX_RESULTS)
         offset = self._untoken(params["pageToken"], playlist_id) if params.get("pageToken") else 0
         ids = self.playlists[playlist_id]
@@ -498,26 +644,46 @@ class FakeYouTube:
         items = []
         for position, video_id in enumerate(chunk, start=offset):
             video = self.videos[video_id]
-            private = video.privacy == "private"
-            item: Json = {"kind": "youtube#playlistItem", "etag": _etag([playlist_id, video_id]), "id": _etag(video_id)}
+            hidden = video.privacy in ("private", "deleted")
+            item: Json = {
+                "kind": "youtube#playlistItem",
+                "etag": _etag([playlist_id, video_id, video.privacy, video.title]),
+                "id": _playlist_item_id(playlist_id, video_id),
+            }
+            channel = self.channels[video.channel_id]
             if "snippet" in parts:
-                item["snippet"] = {
-                    "publishedAt": _iso(video.published),
+                snippet: Json = {
+                    "publishedAt": _iso(video.published),  # when it was added to the playlist
                     "channelId": video.channel_id,
-                    "title": "Private video" if private else video.title,
-                    "description": "This video is private." if private else video.description,
-                    "channelTitle": self.channels[video.channel_id].title,
+                    "title": video.title,
+                    "description": video.description,
+                    "thumbnails": _thumbnails(video_id),
+                    "channelTitle": channel.title,
                     "playlistId": playlist_id,
                     "position": position,
                     "resourceId": {"kind": "youtube#video", "videoId": video_id},
+                    "videoOwnerChannelTitle": channel.title,
+                    "videoOwnerChannelId": video.channel_id,
                 }
+                if hidden:
+                    # What YouTube shows in place of a private or deleted video: no thumbnails, no owner.
+                    snippet.update(
+                        title="Private video" if video.privacy == "private" else "Deleted video",
+                        description="This video is private."
+                        if video.privacy == "private"
+                        else "This video is unavailable.",
+                        thumbnails={},
+                    )
+                    del snippet["videoOwnerChannelTitle"], snippet["videoOwnerChannelId"]
+                item["snippet"] = snippet
             if "contentDetails" in parts:
                 details: Json = {"videoId": video_id}
-                if not private:
+                if not hidden:
                     details["videoPublishedAt"] = _iso(video.published)
                 item["contentDetails"] = details
             if "status" in parts:
-                item["status"] = {"privacyStatus": video.privacy}
+                privacy = "privacyStatusUnspecified" if video.privacy == "deleted" else video.privacy
+                item["status"] = {"privacyStatus": privacy}
             items.append(item)
         body: Json = {
             "kind": "youtube#playlistItemListResponse",
@@ -532,7 +698,7 @@ class FakeYouTube:
         return body
 
     def _videos(self, params: dict[str, str]) -> Json:
-        parts = self._parts(params, {"id", "snippet", "statistics", "contentDetails", "status"})
+        parts = self._parts(params, {"id", "snippet", "statistics", "contentDetails", "status", "liveStreamingDetails"})
         if not params.get("id"):
             raise _Fail(400, "missingRequiredParameter", "No filter selected. Expected one of: id, chart, myRating")
         wanted = [v.strip() for v in params["id"].split(",") if v.strip()]
@@ -547,18 +713,24 @@ class FakeYouTube:
         items = []
         for video_id in wanted:
             video = self.videos.get(video_id)
-            if video is None or video.privacy == "private":
-                continue  # private and unknown ids are simply not returned
-            item: Json = {"kind": "youtube#video", "etag": _etag([video_id, video.views]), "id": video_id}
+            if video is None or video.privacy in ("private", "deleted"):
+                continue  # private, deleted and unknown ids are simply not returned
+            item: Json = {
+                "kind": "youtube#video",
+                "etag": _etag([video_id, video.views, video.likes, video.comments, video.title, video.live]),
+                "id": video_id,
+            }
             if "snippet" in parts:
                 snippet: Json = {
                     "publishedAt": _iso(video.published),
                     "channelId": video.channel_id,
                     "title": video.title,
                     "description": video.description,
+                    "thumbnails": _thumbnails(video_id),
                     "channelTitle": self.channels[video.channel_id].title,
                     "categoryId": "28",
-                    "liveBroadcastContent": "none",
+                    "liveBroadcastContent": video.live,
+                    "localized": {"title": video.title, "description": video.description},
                 }
                 if video.tags:
                     snippet["tags"] = list(video.tags)  # absent, not [], when a video has none
@@ -570,8 +742,11 @@ class FakeYouTube:
                     "definition": "hd",
                     "caption": "false",
                     "licensedContent": False,
+                    "contentRating": {},
                     "projection": "rectangular",
                 }
+            if "liveStreamingDetails" in parts and video.live != "none":
+                item["liveStreamingDetails"] = {"scheduledStartTime": _iso(video.published)}
             if "statistics" in parts:
                 stats: Json = {"viewCount": str(video.views), "favoriteCount": "0"}
                 if video.likes is not None:

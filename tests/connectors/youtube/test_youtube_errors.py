@@ -138,7 +138,7 @@ async def test_an_invalid_key_is_an_auth_error_and_is_not_retried(
         await source.fetch_page(source.specs()[0], None, None)
 
     assert auth_error_in_chain(raised.value)
-    assert fake.statuses() == {400: 1}  # Google answers a bad key with 400 keyInvalid, once
+    assert fake.statuses() == {400: 1}  # Google answers a bad key with 400 "API key not valid", once
     assert fake_time.sleeps == []
 
 

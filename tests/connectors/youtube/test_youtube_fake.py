@@ -89,7 +89,11 @@ async def test_keys_come_as_query_or_header_and_a_bad_one_is_a_400_key_invalid(
     assert header.status_code == 200
     assert bad.status_code == 400
     error = bad.json()["error"]
-    assert error["errors"][0]["reason"] == "keyInvalid" and error["details"][0]["reason"] == "API_KEY_INVALID"
+    # Google's current shape: the generic reason "badRequest", the meaning in details[] (ErrorInfo).
+    assert error["errors"][0]["reason"] == "badRequest" and error["details"][0]["reason"] == "API_KEY_INVALID"
+    assert (
+        error["status"] == "INVALID_ARGUMENT" and error["message"] == "API key not valid. Please pass a valid API key."
+    )
     assert none.status_code == 403 and none.json()["error"]["errors"][0]["reason"] == "forbidden"
     assert [c.key_via for c in fake.calls] == ["header", "query", None]
     assert all("AIza-wrong" not in str(c.params) for c in fake.calls)
