@@ -562,7 +562,8 @@ class FakeGitHub:
         if fault.secondary:
             message = (
                 "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
-                f"If you reach out to GitHub Support for help, please include the request ID {headers['x-github-request-id']}."
+                "If you reach out to GitHub Support for help, please include the request ID "
+                f"{headers['x-github-request-id']}."
             )
             return self._error(fault.status, message, headers, bucket, docs=SECONDARY_DOCS)
         if fault.status == 403:

@@ -471,7 +471,10 @@ class FakeYouTube:
                         ],
                     )
                 if not self.api_enabled:
-                    console = f"https://console.developers.google.com/apis/api/youtube.googleapis.com/overview?project={PROJECT_NUMBER}"
+                    console = (
+                        "https://console.developers.google.com/apis/api/youtube.googleapis.com/overview"
+                        f"?project={PROJECT_NUMBER}"
+                    )
                     message = (
                         f"YouTube Data API v3 has not been used in project {PROJECT_NUMBER} before or it is disabled. "
                         f"Enable it by visiting {console} then retry. If you enabled this API recently, wait a few "

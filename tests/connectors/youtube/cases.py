@@ -1,7 +1,8 @@
 """The YouTube source as a contract-suite case (``tests/contract``), wired to the fake Data API.
 
 ``tests/contract/cases.py`` registers it, expecting status 400 for a revoked key: Google answers a
-deleted API key with 400 "API key not valid" (``API_KEY_INVALID``), not 401 (still an auth failure; see ``test_youtube_errors.py``).
+deleted API key with 400 "API key not valid" (``API_KEY_INVALID``), not 401 (still an auth failure; see
+``test_youtube_errors.py``).
 """
 
 from __future__ import annotations

@@ -273,7 +273,8 @@ async def test_the_quota_body_is_googles(fake: FakeYouTube, channel: FakeChannel
     assert "\\u003ca href" in response.text  # Google escapes the anchor's angle brackets
     (entry,) = response.json()["error"]["errors"]
     assert entry == {
-        "message": 'The request cannot be completed because you have exceeded your <a href="/youtube/v3/getting-started#quota">quota</a>.',
+        "message": "The request cannot be completed because you have exceeded your "
+        '<a href="/youtube/v3/getting-started#quota">quota</a>.',
         "domain": "youtube.quota",
         "reason": "quotaExceeded",
     }
