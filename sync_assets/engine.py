@@ -30,9 +30,10 @@ import inspect
 import json
 import logging
 import math
+import os
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,9 +54,11 @@ from connectors.core import (
     neutral_type_error,
 )
 from sync_assets.routes import Route, credential_scope
-from sync_assets.state import Checkpoint, StateStore, utcnow
+from sync_assets.state import LISTING_LEASE, Checkpoint, Fence, LeaseLost, StateStore, utcnow
 
 __all__ = [
+    "LeaseLost",
+    "PartitionBusy",
     "PassOptions",
     "PassResult",
     "PassStats",
@@ -74,6 +77,31 @@ SAMPLE_LIMIT = 20  # failed/planned keys kept per pass for metadata and the CLI
 RECONCILE_MIN_GAP = dt.timedelta(minutes=10)  # a forced reconcile is skipped if one ran this recently
 LIST_BATCH = 1000
 RETRY_BATCH = 500  # failed records of an incremental source re-fetched by key at the end of a pass
+LEASE_SECONDS = 20.0  # a dead pass's partition is taken over this long after its last renewal
+DEFERRED_LIMIT = 10_000  # creates claimed by another partition kept for a retry at the end of the pass
+ADOPTED_TRACK_LIMIT = 10_000  # adopted keys of our own creates tracked to count them as created
+DEFERRED_ROUNDS = 6  # ... retried this many times (0.5 s, 1 s, 2 s, ... apart) before they count as failed
+
+
+class PartitionBusy(SyncError):
+    """Another pass holds the partition's lease; this one wrote nothing and is not a failure."""
+
+    def __init__(self, message: str, *, holder_run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.holder_run_id = holder_run_id
+
+
+def _env_seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number of seconds") from None
+    if value <= 0 or not math.isfinite(value):
+        raise ConfigError(f"{name} must be a positive number of seconds, got {raw!r}")
+    return value
 
 
 class Paused(SyncError):
@@ -94,7 +122,13 @@ class PassOptions:
         only_items: Targeted sync of these primary keys; does not touch a full pass's checkpoint.
         reconcile: True forces a destination listing (unless one ran in the last 10 minutes),
             False forbids it, None decides (first pass, intents pending, ``reconcile_every``).
-        run_id: Stored with the pass history (the Dagster run id).
+        run_id: Stored with the pass history (the Dagster run id) and on the partition's lease.
+        lease_seconds: How long the partition's lease lasts without renewal (it is renewed every
+            third of it); a pass that dies loses it this long after its last renewal. Default
+            ``DURABLE_SYNC_LEASE_SECONDS`` or 20.
+        lease_wait: How long a pass waits for a partition another pass holds before it ends with
+            ``PartitionBusy``, writing nothing. Default ``DURABLE_SYNC_LEASE_WAIT`` or 1.25 times
+            the lease plus a second (so a dead holder's lease runs out while it waits).
     """
 
     plan: bool = False
@@ -102,6 +136,8 @@ class PassOptions:
     only_items: tuple[str, ...] | None = None
     reconcile: bool | None = None
     run_id: str | None = None
+    lease_seconds: float | None = None
+    lease_wait: float | None = None
 
     @property
     def mode(self) -> str:
@@ -246,12 +282,40 @@ def _is_auth(err: BaseException, destination_side: Any) -> bool:
     return False
 
 
+def _error_chain(err: BaseException, limit: int = 32) -> Iterator[BaseException]:
+    """``err``, then what caused it: ``__cause__``, ``__context__`` and the members of an exception
+    group, breadth first, each once."""
+    queue: list[BaseException] = [err]
+    seen: set[int] = set()
+    while queue and len(seen) < limit:
+        current = queue.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        if isinstance(current, BaseExceptionGroup):
+            queue.extend(current.exceptions)
+        if current.__cause__ is not None:
+            queue.append(current.__cause__)
+        elif current.__context__ is not None and not current.__suppress_context__:
+            queue.append(current.__context__)
+
+
 def _is_systemic(err: BaseException) -> bool:
-    """Errors that say the service, not the record, is in trouble: stop the pass and retry it."""
-    if isinstance(err, (RateLimited, TransientError, httpx.TransportError, ConnectionError, TimeoutError)):
-        return True
-    if isinstance(err, DestinationHTTPError):
-        return err.status_code == 429 or err.status_code >= 500
+    """Errors that say the service, not the record, is in trouble: stop the pass and retry it.
+
+    Classified by the cause chain, so a connector that wraps a connection error
+    (``RuntimeError(...) from httpx.ConnectError``, an ``ExceptionGroup``) still stops the pass; the
+    first error in the chain that the contract classifies decides (a ``RecordError`` or a 4xx
+    ``DestinationHTTPError`` is the record's own problem).
+    """
+    for current in _error_chain(err):
+        if isinstance(current, (RateLimited, TransientError, httpx.TransportError, ConnectionError, TimeoutError)):
+            return True
+        if isinstance(current, DestinationHTTPError):
+            return current.status_code == 429 or current.status_code >= 500
+        if isinstance(current, (RecordError, ConfigError, AuthError)):
+            return False
     return False
 
 
@@ -316,6 +380,23 @@ class _Pass:
         self.plan_listing: dict[str, str] = {}
         self.duplicate_keys: list[tuple[str, list[str]]] = []
         self.had_failures = store.failed_count(route.name, partition) > 0 if not options.plan else False
+        self.lease_seconds = float(options.lease_seconds or _env_seconds("DURABLE_SYNC_LEASE_SECONDS", LEASE_SECONDS))
+        # Long enough to outlast a dead holder's lease (a retried run right after a crash takes
+        # over instead of giving up), short enough that a duplicate launch ends soon.
+        default_wait = self.lease_seconds * 1.25 + 1
+        self.lease_wait = float(
+            options.lease_wait
+            if options.lease_wait is not None
+            else _env_seconds("DURABLE_SYNC_LEASE_WAIT", default_wait)
+        )
+        self.fence: Fence | None = None
+        self.fences: list[Fence] = []  # the leases held now (the partition's, the listing's while listing)
+        self.lease_lost = False
+        self.lease_taken_at = utcnow()
+        self.deferred: dict[str, tuple[Record, str]] = {}  # creates another partition's pass has claimed
+        self.deferred_stale = False  # a claim taken over from a dead pass: list before creating it
+        self.adopted_keys: set[str] = set()  # our own creates found by the listing: count as created
+        self.fetched: tuple[tuple[str, ...] | None, list[Any]] | None = None  # fetch()-only: read once
 
     # ------------------------------------------------------------------------------------------
 
@@ -335,7 +416,24 @@ class _Pass:
                     f"{pause.reason}. Resume with: durable-sync resume {self.name}",
                     scope=pause.scope,
                 )
+        if opts.plan:
+            return await self._run_body()
+        # One pass of a partition at a time, however the run was launched: the lease, not a run
+        # tag or a pool, is the guarantee. Every commit of the pass is fenced by it.
+        self.fence = await self._take_partition_lease()
+        self.lease_taken_at = utcnow()
+        renewer = asyncio.ensure_future(self._renew_leases())
+        try:
+            return await self._run_body()
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(BaseException):
+                await renewer
+            for fence in list(self.fences):
+                self._release(fence)
 
+    async def _run_body(self) -> PassResult:
+        opts = self.options
         targeted = opts.only_items is not None
         use_checkpoint = not (opts.plan or targeted)
         cp = self.store.get_checkpoint(self.name, self.partition) if use_checkpoint else None
@@ -370,6 +468,7 @@ class _Pass:
                 await self._page_loop(cursor, targeted)
                 if incremental and use_checkpoint:
                     await self._retry_unseen_failures()
+                await self._retry_deferred()
             if use_checkpoint:
                 # The pass is complete and was not a dry run: an incremental source may now store
                 # the watermark it reached (it holds it until this call).
@@ -382,18 +481,21 @@ class _Pass:
         except BaseException as err:
             stats.seconds = seconds_before + (time.monotonic() - t0)
             if not opts.plan and not isinstance(err, (asyncio.CancelledError, KeyboardInterrupt)):
-                self.store.finish_pass(
-                    self.name,
-                    self.partition,
-                    pass_id=pass_id,
-                    mode=opts.mode,
-                    status="failed",
-                    started_at=started_at,
-                    stats=stats.as_dict(),
-                    error=describe_error(err),
-                    run_id=opts.run_id,
-                    clear_checkpoint=False,
-                )
+                try:
+                    self.store.finish_pass(
+                        self.name,
+                        self.partition,
+                        pass_id=pass_id,
+                        mode=opts.mode,
+                        status="failed",
+                        started_at=started_at,
+                        stats=stats.as_dict(),
+                        error=describe_error(err),
+                        run_id=opts.run_id,
+                        clear_checkpoint=False,
+                    )
+                except Exception:  # the database may be what failed: never hide the pass's own error
+                    log.warning("%s/%s: could not record the failed pass", self.name, self.partition, exc_info=True)
             raise
 
         stats.seconds = round(seconds_before + (time.monotonic() - t0), 3)
@@ -411,6 +513,7 @@ class _Pass:
                 # A complete pass of a full source saw every record: failures it did not see left
                 # the source. An incremental source only shows what changed; those were retried.
                 forget_unseen_failures=use_checkpoint and not incremental,
+                fence=self.fence,
             )
         return PassResult(
             route=self.name,
@@ -422,6 +525,70 @@ class _Pass:
             duplicate_keys=self.duplicate_keys,
             extra=self._connector_metadata(),
         )
+
+    # ---------------------------------------------------------------------------------- leases
+
+    async def _take_partition_lease(self) -> Fence:
+        fence = Fence(self.partition, uuid.uuid4().hex, self.lease_seconds)
+        deadline = time.monotonic() + self.lease_wait
+        delay = 0.1
+        while True:
+            taken, previous = self.store.acquire_lease(
+                self.name, self.partition, fence.holder, seconds=fence.seconds, run_id=self.options.run_id
+            )
+            if taken:
+                if previous is not None and previous.released_at is None and previous.holder != fence.holder:
+                    log.warning(
+                        "%s/%s: took over the lease of run %s, not renewed since %s: resuming its pass",
+                        self.name,
+                        self.partition,
+                        previous.run_id or "?",
+                        previous.renewed_at.isoformat(timespec="seconds"),
+                    )
+                self.fences.append(fence)
+                return fence
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                holder = previous.run_id if previous is not None else None
+                raise PartitionBusy(
+                    f"route {self.name} partition {self.partition}: another pass holds it"
+                    + (f" (run {holder})" if holder else "")
+                    + "; nothing was written. That pass brings the partition up to date; the next due "
+                    "run follows it.",
+                    holder_run_id=holder,
+                )
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(delay * 2, 2.0)
+
+    async def _renew_leases(self) -> None:
+        """Renew the held leases every third of their time; a lease found taken over stops the pass
+        (its commits would be refused anyway: they are fenced)."""
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            for fence in list(self.fences):
+                try:
+                    held = self.store.renew_lease(self.name, fence)
+                except Exception:  # the database is away: the fenced commits decide
+                    log.warning("%s/%s: could not renew lease %s", self.name, self.partition, fence.name, exc_info=True)
+                    continue
+                if not held:
+                    log.warning("%s/%s: lease %s was taken over", self.name, self.partition, fence.name)
+                    self.lease_lost = True
+
+    def _release(self, fence: Fence) -> None:
+        if fence in self.fences:
+            self.fences.remove(fence)
+        try:
+            self.store.release_lease(self.name, fence)
+        except Exception:  # it expires by itself
+            log.warning("%s/%s: could not release lease %s", self.name, self.partition, fence.name, exc_info=True)
+
+    def _check_lease(self) -> None:
+        if self.lease_lost:
+            raise LeaseLost(
+                f"route {self.name} partition {self.partition}: the lease was taken over by another pass "
+                "(this one stopped renewing it); it resumes from the last committed page"
+            )
 
     def _connector_metadata(self) -> dict[str, Any]:
         """What the connectors report about the pass (``pass_metadata(spec)``: quota used, a sync
@@ -476,7 +643,14 @@ class _Pass:
         for pair in ids.items():
             yield pair
 
-    async def _reconcile(self) -> None:
+    async def _reconcile(self, *, not_before: dt.datetime | None = None) -> None:
+        """List the destination once and merge it into the link map.
+
+        One listing of a route runs at a time (the route's listing lease): a pass that needs one
+        while another partition lists waits for it, and uses it when it began after ``not_before``
+        (default: when this pass took its partition) — or, when this partition has no unconfirmed
+        creates, when it finished after this pass began waiting.
+        """
         stats = self.stats
         if self.options.plan:
             async for pk, did in self._listing():
@@ -484,30 +658,49 @@ class _Pass:
             stats.listed = len(self.plan_listing)
             stats.reconciled = True
             return
-        rid = self.store.begin_listing(self.name)
-        listing_started = utcnow()
-        batch: list[tuple[str, str]] = []
-        listed = 0
+        fence = await self._take_listing_lease(not_before or self.lease_taken_at)
+        if fence is None:
+            stats.reconciled = True
+            return
         try:
-            async for pk, did in self._listing():
-                batch.append((str(pk), str(did)))
-                listed += 1
-                if len(batch) >= LIST_BATCH:
+            rid = self.store.begin_listing(self.name)
+            listing_started = utcnow()
+            batch: list[tuple[str, str]] = []
+            listed = 0
+            try:
+                async for pk, did in self._listing():
+                    batch.append((str(pk), str(did)))
+                    listed += 1
+                    if len(batch) >= LIST_BATCH:
+                        self._check_lease()
+                        self.store.add_listing(self.name, rid, batch)
+                        batch = []
+                if batch:
                     self.store.add_listing(self.name, rid, batch)
-                    batch = []
-            if batch:
-                self.store.add_listing(self.name, rid, batch)
-        except BaseException:
-            self.store.discard_listing(self.name, rid)
-            raise
-        authoritative = self.stores_keys is True or (self.stores_keys is None and listed > 0)
-        result = self.store.finish_listing(
-            self.name, rid, authoritative=authoritative, partition=self.partition, started_at=listing_started
-        )
+                self._check_lease()
+                authoritative = self.stores_keys is True or (self.stores_keys is None and listed > 0)
+                result = self.store.finish_listing(
+                    self.name,
+                    rid,
+                    authoritative=authoritative,
+                    partition=self.partition,
+                    started_at=listing_started,
+                    fence=fence,
+                )
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self.store.discard_listing(self.name, rid)
+                raise
+        finally:
+            self._release(fence)
         stats.listed, stats.adopted, stats.gone = result.listed, result.adopted, result.gone
         stats.duplicates = result.duplicates
         stats.reconciled = True
         self.duplicate_keys = result.duplicate_keys
+        if len(result.adopted_keys) >= ADOPTED_TRACK_LIMIT:
+            stats.created += len(result.adopted_keys)
+        else:
+            self.adopted_keys.update(result.adopted_keys)
         if result.adopted or result.gone or result.duplicates:
             log.info(
                 "%s: reconcile listed %d rows: adopted %d, gone %d, keys listed twice %d",
@@ -517,6 +710,44 @@ class _Pass:
                 result.gone,
                 result.duplicates,
             )
+
+    async def _take_listing_lease(self, not_before: dt.datetime) -> Fence | None:
+        """The route's listing lease, or None when a listing that serves this pass finished while
+        it waited for the lease."""
+        fence = Fence(LISTING_LEASE, uuid.uuid4().hex, self.lease_seconds)
+        waiting_since = utcnow()
+        own_intents = self.store.pending_intents(self.name, self.partition) > 0
+        delay, announced = 0.1, False
+
+        def served() -> bool:
+            started, finished = self.store.last_listing(self.name)
+            if started is None or finished is None:
+                return False
+            return started >= not_before or (not own_intents and finished >= waiting_since)
+
+        while True:
+            if served():
+                return None
+            taken, previous = self.store.acquire_lease(
+                self.name, LISTING_LEASE, fence.holder, seconds=fence.seconds, run_id=self.options.run_id
+            )
+            if taken:
+                self.fences.append(fence)
+                if served():  # a listing finished between the look and the take
+                    self._release(fence)
+                    return None
+                return fence
+            if not announced:
+                announced = True
+                log.info(
+                    "%s/%s: waiting for the destination listing of run %s",
+                    self.name,
+                    self.partition,
+                    (previous.run_id if previous else None) or "?",
+                )
+            self._check_lease()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     # ------------------------------------------------------------------------------- page loop
 
@@ -533,8 +764,14 @@ class _Pass:
                 )
             return list(records), next_cursor
         # A fetch()-only source is one page; the position inside it is the cursor so that a
-        # crash resumes at the next chunk instead of rewriting everything.
-        records = list(await self.source.fetch(self.spec, only))
+        # crash resumes at the next chunk instead of rewriting everything. It is read once per
+        # pass (per set of keys asked for), not once per chunk.
+        cache_key = tuple(only) if only is not None else None
+        if self.fetched is not None and self.fetched[0] == cache_key:
+            records = self.fetched[1]
+        else:
+            records = list(await self.source.fetch(self.spec, only))
+            self.fetched = (cache_key, records)
         start = int(cursor or 0)
         end = start + FETCH_CHUNK
         return records[start:end], (str(end) if end < len(records) else None)
@@ -553,6 +790,31 @@ class _Pass:
         gone = [k for k in keys if k not in returned]
         if gone:
             self.store.commit_page(self.name, self.partition, succeeded=gone)
+
+    async def _retry_deferred(self) -> None:
+        """Write the records whose key another partition's pass had claimed: by now it has (most
+        likely) linked them, so they become updates or unchanged rows. Claims taken over from a
+        dead pass are listed first. What is still claimed after a few rounds fails for this pass
+        (retried on the next), never created twice."""
+        delay = 0.5
+        for attempt in range(DEFERRED_ROUNDS):
+            if not self.deferred:
+                return
+            if attempt:
+                await asyncio.sleep(delay)
+                delay *= 2
+            if self.deferred_stale:
+                self.deferred_stale = False
+                await self._reconcile(not_before=utcnow())
+            records = [record for record, _ in self.deferred.values()]
+            self.deferred = {}
+            await self._process_page(records, None, True, extra=True)
+        if self.deferred:
+            failures = [(key, f"{why}; retried on the next pass") for key, (_, why) in self.deferred.items()]
+            self.deferred = {}
+            self.stats.failed += len(failures)
+            self.failures.extend(failures[: max(0, 100 - len(self.failures))])
+            self.store.commit_page(self.name, self.partition, failures=failures, fence=self.fence)
 
     async def _page_loop(self, cursor: str | None, targeted: bool) -> None:
         fetch_task: asyncio.Task[tuple[list[Any], str | None]] = asyncio.ensure_future(self._fetch(cursor))
@@ -587,13 +849,19 @@ class _Pass:
                 with contextlib.suppress(BaseException):
                     await fetch_task
 
-    async def _process_page(self, raw: Sequence[Any], next_cursor: str | None, targeted: bool) -> None:
+    async def _process_page(
+        self, raw: Sequence[Any], next_cursor: str | None, targeted: bool, *, extra: bool = False
+    ) -> None:
+        """Transform, validate, diff and write one page, then commit it (``extra``: records outside
+        the page sequence — retries at the end of the pass — counted as neither pages nor records)."""
         stats = self.stats
-        stats.pages += 1
+        if not extra:
+            stats.pages += 1
         failures: list[tuple[str, str]] = []
         page: dict[str, Record] = {}
         for i, item in enumerate(raw):
-            stats.records += 1
+            if not extra:
+                stats.records += 1
             record = item
             if self.transform is not None:
                 try:
@@ -619,12 +887,26 @@ class _Pass:
         creates: list[tuple[Record, str]] = []
         updates: list[tuple[Record, str, str]] = []
         unchanged: list[str] = []
-        # Outside a dry run, the keys about to be created are recorded as intents in the same
-        # transaction as the lookup, before any create goes out (a crash then reconciles them).
-        intents_for = None if self.options.plan else self.partition
-        links = self.store.get_links(self.name, page.keys(), intents_for=intents_for) if page else {}
+        hashes = {key: content_hash(record, self.create_only) for key, record in page.items()}
+        if self.options.plan:
+            links = self.store.get_links(self.name, page.keys()) if page else {}
+        else:
+            self._check_lease()
+            # The keys about to be created are claimed (intents carrying the hash to be sent) in
+            # the lookup's transaction, before any create goes out: a crash then reconciles them,
+            # and a key another partition is creating waits for it instead of being created twice.
+            claims = self.store.claim_creates(self.name, self.partition, hashes, fence=self.fence) if page else None
+            links = claims.links if claims else {}
+            for key, why in (claims.deferred if claims else {}).items():
+                record = page.pop(key)
+                if len(self.deferred) < DEFERRED_LIMIT:
+                    self.deferred[key] = (record, why)
+                else:
+                    failures.append((key, f"{why}; retried on the next pass"))
+            if claims and claims.stale:
+                self.deferred_stale = True
         for key, record in page.items():
-            h = content_hash(record, self.create_only)
+            h = hashes[key]
             link = links.get(key)
             if self.options.plan and link is None and key in self.plan_listing:
                 updates.append((record, self.plan_listing[key], h))
@@ -632,6 +914,11 @@ class _Pass:
             if link is not None and link.state == "linked" and link.destination_id:
                 if self.full_refresh or link.content_hash != h:
                     updates.append((record, link.destination_id, h))
+                elif key in self.adopted_keys:
+                    # Created by this pass's crashed predecessor, found by the listing with the
+                    # content it sent: a create, not an unchanged row.
+                    self.adopted_keys.discard(key)
+                    stats.created += 1
                 else:
                     unchanged.append(key)
             else:
@@ -641,6 +928,7 @@ class _Pass:
         if self.options.plan:
             self._plan_page(creates, updates, unchanged, failures)
             return
+        self._check_lease()
 
         linked: list[tuple[str, str, str | None]] = []
         unlinked: list[tuple[str, str]] = []
@@ -677,7 +965,11 @@ class _Pass:
                 # crash forgets a created row shrinks from a page of writes to one local commit.
                 stats.created += 1
                 self.store.commit_page(
-                    self.name, self.partition, linked=[(record.primary_key, str(result), h)], succeeded=[]
+                    self.name,
+                    self.partition,
+                    linked=[(record.primary_key, str(result), h)],
+                    succeeded=[],
+                    fence=self.fence,
                 )
             else:
                 stats.created += 1
@@ -752,6 +1044,7 @@ class _Pass:
             failures=failures,
             succeeded=succeeded,
             checkpoint=checkpoint,
+            fence=self.fence,
         )
         if fatal is not None:
             stats.pages -= 1  # this page is redone on resume
@@ -779,6 +1072,22 @@ class _Pass:
         failures: list[tuple[str, str]],
     ) -> None:
         stats = self.stats
+        # What the destination would refuse, where it can tell without writing (lengths, types,
+        # missing columns): counted as failures of the plan, not as creates or updates.
+        checker = getattr(self.session, "check_record", None)
+        if checker is not None:
+            refused: set[str] = set()
+            for record in [r for r, _ in creates] + [r for r, _, _ in updates]:
+                try:
+                    problem = checker(record)
+                except Exception as err:
+                    problem = f"check_record failed: {describe_error(err)}"
+                if problem:
+                    refused.add(record.primary_key)
+                    failures.append((record.primary_key, str(problem)))
+            if refused:
+                creates = [c for c in creates if c[0].primary_key not in refused]
+                updates = [u for u in updates if u[0].primary_key not in refused]
         stats.created += len(creates)
         stats.updated += len(updates)
         stats.failed += len(failures)

@@ -31,7 +31,7 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, MutableMapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,10 @@ from sqlalchemy.engine import Connection, Engine
 __all__ = [
     "DEFAULT_STATE_FILE",
     "Checkpoint",
+    "Claims",
+    "Fence",
+    "LeaseInfo",
+    "LeaseLost",
     "Link",
     "LinkMap",
     "Outcome",
@@ -56,7 +60,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+LISTING_LEASE = "*listing"  # partition keys never hold '*' (routes.partition_key_for)
 DEFAULT_STATE_FILE = "durable_sync_state.sqlite3"
 _BATCH = 500  # rows per IN (...) list / executemany chunk: well under SQLite's variable limit
 
@@ -94,6 +99,27 @@ route_state = sa.Table(
     sa.Column("reconcile_id", sa.String(40), nullable=True),
     sa.Column("listed", sa.Integer, nullable=True),
     sa.Column("duplicates", sa.Integer, nullable=False, default=0),
+    # Schema 2: when the last complete listing started, and (some of) the keys it found twice, kept
+    # here so that status and checks never re-scan ds_listing.
+    sa.Column("listing_started_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("duplicate_keys", sa.Text, nullable=True),
+)
+
+# A lease per (route, name): ``name`` is a partition key (one pass of a partition at a time) or
+# LISTING_LEASE (one destination listing of a route at a time). Time-bounded: a holder renews it
+# while it works; one that stops renewing (killed, cut off from the database) loses it after the
+# lease's seconds, and the next pass takes it over and resumes from the checkpoint.
+leases = sa.Table(
+    "ds_leases",
+    metadata,
+    sa.Column("route", sa.String(200), primary_key=True),
+    sa.Column("name", sa.String(300), primary_key=True),
+    sa.Column("holder", sa.String(64), nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("renewed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("released_at", sa.DateTime(timezone=True), nullable=True),
 )
 
 outcomes = sa.Table(
@@ -294,6 +320,50 @@ class ReconcileResult:
     gone: int
     duplicates: int
     duplicate_keys: list[tuple[str, list[str]]]
+    adopted_intents: int = 0  # of ``adopted``: creates whose link was lost (any partition's)
+    adopted_keys: tuple[str, ...] = ()  # the listing partition's own such creates (at most 10,000)
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseInfo:
+    """Who holds (or last held) a lease."""
+
+    route: str
+    name: str
+    holder: str
+    run_id: str | None
+    acquired_at: dt.datetime
+    renewed_at: dt.datetime
+    expires_at: dt.datetime
+    released_at: dt.datetime | None
+
+    def live(self, now: dt.datetime | None = None) -> bool:
+        """Held and renewed recently enough."""
+        return self.released_at is None and self.expires_at > (now or utcnow())
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """The lease a write must still hold: every fenced transaction renews it first and fails with
+    ``LeaseLost`` (rolling back) when another pass has taken it over."""
+
+    name: str
+    holder: str
+    seconds: float
+
+
+class LeaseLost(RuntimeError):
+    """This pass's lease was taken over (it stopped renewing for longer than the lease's seconds):
+    it must stop writing at once; the new holder resumes from the last committed page."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    """The outcome of claiming a page's creates (``StateStore.claim_creates``)."""
+
+    links: dict[str, Link]  # what the map held for the page's keys before the claim
+    deferred: dict[str, str]  # key -> why it must not be created now (another pass is creating it…)
+    stale: frozenset[str] = frozenset()  # of ``deferred``: taken over from a dead pass; list first
 
 
 # --------------------------------------------------------------------------------------------------
@@ -450,7 +520,10 @@ class StateStore:
     def _ensure_schema(self) -> None:
         metadata.create_all(self.engine, checkfirst=True)
         with self._write() as conn:
-            row = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).first()
+            q = sa.select(meta.c.value).where(meta.c.key == "schema_version")
+            if self.dialect == "postgresql":
+                q = q.with_for_update()  # one process upgrades; the others wait and see the new version
+            row = conn.execute(q).first()
             if row is None:
                 self._upsert(conn, meta, [{"key": "schema_version", "value": str(SCHEMA_VERSION)}], ["key"])
             elif int(row[0]) > SCHEMA_VERSION:
@@ -458,6 +531,19 @@ class StateStore:
                     f"the state database {self.display_url} has schema version {row[0]}, newer than "
                     f"this durable-sync ({SCHEMA_VERSION}); upgrade durable-sync-dagster"
                 )
+            elif int(row[0]) < SCHEMA_VERSION:
+                self._upgrade(conn, int(row[0]))
+
+    def _upgrade(self, conn: Connection, version: int) -> None:
+        """Bring an older state database up to SCHEMA_VERSION (new tables come from create_all)."""
+        if version < 2:
+            # 2: route-level listing facts (ds_leases is a new table).
+            for column, kind in (("listing_started_at", "TIMESTAMP WITH TIME ZONE"), ("duplicate_keys", "TEXT")):
+                if self.dialect == "sqlite":
+                    kind = "DATETIME" if column.endswith("_at") else "TEXT"
+                conn.exec_driver_sql(f"ALTER TABLE ds_route_state ADD COLUMN {column} {kind}")
+        conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
+        log.info("state database %s upgraded from schema %d to %d", self.display_url, version, SCHEMA_VERSION)
 
     def _upsert(
         self,
@@ -488,25 +574,271 @@ class StateStore:
         for chunk in _chunks(rows):
             conn.execute(stmt, list(chunk))
 
+    # ----------------------------------------------------------------------------------- leases
+    #
+    # Every statement on ds_leases is index-driven (its primary key). Times are the writers' clocks:
+    # the lease's seconds (tens) are far above any sane clock skew between workers.
+
+    def acquire_lease(
+        self,
+        route: str,
+        name: str,
+        holder: str,
+        *,
+        seconds: float,
+        run_id: str | None = None,
+        now: dt.datetime | None = None,
+    ) -> tuple[bool, LeaseInfo | None]:
+        """Take the lease ``(route, name)`` for ``holder`` if it is free, released, expired or already
+        its own. Returns ``(taken, previous)``: ``previous`` is the lease as it was before (None when
+        there was none) — on failure, the live holder."""
+        now = now or utcnow()
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        insert: Any = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        row = {
+            "route": route,
+            "name": name,
+            "holder": holder,
+            "run_id": run_id,
+            "acquired_at": now,
+            "renewed_at": now,
+            "expires_at": now + dt.timedelta(seconds=seconds),
+            "released_at": None,
+        }
+        stmt = insert(leases).values(**row)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["route", "name"],
+            set_={c: stmt.excluded[c] for c in row if c not in ("route", "name")},
+            where=sa.or_(
+                leases.c.released_at.is_not(None),
+                leases.c.expires_at < now,
+                leases.c.holder == holder,
+            ),
+        )
+        with self._write() as conn:
+            q = self._lease_query(route, name)
+            if self.dialect == "postgresql":
+                q = q.with_for_update()
+            before = conn.execute(q).first()
+            previous = self._lease_info(before) if before is not None else None
+            conn.execute(stmt)
+            after = conn.execute(self._lease_query(route, name)).first()
+        taken = after is not None and after.holder == holder
+        return taken, previous
+
+    def renew_lease(self, route: str, fence: Fence, *, now: dt.datetime | None = None) -> bool:
+        """Extend a held lease; False when it is no longer ``fence.holder``'s."""
+        with self._write() as conn:
+            return self._renew(conn, route, fence, now or utcnow())
+
+    def release_lease(self, route: str, fence: Fence, *, now: dt.datetime | None = None) -> None:
+        """Give a lease back (a no-op when it was taken over meanwhile)."""
+        now = now or utcnow()
+        with self._write() as conn:
+            conn.execute(
+                leases.update()
+                .where(leases.c.route == route, leases.c.name == fence.name, leases.c.holder == fence.holder)
+                .values(released_at=now, expires_at=now)
+            )
+
+    def lease(self, route: str, name: str) -> LeaseInfo | None:
+        """The lease ``(route, name)`` as stored (held, expired or released), or None."""
+        with self._read() as conn:
+            row = conn.execute(self._lease_query(route, name)).first()
+        return self._lease_info(row) if row is not None else None
+
+    def leases(self, route: str | None = None) -> list[LeaseInfo]:
+        """Every lease row (of one route, or all)."""
+        q = self._lease_query(None, None)
+        if route is not None:
+            q = q.where(leases.c.route == route)
+        with self._read() as conn:
+            return [self._lease_info(r) for r in conn.execute(q.order_by(leases.c.route, leases.c.name))]
+
+    def _renew(self, conn: Connection, route: str, fence: Fence, now: dt.datetime) -> bool:
+        res = conn.execute(
+            leases.update()
+            .where(
+                leases.c.route == route,
+                leases.c.name == fence.name,
+                leases.c.holder == fence.holder,
+                leases.c.released_at.is_(None),
+            )
+            .values(renewed_at=now, expires_at=now + dt.timedelta(seconds=fence.seconds))
+        )
+        return bool(res.rowcount)
+
+    def _fence(self, conn: Connection, route: str, fence: Fence | None) -> None:
+        # First statement of a fenced transaction: on PostgreSQL it also row-locks the lease until
+        # the commit, so a takeover waits for (and then follows) the holder's last commit.
+        if fence is not None and not self._renew(conn, route, fence, utcnow()):
+            raise LeaseLost(f"route {route}: the lease {fence.name!r} was taken over by another pass")
+
+    @staticmethod
+    def _lease_query(route: str | None, name: str | None) -> Any:
+        q = sa.select(
+            leases.c.route,
+            leases.c.name,
+            leases.c.holder,
+            leases.c.run_id,
+            leases.c.acquired_at,
+            leases.c.renewed_at,
+            leases.c.expires_at,
+            leases.c.released_at,
+        )
+        if route is not None:
+            q = q.where(leases.c.route == route, leases.c.name == name)
+        return q
+
+    @staticmethod
+    def _lease_info(row: Any) -> LeaseInfo:
+        return LeaseInfo(
+            route=row[0],
+            name=row[1],
+            holder=row[2],
+            run_id=row[3],
+            acquired_at=_aware(row[4]),  # type: ignore[arg-type]
+            renewed_at=_aware(row[5]),  # type: ignore[arg-type]
+            expires_at=_aware(row[6]),  # type: ignore[arg-type]
+            released_at=_aware(row[7]),
+        )
+
+    def live_partitions(self, conn: Connection, route: str, now: dt.datetime) -> set[str]:
+        """Partitions of ``route`` whose pass holds a live lease right now."""
+        q = sa.select(leases.c.name).where(
+            leases.c.route == route,
+            leases.c.name != LISTING_LEASE,
+            leases.c.released_at.is_(None),
+            leases.c.expires_at > now,
+        )
+        return set(conn.execute(q).scalars())
+
     # ------------------------------------------------------------------------------------ links
 
-    def get_links(self, route: str, keys: Iterable[str], *, intents_for: str | None = None) -> dict[str, Link]:
-        """The links of ``keys`` (one query per 500 keys; never the whole map).
-
-        With ``intents_for`` (a partition), the keys that are not linked — the ones about to be
-        created — are recorded as intents in the same transaction, before any create goes out.
-        The returned links are those found before the intents were written.
-        """
+    def get_links(self, route: str, keys: Iterable[str]) -> dict[str, Link]:
+        """The links of ``keys`` (one query per 500 keys; never the whole map)."""
         keys = list(dict.fromkeys(keys))
         out: dict[str, Link] = {}
-        with self._write() if intents_for is not None else self._read() as conn:
+        with self._read() as conn:
             self._select_links(conn, route, keys, out)
-            if intents_for is not None:
-                creates = [
-                    k for k in keys if (link := out.get(k)) is None or link.state != "linked" or not link.destination_id
-                ]
-                self._raw_upsert_links(conn, [(route, k, intents_for, None, None, "creating", None) for k in creates])
         return out
+
+    def claim_creates(
+        self,
+        route: str,
+        partition: str,
+        hashes: Mapping[str, str],
+        *,
+        fence: Fence | None = None,
+        now: dt.datetime | None = None,
+    ) -> Claims:
+        """Look up a page's keys and claim, in the same transaction, the ones about to be created.
+
+        A claim is an intent row (state ``creating``, this partition, the content hash about to be
+        sent), written before any create goes out: a crash then leaves the intent for a listing to
+        resolve, and an adopted row whose content is what we sent is linked as unchanged.
+
+        The claim is exclusive per (route, key): a key another partition's live pass is creating,
+        or one a concurrent transaction claimed first, is *deferred* (the caller retries it after its
+        page, when the other pass has linked it). An intent left by a pass whose lease died is taken
+        over but deferred too: the row may exist, so only a listing may decide to create it.
+
+        Args:
+            hashes: ``{primary_key: content_hash}`` of the page's valid records.
+            fence: The partition lease this pass must still hold.
+
+        Returns:
+            The links found before the claim, and the deferred keys with the reason.
+        """
+        now = now or utcnow()
+        keys = list(hashes)
+        out: dict[str, Link] = {}
+        deferred: dict[str, str] = {}
+        stale: set[str] = set()
+        with self._write() as conn:
+            self._fence(conn, route, fence)
+            self._select_links(conn, route, keys, out)
+            new: list[str] = []
+            regain: list[str] = []
+            foreign: list[Link] = []
+            for k in keys:
+                link = out.get(k)
+                if link is None:
+                    new.append(k)
+                elif link.state == "linked" and link.destination_id:
+                    continue
+                elif link.state == "creating" and link.partition and link.partition != partition:
+                    foreign.append(link)
+                else:
+                    regain.append(k)  # our own earlier intent, a row gone from the destination
+            if foreign:
+                live = self.live_partitions(conn, route, now)
+                for link in foreign:
+                    if link.partition in live:
+                        deferred[link.primary_key] = f"being created by partition {link.partition}"
+                        continue
+                    taken = conn.execute(
+                        links.update()
+                        .where(
+                            links.c.route == route,
+                            links.c.primary_key == link.primary_key,
+                            links.c.state == "creating",
+                            links.c.partition == link.partition,
+                        )
+                        .values(partition=partition)
+                    ).rowcount
+                    if taken:
+                        stale.add(link.primary_key)
+                    deferred[link.primary_key] = (
+                        f"left unconfirmed by an interrupted pass of partition {link.partition}; "
+                        "the destination is listed before it is created"
+                        if taken
+                        else "being created by another partition"
+                    )
+            for k in regain:
+                won = conn.execute(
+                    links.update()
+                    .where(
+                        links.c.route == route,
+                        links.c.primary_key == k,
+                        sa.or_(
+                            links.c.state == "gone",
+                            sa.and_(links.c.state == "creating", links.c.partition == partition),
+                            links.c.destination_id.is_(None),
+                        ),
+                    )
+                    .values(state="creating", partition=partition, destination_id=None, content_hash=hashes[k])
+                ).rowcount
+                if not won:
+                    deferred[k] = "claimed by another partition meanwhile"
+            if new:
+                rows = [(route, k, partition, None, hashes[k], "creating", None) for k in new]
+                inserted = self._raw_insert_intents(conn, rows)
+                for k in new:
+                    if k not in inserted:
+                        deferred[k] = "claimed by another partition meanwhile"
+        return Claims(out, deferred, frozenset(stale))
+
+    def _raw_insert_intents(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> set[str]:
+        """Insert intents that do not exist yet; the keys actually inserted."""
+        cols = ", ".join(self._LINK_COLS)
+        head = f"INSERT INTO ds_links ({cols}) VALUES "
+        tail = " ON CONFLICT (route, primary_key) DO NOTHING"
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            if self.dialect == "postgresql":
+                from psycopg2.extras import execute_values
+
+                # READ COMMITTED: a concurrent claim of the same key makes this insert wait, then
+                # skip the row; RETURNING says which rows were ours.
+                got = execute_values(cursor, head + "%s" + tail + " RETURNING primary_key", rows, fetch=True)
+                return {r[0] for r in got}
+            # SQLite: BEGIN IMMEDIATE serialises writers, so the lookup before this is still true.
+            cursor.executemany(head + f"({self._ph(len(self._LINK_COLS))})" + tail, rows)
+            return {r[1] for r in rows}
+        finally:
+            cursor.close()
 
     def _select_links(self, conn: Connection, route: str, keys: list[str], out: dict[str, Link]) -> None:
         for chunk in _chunks(keys):
@@ -566,6 +898,7 @@ class StateStore:
         failures: Sequence[tuple[str, str]] = (),
         succeeded: Sequence[str] = (),
         checkpoint: Checkpoint | None = None,
+        fence: Fence | None = None,
         now: dt.datetime | None = None,
     ) -> None:
         """Commit one page's outcome in one transaction.
@@ -578,9 +911,11 @@ class StateStore:
             failures: ``(primary_key, error)``; attempts are counted.
             succeeded: keys that wrote (or were unchanged) and so no longer fail.
             checkpoint: the pass's new checkpoint (cursor of the next page), or None to leave it.
+            fence: the partition lease the pass must still hold (else ``LeaseLost``, nothing written).
         """
         now = now or utcnow()
         with self._write() as conn:
+            self._fence(conn, route, fence)
             if linked:
                 stamp = self._db_time(now)
                 self._raw_upsert_links(conn, [(route, pk, partition, did, h, "linked", stamp) for pk, did, h in linked])
@@ -595,6 +930,7 @@ class StateStore:
                     links.delete().where(
                         links.c.route == route,
                         links.c.state == "creating",
+                        links.c.partition == partition,
                         links.c.primary_key.in_(chunk),
                     )
                 )
@@ -667,6 +1003,7 @@ class StateStore:
         authoritative: bool,
         partition: str | None = None,
         started_at: dt.datetime | None = None,
+        fence: Fence | None = None,
         now: dt.datetime | None = None,
     ) -> ReconcileResult:
         """Merge a finished listing of the destination into the link map.
@@ -677,6 +1014,9 @@ class StateStore:
         — only rows linked before the listing started, since another partition may have created
         rows meanwhile — and drops ``partition``'s intents whose create never landed (another
         partition's intents may be in flight). Counts keys listed more than once.
+
+        Only one listing of a route runs at a time: the caller holds the route's listing lease and
+        passes it as ``fence``; a listing whose lease was taken over merges nothing (``LeaseLost``).
         """
         now = now or utcnow()
         started_at = started_at or now
@@ -687,6 +1027,7 @@ class StateStore:
             lst.c.primary_key == links.c.primary_key,
         )
         with self._write() as conn:
+            self._fence(conn, route, fence)
             listed = conn.execute(
                 sa.select(sa.func.count(sa.distinct(listing.c.primary_key))).where(
                     listing.c.route == route, listing.c.reconcile_id == reconcile_id
@@ -712,10 +1053,32 @@ class StateStore:
                 ).scalars()
                 dup_keys.append((pk, list(ids)))
 
-            # Links that are not (linked to an id the listing has for their key) but whose key
-            # is listed: adopt the listed id. Content hash unknown -> the next sight updates.
+            # Intents whose key is listed: our create landed but its link was lost. The intent
+            # carries the hash of what was sent, so the row is linked as unchanged (no re-send).
             same_id = sa.exists().where(in_listing, lst.c.destination_id == links.c.destination_id)
             listed_id = sa.select(sa.func.min(lst.c.destination_id)).where(in_listing).scalar_subquery()
+            mine: tuple[str, ...] = ()
+            if partition is not None:
+                mine = tuple(
+                    conn.execute(
+                        sa.select(links.c.primary_key)
+                        .where(
+                            links.c.route == route,
+                            links.c.state == "creating",
+                            links.c.partition == partition,
+                            sa.exists().where(in_listing),
+                        )
+                        .limit(10_000)
+                    ).scalars()
+                )
+            adopted_intents = conn.execute(
+                links.update()
+                .where(links.c.route == route, links.c.state == "creating", sa.exists().where(in_listing))
+                .values(destination_id=listed_id, state="linked")
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            # Other links that are not (linked to an id the listing has for their key) but whose
+            # key is listed: adopt the listed id. Content hash unknown -> the next sight updates.
             adopted = conn.execute(
                 links.update()
                 .where(
@@ -723,12 +1086,7 @@ class StateStore:
                     sa.exists().where(in_listing),
                     sa.or_(links.c.state != "linked", links.c.destination_id.is_(None), ~same_id),
                 )
-                .values(
-                    destination_id=listed_id,
-                    state="linked",
-                    # An intent whose create returned no id carries the hash of what was sent.
-                    content_hash=sa.case((links.c.state == "creating", links.c.content_hash), else_=sa.null()),
-                )
+                .values(destination_id=listed_id, state="linked", content_hash=sa.null())
                 .execution_options(synchronize_session=False)
             ).rowcount
             # Listed keys the map has never seen.
@@ -782,16 +1140,20 @@ class StateStore:
                         "reconcile_id": reconcile_id,
                         "listed": int(listed),
                         "duplicates": len(dup_rows),
+                        "listing_started_at": started_at,
+                        "duplicate_keys": json.dumps(dup_keys) if dup_keys else None,
                     }
                 ],
                 ["route"],
             )
         return ReconcileResult(
             listed=int(listed),
-            adopted=int(adopted or 0) + int(inserted or 0),
+            adopted=int(adopted_intents or 0) + int(adopted or 0) + int(inserted or 0),
             gone=int(gone or 0),
             duplicates=len(dup_rows),
             duplicate_keys=dup_keys,
+            adopted_intents=int(adopted_intents or 0),
+            adopted_keys=mine,
         )
 
     def discard_listing(self, route: str, reconcile_id: str) -> None:
@@ -799,37 +1161,34 @@ class StateStore:
             conn.execute(listing.delete().where(listing.c.route == route, listing.c.reconcile_id == reconcile_id))
 
     def last_reconcile(self, route: str) -> tuple[dt.datetime | None, int, list[tuple[str, list[str]]]]:
-        """When the route was last reconciled, how many keys it listed twice, and (some of) which."""
+        """When the route was last reconciled, how many keys it listed twice, and (some of) which.
+
+        One primary-key lookup: the duplicate keys were stored when the listing finished, so this
+        never scans ds_listing (a query grouping the listing planned as a nested loop over it).
+        """
         with self._read() as conn:
             row = conn.execute(
-                sa.select(route_state.c.last_reconciled_at, route_state.c.duplicates, route_state.c.reconcile_id).where(
+                sa.select(
+                    route_state.c.last_reconciled_at, route_state.c.duplicates, route_state.c.duplicate_keys
+                ).where(route_state.c.route == route)
+            ).first()
+        if row is None:
+            return None, 0, []
+        when, dups, keys = row
+        pairs = [(str(k), list(ids)) for k, ids in json.loads(keys)] if keys else []
+        return _aware(when), int(dups or 0), pairs
+
+    def last_listing(self, route: str) -> tuple[dt.datetime | None, dt.datetime | None]:
+        """``(started_at, finished_at)`` of the route's last complete listing (None, None if never)."""
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(route_state.c.listing_started_at, route_state.c.last_reconciled_at).where(
                     route_state.c.route == route
                 )
             ).first()
-            if row is None:
-                return None, 0, []
-            when, dups, rid = row
-            keys: list[tuple[str, list[str]]] = []
-            if dups:
-                q = (
-                    sa.select(listing.c.primary_key, listing.c.destination_id)
-                    .where(
-                        listing.c.route == route,
-                        listing.c.reconcile_id == rid,
-                        listing.c.primary_key.in_(
-                            sa.select(listing.c.primary_key)
-                            .where(listing.c.route == route, listing.c.reconcile_id == rid)
-                            .group_by(listing.c.primary_key)
-                            .having(sa.func.count() > 1)
-                        ),
-                    )
-                    .order_by(listing.c.primary_key, listing.c.destination_id)
-                )
-                grouped: dict[str, list[str]] = {}
-                for pk, did in conn.execute(q):
-                    grouped.setdefault(pk, []).append(did)
-                keys = list(grouped.items())[:50]
-            return _aware(when), int(dups or 0), keys
+        if row is None:
+            return None, None
+        return _aware(row[0]), _aware(row[1])
 
     # ------------------------------------------------------------------------------ checkpoints
 
@@ -899,12 +1258,15 @@ class StateStore:
         run_id: str | None = None,
         clear_checkpoint: bool = True,
         forget_unseen_failures: bool = False,
+        fence: Fence | None = None,
         now: dt.datetime | None = None,
     ) -> None:
         """Record a finished pass; optionally clear its checkpoint and forget failures of records
-        that a complete pass no longer saw (they left the source)."""
+        that a complete pass no longer saw (they left the source). With ``fence``, nothing is written
+        unless the pass still holds its lease (``LeaseLost``)."""
         now = now or utcnow()
         with self._write() as conn:
+            self._fence(conn, route, fence)
             conn.execute(
                 passes.insert().values(
                     route=route,
@@ -1261,6 +1623,7 @@ class StateStore:
                 passes,
                 requests,
                 partition_state,
+                leases,
             ):
                 conn.execute(table.delete().where(table.c.route == route))
 
