@@ -22,6 +22,12 @@ What it enforces, as Luma does:
   (``2024-05-01 10:00:00+00:00``, Python's ``str(datetime)``, is rejected); the end not before the
   start; ``timezone`` an IANA name. A create without ``end_at`` lasts an hour.
 - Times are returned in UTC with milliseconds (``2024-05-01T17:00:00.000Z``); ``url`` is the slug.
+- Shapes as Luma's reference shows them: ids are a prefix and 15 letters and digits (``evt-…``,
+  ``cal-…``, ``usr-…`` for hosts, ``tag-…``); an event carries ``calendar_api_id``, ``user_api_id``,
+  ``cover_url``, ``duration_interval`` (ISO 8601, ``PT1H``), ``geo_address_json`` / ``geo_latitude`` /
+  ``geo_longitude`` (null for an online event, which has a ``meeting_url``), ``series_api_id``,
+  ``visibility``; list entries carry their ``tags`` as ``{"api_id", "name"}``. Errors are
+  ``{"message": "…"}``.
 
 Faults: ``fail_next`` (before or ``after`` the request took effect), ``lose_next_create`` (the event
 IS created, then the connection drops or a 504 comes back: the client cannot know), ``block`` (the
@@ -77,6 +83,29 @@ def _utc_text(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
+_ALNUM = string.ascii_letters + string.digits
+
+
+def luma_id(prefix: str, seed: str) -> str:
+    """A Luma id for ``seed``: ``<prefix>-`` and 15 letters and digits (``evt-HQ36IFDwncocuGy``)."""
+    digest = int.from_bytes(hashlib.sha256(f"{prefix}:{seed}".encode()).digest(), "big")
+    chars = []
+    for _ in range(15):
+        digest, index = divmod(digest, len(_ALNUM))
+        chars.append(_ALNUM[index])
+    return f"{prefix}-{''.join(chars)}"
+
+
+def _duration(start: dt.datetime, end: dt.datetime) -> str:
+    """``duration_interval``: the event's length as an ISO 8601 duration (``PT1H30M``, ``P1DT2H``)."""
+    seconds = max(0, int((end - start).total_seconds()))
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    time = "".join(f"{n}{unit}" for n, unit in ((hours, "H"), (minutes, "M"), (seconds, "S")) if n)
+    return ("P" + (f"{days}D" if days else "") + (f"T{time}" if time else "")) if (days or time) else "PT0S"
+
+
 @dataclass
 class FakeEvent:
     api_id: str
@@ -89,28 +118,45 @@ class FakeEvent:
     visibility: str = "public"
     hosts: list[str] = field(default_factory=list)
     created_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    calendar_api_id: str = "cal-0000000000000000"
+    tags: list[str] = field(default_factory=list)
+    geo: Json | None = None  # geo_address_json of an in-person event; None for an online one
 
     def json(self) -> Json:
+        geo = self.geo or {}
         return {
             "api_id": self.api_id,
+            "calendar_api_id": self.calendar_api_id,
+            "user_api_id": luma_id("usr", self.hosts[0] if self.hosts else "owner"),
+            "created_at": _utc_text(self.created_at),
+            "cover_url": f"https://images.lumacdn.com/event-covers/{self.api_id[-2:].lower()}/"
+            f"{luma_id('img', self.api_id)[4:].lower()}.png",
             "name": self.name,
-            "start_at": _utc_text(self.start),
-            "end_at": _utc_text(self.end),
-            "timezone": self.timezone,
-            "url": self.slug,
             "description": self.description_md,
             "description_md": self.description_md,
+            "series_api_id": None,
+            "start_at": _utc_text(self.start),
+            "duration_interval": _duration(self.start, self.end),
+            "end_at": _utc_text(self.end),
+            "geo_latitude": str(geo["latitude"]) if "latitude" in geo else None,
+            "geo_longitude": str(geo["longitude"]) if "longitude" in geo else None,
+            "geo_address_json": (
+                {k: v for k, v in geo.items() if k not in ("latitude", "longitude")} if self.geo is not None else None
+            ),
+            "url": self.slug,
+            "timezone": self.timezone,
             "visibility": self.visibility,
-            "cover_url": "https://images.lumacdn.com/cover.png",
-            "created_at": _utc_text(self.created_at),
-            "geo_address_json": None,
-            "meeting_url": None,
+            "meeting_url": None if self.geo is not None else "https://us02web.zoom.us/j/8123456789",
+            "zoom_meeting_url": None,
         }
+
+    def tags_json(self) -> list[Json]:
+        return [{"api_id": luma_id("tag", name), "name": name} for name in self.tags]
 
     def hosts_json(self) -> list[Json]:
         return [
             {
-                "api_id": "usr-" + hashlib.sha1(name.encode()).hexdigest()[:12],
+                "api_id": luma_id("usr", name),
                 "name": name,
                 "first_name": name.split(" ")[0],
                 "last_name": " ".join(name.split(" ")[1:]),
@@ -176,6 +222,7 @@ class FakeLuma:
         seed: int | None = 11,
     ) -> None:
         self._rng = random.Random(seed)
+        self.calendar_api_id = f"cal-{self._token(15)}"  # the calendar the key belongs to
         self.clock = clock
         # Keys are random even with a seed: the HTTP toolkit keeps per-credential state (limiter, the
         # 429 block) for the whole process, so two tests must never share a key.
@@ -275,7 +322,11 @@ class FakeLuma:
         hosts: list[str] | None = None,
         description_md: str = "",
         slug: str | None = None,
+        tags: list[str] | None = None,
+        geo: Json | None = None,
     ) -> FakeEvent:
+        """Add an event as its host would. ``geo``: a ``geo_address_json`` (``address``, ``city``,
+        ``full_address``, …, plus ``latitude`` / ``longitude``) for an in-person event."""
         api_id = f"evt-{self._token(15)}"
         event = FakeEvent(
             api_id,
@@ -287,6 +338,9 @@ class FakeLuma:
             description_md,
             hosts=list(hosts or []),
             created_at=dt.datetime.fromtimestamp(self.clock(), dt.UTC),
+            calendar_api_id=self.calendar_api_id,
+            tags=list(tags or []),
+            geo=dict(geo) if geo is not None else None,
         )
         self.events[api_id] = event
         return event
@@ -461,7 +515,7 @@ class FakeLuma:
         chunk = events[:limit]
         has_more = len(events) > limit
         return {
-            "entries": [{"api_id": e.api_id, "event": e.json(), "tags": []} for e in chunk],
+            "entries": [{"api_id": e.api_id, "event": e.json(), "tags": e.tags_json()} for e in chunk],
             "has_more": has_more,
             "next_cursor": self._cursor(chunk[-1]) if has_more and chunk else None,
         }
