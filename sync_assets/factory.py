@@ -32,9 +32,10 @@ from sync_assets.engine import PassOptions, PassResult, PassStats, Paused, run_p
 from sync_assets.io_managers import LinkMapIOManager
 from sync_assets.resources import SyncStateResource
 from sync_assets.routes import Route, credential_key
-from sync_assets.state import LinkMap, StateStore, utcnow
+from sync_assets.state import LinkMap, Pause, StateStore, utcnow
 
 __all__ = [
+    "NOT_PAUSED",
     "NO_DUPLICATE_KEYS",
     "NO_FAILED_RECORDS",
     "SYNC_RETRY_POLICY",
@@ -43,6 +44,7 @@ __all__ = [
     "build_definitions",
     "build_route",
     "link_report_asset",
+    "pause_events",
     "run_tags",
 ]
 
@@ -50,6 +52,7 @@ log = logging.getLogger(__name__)
 
 NO_FAILED_RECORDS = "no_failed_records"
 NO_DUPLICATE_KEYS = "no_duplicate_keys"
+NOT_PAUSED = "not_paused"
 SHORT_WAIT_SECONDS = 120  # rate-limit waits up to this sleep in the run; longer ones defer the partition
 RATE_LIMIT_RETRIES = 5
 PROGRESS_EVERY_PAGES = 50  # each context.log call is an event-log row: log progress sparingly
@@ -168,7 +171,98 @@ def _check_results(
             description="The last destination listing found at most one row per primary key.",
         )
     )
+    # A pause set while this pass ran (e.g. another partition's credential was rejected) shows at once.
+    passed, severity, description, metadata = _pause_check(
+        route.name, partition, store.paused(route.pause_scopes(partition))
+    )
+    checks.append(
+        dg.AssetCheckResult(
+            asset_key=asset_key,
+            check_name=NOT_PAUSED,
+            passed=passed,
+            severity=severity,
+            metadata=metadata,
+            description=description,
+        )
+    )
     return checks
+
+
+def _pause_check(
+    route_name: str, partition: str, pause: Pause | None, fallback: str = ""
+) -> tuple[bool, dg.AssetCheckSeverity, str, dict[str, Any]]:
+    """The ``not_paused`` verdict of one partition: passed, severity, description, metadata."""
+    if pause is None and not fallback:
+        return True, dg.AssetCheckSeverity.WARN, f"{route_name}/{partition} is not paused.", {"paused": False}
+    fix = f"durable-sync resume {route_name}"
+    if pause is None:  # lifted between the engine's look and ours: still say what stopped the run
+        return False, dg.AssetCheckSeverity.WARN, fallback, {"paused": True, "resume_with": fix}
+    since = pause.paused_at.isoformat(timespec="seconds")
+    description = f"{route_name}/{partition} is paused ({pause.scope}) since {since}: {pause.reason}"
+    if fix not in pause.reason:
+        description += f". Nothing syncs until it is lifted: {fix}"
+    # A rejected credential needs a human; a pause set by hand is somebody's decision.
+    severity = dg.AssetCheckSeverity.ERROR if pause.source == "auth" else dg.AssetCheckSeverity.WARN
+    metadata: dict[str, Any] = {
+        "paused": True,
+        "scope": pause.scope,
+        "reason": pause.reason,
+        "paused_by": "a rejected credential" if pause.source == "auth" else pause.source,
+        "paused_since": since,
+        "resume_with": fix,
+    }
+    return False, severity, description, metadata
+
+
+def _as_evaluation(result: dg.AssetCheckResult) -> dg.AssetCheckEvaluation:
+    """A check result as an event a step can log before it fails (unpartitioned checks only)."""
+    assert result.asset_key is not None and result.check_name is not None
+    return dg.AssetCheckEvaluation(
+        asset_key=result.asset_key,
+        check_name=result.check_name,
+        passed=result.passed,
+        metadata=result.metadata,
+        severity=result.severity,
+        description=result.description,
+    )
+
+
+def pause_events(
+    route_name: str,
+    partition: str,
+    pause: Pause | None,
+    *,
+    fallback: str = "",
+    asset_key: dg.AssetKey | None = None,
+) -> list[dg.AssetCheckEvaluation | dg.AssetObservation]:
+    """How a paused partition shows in the Dagster UI: a failed ``not_paused`` check and an observation.
+
+    The run that meets the pause logs them (``context.log_event``). Anything else that learns of a
+    pause — a sensor skipping the partition (``SensorResult(asset_events=...)``), the CLI
+    (``instance.report_runless_asset_event``) — can report the same events, so the asset's checks and
+    the partition's page say why nothing syncs and what to run.
+
+    Args:
+        route_name: The route (its asset key unless ``asset_key`` is given).
+        partition: The partition key.
+        pause: The pause that stops the partition; None with ``fallback`` when it is already gone.
+        fallback: The description to use when ``pause`` is None (e.g. the engine's message).
+        asset_key: The route's asset key.
+    """
+    asset_key = asset_key or dg.AssetKey([route_name])
+    passed, severity, description, metadata = _pause_check(route_name, partition, pause, fallback or "paused")
+    return [
+        dg.AssetCheckEvaluation(
+            asset_key=asset_key,
+            check_name=NOT_PAUSED,
+            passed=passed,
+            severity=severity,
+            description=description,
+            metadata=metadata,
+            partition=partition,
+        ),
+        dg.AssetObservation(asset_key=asset_key, partition=partition, description=description, metadata=metadata),
+    ]
 
 
 def _metadata(route: Route, result: PassResult, store: StateStore) -> dict[str, Any]:
@@ -228,6 +322,14 @@ def build_route(
         check_specs=[
             dg.AssetCheckSpec(NO_FAILED_RECORDS, asset=asset_key, description="No record failed to sync."),
             dg.AssetCheckSpec(NO_DUPLICATE_KEYS, asset=asset_key, description="One destination row per primary key."),
+            # Per partition: a pause stops one partition (or every partition of a credential), and an
+            # unpartitioned check would show only the last partition that ran.
+            dg.AssetCheckSpec(
+                NOT_PAUSED,
+                asset=asset_key,
+                partitions_def=partitions_def,
+                description="The partition is not paused (by hand, or by a rejected credential).",
+            ),
         ],
         retry_policy=retry_policy,
         io_manager_key="link_map_io_manager",
@@ -250,6 +352,16 @@ def build_route(
             spec = route.spec_for(partition)
             result = asyncio.run(run_pass(route, partition, store, options, spec=spec, progress=progress))
         except Paused as err:
+            # Otherwise the UI keeps the partition's last green materialization and reads the run's
+            # checks as "execution failed": a failed not_paused check and an observation on the
+            # partition say why nothing syncs and what to run; the other checks keep their stored state.
+            pause = store.paused(route.pause_scopes(partition))
+            others = [r for r in _check_results(route, partition, store, asset_key) if r.check_name != NOT_PAUSED]
+            for event in [
+                *(_as_evaluation(r) for r in others),
+                *pause_events(route.name, partition, pause, fallback=str(err), asset_key=asset_key),
+            ]:
+                context.log_event(event)
             raise dg.Failure(
                 description=str(err), metadata={"reason": "paused", "scope": err.scope}, allow_retries=False
             ) from None

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from contextlib import suppress
 from pathlib import Path
@@ -26,6 +27,7 @@ from tests.e2e.procs import (
     dagster_env,
     dagster_process,
     free_port,
+    graphql,
     runs,
     stop,
     wait_for,
@@ -89,7 +91,58 @@ def _stop_browser_processes(browser_dir: Path, timeout: float = 10) -> None:
     psutil.wait_procs(left, timeout=5)
 
 
-def test_ui_shows_the_route_its_partition_and_the_first_run(tmp_path):
+def _browse(node: str, config: dict, env: dict[str, str], shots: Path, browser_dir: Path) -> dict[str, dict]:
+    """Run check_pages.mjs once; its pages by name, each with the texts it found."""
+    # node in a process group of its own, stopped by PID; then Chromium's processes, found by browser_dir.
+    browser = subprocess.Popen(
+        [node, str(SCRIPT), json.dumps(config)],
+        cwd=UI,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = browser.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        stop(browser, timeout=5)
+        out, err = browser.communicate()
+        pytest.fail(f"the browser script timed out; screenshots in {shots}\n{out}\n{err}")
+    finally:
+        stop(browser, timeout=5)
+        _stop_browser_processes(browser_dir)
+    assert browser.returncode == 0, f"a page check failed; screenshots in {shots}\n{out}\n{err[-4000:]}"
+    pages = {p["page"]: p for p in map(json.loads, out.splitlines())}
+    for page in pages.values():
+        png = (shots / f"{page['page']}.png").read_bytes()
+        # A real page, not an empty canvas: PNG signature and more than a blank frame's few KB.
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000, page
+    return pages
+
+
+def _launch_partition_run(port: int, job: str, partition: str) -> str:
+    """Launch one partition's run as the UI's Materialize button does (GraphQL); its run id."""
+    repos = graphql(
+        port, "{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } } } } }"
+    )
+    (repo,) = repos["repositoriesOrError"]["nodes"]
+    mutation = """mutation($p: ExecutionParams!) { launchPipelineExecution(executionParams: $p) {
+        __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
+    params = {
+        "selector": {
+            "repositoryLocationName": repo["location"]["name"],
+            "repositoryName": repo["name"],
+            "jobName": job,
+        },
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition}]},
+    }
+    launched = graphql(port, mutation, {"p": params})["launchPipelineExecution"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    return launched["run"]["runId"]
+
+
+def test_ui_shows_the_route_its_partition_and_the_first_run_then_a_pause(tmp_path):
     chromium, node = _require_browser()
     port = free_port()
     home = tmp_path / "home"
@@ -102,6 +155,7 @@ def test_ui_shows_the_route_its_partition_and_the_first_run(tmp_path):
     browser_env = dict(
         os.environ, XDG_CONFIG_HOME=str(browser_dir / "config"), XDG_CACHE_HOME=str(browser_dir / "cache")
     )
+    reason = "frozen for the quarterly audit"
     cmd = [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
     with dagster_process(cmd, env, log) as proc:
         wait_ready(port, proc, log)
@@ -118,36 +172,58 @@ def test_ui_shows_the_route_its_partition_and_the_first_run(tmp_path):
             "chromium": chromium,
             "timeoutMs": 30_000,
         }
-        # node in a process group of its own, stopped by PID; then Chromium's processes, found by browser_dir.
-        browser = subprocess.Popen(
-            [node, str(SCRIPT), json.dumps(config)],
-            cwd=UI,
-            env=browser_env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+        pages = _browse(node, config, browser_env, shots, browser_dir)
+
+        # A pause set by hand: the dispatcher skips the partition from now on; a run of it (here the
+        # UI's Materialize, through GraphQL) meets the pause and reports it on the asset and partition.
+        paused = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "sync_assets.cli",
+                "pause",
+                "files_to_sqlite",
+                "--spec",
+                "tasks",
+                "--reason",
+                reason,
+            ],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
             text=True,
-            start_new_session=True,
+            timeout=60,
         )
-        try:
-            out, err = browser.communicate(timeout=240)
-        except subprocess.TimeoutExpired:
-            stop(browser, timeout=5)
-            out, err = browser.communicate()
-            pytest.fail(f"the browser script timed out; screenshots in {shots}\n{out}\n{err}")
-        finally:
-            stop(browser, timeout=5)
-            _stop_browser_processes(browser_dir)
+        assert paused.returncode == 0, paused.stderr
+        paused_run_id = _launch_partition_run(port, "files_to_sqlite_sync", "tasks")
+
+        def paused_run_ended():
+            return [
+                r
+                for r in runs(port, "files_to_sqlite_sync")
+                if r["runId"] == paused_run_id and r["status"] in ("FAILURE", "SUCCESS")
+            ] or None
+
+        (ended,) = wait_for(paused_run_ended, timeout=120, interval=1, what="the run of the paused partition")
+        assert ended["status"] == "FAILURE"
+        paused_pages = _browse(
+            node, {**config, "paused": {"runId": paused_run_id, "reason": reason}}, browser_env, shots, browser_dir
+        )
     assert proc.poll() is not None
 
-    assert browser.returncode == 0, f"a page check failed; screenshots in {shots}\n{out}\n{err[-4000:]}"
-    pages = {p["page"]: p for p in map(json.loads, out.splitlines())}
     assert list(pages) == ["lineage-groups", "lineage", "partitions", "partition-tasks", "run"]
     assert pages["lineage"]["found"] == ["files", "files_to_sqlite", "files_to_sqlite_link_report"]
     assert "tasks" in pages["partitions"]["found"]
     assert run["runId"][:8] in pages["partition-tasks"]["found"]
     assert pages["run"]["url"].endswith(f"/runs/{run['runId']}")
     assert {"Success", "files_to_sqlite", "partition: tasks"} <= set(pages["run"]["found"])
-    for page in pages.values():
-        png = (shots / f"{page['page']}.png").read_bytes()
-        # A real page, not an empty canvas: PNG signature and more than a blank frame's few KB.
-        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000, page
+
+    assert list(paused_pages) == ["paused-asset", "paused-check", "paused-partition"]
+    assert {"Failed in", paused_run_id[:8]} <= set(paused_pages["paused-asset"]["found"])
+    fix = "durable-sync resume files_to_sqlite"
+    assert {"not_paused", reason, fix, "tasks", "partition:files_to_sqlite/tasks"} <= set(
+        paused_pages["paused-check"]["found"]
+    )
+    assert {f"Run {paused_run_id[:8]} failed, and did not materialize this asset.", reason, fix} <= set(
+        paused_pages["paused-partition"]["found"]
+    )

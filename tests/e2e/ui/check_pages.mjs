@@ -1,6 +1,7 @@
 // Drives Debian's headless Chromium through the pages a user of the Dagster UI looks at, waits
 // for each page's text (no fixed sleeps), and saves a PNG of each. Run by tests/e2e/test_ui_browser.py:
 //   node check_pages.mjs '{"baseUrl": ..., "runId": ..., "outDir": ..., "userDataDir": ..., "chromium": ...}'
+// With "paused": {"runId": ..., "reason": ...} it checks the pages that show a paused partition instead.
 // Prints one JSON line per page checked; exits 1 (after a "<page>-failed.png") when a check fails.
 import { chromium } from 'playwright-core';
 import path from 'node:path';
@@ -37,7 +38,65 @@ function report(name, found) {
   console.log(JSON.stringify({ page: name, url: page.url(), screenshot: shot(name), found }));
 }
 
+// A paused partition, after a run of it met the pause: where a user looks, the asset's checks and the
+// partition's page say that it is paused, why, and what to run.
+async function pausedPages() {
+  const id8 = cfg.paused.runId.slice(0, 8);
+  const fix = 'durable-sync resume files_to_sqlite';
+
+  // The asset's overview: the latest materialization attempt failed, in that run.
+  current = 'paused-asset';
+  await page.goto(`${cfg.baseUrl}/assets/files_to_sqlite`);
+  let found = [await see('Latest materialization'), await see('Failed in', page, false), await see(id8), await see('Latest check results')];
+  await settle();
+  await page.screenshot({ path: shot(current) });
+  report(current, found);
+
+  // The asset's checks: not_paused failed for partition tasks, with the reason and the command.
+  current = 'paused-check';
+  await page.goto(`${cfg.baseUrl}/assets/files_to_sqlite?view=checks&checkDetail=not_paused`);
+  found = [
+    await see('not_paused'),
+    await see(cfg.paused.reason, page, false),
+    await see(fix, page, false),
+    await see('Partition'),
+    await see('tasks'),
+    await see('partition:files_to_sqlite/tasks'),
+  ];
+  await settle();
+  await page.screenshot({ path: shot(current) });
+  report(current, found);
+
+  // The partition's page: the failed run, and the pause observed on the partition.
+  current = 'paused-partition';
+  await page.goto(`${cfg.baseUrl}/assets/files_to_sqlite?view=partitions&partition=tasks`);
+  found = [
+    await see(`Run ${id8} failed, and did not materialize this asset.`),
+    await see('reason'),
+    await see(cfg.paused.reason),
+    await see('resume_with'),
+    await see(fix),
+  ];
+  await settle();
+  await page.screenshot({ path: shot(current) });
+  report(current, found);
+}
+
 try {
+  if (cfg.paused) {
+    await pausedPages();
+  } else {
+    await firstRunPages();
+  }
+} catch (err) {
+  await page.screenshot({ path: shot(`${current}-failed`) }).catch(() => {});
+  console.error(`page ${current} (${page.url()}): ${err.message}`);
+  process.exitCode = 1;
+} finally {
+  await ctx.close();
+}
+
+async function firstRunPages() {
   const id8 = cfg.runId.slice(0, 8);
 
   // (a) The asset graph: the "Lineage" entry of the navigation, /asset-groups ("Global asset
@@ -100,10 +159,4 @@ try {
   await settle();
   await page.screenshot({ path: shot(current) });
   report(current, found);
-} catch (err) {
-  await page.screenshot({ path: shot(`${current}-failed`) }).catch(() => {});
-  console.error(`page ${current} (${page.url()}): ${err.message}`);
-  process.exitCode = 1;
-} finally {
-  await ctx.close();
 }

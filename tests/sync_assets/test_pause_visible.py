@@ -1,0 +1,104 @@
+"""A paused partition is visible where Dagster users look: the asset's checks and the partition's events.
+
+Before, a run of a paused partition failed with a message in the run's log only; the asset kept its
+last green materialization, its checks said nothing, and the partition's page showed no reason.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from connectors.memory import MemoryDestination, MemorySource
+from sync_assets.factory import NO_DUPLICATE_KEYS, NO_FAILED_RECORDS, NOT_PAUSED, pause_events
+from sync_assets.routes import Route
+from sync_assets.testing import materialize_route
+from tests.sync_assets.helpers import memory_route, records
+
+
+def test_a_partition_paused_by_hand_fails_its_not_paused_check_with_the_reason_and_the_fix(sqlite_store):
+    route = memory_route()
+    instance = dg.DagsterInstance.ephemeral()
+    run = materialize_route(route, store=sqlite_store, instance=instance)
+    ok = run.checks[NOT_PAUSED]
+    assert ok.passed and ok.partition == "all"
+
+    sqlite_store.pause(f"partition:{route.name}/all", "frozen for the audit", source="manual")
+    run = materialize_route(route, store=sqlite_store, instance=instance)
+    assert not run.success and "paused" in run.failure
+    check = run.checks[NOT_PAUSED]
+    assert not check.passed and check.partition == "all"
+    assert check.severity == dg.AssetCheckSeverity.WARN  # somebody chose it: a warning, not an error
+    assert "frozen for the audit" in check.description
+    assert f"durable-sync resume {route.name}" in check.description
+    assert check.metadata["resume_with"].value == f"durable-sync resume {route.name}"
+    # The other checks keep their stored state instead of reading "execution failed".
+    assert run.checks[NO_FAILED_RECORDS].passed and run.checks[NO_DUPLICATE_KEYS].passed
+    (obs,) = run.observations
+    assert obs.partition == "all" and obs.asset_key == dg.AssetKey([route.name])
+    assert obs.metadata["reason"].value == "frozen for the audit"
+    assert obs.metadata["scope"].value == f"partition:{route.name}/all"
+
+    # The partition's latest check result, as the UI reads it, is the failure.
+    key = dg.AssetCheckKey(dg.AssetKey([route.name]), NOT_PAUSED)
+    (latest,) = instance.event_log_storage.get_asset_check_execution_history(key, limit=1)
+    assert latest.status.value == "FAILED" and latest.partition == "all"
+
+    sqlite_store.resume(f"partition:{route.name}/all")
+    run = materialize_route(route, store=sqlite_store, instance=instance)
+    assert run.success and run.checks[NOT_PAUSED].passed
+
+
+def test_a_credential_paused_by_another_partitions_auth_failure_is_an_error_on_this_partition(sqlite_store):
+    source = MemorySource({"a": records(5), "b": records(5, prefix="b")})
+    dest = MemoryDestination()
+    route = Route(source, dest)
+    instance = dg.DagsterInstance.ephemeral()
+    for partition in ("a", "b"):
+        assert materialize_route(route, partition, store=sqlite_store, instance=instance).success
+    dest.credential = None
+    source.records["a"] = records(5, version=1)
+    assert not materialize_route(route, "a", store=sqlite_store, instance=instance).success  # pauses the credential
+
+    run = materialize_route(route, "b", store=sqlite_store, instance=instance)
+    check = run.checks[NOT_PAUSED]
+    assert not check.passed and check.partition == "b"
+    assert check.severity == dg.AssetCheckSeverity.ERROR  # a human must renew the credential
+    assert "credential:memory" in check.description and "401" in check.description
+    assert check.metadata["paused_by"].value == "a rejected credential"
+    assert [o.partition for o in run.observations] == ["b"]
+
+
+def test_a_pause_set_while_a_pass_runs_fails_the_check_of_that_successful_run(sqlite_store):
+    route = memory_route()
+
+    def pause_on_first_record(record):
+        if not sqlite_store.pauses():
+            sqlite_store.pause(route.destination_scope, "401 from the destination (another partition)", source="auth")
+        return record
+
+    paused_mid_pass = Route(route.source, route.destination, transform=pause_on_first_record)
+    run = materialize_route(paused_mid_pass, store=sqlite_store)
+    assert run.success and run.stats.created == 250  # the engine looks at pauses when a pass starts
+    check = run.checks[NOT_PAUSED]
+    assert not check.passed and "another partition" in check.description
+
+
+def test_pause_events_reported_without_a_run_land_on_the_partition(sqlite_store):
+    """What a sensor or the CLI reports when it learns of a pause (the dispatcher starts no run)."""
+    route = memory_route({"a": records(2), "b": records(2)})
+    instance = dg.DagsterInstance.ephemeral()
+    for partition in ("a", "b"):
+        materialize_route(route, partition, store=sqlite_store, instance=instance)
+    sqlite_store.pause(f"route:{route.name}", "migration in progress", source="manual")
+    for event in pause_events(route.name, "b", sqlite_store.paused(route.pause_scopes("b"))):
+        instance.report_runless_asset_event(event)
+
+    key = dg.AssetCheckKey(dg.AssetKey([route.name]), NOT_PAUSED)
+    history = instance.event_log_storage.get_asset_check_execution_history(key, limit=10)
+    latest = {}
+    for record in reversed(history):  # oldest first, so the newest result of each partition wins
+        latest[record.partition] = record.status.value
+    assert latest == {"a": "SUCCEEDED", "b": "FAILED"}
+    obs = instance.fetch_observations(dg.AssetKey([route.name]), limit=5).records
+    assert [r.asset_observation.partition for r in obs] == ["b"]
+    assert "migration in progress" in obs[0].asset_observation.metadata["reason"].value
