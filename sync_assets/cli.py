@@ -1,34 +1,46 @@
 """The ``durable-sync`` command line.
 
-    durable-sync status [ROUTE] [--json]        pauses, last pass, failures, requests, checkpoints
-    durable-sync sync ROUTE [--spec KEY]... [--items PK ...] [--full-refresh]
-                                                enqueue a sync-now request (a run within seconds)
+    durable-sync status [ROUTE] [--json]        pauses, last full and targeted pass, failures, requests
+    durable-sync sync ROUTE [--spec KEY]... [--items PK ...] [--full-refresh] [--wait | --no-wait]
+                                                enqueue a sync-now request (a run within seconds);
+                                                with --items it waits for the pass and names the
+                                                keys the source did not return
     durable-sync plan ROUTE --spec KEY          dry run: what would be created / updated / unchanged
     durable-sync pause ROUTE [--spec KEY] [--reason TEXT]  |  pause --credential KEY
     durable-sync resume ROUTE [--spec KEY]  |  resume --credential KEY
     durable-sync connectors                     installed connectors (entry points)
 
 Routes come from the module named by ``--module`` or ``DURABLE_SYNC_ROUTES_MODULE`` (default
-``sync_assets.definitions``), attribute ``routes``. The state store is the one the deployment uses
-(``DURABLE_SYNC_STATE_URL``, else SQLite under ``DAGSTER_HOME``).
+``sync_assets.definitions``), attribute ``routes``; the current directory is on the import path, as
+for ``dagster -m``. The state store is the one the deployment uses (``DURABLE_SYNC_STATE_URL``, else
+SQLite under ``DAGSTER_HOME``).
+
+Like ``dagster dev``, the CLI reads a ``.env`` file in the current directory, so the two see the same
+configuration; unlike Dagster, a variable already set in the environment wins over the file (an
+explicit ``export`` is the more deliberate choice).
+
+Mistakes of the caller (an unknown route, spec or module) print one line and exit with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import importlib
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from connectors.core import SyncError, describe_error
 from connectors.registry import discover
 from sync_assets.engine import PassOptions, PassStats, run_pass
 from sync_assets.routes import Route
-from sync_assets.state import StateStore
+from sync_assets.state import PassRecord, StateStore, utcnow
 
 __all__ = ["main"]
 
@@ -36,25 +48,71 @@ DEFAULT_MODULE = "sync_assets.definitions"
 _ROUTES_OVERRIDE: Sequence[Route] | None = None
 
 
+class UsageError(Exception):
+    """A mistake of the caller (unknown route, spec or module): one line on stderr, exit status 2."""
+
+
+def load_dotenv(path: Path) -> list[str]:
+    """Set the variables of a ``.env`` file that the environment does not already set.
+
+    Returns the names set. Parsed by python-dotenv (a Dagster dependency), as ``dagster dev`` does.
+    """
+    if not path.is_file():
+        return []
+    from dotenv import dotenv_values
+
+    added = []
+    for name, value in dotenv_values(path).items():
+        if value is not None and name not in os.environ:
+            os.environ[name] = value
+            added.append(name)
+    return added
+
+
+def _import_routes_module(name: str) -> Any:
+    # `dagster -m` puts its working directory on the import path; so does the CLI, so that
+    # `durable-sync --module my_routes` finds ./my_routes.py without PYTHONPATH=.
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as err:
+        if err.name and (name == err.name or name.startswith(f"{err.name}.")):
+            raise UsageError(
+                f"no module named {name!r} (looked in {cwd} and the installed packages); "
+                "give --module or DURABLE_SYNC_ROUTES_MODULE a module with a 'routes' list"
+            ) from None
+        raise UsageError(f"module {name} cannot be imported: {describe_error(err)}") from None
+
+
+def _module_name(module: str | None) -> str:
+    return module or os.environ.get("DURABLE_SYNC_ROUTES_MODULE", "").strip() or DEFAULT_MODULE
+
+
 def _load_routes(module: str | None) -> list[Route]:
     if _ROUTES_OVERRIDE is not None:
         return list(_ROUTES_OVERRIDE)
-    name = module or os.environ.get("DURABLE_SYNC_ROUTES_MODULE", "").strip() or DEFAULT_MODULE
-    mod = importlib.import_module(name)
+    name = _module_name(module)
+    mod = _import_routes_module(name)
     routes = getattr(mod, "routes", None)
     if routes is None:
-        raise SystemExit(f"durable-sync: module {name} has no 'routes' list")
+        raise UsageError(f"module {name} has no 'routes' list")
     return list(routes)
 
 
-def _route(routes: Sequence[Route], name: str) -> Route:
+def _route(routes: Sequence[Route], name: str, module: str | None = None) -> Route:
     for r in routes:
         if r.name == name:
             if not r.enabled:
-                raise SystemExit(f"durable-sync: route {name} is disabled: {r.disabled_reason or 'not configured'}")
+                raise UsageError(f"route {name} is disabled: {r.disabled_reason or 'not configured'}")
             return r
     known = ", ".join(r.name for r in routes) or "none"
-    raise SystemExit(f"durable-sync: no route named {name!r} (routes: {known})")
+    where = "" if _ROUTES_OVERRIDE is not None else f" in module {_module_name(module)}"
+    raise UsageError(
+        f"no route named {name!r}{where} (routes: {known}); a route of another code location needs "
+        "--module (or DURABLE_SYNC_ROUTES_MODULE) naming that location's module"
+    )
 
 
 def _partitions(route: Route, specs: Sequence[str] | None) -> list[str]:
@@ -67,7 +125,7 @@ def _partitions(route: Route, specs: Sequence[str] | None) -> list[str]:
     for s in specs:
         key = s if s in known else partition_key_for(s)
         if key not in known:
-            raise SystemExit(f"durable-sync: {route.name} has no spec {s!r} (specs: {', '.join(sorted(known))})")
+            raise UsageError(f"{route.name} has no spec {s!r} (specs: {', '.join(sorted(known))})")
         out.append(key)
     return out
 
@@ -123,13 +181,52 @@ def _dagster_view(routes: Sequence[Route]) -> dict[str, Any] | None:
     return view
 
 
+FULL_MODES = ("full", "full_refresh")
+PASS_HISTORY = 200  # the state store keeps this many passes per partition
+TARGETED_WAIT_SECONDS = 120.0
+WAIT_POLL_SECONDS = 1.0
+MAX_CHECK_PAGES = 100  # pages read when asking the source which requested keys it has
+
+
+def _latest(passes: Sequence[PassRecord], modes: Sequence[str]) -> PassRecord | None:
+    return next((p for p in passes if p.mode in modes), None)
+
+
+def _last_full_and_targeted(store: StateStore, route: str, partition: str) -> tuple[PassRecord | None, ...]:
+    """The latest pass of each kind. A run of targeted syncs must not hide a full pass that keeps
+    failing, so they are looked up separately (deeper into the history when the recent rows are of
+    one kind only)."""
+    passes = store.last_passes(route, partition, limit=20)
+    full, targeted = _latest(passes, FULL_MODES), _latest(passes, ("targeted",))
+    if len(passes) == 20 and (full is None or targeted is None):
+        passes = store.last_passes(route, partition, limit=PASS_HISTORY)
+        full, targeted = _latest(passes, FULL_MODES), _latest(passes, ("targeted",))
+    return (passes[0] if passes else None), full, targeted
+
+
+def _pass_view(p: PassRecord | None) -> dict[str, Any] | None:
+    if p is None:
+        return None
+    return {
+        "mode": p.mode,
+        "status": p.status,
+        "started_at": p.started_at.isoformat(timespec="seconds"),
+        "finished_at": p.finished_at.isoformat(timespec="seconds"),
+        "stats": p.stats,
+        "error": p.error,
+        "run_id": p.run_id,
+    }
+
+
 def cmd_status(args: argparse.Namespace, store: StateStore) -> int:
     routes = _load_routes(args.module)
     if args.route:
-        routes = [_route(routes, args.route)]
+        routes = [_route(routes, args.route, args.module)]
     pauses = store.pauses()
     pending = store.pending_requests()
     dagster = _dagster_view(routes)
+    # Whether a run holds a partition is Dagster's to say; without a readable instance it is unknown.
+    knows_runs = dagster is not None and "error" not in dagster
     report: list[dict[str, Any]] = []
     for r in routes:
         entry: dict[str, Any] = {"route": r.name, "enabled": r.enabled, "partitions": []}
@@ -143,14 +240,28 @@ def cmd_status(args: argparse.Namespace, store: StateStore) -> int:
             entry["error"] = describe_error(err)
             report.append(entry)
             continue
+        runs_view = (dagster or {}).get("routes", {}).get(r.name, {})
         for key, spec in sorted(specs.items()):
             paused = [
                 {"scope": p.scope, "reason": p.reason, "since": p.paused_at.isoformat(timespec="seconds")}
                 for s in r.pause_scopes(key)
                 if (p := pauses.get(s)) is not None
             ]
-            last = store.last_passes(r.name, key, limit=1)
+            last, last_full, last_targeted = _last_full_and_targeted(store, r.name, key)
             cp = store.get_checkpoint(r.name, key)
+            running = [run for run in runs_view.get("in_flight", []) if run["partition"] == key]
+            checkpoint = (
+                {
+                    "pages_done": cp.stats.get("pages", 0),
+                    "resumes_at_page": cp.stats.get("pages", 0) + 1,
+                    "full_refresh": bool(cp.options.get("full_refresh")),
+                    "since": cp.started_at.isoformat(timespec="seconds"),
+                    "updated_at": cp.updated_at.isoformat(timespec="seconds"),
+                    "running": bool(running) if knows_runs else None,
+                }
+                if cp
+                else None
+            )
             state = store.partition_state(r.name, key)
             failed = store.failed_records(r.name, key, limit=args.failures)
             entry["partitions"].append(
@@ -159,26 +270,13 @@ def cmd_status(args: argparse.Namespace, store: StateStore) -> int:
                     "spec": spec.key,
                     "interval_minutes": spec.interval_minutes,
                     "paused": paused,
-                    "last_pass": (
-                        {
-                            "mode": last[0].mode,
-                            "status": last[0].status,
-                            "finished_at": last[0].finished_at.isoformat(timespec="seconds"),
-                            "stats": last[0].stats,
-                            "error": last[0].error,
-                        }
-                        if last
-                        else None
-                    ),
-                    "in_flight": (
-                        {
-                            "pages_done": cp.stats.get("pages", 0),
-                            "since": cp.started_at.isoformat(timespec="seconds"),
-                            "updated_at": cp.updated_at.isoformat(timespec="seconds"),
-                        }
-                        if cp
-                        else None
-                    ),
+                    "last_pass": _pass_view(last),
+                    "last_full_pass": _pass_view(last_full),
+                    "last_targeted_pass": _pass_view(last_targeted),
+                    "checkpoint": checkpoint,
+                    # Only a pass a Dagster run is executing right now; a checkpoint alone is an
+                    # interrupted pass that the next run resumes.
+                    "in_flight": {"runs": running, "checkpoint": checkpoint} if running else None,
                     "not_before": state["not_before"].isoformat(timespec="seconds") if state["not_before"] else None,
                     "last_failure": state["last_failure"],
                     "failed_records": store.failed_count(r.name, key),
@@ -194,11 +292,11 @@ def cmd_status(args: argparse.Namespace, store: StateStore) -> int:
                         if q.route == r.name and q.partition == key
                     ],
                     "links": store.link_count(r.name, key),
-                    "last_run": ((dagster or {}).get("routes", {}).get(r.name, {}).get("latest", {}).get(key)),
+                    "last_run": runs_view.get("latest", {}).get(key),
                 }
             )
-        if dagster and r.name in dagster.get("routes", {}):
-            entry["runs_in_flight"] = dagster["routes"][r.name]["in_flight"]
+        if r.name in (dagster or {}).get("routes", {}):
+            entry["runs_in_flight"] = runs_view["in_flight"]
         report.append(entry)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
@@ -215,25 +313,42 @@ def cmd_status(args: argparse.Namespace, store: StateStore) -> int:
         print(f"\n{entry['route']}")
         if "error" in entry:
             print(f"  error loading specs: {entry['error']}")
-        for run in entry.get("runs_in_flight", []):
-            print(f"  run {run['run_id'][:8]} {run['status']} ({run['trigger']}) partition {run['partition']}")
         for p in entry["partitions"]:
             print(f"  {p['partition']}  (every {p['interval_minutes']} min, {p['links']} linked)")
             for pause in p["paused"]:
                 print(f"    PAUSED [{pause['scope']}] since {pause['since']}: {pause['reason']}")
-            lp = p["last_pass"]
-            if lp:
-                print(f"    last pass: {lp['status']} {lp['mode']} at {lp['finished_at']}: {_fmt_stats(lp['stats'])}")
+            if p["last_pass"] is None:
+                print("    last pass: never")
+            for label, lp in (("last full pass", p["last_full_pass"]), ("last targeted pass", p["last_targeted_pass"])):
+                if p["last_pass"] is None:
+                    break
+                if lp is None:
+                    print(f"    {label}: never")
+                    continue
+                kind = " (full refresh)" if lp["mode"] == "full_refresh" else ""
+                print(f"    {label}{kind}: {lp['status']} at {lp['finished_at']}: {_fmt_stats(lp['stats'])}")
                 if lp["error"]:
                     print(f"      error: {lp['error']}")
-            else:
-                print("    last pass: never")
             if p["last_run"]:
                 lr = p["last_run"]
                 print(f"    last run: {lr['run_id'][:8]} {lr['status']} ({lr['trigger']})")
+            cp = p["checkpoint"]
             if p["in_flight"]:
-                f = p["in_flight"]
-                print(f"    in flight since {f['since']}: {f['pages_done']} pages done (checkpoint {f['updated_at']})")
+                for run in p["in_flight"]["runs"]:
+                    line = f"    in flight: run {run['run_id'][:8]} {run['status']} ({run['trigger']})"
+                    if cp:
+                        line += f", {cp['pages_done']} pages done since {cp['since']} (checkpoint {cp['updated_at']})"
+                    print(line)
+            elif cp and cp["running"] is False:
+                print(
+                    f"    interrupted, resumes at page {cp['resumes_at_page']} on the next pass "
+                    f"({cp['pages_done']} pages done since {cp['since']}, last checkpoint {cp['updated_at']})"
+                )
+            elif cp:
+                print(
+                    f"    unfinished pass: {cp['pages_done']} pages done since {cp['since']} (checkpoint "
+                    f"{cp['updated_at']}); whether a run is on it is unknown without the Dagster instance"
+                )
             if p["not_before"]:
                 print(f"    rate limited: next run after {p['not_before']}")
             if p["last_failure"]:
@@ -248,15 +363,130 @@ def cmd_status(args: argparse.Namespace, store: StateStore) -> int:
     return 0
 
 
+def _describe_pause(route: Route, pause: Any) -> str:
+    if pause.source == "auth":
+        fix = f"renew the credential (the pause then clears itself) or run: durable-sync resume {route.name}"
+    else:
+        fix = f"durable-sync resume {route.name}"
+    return f"paused [{pause.scope}]: {pause.reason}. The request stays queued and runs after {fix}"
+
+
 def cmd_sync(args: argparse.Namespace, store: StateStore) -> int:
-    route = _route(_load_routes(args.module), args.route)
-    for key in _partitions(route, args.spec):
-        rid = store.enqueue_request(
-            route.name, key, only_items=args.items or None, full_refresh=args.full_refresh, reason="manual"
-        )
-        what = "full refresh" if args.full_refresh else (f"{len(args.items)} items" if args.items else "full pass")
+    route = _route(_load_routes(args.module), args.route, args.module)
+    keys = _partitions(route, args.spec)
+    items = list(dict.fromkeys(args.items)) if args.items else None
+    wait = args.wait if args.wait is not None else bool(items)
+    pauses = store.pauses()
+    queued: list[tuple[int, str, dt.datetime]] = []
+    for key in keys:
+        since = utcnow()  # the request's creation time (the store stamps it with the same clock)
+        rid = store.enqueue_request(route.name, key, only_items=items, full_refresh=args.full_refresh, reason="manual")
+        what = "full refresh" if args.full_refresh else (f"{len(items)} items" if items else "full pass")
+        pause = next((pauses[s] for s in route.pause_scopes(key) if s in pauses), None)
+        if pause is not None:
+            print(f"queued request #{rid}: {route.name}/{key} ({what}); {_describe_pause(route, pause)}")
+            continue
         print(f"queued request #{rid}: {route.name}/{key} ({what}); the sync-now sensor starts it within seconds")
-    return 0
+        queued.append((rid, key, since))
+    if not wait or not queued:
+        return 0
+    return _wait_and_report(store, route, queued, items, args.timeout)
+
+
+def _finished_after(store: StateStore, route: str, partition: str, since: dt.datetime) -> PassRecord | None:
+    """The first pass of ``partition`` that began after ``since`` (a request's creation) and finished."""
+    for p in reversed(store.last_passes(route, partition, limit=10)):
+        if p.mode == "plan":
+            continue
+        # A full pass resumed from a checkpoint keeps its first start; it counts once it finished later.
+        resumed = p.stats.get("resumed_from") is not None and p.mode in FULL_MODES
+        if p.started_at >= since or (resumed and p.finished_at >= since):
+            return p
+    return None
+
+
+def _wait_and_report(
+    store: StateStore,
+    route: Route,
+    queued: Sequence[tuple[int, str, dt.datetime]],
+    items: list[str] | None,
+    timeout: float,
+) -> int:
+    created = {rid: since for rid, _key, since in queued}
+    waiting = {rid: key for rid, key, _since in queued}
+    deadline = time.monotonic() + timeout
+    code = 0
+    print(f"waiting up to {timeout:.0f} s for the pass (Ctrl-C stops waiting; the request stays queued)")
+    try:
+        while waiting:
+            for rid, key in list(waiting.items()):
+                done = _finished_after(store, route.name, key, created[rid])
+                if done is None:
+                    continue
+                del waiting[rid]
+                print(f"{route.name}/{key}: {done.status} {done.mode} pass: {_fmt_stats(done.stats)}")
+                if done.error:
+                    print(f"  error: {done.error}")
+                    code = 1
+                if items and done.mode == "targeted":
+                    missing = _not_found(route, key, items, done)
+                    if missing:
+                        print(f"  not found at source: {', '.join(missing)}")
+                elif items:
+                    print("  (the request was merged into a full pass of the partition)")
+            if waiting and time.monotonic() >= deadline:
+                break
+            if waiting:
+                time.sleep(WAIT_POLL_SECONDS)
+    except KeyboardInterrupt:
+        print("stopped waiting")
+        return 1
+    for rid, key in waiting.items():
+        taken = all(q.id != rid for q in store.pending_requests(route.name))
+        where = (
+            "its run has not finished" if taken else "no code location has taken it yet (is dagster-daemon running?)"
+        )
+        print(
+            f"{route.name}/{key}: request #{rid} not done after {timeout:.0f} s: {where}; "
+            f"see: durable-sync status {route.name}"
+        )
+        code = 1
+    return code
+
+
+def _not_found(route: Route, partition: str, items: Sequence[str], done: PassRecord) -> list[str]:
+    """The requested keys the source did not return in the targeted pass ``done``."""
+    recorded = done.stats.get("not_found")
+    if isinstance(recorded, list):
+        return [str(k) for k in recorded]
+    if int(done.stats.get("records", 0)) >= len(items):
+        return []  # the source returned a record for every key asked for
+    # The pass history has the count, not the keys: ask the source which of them it has (the same
+    # targeted read the pass made; nothing is written).
+    try:
+        found = asyncio.run(_keys_at_source(route, partition, items))
+    except Exception as err:
+        print(
+            f"  the source returned {done.stats.get('records', 0)} of {len(items)} requested records; "
+            f"which are missing could not be checked: {describe_error(err)}"
+        )
+        return []
+    return [k for k in items if k not in found]
+
+
+async def _keys_at_source(route: Route, partition: str, items: Sequence[str]) -> set[str]:
+    spec = route.spec_for(partition)
+    fetch_page = getattr(route.source, "fetch_page", None)
+    if fetch_page is None:
+        return {str(getattr(r, "primary_key", "")) for r in await route.source.fetch(spec, list(items))}
+    found: set[str] = set()
+    cursor: str | None = None
+    for _ in range(MAX_CHECK_PAGES):
+        records, cursor = await fetch_page(spec, list(items), cursor)
+        found.update(str(getattr(r, "primary_key", "")) for r in records)
+        if cursor is None:
+            break
+    return found
 
 
 def _progress_printer() -> Any:
@@ -275,7 +505,7 @@ def _progress_printer() -> Any:
 
 
 def cmd_plan(args: argparse.Namespace, store: StateStore) -> int:
-    route = _route(_load_routes(args.module), args.route)
+    route = _route(_load_routes(args.module), args.route, args.module)
     (key,) = _partitions(route, [args.spec])
     options = PassOptions(
         plan=True, full_refresh=args.full_refresh, only_items=tuple(args.items) if args.items else None
@@ -310,8 +540,8 @@ def _scopes(args: argparse.Namespace) -> tuple[list[str], Route | None, list[str
         key = args.credential
         return [key if key.startswith("credential:") else f"credential:{key}"], None, []
     if not args.route:
-        raise SystemExit("durable-sync: name a ROUTE or --credential KEY")
-    route = _route(_load_routes(args.module), args.route)
+        raise UsageError("name a ROUTE or --credential KEY")
+    route = _route(_load_routes(args.module), args.route, args.module)
     if args.spec:
         keys = _partitions(route, args.spec)
         return [f"partition:{route.name}/{k}" for k in keys], route, keys
@@ -332,10 +562,13 @@ def cmd_resume(args: argparse.Namespace, store: StateStore) -> int:
         # Resuming a route also lifts the pauses that stop it: its partitions' and its credentials'.
         scopes = list(dict.fromkeys(scopes + [s for k in keys for s in route.pause_scopes(k)]))
     lifted = [s for s in scopes if store.resume(s)]
+    if not lifted:
+        # Nothing was stopped, so there is nothing to catch up on: the dispatcher keeps the
+        # partitions current (durable-sync sync ROUTE asks for a pass now).
+        print("nothing paused")
+        return 0
     for s in lifted:
         print(f"resumed {s}")
-    if not lifted:
-        print("nothing was paused")
     targets: list[tuple[str, str]] = []
     if route is not None:
         targets = [(route.name, k) for k in keys]
@@ -390,7 +623,7 @@ def cmd_auth(args: argparse.Namespace, store: StateStore | None) -> int:
         resource = args.resource or KNOWN_RESOURCES.get(args.account)
         if not resource:
             known = ", ".join(f"{k} ({v})" for k, v in KNOWN_RESOURCES.items())
-            raise SystemExit(f"durable-sync: give --resource URL for account {args.account!r} (known: {known})")
+            raise UsageError(f"give --resource URL for account {args.account!r} (known: {known})")
         result = run_login(
             args.account,
             resource,
@@ -409,7 +642,7 @@ def cmd_auth(args: argparse.Namespace, store: StateStore | None) -> int:
     if args.auth_command == "reencrypt":
         print(f"re-encrypted {tokens.reencrypt()} token(s) with the current key")
         return 0
-    raise SystemExit(f"durable-sync: unknown auth command {args.auth_command!r}")
+    raise UsageError(f"unknown auth command {args.auth_command!r}")
 
 
 def cmd_connectors(args: argparse.Namespace, store: StateStore | None) -> int:
@@ -435,6 +668,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--spec", action="append", help="spec key (repeatable; default: every spec)")
     s.add_argument("--items", nargs="+", help="only these primary keys")
     s.add_argument("--full-refresh", action="store_true", help="rewrite every linked record")
+    s.add_argument(
+        "--wait",
+        dest="wait",
+        action="store_true",
+        default=None,
+        help="wait for the pass and report it (the default with --items: it names keys the source lacks)",
+    )
+    s.add_argument("--no-wait", dest="wait", action="store_false", help="only queue the request")
+    s.add_argument("--timeout", type=float, default=TARGETED_WAIT_SECONDS, help="seconds to wait (default %(default)s)")
     s.set_defaults(fn=cmd_sync)
 
     s = sub.add_parser("plan", help="dry run of one spec: what would be written")
@@ -486,11 +728,15 @@ def main(argv: Sequence[str] | None = None, *, routes: Sequence[Route] | None = 
     global _ROUTES_OVERRIDE
     _ROUTES_OVERRIDE = routes
     args = build_parser().parse_args(argv)
-    if args.fn is cmd_connectors or (args.fn is cmd_auth and args.auth_command == "keygen"):
-        return int(args.fn(args, None) or 0)
-    store = StateStore(args.state_url) if args.state_url else StateStore.shared()
+    load_dotenv(Path.cwd() / ".env")
     try:
+        if args.fn is cmd_connectors or (args.fn is cmd_auth and args.auth_command == "keygen"):
+            return int(args.fn(args, None) or 0)
+        store = StateStore(args.state_url) if args.state_url else StateStore.shared()
         return int(args.fn(args, store) or 0)
+    except UsageError as err:
+        print(f"durable-sync: {err}", file=sys.stderr)
+        return 2
     except SyncError as err:
         print(f"durable-sync: {describe_error(err)}", file=sys.stderr)
         return 2

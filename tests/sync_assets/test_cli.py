@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import os
+import sys
+import threading
+import time
+import uuid
 
-from connectors.core import RecordError
+from connectors.core import RecordError, TransientError
+from connectors.memory import MemoryDestination, MemorySource
 from sync_assets.cli import main
-from sync_assets.engine import run_pass
+from sync_assets.engine import PassOptions, run_pass
+from sync_assets.routes import Route
 from tests.sync_assets.helpers import memory_route, records
 
 
-def run_cli(capsys, store, *args, routes):
-    code = main(["--state-url", store.url, *args], routes=routes)
+def run_cli(capsys, store, *args, routes, timeout=None):
+    extra = ["--timeout", str(timeout)] if timeout is not None else []
+    code = main(["--state-url", store.url, *args, *extra], routes=routes)
     out = capsys.readouterr()
     return code, out.out, out.err
 
@@ -41,7 +50,7 @@ async def test_status_shows_pause_last_pass_failures_requests_and_checkpoint(cap
     assert a["failed_records"] == 1 and a["links"] == 29
 
 
-async def test_status_shows_a_pass_in_flight(capsys, sqlite_store):
+async def test_status_shows_an_interrupted_pass_as_interrupted_not_in_flight(capsys, sqlite_store):
     from connectors.core import TransientError
 
     route = memory_route({"a": records(30)}, page_size=10)
@@ -49,13 +58,17 @@ async def test_status_shows_a_pass_in_flight(capsys, sqlite_store):
     with contextlib.suppress(TransientError):
         await run_pass(route, "a", sqlite_store)
     _, out, _ = run_cli(capsys, sqlite_store, "status", routes=[route])
-    assert "in flight since" in out and "2 pages done" in out
+    # No Dagster run holds the partition: the checkpoint is a pass the next run resumes.
+    assert "interrupted, resumes at page 3 on the next pass (2 pages done" in out
+    assert "in flight" not in out
     assert "error: 503" in out
 
 
 def test_sync_enqueues_requests(capsys, sqlite_store):
     route = memory_route({"a": records(3), "b": records(3)})
-    code, out, _ = run_cli(capsys, sqlite_store, "sync", route.name, "--spec", "a", "--items", "k0001", routes=[route])
+    code, out, _ = run_cli(
+        capsys, sqlite_store, "sync", route.name, "--spec", "a", "--items", "k0001", "--no-wait", routes=[route]
+    )
     assert code == 0 and "queued request" in out
     code, out, _ = run_cli(capsys, sqlite_store, "sync", route.name, "--full-refresh", routes=[route])
     pending = sqlite_store.pending_requests()
@@ -67,13 +80,14 @@ def test_sync_enqueues_requests(capsys, sqlite_store):
 
 
 def test_unknown_route_and_spec_are_clear_errors(capsys, sqlite_store):
-    import pytest
-
     route = memory_route({"a": records(1)})
-    with pytest.raises(SystemExit, match="no route named 'nope'"):
-        main(["--state-url", sqlite_store.url, "sync", "nope"], routes=[route])
-    with pytest.raises(SystemExit, match="has no spec 'zzz'"):
-        main(["--state-url", sqlite_store.url, "sync", route.name, "--spec", "zzz"], routes=[route])
+    code, out, err = run_cli(capsys, sqlite_store, "sync", "nope", routes=[route])
+    assert code == 2 and out == ""
+    assert err.startswith("durable-sync: no route named 'nope' (routes: memory_to_memory)")
+    assert "--module" in err
+    code, _, err = run_cli(capsys, sqlite_store, "sync", route.name, "--spec", "zzz", routes=[route])
+    assert code == 2 and "has no spec 'zzz'" in err
+    assert sqlite_store.pending_requests() == []
 
 
 def test_plan_prints_what_would_happen_and_writes_nothing(capsys, sqlite_store):
@@ -164,9 +178,170 @@ def test_auth_keygen_status_logout_never_print_a_token(capsys, sqlite_store, mon
     assert EncryptedTokenStore(sqlite_store).load("notion-mcp") is None
 
 
-def test_auth_login_without_a_known_resource_says_what_to_give(sqlite_store, monkeypatch):
-    import pytest
-
+def test_auth_login_without_a_known_resource_says_what_to_give(capsys, sqlite_store, monkeypatch):
     monkeypatch.setenv("DURABLE_SYNC_ENC_KEY", "k1:" + "A" * 43 + "=")
-    with pytest.raises(SystemExit, match="give --resource URL for account 'mystery'"):
-        main(["--state-url", sqlite_store.url, "auth", "login", "mystery"], routes=[])
+    code, _, err = run_cli(capsys, sqlite_store, "auth", "login", "mystery", routes=[])
+    assert code == 2 and "give --resource URL for account 'mystery'" in err
+
+
+class _FullPassDown(MemorySource):
+    """Targeted reads work; a full pass fails at page 2 behind a wrapper, every time."""
+
+    async def fetch_page(self, spec, only_items, cursor):
+        if cursor and only_items is None:
+            try:
+                raise TransientError("GitHub GET /orgs/acme/repos -> 503: service unavailable")
+            except TransientError as err:
+                raise RuntimeError("fetching page 2 failed") from err
+        return await super().fetch_page(spec, only_items, cursor)
+
+
+async def test_status_keeps_a_failing_full_pass_visible_after_a_targeted_success(capsys, sqlite_store):
+    route = Route(_FullPassDown({"a": records(30)}, page_size=10), MemoryDestination(), name="memory_to_memory")
+    with contextlib.suppress(RuntimeError):
+        await run_pass(route, "a", sqlite_store)
+    result = await run_pass(route, "a", sqlite_store, PassOptions(only_items=("k0003",)))
+    assert result.mode == "targeted" and result.stats.unchanged == 1
+    _, out, _ = run_cli(capsys, sqlite_store, "status", routes=[route])
+    full = out.index("last full pass: failed")
+    assert out.index("last targeted pass: success") > full
+    assert (
+        "error: RuntimeError: fetching page 2 failed (root cause: GitHub GET /orgs/acme/repos -> 503: "
+        "service unavailable)" in out[full:]
+    )
+    assert "interrupted, resumes at page 2 on the next pass" in out and "in flight" not in out
+
+    _, out, _ = run_cli(capsys, sqlite_store, "status", "--json", routes=[route])
+    (a,) = json.loads(out)[0]["partitions"]
+    assert a["last_full_pass"]["status"] == "failed" and "503" in a["last_full_pass"]["error"]
+    assert a["last_targeted_pass"]["status"] == "success" and a["last_pass"]["mode"] == "targeted"
+    assert a["in_flight"] is None and a["checkpoint"]["running"] is False and a["checkpoint"]["resumes_at_page"] == 2
+
+
+async def test_status_says_in_flight_only_while_a_dagster_run_holds_the_partition(capsys, sqlite_store):
+    import uuid
+
+    import dagster as dg
+    from dagster._core.storage.dagster_run import DagsterRun
+
+    from connectors.core import TransientError as Transient
+
+    route = memory_route({"a": records(30), "b": records(3)}, page_size=10)
+    route.source.fail_at_page = {1: Transient("503")}
+    with contextlib.suppress(Transient):
+        await run_pass(route, "a", sqlite_store)
+    run_id = str(uuid.uuid4())
+    with dg.DagsterInstance.get() as instance:  # DAGSTER_HOME is the test's own
+        instance.add_run(
+            DagsterRun(
+                job_name=f"{route.name}_sync",
+                run_id=run_id,
+                status=dg.DagsterRunStatus.STARTED,
+                tags={"durable_sync/route": route.name, "dagster/partition": "a", "durable_sync/trigger": "interval"},
+            )
+        )
+    _, out, _ = run_cli(capsys, sqlite_store, "status", routes=[route])
+    assert f"in flight: run {run_id[:8]} STARTED (interval), 1 pages done" in out
+    assert "interrupted" not in out
+
+
+def test_sync_on_a_paused_partition_says_it_waits_for_resume(capsys, sqlite_store):
+    route = memory_route({"a": records(2), "b": records(2)})
+    sqlite_store.pause(f"partition:{route.name}/a", "maintenance window")
+    code, out, _ = run_cli(capsys, sqlite_store, "sync", route.name, "--spec", "a", "--items", "k0001", routes=[route])
+    assert code == 0
+    assert (
+        f"{route.name}/a (1 items); paused [partition:{route.name}/a]: maintenance window. The request stays "
+        f"queued and runs after durable-sync resume {route.name}" in out
+    )
+    assert "waiting" not in out  # nothing to wait for until it is resumed
+    assert [(r.partition, r.only_items) for r in sqlite_store.pending_requests()] == [("a", ["k0001"])]
+
+
+def test_resume_with_nothing_paused_queues_nothing(capsys, sqlite_store):
+    route = memory_route({"a": records(2), "b": records(2)})
+    code, out, _ = run_cli(capsys, sqlite_store, "resume", route.name, routes=[route])
+    assert code == 0 and out.strip() == "nothing paused"
+    code, out, _ = run_cli(capsys, sqlite_store, "resume", "--credential", "memory", routes=[route])
+    assert out.strip() == "nothing paused"
+    assert sqlite_store.pending_requests() == []
+
+
+@contextlib.contextmanager
+def sync_now_worker(store, route):
+    """Stands in for the sync-now sensor and its run: takes each request and runs its pass."""
+    stop = threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            for req in store.pending_requests(route.name):
+                store.take_requests([req.id], run_key=f"test:{req.id}")
+                options = PassOptions(only_items=tuple(req.only_items) if req.only_items else None)
+                asyncio.run(run_pass(route, req.partition, store, options))
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
+def test_sync_items_reports_keys_the_source_did_not_return(capsys, sqlite_store):
+    route = memory_route({"a": records(5)})
+    with sync_now_worker(sqlite_store, route):
+        code, out, _ = run_cli(
+            capsys, sqlite_store, "sync", route.name, "--items", "k0001", "typo-1", "k0002", "gone-7", routes=[route]
+        )
+    assert code == 0
+    assert f"{route.name}/a: success targeted pass: created 2," in out
+    assert "not found at source: typo-1, gone-7" in out
+    code, out, _ = run_cli(capsys, sqlite_store, "sync", route.name, "--items", "k0003", routes=[route], timeout=0.5)
+    assert code == 1 and "no code location has taken it yet" in out  # no worker: it stays queued
+    assert [r.only_items for r in sqlite_store.pending_requests()] == [["k0003"]]
+
+
+def test_module_in_the_working_directory_is_found_and_a_missing_one_is_a_clean_error(
+    capsys, sqlite_store, tmp_path, monkeypatch
+):
+    name = f"my_routes_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text(
+        "from connectors.core import Record\n"
+        "from connectors.memory import MemoryDestination, MemorySource\n"
+        "from sync_assets import Route\n"
+        "routes = [Route(MemorySource({'a': [Record('1', {'Name': 'x'})]}), MemoryDestination(), name='cwd_route')]\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".", str(tmp_path))])
+    try:
+        code = main(["--module", name, "--state-url", sqlite_store.url, "sync", "cwd_route", "--no-wait"])
+        out = capsys.readouterr()
+        assert code == 0, out.err
+        assert [r.route for r in sqlite_store.pending_requests()] == ["cwd_route"]
+
+        code = main(["--module", "no_such_routes_module", "--state-url", sqlite_store.url, "status"])
+        err = capsys.readouterr().err
+        assert code == 2
+        assert err.startswith(f"durable-sync: no module named 'no_such_routes_module' (looked in {tmp_path}")
+        assert "Traceback" not in err
+    finally:
+        sys.modules.pop(name, None)
+
+
+def test_dotenv_in_the_working_directory_is_read_without_overriding_the_environment(
+    capsys, sqlite_store, tmp_path, monkeypatch
+):
+    (tmp_path / ".env").write_text(
+        "# comment\nDURABLE_SYNC_ROUTES_MODULE=from_dotenv_module\nDS_TEST_ALREADY_SET=from-file\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DURABLE_SYNC_ROUTES_MODULE", raising=False)
+    monkeypatch.setenv("DS_TEST_ALREADY_SET", "from-shell")
+    code = main(["--state-url", sqlite_store.url, "status"])
+    err = capsys.readouterr().err
+    # The module named in .env is the one looked for.
+    assert code == 2 and "no module named 'from_dotenv_module'" in err
+    assert os.environ["DS_TEST_ALREADY_SET"] == "from-shell"
+    monkeypatch.delenv("DURABLE_SYNC_ROUTES_MODULE")
