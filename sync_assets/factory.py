@@ -234,23 +234,35 @@ def pause_events(
     *,
     fallback: str = "",
     asset_key: dg.AssetKey | None = None,
+    runless: bool = False,
 ) -> list[dg.AssetCheckEvaluation | dg.AssetObservation]:
-    """How a paused partition shows in the Dagster UI: a failed ``not_paused`` check and an observation.
+    """How a partition's pause shows in the Dagster UI: a ``not_paused`` check result and an observation.
 
-    The run that meets the pause logs them (``context.log_event``). Anything else that learns of a
-    pause — a sensor skipping the partition (``SensorResult(asset_events=...)``), the CLI
-    (``instance.report_runless_asset_event``) — can report the same events, so the asset's checks and
-    the partition's page say why nothing syncs and what to run.
+    The run that meets the pause logs both (``context.log_event``). Anything else that learns of a
+    pause or of its end — a sensor skipping the partition (``SensorResult(asset_events=...)``), the
+    CLI (``instance.report_runless_asset_event``) — reports with ``runless=True``: the observation
+    only, which the partition's page shows. (Dagster 1.13 stores a runless result of a partitioned
+    check at most once per partition: its index on asset, check, run id and partition is unique, and
+    every runless event has the run id "", so a second pause of the same partition would fail.)
 
     Args:
         route_name: The route (its asset key unless ``asset_key`` is given).
         partition: The partition key.
-        pause: The pause that stops the partition; None with ``fallback`` when it is already gone.
-        fallback: The description to use when ``pause`` is None (e.g. the engine's message).
+        pause: The pause that stops the partition: the check fails with its scope, reason and the
+            command that lifts it. None: the partition is not paused (the check passes), unless
+            ``fallback`` says why it is.
+        fallback: Why the partition is paused when ``pause`` is None (e.g. the engine's message, the
+            pause having been lifted since).
         asset_key: The route's asset key.
+        runless: Leave out the check result (for reports outside a run).
     """
     asset_key = asset_key or dg.AssetKey([route_name])
-    passed, severity, description, metadata = _pause_check(route_name, partition, pause, fallback or "paused")
+    passed, severity, description, metadata = _pause_check(route_name, partition, pause, fallback)
+    observation = dg.AssetObservation(
+        asset_key=asset_key, partition=partition, description=description, metadata=metadata
+    )
+    if runless:
+        return [observation]
     return [
         dg.AssetCheckEvaluation(
             asset_key=asset_key,
@@ -261,7 +273,7 @@ def pause_events(
             metadata=metadata,
             partition=partition,
         ),
-        dg.AssetObservation(asset_key=asset_key, partition=partition, description=description, metadata=metadata),
+        observation,
     ]
 
 

@@ -84,21 +84,31 @@ def test_a_pause_set_while_a_pass_runs_fails_the_check_of_that_successful_run(sq
 
 
 def test_pause_events_reported_without_a_run_land_on_the_partition(sqlite_store):
-    """What a sensor or the CLI reports when it learns of a pause (the dispatcher starts no run)."""
+    """What a sensor or the CLI reports when it learns of a pause or its end (no run happens)."""
     route = memory_route({"a": records(2), "b": records(2)})
     instance = dg.DagsterInstance.ephemeral()
     for partition in ("a", "b"):
         materialize_route(route, partition, store=sqlite_store, instance=instance)
-    sqlite_store.pause(f"route:{route.name}", "migration in progress", source="manual")
-    for event in pause_events(route.name, "b", sqlite_store.paused(route.pause_scopes("b"))):
-        instance.report_runless_asset_event(event)
+    key = dg.AssetKey([route.name])
 
-    key = dg.AssetCheckKey(dg.AssetKey([route.name]), NOT_PAUSED)
-    history = instance.event_log_storage.get_asset_check_execution_history(key, limit=10)
-    latest = {}
-    for record in reversed(history):  # oldest first, so the newest result of each partition wins
-        latest[record.partition] = record.status.value
-    assert latest == {"a": "SUCCEEDED", "b": "FAILED"}
-    obs = instance.fetch_observations(dg.AssetKey([route.name]), limit=5).records
-    assert [r.asset_observation.partition for r in obs] == ["b"]
-    assert "migration in progress" in obs[0].asset_observation.metadata["reason"].value
+    def newest_observation() -> dg.AssetObservation:
+        return instance.fetch_observations(key, limit=1).records[0].asset_observation
+
+    for round_ in range(2):  # pausing the same partition twice works (a runless check result would not)
+        sqlite_store.pause(f"route:{route.name}", f"migration {round_}", source="manual")
+        for event in pause_events(route.name, "b", sqlite_store.paused(route.pause_scopes("b")), runless=True):
+            instance.report_runless_asset_event(event)
+        obs = newest_observation()
+        assert obs.partition == "b" and obs.metadata["reason"].value == f"migration {round_}"
+        assert obs.metadata["resume_with"].value == f"durable-sync resume {route.name}"
+
+        sqlite_store.resume(f"route:{route.name}")
+        for event in pause_events(route.name, "b", sqlite_store.paused(route.pause_scopes("b")), runless=True):
+            instance.report_runless_asset_event(event)
+        assert newest_observation().metadata["paused"].value is False
+
+    # Inside a run both go out: the failed check and the observation.
+    sqlite_store.pause(f"route:{route.name}", "migration 3", source="manual")
+    events = pause_events(route.name, "b", sqlite_store.paused(route.pause_scopes("b")))
+    assert [type(e).__name__ for e in events] == ["AssetCheckEvaluation", "AssetObservation"]
+    assert events[0].check_name == NOT_PAUSED and not events[0].passed and events[0].partition == "b"
