@@ -112,3 +112,16 @@ def test_pause_events_reported_without_a_run_land_on_the_partition(sqlite_store)
     events = pause_events(route.name, "b", sqlite_store.paused(route.pause_scopes("b")))
     assert [type(e).__name__ for e in events] == ["AssetCheckEvaluation", "AssetObservation"]
     assert events[0].check_name == NOT_PAUSED and not events[0].passed and events[0].partition == "b"
+
+
+def test_building_a_route_warns_nothing_about_the_partitioned_check():
+    """The CLI and the code server build the definitions on every start: no preview warning each time."""
+    import warnings
+
+    from sync_assets.factory import build_route
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rd = build_route(memory_route(), dg.AssetKey(["memory"]))
+    assert not [w for w in caught if issubclass(w.category, dg.PreviewWarning)], [str(w.message) for w in caught]
+    assert dg.AssetCheckKey(rd.asset_key, NOT_PAUSED) in rd.asset.check_keys
