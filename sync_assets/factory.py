@@ -230,6 +230,30 @@ def _pause_check(
     return False, severity, description, metadata
 
 
+def _log_pause(
+    context: dg.AssetExecutionContext,
+    route: Route,
+    partition: str,
+    store: StateStore,
+    asset_key: dg.AssetKey,
+    *,
+    fallback: str,
+) -> None:
+    """Log, from a run about to fail because the partition is paused, what the UI should show.
+
+    Otherwise the UI keeps the partition's last green materialization and reads the run's checks as
+    "execution failed": a failed ``not_paused`` check and an observation on the partition say why
+    nothing syncs and what to run; the other checks keep their stored state.
+    """
+    pause = store.paused(route.pause_scopes(partition))
+    others = [r for r in _check_results(route, partition, store, asset_key) if r.check_name != NOT_PAUSED]
+    for event in [
+        *(_as_evaluation(r) for r in others),
+        *pause_events(route.name, partition, pause, fallback=fallback, asset_key=asset_key),
+    ]:
+        context.log_event(event)
+
+
 def _as_evaluation(result: dg.AssetCheckResult) -> dg.AssetCheckEvaluation:
     """A check result as an event a step can log before it fails (unpartitioned checks only)."""
     assert result.asset_key is not None and result.check_name is not None
@@ -375,16 +399,7 @@ def build_route(
             spec = route.spec_for(partition)
             result = asyncio.run(run_pass(route, partition, store, options, spec=spec, progress=progress))
         except Paused as err:
-            # Otherwise the UI keeps the partition's last green materialization and reads the run's
-            # checks as "execution failed": a failed not_paused check and an observation on the
-            # partition say why nothing syncs and what to run; the other checks keep their stored state.
-            pause = store.paused(route.pause_scopes(partition))
-            others = [r for r in _check_results(route, partition, store, asset_key) if r.check_name != NOT_PAUSED]
-            for event in [
-                *(_as_evaluation(r) for r in others),
-                *pause_events(route.name, partition, pause, fallback=str(err), asset_key=asset_key),
-            ]:
-                context.log_event(event)
+            _log_pause(context, route, partition, store, asset_key, fallback=str(err))
             raise dg.Failure(
                 description=str(err), metadata={"reason": "paused", "scope": err.scope}, allow_retries=False
             ) from None
