@@ -81,6 +81,7 @@ LEASE_SECONDS = 20.0  # a dead pass's partition is taken over this long after it
 DEFERRED_LIMIT = 10_000  # creates claimed by another partition kept for a retry at the end of the pass
 ADOPTED_TRACK_LIMIT = 10_000  # adopted keys of our own creates tracked to count them as created
 DEFERRED_ROUNDS = 6  # ... retried this many times (0.5 s, 1 s, 2 s, ... apart) before they count as failed
+DEFERRED_FIRST_DELAY = 0.5
 
 
 class PartitionBusy(SyncError):
@@ -796,7 +797,7 @@ class _Pass:
         likely) linked them, so they become updates or unchanged rows. Claims taken over from a
         dead pass are listed first. What is still claimed after a few rounds fails for this pass
         (retried on the next), never created twice."""
-        delay = 0.5
+        delay = DEFERRED_FIRST_DELAY
         for attempt in range(DEFERRED_ROUNDS):
             if not self.deferred:
                 return
