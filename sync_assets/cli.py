@@ -429,7 +429,7 @@ def _wait_and_report(
                     print(f"  error: {done.error}")
                     code = 1
                 if items and done.mode == "targeted":
-                    missing = _not_found(route, key, items, done)
+                    missing = _not_found(route, key, items, done.stats)
                     if missing:
                         print(f"  not found at source: {', '.join(missing)}")
                 elif items:
@@ -454,12 +454,12 @@ def _wait_and_report(
     return code
 
 
-def _not_found(route: Route, partition: str, items: Sequence[str], done: PassRecord) -> list[str]:
-    """The requested keys the source did not return in the targeted pass ``done``."""
-    recorded = done.stats.get("not_found")
+def _not_found(route: Route, partition: str, items: Sequence[str], stats: dict[str, Any]) -> list[str]:
+    """The requested keys the source did not return in a targeted pass with these ``stats``."""
+    recorded = stats.get("not_found")  # when the engine names them itself
     if isinstance(recorded, list):
         return [str(k) for k in recorded]
-    if int(done.stats.get("records", 0)) >= len(items):
+    if int(stats.get("records", 0)) >= len(items):
         return []  # the source returned a record for every key asked for
     # The pass history has the count, not the keys: ask the source which of them it has (the same
     # targeted read the pass made; nothing is written).
@@ -467,7 +467,7 @@ def _not_found(route: Route, partition: str, items: Sequence[str], done: PassRec
         found = asyncio.run(_keys_at_source(route, partition, items))
     except Exception as err:
         print(
-            f"  the source returned {done.stats.get('records', 0)} of {len(items)} requested records; "
+            f"  the source returned {stats.get('records', 0)} of {len(items)} requested records; "
             f"which are missing could not be checked: {describe_error(err)}"
         )
         return []
@@ -532,6 +532,10 @@ def cmd_plan(args: argparse.Namespace, store: StateStore) -> int:
             print(f"  {bucket}: {', '.join(result.planned[bucket])}{' …' if len(result.planned[bucket]) >= 20 else ''}")
     for k, err in result.failures[:20]:
         print(f"    {k}: {err}")
+    if args.items:
+        missing = _not_found(route, key, list(dict.fromkeys(args.items)), s.as_dict())
+        if missing:
+            print(f"  not found at source: {', '.join(missing)}")
     return 0
 
 

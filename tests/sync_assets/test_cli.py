@@ -345,3 +345,12 @@ def test_dotenv_in_the_working_directory_is_read_without_overriding_the_environm
     assert code == 2 and "no module named 'from_dotenv_module'" in err
     assert os.environ["DS_TEST_ALREADY_SET"] == "from-shell"
     monkeypatch.delenv("DURABLE_SYNC_ROUTES_MODULE")
+
+
+def test_plan_items_names_the_keys_the_source_does_not_have(capsys, sqlite_store):
+    route = memory_route({"a": records(5)})
+    code, out, _ = run_cli(
+        capsys, sqlite_store, "plan", route.name, "--spec", "a", "--items", "k0004", "nope-9", routes=[route]
+    )
+    assert code == 0
+    assert "would create 1, update 0" in out and "not found at source: nope-9" in out
