@@ -15,8 +15,8 @@ and then:
 - no key was ever created twice, whatever the schedule;
 - one more pass of every partition writes nothing.
 
-``HYPOTHESIS_PROFILE=slow`` (``-m slow``) runs thousands of schedules; the default runs a hundred and
-fifty in ``make test``.
+``make test`` runs a hundred and fifty schedules; ``pytest -m slow tests/engine/test_properties.py``
+runs three thousand.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import os
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -41,19 +40,7 @@ from sync_assets.engine import PassOptions, run_pass
 from sync_assets.routes import Route
 from sync_assets.state import StateStore
 
-settings.register_profile(
-    "default-engine",
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-settings.register_profile(
-    "slow",
-    max_examples=3000,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-PROFILE = "slow" if os.environ.get("HYPOTHESIS_PROFILE") == "slow" else "default-engine"
+COMMON = {"deadline": None, "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]}
 
 KEYS = [f"k{i:02d}" for i in range(14)]
 PARTITIONS = ["a", "b", "c"]
@@ -188,9 +175,23 @@ round_strategy = st.fixed_dictionaries(
 )
 
 
-@settings(settings.get_profile(PROFILE))
-@given(rounds=st.lists(round_strategy, min_size=1, max_size=3), page_size=st.integers(2, 5))
+rounds_strategy = st.lists(round_strategy, min_size=1, max_size=3)
+
+
+@settings(max_examples=150, **COMMON)
+@given(rounds=rounds_strategy, page_size=st.integers(2, 5))
 def test_generated_schedules_never_duplicate_lose_or_rewrite(tmp_path_factory, rounds, page_size):
+    _check(tmp_path_factory, rounds, page_size)
+
+
+@pytest.mark.slow
+@settings(max_examples=3000, **COMMON)
+@given(rounds=rounds_strategy, page_size=st.integers(2, 5))
+def test_thousands_of_generated_schedules(tmp_path_factory, rounds, page_size):
+    _check(tmp_path_factory, rounds, page_size)
+
+
+def _check(tmp_path_factory: Any, rounds: list[dict[str, Any]], page_size: int) -> None:
     url = f"sqlite:///{tmp_path_factory.mktemp('prop') / 'state.sqlite3'}"
     # Deferred creates are retried after 10 ms here, not 500 ms: the other passes share the loop.
     first_delay = engine.DEFERRED_FIRST_DELAY
@@ -267,9 +268,3 @@ async def _run_schedule(url: str, rounds: list[dict[str, Any]], page_size: int) 
     finally:
         for store in stores:
             store.dispose()
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("HYPOTHESIS_PROFILE") != "slow", reason="set HYPOTHESIS_PROFILE=slow")
-def test_slow_profile_is_selected():
-    assert PROFILE == "slow"
