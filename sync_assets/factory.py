@@ -352,7 +352,7 @@ def build_route(
     source_key: dg.AssetKey,
     downstream: Sequence[dg.AssetsDefinition | dg.AssetSpec] = (),
     *,
-    retry_policy: dg.RetryPolicy = SYNC_RETRY_POLICY,
+    retry_policy: dg.RetryPolicy | None = SYNC_RETRY_POLICY,
 ) -> RouteDefs:
     """The partitioned asset of one route and its sync job.
 
@@ -404,6 +404,8 @@ def build_route(
                 description=str(err), metadata={"reason": "paused", "scope": err.scope}, allow_retries=False
             ) from None
         except AuthError as err:
+            # The pause this run just set shows on the partition at once (check + observation).
+            _log_pause(context, route, partition, store, asset_key, fallback=describe_error(err))
             raise dg.Failure(
                 description=(
                     f"{route.name}/{partition}: credential rejected — {describe_error(err)}. "
@@ -501,7 +503,7 @@ def build_definitions(
     assets: Sequence[dg.AssetsDefinition | dg.AssetSpec] = (),
     state: SyncStateResource | None = None,
     resources: dict[str, Any] | None = None,
-    retry_policy: dg.RetryPolicy = SYNC_RETRY_POLICY,
+    retry_policy: dg.RetryPolicy | None = SYNC_RETRY_POLICY,
 ) -> dg.Definitions:
     """The Dagster definitions of a deployment's routes.
 

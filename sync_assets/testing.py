@@ -190,9 +190,7 @@ def materialize_route(
         if len(specs) != 1:
             raise ValueError(f"{route.name} has {len(specs)} specs; pass partition= one of {sorted(specs)}")
         partition = next(iter(specs))
-    # None is a valid policy for dg.asset (no retries); build_route's annotation does not say so yet.
-    options: dict[str, Any] = {"retry_policy": retry_policy}
-    rd = build_route(route, dg.AssetKey([route.source.name]), assets, **options)
+    rd = build_route(route, dg.AssetKey([route.source.name]), assets, retry_policy=retry_policy)
     instance = instance or dg.DagsterInstance.ephemeral()
     if partition not in instance.get_dynamic_partitions(route.name):
         instance.add_dynamic_partitions(route.name, [partition])

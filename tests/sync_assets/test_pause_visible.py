@@ -125,3 +125,17 @@ def test_building_a_route_warns_nothing_about_the_partitioned_check():
         rd = build_route(memory_route(), dg.AssetKey(["memory"]))
     assert not [w for w in caught if issubclass(w.category, dg.PreviewWarning)], [str(w.message) for w in caught]
     assert dg.AssetCheckKey(rd.asset_key, NOT_PAUSED) in rd.asset.check_keys
+
+
+def test_the_run_whose_credential_is_rejected_shows_the_pause_it_set(sqlite_store):
+    route = memory_route()
+    materialize_route(route, store=sqlite_store)
+    route.destination.credential = None
+    route.source.records["all"] = records(250, version=1)
+    run = materialize_route(route, store=sqlite_store)
+    assert not run.success and "credential rejected" in run.failure
+    check = run.checks[NOT_PAUSED]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR and check.partition == "all"
+    assert "credential:memory" in check.description and "durable-sync resume" in check.description
+    assert run.checks[NO_FAILED_RECORDS].passed
+    assert [o.partition for o in run.observations] == ["all"]
