@@ -524,6 +524,12 @@ def server_wait(response: httpx.Response, now: float, *, rate_limited: bool) -> 
         if parsed is not None:
             return parsed
     if rate_limited:
+        remaining = response.headers.get("x-ratelimit-remaining")
+        if remaining is not None and remaining.strip() not in ("0", "0.0"):
+            # Budget left: the reset names the primary window, not the end of this (secondary)
+            # limit — GitHub's secondary limits keep the primary headers. Back off instead of
+            # waiting up to an hour.
+            return None
         for name in RESET_HEADERS:
             if (value := response.headers.get(name)) is not None:
                 parsed = _parse_reset(value, now)
