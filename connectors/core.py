@@ -50,6 +50,7 @@ __all__ = [
     "Destination",
     "DestinationHTTPError",
     "DestinationSession",
+    "InvalidValue",
     "RateLimited",
     "Record",
     "RecordError",
@@ -456,10 +457,26 @@ def describe_error(err: BaseException | None) -> str:
 # Neutral-type validation (used by the engine; exposed so connectors can check their own output)
 
 
+class InvalidValue:
+    """A value a source could not read, standing in for it in a record so that the record fails on
+    its own (the engine rejects it with ``message``) while the rest of the page is written.
+
+    Subclasses set ``message``: what was read and why it is not valid (e.g. ``'soon' is not a date``).
+    """
+
+    __slots__ = ()
+
+    @property
+    def message(self) -> str:
+        return "invalid value"
+
+
 def neutral_type_error(name: str, value: Any) -> str | None:
     """Why ``value`` is not a neutral value, or None when it is."""
     if value is None or isinstance(value, (str, bool)):
         return None
+    if isinstance(value, InvalidValue):
+        return f"property {name!r}: {value.message}"
     if isinstance(value, int):
         return None
     if isinstance(value, float):

@@ -39,26 +39,29 @@ def _missing(*names: str) -> list[str]:
 def files_demo_route() -> Route:
     """The embedded demo: ``examples/tasks.csv`` (a working copy) into a SQLite table."""
     seed_demo_data()
+    # Declared once, for both ends: the source converts each cell (a bad one fails its record) and
+    # the destination's columns get these types instead of the first value's.
+    types = {
+        "priority": "int",
+        "estimate_hours": "float",
+        "done": "bool",
+        "tags": "list",
+        "due": "date",
+        "updated_at": "datetime",
+    }
     source = FilesSource(
         [
             FileSpec(
                 key="tasks",
                 path=str(demo_dir() / "tasks.csv"),
                 key_column="id",
-                types={
-                    "priority": "int",
-                    "estimate_hours": "float",
-                    "done": "bool",
-                    "tags": "list",
-                    "due": "date",
-                    "updated_at": "datetime",
-                },
+                types=types,
                 body_column="notes",
                 interval_minutes=5,
             )
         ]
     )
-    destination = SQLiteDestination(demo_dir() / "demo.sqlite3", table="tasks", key_column="task_id")
+    destination = SQLiteDestination(demo_dir() / "demo.sqlite3", table="tasks", key_column="task_id", types=types)
     return Route(
         source,
         destination,

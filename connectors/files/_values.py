@@ -6,7 +6,7 @@ import datetime as dt
 import math
 from typing import Any
 
-from connectors.core import RecordError
+from connectors.core import InvalidValue, RecordError
 
 __all__ = [
     "InvalidCell",
@@ -22,7 +22,7 @@ _MAX_SHOWN = 60
 """Characters of a bad cell's raw value quoted in its message (a cell may be a whole paragraph)."""
 
 
-class InvalidCell:
+class InvalidCell(InvalidValue):
     """A cell that did not convert to its declared type, standing in for its value in the record.
 
     It is deliberately not a neutral value: the engine's ``validate_record`` rejects the record that
@@ -30,9 +30,9 @@ class InvalidCell:
     of the page is written. Passing the raw text on instead would let a typed destination take it as
     the first value of a column, and a fixed cell would then be refused by the column it typed.
 
-    The engine's message names the value's type (``unsupported type NotADate``), so there is one
-    subclass per declared type, named after it; ``message`` has the details, which the destinations
-    use when they are called directly.
+    The engine's message is ``message`` (``property 'due': 'soon' is not a date (...)``); there is one
+    subclass per declared type, named after it, and the destinations use ``message`` too when they
+    are called directly.
 
     Attributes:
         type_name: The declared type the cell failed (``date``).
