@@ -254,6 +254,21 @@ def _log_pause(
         context.log_event(event)
 
 
+def _log_checks_before_failing(
+    context: dg.AssetExecutionContext, route: Route, partition: str, store: StateStore, asset_key: dg.AssetKey
+) -> None:
+    """Log the checks as the state store has them from a run about to fail for a reason they do not
+    measure (a configuration error, a long rate-limit wait): Dagster would show every check of the
+    failed run as "execution failed" — a red ``no_duplicate_keys`` although nothing was listed."""
+    others = [r for r in _check_results(route, partition, store, asset_key) if r.check_name != NOT_PAUSED]
+    for result in others:
+        context.log_event(_as_evaluation(result))
+    checks = pause_events(route.name, partition, store.paused(route.pause_scopes(partition)), asset_key=asset_key)
+    for event in checks:
+        if isinstance(event, dg.AssetCheckEvaluation):
+            context.log_event(event)
+
+
 def _as_evaluation(result: dg.AssetCheckResult) -> dg.AssetCheckEvaluation:
     """A check result as an event a step can log before it fails (unpartitioned checks only)."""
     assert result.asset_key is not None and result.check_name is not None
@@ -422,6 +437,7 @@ def build_route(
                 ) from err
             until = utcnow() + dt.timedelta(seconds=err.retry_after)
             store.set_not_before(route.name, partition, until)
+            _log_checks_before_failing(context, route, partition, store, asset_key)
             raise dg.Failure(
                 description=(
                     f"{route.name}/{partition}: rate limited for {int(err.retry_after)} s; the dispatcher "
@@ -431,6 +447,7 @@ def build_route(
                 allow_retries=False,
             ) from None
         except ConfigError as err:
+            _log_checks_before_failing(context, route, partition, store, asset_key)
             raise dg.Failure(
                 description=f"{route.name}/{partition}: {err}",
                 metadata={"reason": "config"},

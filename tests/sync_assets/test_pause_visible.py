@@ -139,3 +139,23 @@ def test_the_run_whose_credential_is_rejected_shows_the_pause_it_set(sqlite_stor
     assert "credential:memory" in check.description and "durable-sync resume" in check.description
     assert run.checks[NO_FAILED_RECORDS].passed
     assert [o.partition for o in run.observations] == ["all"]
+
+
+def test_a_configuration_error_run_leaves_the_checks_it_did_not_measure_green(sqlite_store):
+    from connectors.core import ConfigError
+
+    route = memory_route()
+    materialize_route(route, store=sqlite_store)
+
+    def broken(*_args, **_kwargs):
+        raise ConfigError("the source's settings are wrong")
+
+    route.source.fetch_page = broken
+    with dg.instance_for_test() as instance:
+        run = materialize_route(route, store=sqlite_store, instance=instance)
+        assert not run.success and "settings are wrong" in run.failure
+        for name in (NO_DUPLICATE_KEYS, NO_FAILED_RECORDS):
+            history = instance.event_log_storage.get_asset_check_execution_history(
+                dg.AssetCheckKey(dg.AssetKey(route.name), name), limit=1
+            )
+            assert history[0].status.value == "SUCCEEDED", (name, history[0].status)
