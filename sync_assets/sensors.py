@@ -21,6 +21,7 @@
 No ``from __future__ import annotations`` here: Dagster reads the context annotations at runtime.
 """
 
+import json
 import re
 import time
 import zlib
@@ -31,7 +32,7 @@ import dagster as dg
 
 from connectors.core import DESCRIPTION_LIMIT, redact_error_text
 from sync_assets.engine import credential_fingerprint
-from sync_assets.factory import PARTITION_TAG, ROUTE_TAG, RouteDefs, SyncConfig, run_tags
+from sync_assets.factory import PARTITION_TAG, ROUTE_TAG, RouteDefs, SyncConfig, pause_events, run_tags
 from sync_assets.notify import notify_pause
 from sync_assets.resources import SyncStateResource
 from sync_assets.state import StateStore
@@ -103,10 +104,22 @@ def dispatcher_sensor(rd: RouteDefs) -> dg.SensorDefinition:
         now = time.time()
         requests: list[dg.RunRequest] = []
         skipped: list[str] = []
+        # A pause set between runs starts no run, so nothing would show it: report it (and its end)
+        # on the partition once, as an observation. The cursor remembers what was reported.
+        reported: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+        now_paused: dict[str, str] = {}
+        asset_events: list[dg.AssetCheckEvaluation | dg.AssetObservation] = []
         for key, spec in sorted(specs.items()):
-            if _paused(pauses, route.pause_scopes(key)):
+            pause = next((pauses[s] for s in route.pause_scopes(key) if s in pauses), None)
+            if pause is not None:
+                mark = f"{pause.scope}@{pause.paused_at.isoformat()}"
+                now_paused[key] = mark
+                if reported.get(key) != mark:
+                    asset_events += pause_events(route.name, key, pause, asset_key=rd.asset_key, runless=True)
                 skipped.append(f"{key}: paused")
                 continue
+            if key in reported:
+                asset_events += pause_events(route.name, key, None, asset_key=rd.asset_key, runless=True)
             if f"{route.name}/{key}" in busy:
                 continue
             nb = not_before.get(key)
@@ -134,7 +147,13 @@ def dispatcher_sensor(rd: RouteDefs) -> dg.SensorDefinition:
         skip = None
         if not requests:
             skip = "; ".join(skipped) if skipped else "no partition is due"
-        return dg.SensorResult(run_requests=requests, dynamic_partitions_requests=partition_requests, skip_reason=skip)
+        return dg.SensorResult(
+            run_requests=requests,
+            dynamic_partitions_requests=partition_requests,
+            skip_reason=skip,
+            asset_events=asset_events,
+            cursor=json.dumps(now_paused, sort_keys=True),
+        )
 
     return _dispatch
 
@@ -381,26 +400,27 @@ def reconcile_schedule(rd: RouteDefs) -> dg.ScheduleDefinition:
         cron_schedule=cron,
         job=rd.job,
         default_status=dg.DefaultScheduleStatus.RUNNING,
-        description=f"Daily pass of every partition of {route.name} with a destination listing.",
+        description=f"Daily destination listing of {route.name} (one pass of one partition lists for the route).",
     )
     def _reconcile(context: dg.ScheduleEvaluationContext, sync_state: SyncStateResource):
+        # The listing is of the whole destination and merges into the whole route's link map: one
+        # pass lists for every partition (a listing per partition would list the same rows N times).
         store = sync_state.store()
         pauses = store.pauses()
         busy = in_flight_partitions(context.instance, [rd.job_name])
         existing = set(context.instance.get_dynamic_partitions(rd.route.name))
         stamp = int(context.scheduled_execution_time.timestamp())
-        requests = []
         for key in sorted(route.specs_by_partition()):
             if key not in existing or _paused(pauses, route.pause_scopes(key)) or f"{route.name}/{key}" in busy:
                 continue
-            requests.append(
+            return [
                 dg.RunRequest(
-                    run_key=f"reconcile:{key}:{stamp}",
+                    run_key=f"reconcile:{stamp}",
                     partition_key=key,
                     run_config=_run_config(rd, SyncConfig(reconcile=True)),
                     tags=run_tags(route, key, "reconcile"),
                 )
-            )
-        return requests or dg.SkipReason("no partition to reconcile")
+            ]
+        return dg.SkipReason("no partition to reconcile")
 
     return _reconcile

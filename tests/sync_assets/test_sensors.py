@@ -215,7 +215,7 @@ def test_failure_sensor_records_the_root_cause_and_notifies(instance, route, sql
     assert payload["route"] == route.name and payload["partition"] == "a"
 
 
-def test_reconcile_schedule_requests_a_listing_for_each_partition(instance, route, sqlite_store):
+def test_reconcile_schedule_requests_one_listing_for_the_route(instance, route, sqlite_store):
     add_partitions(instance, route)
     defs = defs_for(route, sqlite_store)
     schedule = defs.resolve_schedule_def(f"{route.name}_reconcile")
@@ -226,8 +226,12 @@ def test_reconcile_schedule_requests_a_listing_for_each_partition(instance, rout
         repository_def=defs.get_repository_def(),
     )
     requests = list(schedule.evaluate_tick(ctx).run_requests or [])
-    assert sorted(r.partition_key for r in requests) == ["a", "b", "c"]
-    assert all(r.run_config["ops"][route.name]["config"]["reconcile"] for r in requests)
+    assert [r.partition_key for r in requests] == ["a"]
+    assert requests[0].run_config["ops"][route.name]["config"]["reconcile"]
+    # A paused first partition hands the listing to the next one.
+    sqlite_store.pause(f"partition:{route.name}/a", "by hand")
+    requests = list(schedule.evaluate_tick(ctx).run_requests or [])
+    assert [r.partition_key for r in requests] == ["b"]
 
 
 class _DownAfterFirstPage(MemorySource):
@@ -309,3 +313,20 @@ def test_sync_now_never_takes_requests_of_another_code_locations_routes(instance
     result = tick(defs_for(other, sqlite_store), "durable_sync_sync_now", instance, sqlite_store)
     assert [(r.job_name, r.partition_key) for r in result.run_requests] == [(f"{other.name}_sync", "x")]
     assert sqlite_store.pending_requests() == []
+
+
+def test_dispatcher_shows_a_pause_set_between_runs_once_and_its_end(instance, route, sqlite_store):
+    add_partitions(instance, route)
+    defs = defs_for(route, sqlite_store)
+    name = f"{route.name}_dispatcher"
+    sqlite_store.pause(f"partition:{route.name}/a", "maintenance window")
+    first = tick(defs, name, instance, sqlite_store)
+    observations = [e for e in first.asset_events if isinstance(e, dg.AssetObservation)]
+    assert [o.partition for o in observations] == ["a"]
+    assert "maintenance window" in observations[0].description
+    # Reported once: the next tick with the same pause adds nothing.
+    again = tick(defs, name, instance, sqlite_store, cursor=first.cursor)
+    assert again.asset_events == []
+    sqlite_store.resume(f"partition:{route.name}/a")
+    lifted = tick(defs, name, instance, sqlite_store, cursor=again.cursor)
+    assert [(o.partition, o.metadata["paused"].value) for o in lifted.asset_events] == [("a", False)]
