@@ -167,6 +167,7 @@ class PassStats:
     seconds: float = 0.0
     resumed_from: int | None = None
     reconciled: bool = False
+    not_found: list[str] = field(default_factory=list)  # targeted: keys asked for the source did not return
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -398,6 +399,7 @@ class _Pass:
         self.deferred_stale = False  # a claim taken over from a dead pass: list before creating it
         self.adopted_keys: set[str] = set()  # our own creates found by the listing: count as created
         self.fetched: tuple[tuple[str, ...] | None, list[Any]] | None = None  # fetch()-only: read once
+        self.asked: set[str] | None = set(options.only_items) if options.only_items is not None else None
 
     # ------------------------------------------------------------------------------------------
 
@@ -500,6 +502,8 @@ class _Pass:
             raise
 
         stats.seconds = round(seconds_before + (time.monotonic() - t0), 3)
+        if self.asked:
+            stats.not_found = sorted(self.asked)[:SAMPLE_LIMIT * 5]
         if not opts.plan:
             self.store.finish_pass(
                 self.name,
@@ -863,6 +867,8 @@ class _Pass:
         for i, item in enumerate(raw):
             if not extra:
                 stats.records += 1
+            if self.asked is not None:
+                self.asked.discard(getattr(item, "primary_key", None))  # type: ignore[arg-type]
             record = item
             if self.transform is not None:
                 try:

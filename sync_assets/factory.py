@@ -352,6 +352,8 @@ def _metadata(route: Route, result: PassResult, store: StateStore) -> dict[str, 
         md.update(listed=s.listed, adopted=s.adopted, gone=s.gone, keys_listed_twice=s.duplicates)
     if s.resumed_from is not None:
         md["resumed_from_page"] = s.resumed_from
+    if s.not_found:
+        md["not_found_at_source"] = ", ".join(s.not_found)
     describe = getattr(route.destination, "describe", None)
     if describe is not None:
         where = str(describe())

@@ -223,3 +223,10 @@ def test_lease_rows_are_per_route_and_released(store):
     later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=31)
     taken, previous = store.acquire_lease("r1", "p", "h3", seconds=30, now=later)
     assert taken and previous is not None and previous.holder == "h2" and previous.released_at is None
+
+
+async def test_a_targeted_pass_names_the_keys_the_source_did_not_return(store):
+    route = Route(MemorySource({"all": recs(10)}, page_size=5), MemoryDestination())
+    result = await run_pass(route, "all", store, PassOptions(only_items=("k00003", "nope", "gone")))
+    assert result.stats.created == 1
+    assert result.stats.not_found == ["gone", "nope"]
