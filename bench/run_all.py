@@ -36,6 +36,8 @@ def main() -> int:
     results: dict[str, dict] = {}
     print("engine: throughput", flush=True)
     results["throughput"] = run(["bench/engine_bench.py", "--scenario", "throughput", "--n", str(n_engine)])
+    print("engine: the partition lease's cost", flush=True)
+    results["lease_cost"] = run(["bench/engine_bench.py", "--scenario", "lease_cost", "--n", str(n_engine)])
     print("engine: latency", flush=True)
     results["latency"] = run(["bench/engine_bench.py", "--scenario", "latency", "--n", "10000"])
     print("engine: million", flush=True)
@@ -73,6 +75,14 @@ def main() -> int:
             f"≤ {math.ceil(t['n'] / 100):,} listing calls",
             f"{t['reconcile_list_calls']:,} listing calls ({t['reconcile_pass_seconds']} s)",
             ok(t["reconcile_list_calls"] <= math.ceil(t["n"] / 100)),
+        ),
+        (
+            f"engine pass 1 with the partition lease vs without, N={results['lease_cost']['n']:,}",
+            "within 5 %",
+            f"{results['lease_cost']['with_lease_records_per_second']:,} vs "
+            f"{results['lease_cost']['without_lease_records_per_second']:,} records/s "
+            f"({results['lease_cost']['lease_cost_pct']:+} %, medians of 3)",
+            ok(results["lease_cost"]["lease_cost_pct"] <= 5),
         ),
         (
             "engine, N=10,000, 5 ms per destination call",
