@@ -90,8 +90,10 @@ __all__ = [
     "DEFAULT_RETRY_STATUSES",
     "DEFAULT_TIMEOUT",
     "DEFAULT_USER_AGENT",
+    "RATE_LIMIT_FALLBACK_WAIT",
     "REDACTED",
     "RETRY_EXTENSION",
+    "Clock",
     "HTTPAuthError",
     "HTTPErrorInfo",
     "HTTPRateLimited",
@@ -101,6 +103,7 @@ __all__ = [
     "Rate",
     "RetryPolicy",
     "RetryTransport",
+    "Sleep",
     "classify_response",
     "error_for_response",
     "make_client",
@@ -112,7 +115,7 @@ __all__ = [
     "server_wait",
 ]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("connectors.http")  # one name for the whole toolkit (tests and operators filter on it)
 
 # --------------------------------------------------------------------------------------------------
 # Constants
@@ -212,6 +215,7 @@ class Rate:
     burst: int | None = None
 
     def __post_init__(self) -> None:
+        """Refuse a rate that is not positive and finite, or a burst below 1."""
         if not (self.requests > 0 and self.per_seconds > 0 and math.isfinite(self.requests / self.per_seconds)):
             raise ConfigError(f"Rate needs requests > 0 and per_seconds > 0, got {self!r}")
         if self.burst is not None and self.burst < 1:
@@ -255,6 +259,7 @@ class RetryPolicy:
     retry_ambiguous: bool = True
 
     def __post_init__(self) -> None:
+        """Refuse impossible values (no attempt, negative delays, jitter outside [0, 1])."""
         if self.max_attempts < 1:
             raise ConfigError(f"RetryPolicy.max_attempts must be >= 1, got {self.max_attempts!r}")
         if min(self.base_delay, self.max_delay, self.max_wait) < 0:
@@ -306,8 +311,10 @@ def redact_url(url: httpx.URL | str) -> str:
 
 
 class _RedactHttpxRequestLog(logging.Filter):
-    """httpx logs every request at INFO with its full URL (``HTTP Request: GET https://…?key=…``);
-    mask query values and userinfo there too, so a key in a URL never reaches a log."""
+    """Mask query values and userinfo in httpx's request log line, so a key in a URL never reaches a log.
+
+    httpx logs every request at INFO with its full URL (``HTTP Request: GET https://…?key=…``).
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple) and record.args:
@@ -716,6 +723,7 @@ class RetryTransport(httpx.AsyncBaseTransport):
         clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        """Wrap ``inner``; the credential's limits are adopted unless another client set them first."""
         for name, value in (
             ("max_concurrent", max_concurrent),
             ("max_concurrent_writes", max_concurrent_writes),
@@ -734,6 +742,7 @@ class RetryTransport(httpx.AsyncBaseTransport):
         self._rng = rng or random.Random()
 
     async def aclose(self) -> None:
+        """Close the wrapped transport."""
         await self._inner.aclose()
 
     def _policy_for(self, request: httpx.Request) -> RetryPolicy:
@@ -784,6 +793,7 @@ class RetryTransport(httpx.AsyncBaseTransport):
             return await self._inner.handle_async_request(request)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request``, retrying as the module docstring describes; the response it did not retry."""
         policy = self._policy_for(request)
         await request.aread()  # buffer a streamed body once, so every attempt resends the same bytes
         failures = 0

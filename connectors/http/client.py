@@ -1,0 +1,239 @@
+"""One JSON API client base and one bundle of HTTP settings, shared by every system's REST client.
+
+Before this module, the clients of Asana, Notion, Jira, Luma and Contentful each repeated the same
+forty lines: build an ``httpx.AsyncClient`` with :func:`~connectors.http.make_client`, be an async
+context manager, and send one request that reads the body, maps a 4xx/5xx to a typed error, never
+resends a create after an ambiguous failure, and decodes the JSON. :class:`JsonApiClient` is those
+lines once (anchors: dlt's ``RESTClient``, Singer SDK's ``RESTStream``); a system's client keeps only
+what is its own: headers, envelope, error shapes and endpoints.
+
+:class:`HttpSettings` is what tests and embedding code inject into the HTTP layer (the transport that
+sends, the sleep and clock the retries use, the jitter source, the retry policy). Sources and
+destinations take one ``http=HttpSettings(...)`` and hand it to their client unchanged, instead of
+threading four keyword arguments through every constructor. The older ``transport=``/``sleep=``/
+``clock=`` keywords still work where they existed: :meth:`HttpSettings.of` folds them in.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar, Self
+
+import httpx
+
+from connectors.core import SyncError
+from connectors.http.retry import (
+    DEFAULT_TIMEOUT,
+    Clock,
+    Rate,
+    RetryPolicy,
+    Sleep,
+    error_for_response,
+    make_client,
+    retry_options,
+)
+
+__all__ = ["HttpSettings", "JsonApiClient"]
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    """What the HTTP layer of a connector may be given instead of its defaults.
+
+    Attributes:
+        transport: The transport that sends (``httpx.ASGITransport(app)`` for an in-process fake,
+            ``httpx.MockTransport`` for replayed traffic); None: the network.
+        sleep: Awaitable sleep used between retries (a fake clock's in tests); None: ``asyncio.sleep``.
+        clock: Epoch seconds (rate-limit resets, blocks); clients sharing a credential must share it.
+        rng: Source of jitter; None: a fresh ``random.Random``.
+        retry: Retry policy; None: the client's default (the toolkit's, or the system's own).
+    """
+
+    transport: httpx.AsyncBaseTransport | None = None
+    sleep: Sleep | None = None
+    clock: Clock | None = None
+    rng: random.Random | None = None
+    retry: RetryPolicy | None = None
+
+    @classmethod
+    def of(
+        cls,
+        settings: HttpSettings | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep | None = None,
+        clock: Clock | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> HttpSettings:
+        """``settings`` (or the defaults) with the individually given values filled in.
+
+        The one place the older per-constructor keywords (``transport=``, ``sleep=``, ``clock=``,
+        ``retry=``) meet the bundle; a value given by keyword wins over the bundle's.
+
+        Args:
+            settings: The bundle, if one was given.
+            transport: A transport given on its own.
+            sleep: A sleep given on its own.
+            clock: A clock given on its own.
+            retry: A retry policy given on its own.
+        """
+        base = settings if settings is not None else cls()
+        if transport is None and sleep is None and clock is None and retry is None:
+            return base
+        return replace(
+            base,
+            transport=transport if transport is not None else base.transport,
+            sleep=sleep if sleep is not None else base.sleep,
+            clock=clock if clock is not None else base.clock,
+            retry=retry if retry is not None else base.retry,
+        )
+
+
+class JsonApiClient:
+    """An async client of one JSON REST API for one credential: the base every system's client extends.
+
+    Use it as an async context manager (or call :meth:`aclose`). Subclasses set :attr:`service` and,
+    where the API differs from the default, :attr:`envelope`, :attr:`allow_empty`,
+    :attr:`create_timeout` and :meth:`error_for`.
+
+    Args:
+        base_url: API base (a loopback fake in tests).
+        headers: Default headers (authentication, API version, content type).
+        credential: Key naming the credential the requests count against (never the secret).
+        rate: The credential's request rate (None: no limiter).
+        http: Transport, sleep, clock, jitter and retry policy (:class:`HttpSettings`).
+        retry: The retry policy when ``http`` names none (the system's default).
+        timeout: Default per-request timeout.
+        max_concurrent: Requests in flight at once on the credential (reads only, if the next is set).
+        max_concurrent_writes: Writes in flight at once on the credential.
+        auth: An ``httpx.Auth`` (Basic auth, OAuth refresh-and-retry).
+
+    Attributes:
+        credential: The credential key.
+        http: The settings the client was built with.
+        requests: Requests sent through :meth:`request` (each counted once, however often retried).
+    """
+
+    service: ClassVar[str] = "HTTP"
+    #: A non-object JSON answer is returned as ``{envelope: body}`` (None: returned as it is).
+    envelope: ClassVar[str | None] = None
+    #: An empty answer (204) decodes to ``{}`` (with an envelope) or None; False: decoding it fails.
+    allow_empty: ClassVar[bool] = True
+    #: The timeout of non-idempotent calls (None: the client's default).
+    create_timeout: ClassVar[float | httpx.Timeout | None] = None
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        headers: Mapping[str, str],
+        credential: str,
+        rate: Rate | None = None,
+        http: HttpSettings | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        max_concurrent: int | None = None,
+        max_concurrent_writes: int | None = None,
+        auth: httpx.Auth | None = None,
+    ) -> None:
+        """Build the underlying ``httpx.AsyncClient`` with :func:`~connectors.http.make_client`."""
+        self.credential = credential
+        self.http = http if http is not None else HttpSettings()
+        self.requests = 0
+        self._http = make_client(
+            service=self.service,
+            base_url=base_url,
+            headers=headers,
+            auth=auth,
+            credential=credential,
+            rate=rate,
+            max_concurrent=max_concurrent,
+            max_concurrent_writes=max_concurrent_writes,
+            retry=self.http.retry or retry,
+            timeout=timeout,
+            transport=self.http.transport,
+            sleep=self.http.sleep,
+            clock=self.http.clock,
+            rng=self.http.rng,
+        )
+
+    async def __aenter__(self) -> Self:
+        """Enter the client's context: the client itself."""
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Leave the client's context: close its connections."""
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the client's connections."""
+        await self._http.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        create: bool = False,
+    ) -> Any:
+        """Send one request and return its decoded JSON body (see :meth:`decode`).
+
+        Args:
+            method: The HTTP verb.
+            path: The path under the base URL.
+            json: The JSON body, if any.
+            params: Query parameters.
+            headers: Headers for this request only.
+            create: The call is not idempotent: never resend it after an ambiguous failure (a read
+                timeout, a dropped connection, 500/502/504), and give it :attr:`create_timeout`.
+
+        Raises:
+            HTTPAuthError: 401, or a 403 that is not a rate limit.
+            NotFound: 404 (and 410 Gone).
+            HTTPRecordError: another 4xx (or what :meth:`error_for` makes of it).
+            HTTPRateLimited / HTTPTransientError: retries exhausted.
+        """
+        timeout = self.create_timeout if create and self.create_timeout is not None else httpx.USE_CLIENT_DEFAULT
+        response = await self._http.request(
+            method,
+            path,
+            json=json,
+            params=params,
+            headers=headers,
+            extensions=retry_options(retry_ambiguous=False) if create else None,
+            timeout=timeout,
+        )
+        self.requests += 1
+        try:
+            await response.aread()
+            if response.status_code >= 400:
+                raise self.error_for(response)
+            return self.decode(response)
+        finally:
+            await response.aclose()
+
+    def error_for(self, response: httpx.Response) -> SyncError:
+        """The typed error a failed (read) response raises; override to parse an API's error shape.
+
+        Args:
+            response: A 4xx/5xx response whose body has been read.
+        """
+        return error_for_response(response)
+
+    def decode(self, response: httpx.Response) -> Any:
+        """The JSON body of a successful response, shaped by :attr:`envelope` and :attr:`allow_empty`.
+
+        Args:
+            response: A 1xx/2xx/3xx response whose body has been read.
+        """
+        if self.allow_empty and not response.content.strip():
+            return {} if self.envelope is not None else None
+        body = response.json()
+        if self.envelope is None or isinstance(body, dict):
+            return body
+        return {self.envelope: body}
