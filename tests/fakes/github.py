@@ -63,6 +63,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tests.fakes.common import FakeTime
 from tests.fakes.loopback import serve_app
 
 __all__ = ["Call", "FakeClock", "FakeGitHub", "FakeOrg", "FakeRepo", "serve"]
@@ -81,26 +82,8 @@ JSON_TYPE = "application/json; charset=utf-8"
 RAW_TYPE = "application/vnd.github.raw; charset=utf-8"
 
 
-class FakeClock:
-    """An epoch clock that moves only when someone sleeps; every sleep is recorded.
-
-    Give ``clock`` to the fake and ``clock``/``sleep`` to the client, so a rate-limit reset the fake
-    announces is the moment the client's sleep reaches. The clock advances after yielding once, so a
-    concurrent task sees the time as it was when the sleeper started waiting (as with real time).
-    """
-
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        target = self.now + seconds
-        await asyncio.sleep(0)
-        self.now = max(self.now, target)
+FakeClock = FakeTime
+"""The shared fake clock (``tests.fakes.common.FakeTime``) under the name this module's users know."""
 
 
 class Call(NamedTuple):

@@ -66,6 +66,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from tests.fakes.common import FakeTime
 from tests.fakes.loopback import serve_app
 
 __all__ = ["Call", "FakeOAuthServer", "ManualClock", "TokenInfo", "serve"]
@@ -73,17 +74,8 @@ __all__ = ["Call", "FakeOAuthServer", "ManualClock", "TokenInfo", "serve"]
 GRANT_REVOKED = "OAuth grant revoked"
 
 
-class ManualClock:
-    """Epoch seconds that move only when a test says so (``advance``)."""
-
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+ManualClock = FakeTime
+"""Epoch seconds that move only when a test says so (``advance``): the shared ``FakeTime``, callable."""
 
 
 class Call(NamedTuple):

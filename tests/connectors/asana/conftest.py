@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +11,7 @@ import pytest
 
 from connectors.asana import AsanaDestination
 from connectors.http import Rate, RetryPolicy
+from tests.fakes import common
 from tests.fakes.asana import FakeAsana, FakeProject, FakeUser
 
 START = 1_700_000_040.0  # 2023-11-14T22:14:00Z, the start of a minute-long window
@@ -37,24 +37,12 @@ SCHEMA: dict[str, Any] = {
 }
 
 
-class FakeTime:
-    """An epoch clock that moves only when someone sleeps (or the test advances it)."""
+class FakeTime(common.FakeTime):
+    """The shared fake clock, starting at the start of a minute-long window (Asana's rate windows)."""
 
     def __init__(self, start: float = START) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        target = self.now + seconds
-        await asyncio.sleep(0)
-        self.now = max(self.now, target)
+        """Start the clock at ``start`` (default: ``START``)."""
+        super().__init__(start)
 
 
 @pytest.fixture

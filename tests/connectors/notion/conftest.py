@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +11,7 @@ import pytest
 
 from connectors.http import Rate
 from connectors.notion import NotionDestination, NotionSource
+from tests.fakes.common import FakeTime
 from tests.fakes.notion import FakeDatabase, FakeNotion
 
 START = 1_700_000_000.0  # 2023-11-14T22:13:20Z
@@ -44,29 +44,6 @@ GITHUB_SCHEMA: dict[str, Any] = {
     "Edited": "last_edited_time",
     "Status": "status",
 }
-
-
-class FakeTime:
-    """An epoch clock that moves only when someone sleeps (or the test advances it)."""
-
-    def __init__(self, start: float = START) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def utcnow(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self.now, dt.UTC)
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        target = self.now + seconds
-        await asyncio.sleep(0)
-        self.now = max(self.now, target)
 
 
 @pytest.fixture

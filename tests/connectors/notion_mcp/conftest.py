@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import Callable, Generator
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 from connectors.http import Rate
 from connectors.notion import NotionDestination, NotionSource
 from connectors.notion.mcp import NotionMcpDestination, NotionMcpSource
+from tests.fakes.common import FakeTime
 from tests.fakes.notion import FakeDatabase, FakeNotion
 from tests.fakes.notion_mcp import IN_PROCESS_URL, FakeNotionMcp
 
@@ -41,29 +41,6 @@ SCHEMA: dict[str, Any] = {
     "Created time": "created_time",
     "Edited": "last_edited_time",
 }
-
-
-class FakeTime:
-    """An epoch clock that moves only when someone sleeps (or the test advances it)."""
-
-    def __init__(self, start: float = START) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def utcnow(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self.now, dt.UTC)
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        target = self.now + seconds
-        await asyncio.sleep(0)
-        self.now = max(self.now, target)
 
 
 class StaticBearer(httpx.Auth):
