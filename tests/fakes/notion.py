@@ -70,6 +70,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tests.fakes.common import Fault, FaultQueue, RequestLog, TokenBuckets, TokenRegistry, compile_path
 from tests.fakes.loopback import serve_app
 
 __all__ = [
@@ -274,6 +275,15 @@ class _Fail(Exception):
         return JSONResponse(body, status_code=self.status, headers=headers)
 
 
+def _fault_error(fault: Fault) -> _Fail:
+    retry_after = int(fault.retry_after) if fault.retry_after is not None else None
+    return _Fail(fault.status, fault.message, code=fault.code, retry_after=retry_after)
+
+
+def _new_token() -> str:
+    return f"ntn_fake{uuid.uuid4().hex}"
+
+
 def _invalid(message: str) -> _Fail:
     return _Fail(400, message, code="validation_error")
 
@@ -369,28 +379,6 @@ class Counters:
     errors: int = 0
 
 
-@dataclass
-class _Fault:
-    status: int
-    code: str | None
-    message: str | None
-    retry_after: int | None
-    after: bool
-    method: str | None
-    path: re.Pattern[str] | None
-
-    def matches(self, method: str, path: str) -> bool:
-        if self.method is not None and self.method != method:
-            return False
-        return self.path is None or bool(self.path.search(path))
-
-
-@dataclass
-class _Bucket:
-    tokens: float
-    at: float
-
-
 # --------------------------------------------------------------------------------------------------
 # The fake
 
@@ -420,15 +408,16 @@ class FakeNotion:
         self.query_limit = QUERY_RESULT_LIMIT
         self.clock = clock
         self.round_times = round_times
-        self.tokens: dict[str, str] = {}  # token -> workspace
-        self.revoked: set[str] = set()
+        self._tokens = TokenRegistry()
+        self.tokens = self._tokens.owners  # token -> workspace
+        self.revoked = self._tokens.revoked
         self.databases: dict[str, FakeDatabase] = {}
         self.data_sources: dict[str, FakeDataSource] = {}
         self.pages_by_id: dict[str, FakePage] = {}
-        self.log: list[LoggedRequest] = []
+        self.log: RequestLog[LoggedRequest] = RequestLog()
         self.counters = Counters()
-        self._buckets: dict[str, _Bucket] = {}
-        self._faults: list[_Fault] = []
+        self._buckets = TokenBuckets()
+        self._faults = FaultQueue()
         self._cursors: dict[str, tuple[str, list[Any]]] = {}
         self._seq = itertools.count(1)
         self._lock = threading.RLock()
@@ -441,21 +430,15 @@ class FakeNotion:
 
     def add_token(self, workspace: str = "default", token: str | None = None) -> str:
         """Register an integration token for ``workspace`` and return it."""
-        token = token or f"ntn_fake{uuid.uuid4().hex}"
-        self.tokens[token] = workspace
-        self.revoked.discard(token)
-        return token
+        return self._tokens.add(token or _new_token(), workspace)
 
     def revoke_token(self, token: str) -> None:
         """Revoke a token: every later request with it answers 401 ``unauthorized``."""
-        self.tokens.pop(token, None)
-        self.revoked.add(token)
+        self._tokens.revoke(token)
 
     def rotate_token(self, token: str) -> str:
         """Revoke ``token`` and return a new one for the same workspace."""
-        workspace = self.tokens.get(token, "default")
-        self.revoke_token(token)
-        return self.add_token(workspace)
+        return self._tokens.rotate(token, _new_token(), default_owner="default")
 
     # -- rate limit and faults -----------------------------------------------------------------
 
@@ -464,7 +447,7 @@ class FakeNotion:
         self.rate = rate
         if burst is not None:
             self.burst = burst
-        self._buckets.clear()
+        self._buckets.reset()
 
     def fail_next(
         self,
@@ -490,27 +473,20 @@ class FakeNotion:
             method: Only requests with this verb.
             path: Only requests whose path matches this regular expression.
         """
-        for _ in range(n):
-            self._faults.append(
-                _Fault(
-                    status,
-                    code,
-                    message,
-                    retry_after,
-                    after,
-                    method.upper() if method else None,
-                    re.compile(path) if path else None,
-                )
-            )
+        fault = Fault(
+            status,
+            after=after,
+            method=method.upper() if method else None,
+            path=compile_path(path),
+            retry_after=retry_after,
+            message=message,
+            code=code,
+        )
+        self._faults.add(fault, n)
 
     def requests(self, method: str | None = None, path: str | None = None) -> list[LoggedRequest]:
         """Logged requests, optionally only those with this verb and a path matching this regex."""
-        pattern = re.compile(path) if path else None
-        return [
-            r
-            for r in self.log
-            if (method is None or r.method == method.upper()) and (pattern is None or pattern.search(r.path))
-        ]
+        return self.log.matching(method, path)
 
     # -- building state ------------------------------------------------------------------------
 
@@ -700,11 +676,9 @@ class FakeNotion:
             try:
                 token, workspace = self._authenticate(request)
                 self._take_token(token)
-                fault = next((f for f in self._faults if f.matches(method, path)), None)
-                if fault is not None:
-                    self._faults.remove(fault)
-                    if not fault.after:
-                        raise _Fail(fault.status, fault.message, code=fault.code, retry_after=fault.retry_after)
+                fault = self._faults.take(method, path)
+                if fault is not None and not fault.after:
+                    raise _fault_error(fault)
                 if len(raw) > MAX_PAYLOAD_BYTES:
                     raise _invalid(f"Request body too large: {len(raw)} bytes; the limit is {MAX_PAYLOAD_BYTES}.")
                 if raw:
@@ -721,7 +695,7 @@ class FakeNotion:
                 if wrote:
                     self.counters.writes += 1
                 if fault is not None:  # after=True: the request took effect, the answer is lost
-                    raise _Fail(fault.status, fault.message, code=fault.code, retry_after=fault.retry_after)
+                    raise _fault_error(fault)
                 if isinstance(result, dict) and result.get("object") != "error":
                     result = {**result, "request_id": request_id}  # every body carries it, as recorded
                 status = 200
@@ -760,17 +734,9 @@ class FakeNotion:
     def _take_token(self, token: str) -> None:
         if self.rate is None:
             return
-        now = self.clock()
-        bucket = self._buckets.get(token)
-        if bucket is None:
-            bucket = self._buckets[token] = _Bucket(float(self.burst), now)
-        bucket.tokens = min(float(self.burst), bucket.tokens + max(0.0, now - bucket.at) * self.rate)
-        bucket.at = now
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
-            return
-        wait = max(1, math.ceil((1.0 - bucket.tokens) / self.rate))
-        raise _Fail(429, code="rate_limited", retry_after=wait)
+        wait = self._buckets.take(token, rate=self.rate, burst=self.burst, now=self.clock())
+        if wait is not None:
+            raise _Fail(429, code="rate_limited", retry_after=wait)
 
     # -- lookups -------------------------------------------------------------------------------
 
