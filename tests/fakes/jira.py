@@ -78,6 +78,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from tests.fakes.common import Fault, FaultQueue, RequestLog, TokenBuckets, TokenRegistry, compile_path
 from tests.fakes.loopback import serve_app
 
 __all__ = [
@@ -329,28 +330,6 @@ class Counters:
     errors: int = 0
 
 
-@dataclass
-class _Fault:
-    status: int
-    after: bool
-    drop: bool
-    method: str | None
-    path: re.Pattern[str] | None
-    retry_after: int | None
-    message: str | None
-
-    def matches(self, method: str, path: str) -> bool:
-        if self.method is not None and self.method != method:
-            return False
-        return self.path is None or bool(self.path.search(path))
-
-
-@dataclass
-class _Bucket:
-    tokens: float
-    at: float
-
-
 # --------------------------------------------------------------------------------------------------
 # JQL (a subset)
 
@@ -554,17 +533,18 @@ class FakeJira:
         self.clock = clock
         self.burst = burst
         self.index_delay = index_delay
-        self.tokens: dict[str, str] = {}  # token -> email
+        self._tokens = TokenRegistry()
+        self.tokens = self._tokens.owners  # token -> email
         self.users: dict[str, Json] = {}  # accountId -> user json (plus "email")
         self.account_ids: dict[str, str] = {}  # email -> accountId
         self.projects: dict[str, FakeProject] = {}
         self.fields: dict[str, FakeField] = {}
         self.issues_by_id: dict[str, FakeIssue] = {}
         self.keys: dict[str, str] = {}  # every key an issue ever had -> id
-        self.log: list[LoggedRequest] = []
+        self.log: RequestLog[LoggedRequest] = RequestLog()
         self.counters = Counters()
-        self._faults: list[_Fault] = []
-        self._buckets: dict[tuple[str, str], _Bucket] = {}
+        self._faults = FaultQueue()
+        self._buckets = TokenBuckets()  # per (method, endpoint)
         self._ids = itertools.count(FIRST_ISSUE_ID)
         self._other_ids = itertools.count(10_000)
         self._field_ids = itertools.count(10_000)
@@ -599,13 +579,11 @@ class FakeJira:
         email = email or self.email
         if email not in self.account_ids:
             self.add_user(email.split("@")[0].replace(".", " ").title(), email=email)
-        token = f"ATATT3xFake{secrets.token_urlsafe(24)}"
-        self.tokens[token] = email
-        return token
+        return self._tokens.add(f"ATATT3xFake{secrets.token_urlsafe(24)}", email)
 
     def revoke_token(self, token: str) -> None:
         """Every later request with the token answers 401."""
-        self.tokens.pop(token, None)
+        self._tokens.revoke(token)
 
     def rotate_token(self, token: str) -> str:
         email = self.tokens.get(token, self.email)
@@ -654,7 +632,7 @@ class FakeJira:
     def set_rate(self, burst: int | None) -> None:
         """Change the burst limit (buckets start full again); None disables it."""
         self.burst = burst
-        self._buckets.clear()
+        self._buckets.reset()
 
     def set_index_delay(self, seconds: float) -> None:
         self.index_delay = seconds
@@ -685,26 +663,27 @@ class FakeJira:
             retry_after: Send a ``Retry-After`` header.
             message: The error message.
         """
-        for _ in range(n):
-            self._faults.append(
-                _Fault(status, after, False, method.upper() if method else None, _rx(path), retry_after, message)
-            )
+        fault = Fault(
+            status,
+            after=after,
+            method=method.upper() if method else None,
+            path=compile_path(path),
+            retry_after=retry_after,
+            message=message,
+        )
+        self._faults.add(fault, n)
 
     def drop_next(self, n: int = 1, *, after: bool = True, method: str | None = None, path: str | None = None) -> None:
         """The next ``n`` matching requests lose their connection before the answer. With ``after`` (the
         default) the request is carried out first: "the issue was created but the response is lost",
         which is also what a client crashing right after its create looks like to the server."""
-        for _ in range(n):
-            self._faults.append(_Fault(0, after, True, method.upper() if method else None, _rx(path), None, None))
+        self._faults.add(
+            Fault(0, after=after, method=method.upper() if method else None, path=compile_path(path), drop=True), n
+        )
 
     def requests(self, method: str | None = None, path: str | None = None) -> list[LoggedRequest]:
         """Logged requests, optionally only those with this verb and a path matching this regex."""
-        pattern = _rx(path)
-        return [
-            r
-            for r in self.log
-            if (method is None or r.method == method.upper()) and (pattern is None or pattern.search(r.path))
-        ]
+        return self.log.matching(method, path)
 
     # -- issues (test side) --------------------------------------------------------------------
 
@@ -973,11 +952,9 @@ class FakeJira:
             try:
                 email = self._authenticate(request)
                 self._take(method, template)
-                fault = next((f for f in self._faults if f.matches(method, path)), None)
-                if fault is not None:
-                    self._faults.remove(fault)
-                    if not fault.after:
-                        raise self._fault_error(fault)
+                fault = self._faults.take(method, path)
+                if fault is not None and not fault.after:
+                    raise self._fault_error(fault)
                 if raw:
                     try:
                         body = json.loads(raw)
@@ -1005,7 +982,7 @@ class FakeJira:
         response.headers["ATL-TraceId"] = secrets.token_hex(8)
         return response
 
-    def _fault_error(self, fault: _Fault) -> Exception:
+    def _fault_error(self, fault: Fault) -> Exception:
         if fault.drop:
             return _Drop()
         headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
@@ -1028,13 +1005,9 @@ class FakeJira:
         if self.burst is None:
             return
         now = self.clock()
-        bucket = self._buckets.setdefault((method, template), _Bucket(float(self.burst), now))
-        bucket.tokens = min(float(self.burst), bucket.tokens + max(0.0, now - bucket.at) * self.burst)
-        bucket.at = now
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
+        wait = self._buckets.take((method, template), rate=self.burst, burst=self.burst, now=now)
+        if wait is None:
             return
-        wait = max(1, math.ceil((1.0 - bucket.tokens) / self.burst))
         reset = dt.datetime.fromtimestamp(now + wait, dt.UTC).strftime("%Y-%m-%dT%H:%MZ")
         raise _Fail(
             429,
@@ -1512,10 +1485,6 @@ def _sort_key(issue: FakeIssue, name: str) -> Any:
     if name in ("key", "issuekey"):
         return (issue.project, issue.number)
     return int(issue.id)
-
-
-def _rx(pattern: str | None) -> re.Pattern[str] | None:
-    return re.compile(pattern) if pattern else None
 
 
 def _expand(value: Any) -> frozenset[str]:

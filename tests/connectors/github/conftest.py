@@ -15,21 +15,22 @@ import pytest
 from connectors.github import GitHubSource
 from connectors.http import RetryPolicy
 from tests.connectors.github.helpers import SourceFactory
-from tests.fakes.github import FakeClock, FakeGitHub
+from tests.fakes.common import FakeTime
+from tests.fakes.github import FakeGitHub
 
 
 @pytest.fixture
-def fake_time() -> FakeClock:
-    return FakeClock()
+def fake_time() -> FakeTime:
+    return FakeTime()
 
 
 @pytest.fixture
-def fake(fake_time: FakeClock) -> FakeGitHub:
+def fake(fake_time: FakeTime) -> FakeGitHub:
     return FakeGitHub(clock=fake_time.clock)
 
 
 @pytest.fixture
-def make_source(fake: FakeGitHub, fake_time: FakeClock) -> SourceFactory:
+def make_source(fake: FakeGitHub, fake_time: FakeTime) -> SourceFactory:
     """``make_source(orgs=[...], ...)``: a GitHubSource talking to the fake in-process, on the fake clock."""
 
     def make(**kwargs: Any) -> GitHubSource:

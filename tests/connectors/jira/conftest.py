@@ -13,7 +13,7 @@ import pytest
 
 from connectors.http import Rate, RetryPolicy
 from connectors.jira import JiraDestination, JiraSource
-from tests.fakes.github import FakeClock
+from tests.fakes.common import FakeTime
 from tests.fakes.jira import SITE, FakeJira
 
 # The toolkit's own limiter paces in real (loop) time; the fake's burst limit is what a test exercises.
@@ -22,19 +22,19 @@ NO_JITTER = RetryPolicy(jitter=0)
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> FakeTime:
+    return FakeTime()
 
 
 @pytest.fixture
-def fake(clock: FakeClock) -> FakeJira:
+def fake(clock: FakeTime) -> FakeJira:
     fake = FakeJira(clock=clock.clock, burst=None)
     fake.add_project("ENG", name="Engineering", components=["API", "UI"], versions=["1.0", "2.0"])
     fake.add_project("OPS", name="Operations")
     return fake
 
 
-def client_options(fake: FakeJira, clock: FakeClock) -> dict[str, Any]:
+def client_options(fake: FakeJira, clock: FakeTime) -> dict[str, Any]:
     return {
         "base_url": SITE,
         "email": fake.email,
@@ -51,7 +51,7 @@ def client_options(fake: FakeJira, clock: FakeClock) -> dict[str, Any]:
 
 
 @pytest.fixture
-def make_source(fake: FakeJira, clock: FakeClock):
+def make_source(fake: FakeJira, clock: FakeTime):
     def make(*args: Any, **kwargs: Any) -> JiraSource:
         options = client_options(fake, clock)
         options.update(kwargs)
@@ -63,7 +63,7 @@ def make_source(fake: FakeJira, clock: FakeClock):
 
 
 @pytest.fixture
-def make_dest(fake: FakeJira, clock: FakeClock):
+def make_dest(fake: FakeJira, clock: FakeTime):
     def make(*args: Any, **kwargs: Any) -> JiraDestination:
         options = client_options(fake, clock)
         options["project_env"] = None

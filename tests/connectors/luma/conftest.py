@@ -14,21 +14,21 @@ import pytest
 
 from connectors.luma import LumaDestination, LumaSource
 from tests.connectors.luma.helpers import FAST, NO_JITTER, START, DestinationFactory, SourceFactory
-from tests.fakes.github import FakeClock
+from tests.fakes.common import FakeTime
 from tests.fakes.luma import FakeLuma
 
 
 @pytest.fixture
-def fake_time() -> FakeClock:
-    return FakeClock(start=START)
+def fake_time() -> FakeTime:
+    return FakeTime(start=START)
 
 
 @pytest.fixture
-def fake(fake_time: FakeClock) -> FakeLuma:
+def fake(fake_time: FakeTime) -> FakeLuma:
     return FakeLuma(clock=fake_time.clock)
 
 
-def client_options(fake: FakeLuma, fake_time: FakeClock) -> dict[str, Any]:
+def client_options(fake: FakeLuma, fake_time: FakeTime) -> dict[str, Any]:
     return {
         "token": fake.key,
         "transport": httpx.ASGITransport(app=fake.app),
@@ -40,7 +40,7 @@ def client_options(fake: FakeLuma, fake_time: FakeClock) -> dict[str, Any]:
 
 
 @pytest.fixture
-def make_source(fake: FakeLuma, fake_time: FakeClock) -> SourceFactory:
+def make_source(fake: FakeLuma, fake_time: FakeTime) -> SourceFactory:
     def make(**kwargs: Any) -> LumaSource:
         options = client_options(fake, fake_time)
         options["now"] = lambda: dt.datetime.fromtimestamp(fake_time.now, dt.UTC)
@@ -51,7 +51,7 @@ def make_source(fake: FakeLuma, fake_time: FakeClock) -> SourceFactory:
 
 
 @pytest.fixture
-def make_dest(fake: FakeLuma, fake_time: FakeClock) -> DestinationFactory:
+def make_dest(fake: FakeLuma, fake_time: FakeTime) -> DestinationFactory:
     def make(**kwargs: Any) -> LumaDestination:
         options = client_options(fake, fake_time)
         options.update(kwargs)

@@ -14,17 +14,17 @@ import pytest
 
 from connectors.youtube import YouTubeSource
 from tests.connectors.youtube.helpers import FAST, NO_JITTER, START, SourceFactory
-from tests.fakes.github import FakeClock
+from tests.fakes.common import FakeTime
 from tests.fakes.youtube import FakeChannel, FakeYouTube
 
 
 @pytest.fixture
-def fake_time() -> FakeClock:
-    return FakeClock(start=START)
+def fake_time() -> FakeTime:
+    return FakeTime(start=START)
 
 
 @pytest.fixture
-def fake(fake_time: FakeClock) -> FakeYouTube:
+def fake(fake_time: FakeTime) -> FakeYouTube:
     return FakeYouTube(clock=fake_time.clock)
 
 
@@ -42,7 +42,7 @@ def watermarks() -> dict[str, str]:
 
 
 @pytest.fixture
-def make_source(fake: FakeYouTube, fake_time: FakeClock, watermarks: dict[str, str]) -> SourceFactory:
+def make_source(fake: FakeYouTube, fake_time: FakeTime, watermarks: dict[str, str]) -> SourceFactory:
     """``make_source(channels=[...], ...)``: a YouTubeSource on the fake, in-process, on the fake clock."""
 
     def make(channels: list[str] | None = None, **kwargs: Any) -> YouTubeSource:
