@@ -68,7 +68,6 @@ import contextlib
 import datetime as dt
 import itertools
 import json
-import math
 import re
 import secrets
 import threading
@@ -86,6 +85,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tests.fakes.common import Fault, FaultQueue, FixedWindows, RequestLog, TokenRegistry, compile_path
 from tests.fakes.loopback import serve_app
 
 __all__ = [
@@ -181,6 +181,11 @@ class _Fail(Exception):
             error["phrase"] = "6 sad squid snuggle softly"
         headers = {"Retry-After": str(self.retry_after)} if self.retry_after is not None else None
         return JSONResponse({"errors": [error]}, status_code=self.status, headers=headers)
+
+
+def _fault_error(fault: Fault) -> _Fail:
+    retry_after = int(fault.retry_after) if fault.retry_after is not None else None
+    return _Fail(fault.status, fault.message or DEFAULT_MESSAGES.get(fault.status, "Error"), retry_after=retry_after)
 
 
 def _bad(message: str) -> _Fail:
@@ -316,21 +321,6 @@ class Counters:
 
 
 @dataclass
-class _Fault:
-    status: int
-    message: str | None
-    retry_after: int | None
-    after: bool
-    method: str | None
-    path: re.Pattern[str] | None
-
-    def matches(self, method: str, path: str) -> bool:
-        if self.method is not None and self.method != method:
-            return False
-        return self.path is None or bool(self.path.search(path))
-
-
-@dataclass
 class _Offset:
     path: str
     position: int
@@ -380,19 +370,20 @@ class FakeAsana:
         self.workspaces: dict[str, str] = {}  # gid -> name
         self.premium: dict[str, bool] = {}  # workspace gid -> on a paid plan
         self.users: dict[str, FakeUser] = {}
-        self.tokens: dict[str, str] = {}  # token -> user gid
-        self.revoked: set[str] = set()
+        self._tokens = TokenRegistry()
+        self.tokens = self._tokens.owners  # token -> user gid
+        self.revoked = self._tokens.revoked
         self.fields: dict[str, FakeCustomField] = {}
         self.projects: dict[str, FakeProject] = {}
         self.tasks_by_gid: dict[str, FakeTask] = {}
-        self.log: list[LoggedRequest] = []
+        self.log: RequestLog[LoggedRequest] = RequestLog()
         self.counters = Counters()
         self.max_in_flight_reads = 0
         self.max_in_flight_writes = 0
         self._in_flight: dict[tuple[str, bool], int] = defaultdict(int)
-        self._windows: dict[tuple[str, int], int] = defaultdict(int)
+        self._windows = FixedWindows(60.0, count_rejected=True)  # rejected requests count too, as Asana says
         self._accepted_per_minute: dict[int, int] = defaultdict(int)
-        self._faults: list[_Fault] = []
+        self._faults = FaultQueue()
         self._offsets: dict[str, _Offset] = {}
         self._setting_gids: dict[tuple[str, str], str] = {}
         self._seq = itertools.count(1)
@@ -419,14 +410,11 @@ class FakeAsana:
 
     def add_token(self, user_gid: str | None = None) -> str:
         """A personal access token of ``user_gid`` (default: the default user)."""
-        token = f"2/{_new_gid()}/{uuid.uuid4().hex}:{uuid.uuid4().hex}"
-        self.tokens[token] = user_gid or self.user.gid
-        return token
+        return self._tokens.add(f"2/{_new_gid()}/{uuid.uuid4().hex}:{uuid.uuid4().hex}", user_gid or self.user.gid)
 
     def revoke_token(self, token: str) -> None:
         """Revoke a token: every later request with it answers 401."""
-        self.tokens.pop(token, None)
-        self.revoked.add(token)
+        self._tokens.revoke(token)
 
     # -- projects and fields ---------------------------------------------------------------------
 
@@ -582,7 +570,7 @@ class FakeAsana:
     def set_rate(self, rate_per_minute: int | None) -> None:
         """Change the per-minute budget (150 free, 1,500 paid; None: off)."""
         self.rate_per_minute = rate_per_minute
-        self._windows.clear()
+        self._windows.reset()
 
     def fail_next(
         self,
@@ -606,17 +594,15 @@ class FakeAsana:
             method: Only requests with this verb.
             path: Only requests whose path (after ``/api/1.0``) matches this regular expression.
         """
-        for _ in range(n):
-            self._faults.append(
-                _Fault(
-                    status,
-                    message,
-                    retry_after,
-                    after,
-                    method.upper() if method else None,
-                    re.compile(path) if path else None,
-                )
-            )
+        fault = Fault(
+            status,
+            after=after,
+            method=method.upper() if method else None,
+            path=compile_path(path),
+            retry_after=retry_after,
+            message=message,
+        )
+        self._faults.add(fault, n)
 
     def invalidate_offsets(self) -> None:
         """Forget every offset token handed out so far: using one answers 400 "offset: Not a valid
@@ -632,12 +618,7 @@ class FakeAsana:
 
     def requests(self, method: str | None = None, path: str | None = None) -> list[LoggedRequest]:
         """Logged requests, optionally only those with this verb and a path matching this regex."""
-        pattern = re.compile(path) if path else None
-        return [
-            r
-            for r in self.log
-            if (method is None or r.method == method.upper()) and (pattern is None or pattern.search(r.path))
-        ]
+        return self.log.matching(method, path)
 
     def requests_per_minute(self) -> dict[int, int]:
         """Requests ACCEPTED per minute-long window of the clock (window index -> count)."""
@@ -771,15 +752,9 @@ class FakeAsana:
                 for _ in range(self.latency):
                     await asyncio.sleep(0)  # while in flight, so concurrent requests overlap
                 with self._lock:
-                    fault = next((f for f in self._faults if f.matches(method, path)), None)
-                    if fault is not None:
-                        self._faults.remove(fault)
-                        if not fault.after:
-                            raise _Fail(
-                                fault.status,
-                                fault.message or DEFAULT_MESSAGES.get(fault.status, "Error"),
-                                retry_after=fault.retry_after,
-                            )
+                    fault = self._faults.take(method, path)
+                    if fault is not None and not fault.after:
+                        raise _fault_error(fault)
                     if raw:
                         try:
                             body = json.loads(raw)
@@ -792,11 +767,7 @@ class FakeAsana:
                     else:
                         self.counters.reads += 1
                     if fault is not None:  # after=True: the request took effect, the answer is lost
-                        raise _Fail(
-                            fault.status,
-                            fault.message or DEFAULT_MESSAGES.get(fault.status, "Error"),
-                            retry_after=fault.retry_after,
-                        )
+                        raise _fault_error(fault)
                     response = JSONResponse(result, status_code=status)
             except _Fail as fail:
                 status, response = fail.status, fail.response()
@@ -824,11 +795,10 @@ class FakeAsana:
     def _take_quota(self, token: str, now: float) -> None:
         if self.rate_per_minute is None:
             return
-        window = int(now // 60)
-        self._windows[(token, window)] += 1  # rejected requests count too, as Asana says
-        if self._windows[(token, window)] > self.rate_per_minute:
+        wait = self._windows.take(token, limit=self.rate_per_minute, now=now)
+        if wait is not None:
             self.counters.rate_limited += 1
-            raise _Fail(429, RATE_LIMIT_MESSAGE, retry_after=max(1, math.ceil((window + 1) * 60 - now)))
+            raise _Fail(429, RATE_LIMIT_MESSAGE, retry_after=wait)
 
     def _take_slot(self, token: str, write: bool) -> tuple[str, bool]:
         slot = (token, write)
