@@ -1,6 +1,6 @@
 """``AsanaClient``: a typed client of the Asana REST API (``/api/1.0``) over ``connectors.http``.
 
-Every request goes through the shared toolkit (``make_client``) under one credential key per token:
+Every request goes through the shared client base (``connectors.http.JsonApiClient``) under one credential key per token:
 one rate limiter (150 or 1,500 requests a minute), Asana's concurrent request limits (50 reads and 15
 writes in flight), retries with backoff on 429 (honouring ``Retry-After``), 5xx and timeouts, typed
 errors (``raise_for_status``) and redaction of the token from every message and log line.
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from typing import Any
 
 import httpx
@@ -36,13 +36,13 @@ from connectors.core import ConfigError, TransientError
 from connectors.http import (
     Clock,
     HTTPRecordError,
+    HttpSettings,
+    JsonApiClient,
     Rate,
     RetryPolicy,
     Sleep,
-    make_client,
-    raise_for_status,
-    retry_options,
 )
+from connectors.http import OffsetPagination as _OffsetPagination
 
 __all__ = [
     "AsanaClient",
@@ -111,56 +111,52 @@ def is_offset_expired(err: BaseException) -> bool:
     return "pagination token" in err.body.lower() or bool(_OFFSET_ERROR_RE.search(err.body))
 
 
-class OffsetPagination:
+class OffsetPagination(_OffsetPagination):
     """Asana's pagination strategy: send ``limit`` (1-100) and ``offset``; read ``next_page.offset``.
 
     Offset tokens expire ("after some time, as data may have changed"); an expired one answers 400
     and is raised here as :class:`OffsetExpired` so the caller can restart from the first page.
     """
 
-    name = "offset"
+    async def fetch_page(self, fetch: Callable[[str | None], Awaitable[Json]], token: str | None) -> Json:
+        """One page; Asana refusing the offset (expired or unrecognised) raises :class:`OffsetExpired`.
 
-    @staticmethod
-    def next_token(body: Mapping[str, Any]) -> str | None:
-        """The offset of the next page, or None after the last one."""
-        page = body.get("next_page")
-        if not isinstance(page, dict):
-            return None
-        token = page.get("offset")
-        return token if isinstance(token, str) and token else None
-
-    async def pages(self, fetch: Callable[[str | None], Awaitable[Json]]) -> AsyncGenerator[Json, None]:
-        """Every page body, fetched lazily: ``fetch(offset)`` is called once per page."""
-        offset: str | None = None
-        while True:
-            try:
-                body = await fetch(offset)
-            except HTTPRecordError as err:
-                if offset is not None and is_offset_expired(err):
-                    raise OffsetExpired(str(err)) from None
-                raise
-            yield body
-            offset = self.next_token(body)
-            if offset is None:
-                return
+        Args:
+            fetch: Sends the request for the page ``token`` names.
+            token: The offset (None: the first page).
+        """
+        try:
+            return await fetch(token)
+        except HTTPRecordError as err:
+            if token is not None and is_offset_expired(err):
+                raise OffsetExpired(str(err)) from None
+            raise
 
 
-class AsanaClient:
-    """An Asana REST client for one personal access token.
+class AsanaClient(JsonApiClient):
+    """An Asana REST client for one personal access token (a :class:`~connectors.http.JsonApiClient`).
+
+    :meth:`request` returns the whole answer (``data``, and ``next_page`` on listings); send a request
+    object as ``json={"data": ...}`` (Asana's envelope).
 
     Args:
         token: The personal access token (or an OAuth access token); sent as ``Authorization: Bearer``.
         base_url: API base (a loopback fake in tests).
-        transport: The transport that sends (``httpx.ASGITransport(app)`` for an in-process fake).
         rate: The token's request rate (shared by every client of the same token).
         max_concurrent: GETs in flight at once on the token (Asana: 50).
         max_concurrent_writes: Writes in flight at once on the token (Asana: 15).
-        retry: Retry policy.
         timeout: Default per-request timeout (creates get ``CREATE_TIMEOUT``).
-        sleep: Awaitable sleep, injectable for tests.
-        clock: Epoch seconds, injectable for tests.
+        http: Transport, sleep, clock and retry policy (:class:`~connectors.http.HttpSettings`).
+        transport: Shorthand for ``http.transport`` (kept for existing callers).
+        retry: Shorthand for ``http.retry``.
+        sleep: Shorthand for ``http.sleep``.
+        clock: Shorthand for ``http.clock``.
     """
 
+    service = SERVICE
+    envelope = "data"
+    allow_empty = False
+    create_timeout = CREATE_TIMEOUT
     pagination = OffsetPagination()
 
     def __init__(
@@ -168,78 +164,29 @@ class AsanaClient:
         token: str,
         *,
         base_url: str = ASANA_API_BASE,
-        transport: httpx.AsyncBaseTransport | None = None,
         rate: Rate | None = ASANA_FREE_RATE,
         max_concurrent: int | None = MAX_CONCURRENT_READS,
         max_concurrent_writes: int | None = MAX_CONCURRENT_WRITES,
-        retry: RetryPolicy | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        http: HttpSettings | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy | None = None,
         sleep: Sleep | None = None,
         clock: Clock | None = None,
     ) -> None:
+        """Check the token and build the client."""
         if not token:
             raise ConfigError("AsanaClient needs a token")
-        self.credential = credential_key(token)
-        self._http = make_client(
-            service=SERVICE,
+        super().__init__(
             base_url=base_url.rstrip("/"),
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-            credential=self.credential,
+            credential=credential_key(token),
             rate=rate,
             max_concurrent=max_concurrent,
             max_concurrent_writes=max_concurrent_writes,
-            retry=retry,
+            http=HttpSettings.of(http, transport=transport, retry=retry, sleep=sleep, clock=clock),
             timeout=timeout,
-            transport=transport,
-            sleep=sleep,
-            clock=clock,
         )
-
-    async def __aenter__(self) -> AsanaClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        data: Json | None = None,
-        params: Mapping[str, Any] | None = None,
-        create: bool = False,
-    ) -> Json:
-        """Send one request and return the whole answer (``data``, and ``next_page`` on listings).
-
-        Args:
-            data: The request object, sent inside Asana's ``{"data": ...}`` envelope.
-            create: The call is not idempotent: never resend it after an ambiguous failure.
-
-        Raises:
-            HTTPAuthError: 401 (a revoked token) or 403 (no access to the object, a locked field).
-            NotFound: 404.
-            HTTPRecordError: another 4xx (a malformed value, an unknown custom field, an expired offset).
-            HTTPRateLimited / HTTPTransientError: retries exhausted.
-        """
-        response = await self._http.request(
-            method,
-            path,
-            json={"data": data} if data is not None else None,
-            params=params,
-            extensions=retry_options(retry_ambiguous=False) if create else None,
-            timeout=CREATE_TIMEOUT if create else httpx.USE_CLIENT_DEFAULT,
-        )
-        try:
-            await response.aread()
-            raise_for_status(response)
-            body = response.json()
-        finally:
-            await response.aclose()
-        return body if isinstance(body, dict) else {"data": body}
 
     # -- objects ----------------------------------------------------------------------------------
 
@@ -254,12 +201,12 @@ class AsanaClient:
 
     async def create_task(self, data: Json, *, opt_fields: Iterable[str] = ("gid",)) -> Json:
         params = {"opt_fields": ",".join(opt_fields)} if opt_fields else None
-        return dict((await self.request("POST", "/tasks", data=data, params=params, create=True))["data"])
+        return dict((await self.request("POST", "/tasks", json={"data": data}, params=params, create=True))["data"])
 
     async def update_task(self, task_gid: str, data: Json, *, opt_fields: Iterable[str] = ("gid",)) -> Json:
         # Setting values is idempotent: a retry after an ambiguous failure writes the same values.
         params = {"opt_fields": ",".join(opt_fields)} if opt_fields else None
-        return dict((await self.request("PUT", f"/tasks/{task_gid}", data=data, params=params))["data"])
+        return dict((await self.request("PUT", f"/tasks/{task_gid}", json={"data": data}, params=params))["data"])
 
     async def get_task(self, task_gid: str, *, opt_fields: Iterable[str] = ()) -> Json:
         params = {"opt_fields": ",".join(opt_fields)} if opt_fields else None

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -40,12 +40,14 @@ from connectors.http import (
     Clock,
     HTTPErrorInfo,
     HTTPRecordError,
+    HttpSettings,
+    JsonApiClient,
     NotFound,
     Rate,
     RetryPolicy,
     Sleep,
+    SyncTokenPagination,
     error_for_response,
-    make_client,
 )
 
 __all__ = [
@@ -129,48 +131,11 @@ def _invalid_entry(response: httpx.Response, base: SyncError) -> SyncError:
     return err
 
 
-class SyncTokenPagination:
-    """The Sync API's pagination strategy: follow ``nextPageUrl`` until a page carries ``nextSyncUrl``.
-
-    Only the ``sync_token`` of those URLs is kept (and sent to our own base URL), never the URL
-    itself: the token is what a cursor stores, and a URL from a response is not trusted with our token.
-    """
-
-    name = "sync_token"
-
-    @staticmethod
-    def token_of(url: Any) -> str | None:
-        if not isinstance(url, str) or not url:
-            return None
-        try:
-            token = httpx.URL(url).params.get("sync_token")
-        except (httpx.InvalidURL, TypeError, ValueError):
-            return None
-        return token or None
-
-    def next_page(self, body: Mapping[str, Any]) -> str | None:
-        """The token of the next page of this sync, or None on the last page."""
-        return self.token_of(body.get("nextPageUrl"))
-
-    def next_sync(self, body: Mapping[str, Any]) -> str | None:
-        """The token of the next sync (only on the last page): the incremental cursor."""
-        return self.token_of(body.get("nextSyncUrl"))
-
-    async def pages(
-        self, fetch: Callable[[str | None], Awaitable[Json]], start: str | None = None
-    ) -> AsyncGenerator[Json, None]:
-        """Every page body of one sync; ``fetch(None)`` starts an initial sync, ``fetch(token)`` continues."""
-        token = start
-        while True:
-            body = await fetch(token)
-            yield body
-            token = self.next_page(body)
-            if token is None:
-                return
-
-
-class ContentfulClient:
+class ContentfulClient(JsonApiClient):
     """A client of one Contentful API for one space environment and one token.
+
+    A :class:`~connectors.http.JsonApiClient` whose paths are relative to the space environment;
+    the Sync API pages with :class:`~connectors.http.SyncTokenPagination`.
 
     Args:
         token: A CDA delivery token (``api="cda"``) or a CMA personal access token (``api="cma"``).
@@ -178,14 +143,17 @@ class ContentfulClient:
         space_id: The space.
         environment: The environment (``master``).
         base_url: API base (default: Contentful's host for ``api``; a fake in tests).
-        transport: The transport that sends (``httpx.ASGITransport(app)`` for an in-process fake).
         rate: The token's request rate (default: the API's documented limit).
-        retry: Retry policy (default: the toolkit's).
         timeout: Per-request timeout.
-        sleep: Awaitable sleep, injectable for tests.
-        clock: Epoch seconds, injectable for tests.
+        http: Transport, sleep, clock and retry policy (:class:`~connectors.http.HttpSettings`).
+        transport: Shorthand for ``http.transport`` (kept for existing callers).
+        retry: Shorthand for ``http.retry``.
+        sleep: Shorthand for ``http.sleep``.
+        clock: Shorthand for ``http.clock``.
     """
 
+    service = SERVICE
+    envelope = "items"
     pagination = SyncTokenPagination()
 
     def __init__(
@@ -196,13 +164,15 @@ class ContentfulClient:
         space_id: str,
         environment: str,
         base_url: str | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
         rate: Rate | None = None,
-        retry: RetryPolicy | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        http: HttpSettings | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy | None = None,
         sleep: Sleep | None = None,
         clock: Clock | None = None,
     ) -> None:
+        """Check the token, API and space and build the client."""
         if not token:
             raise ConfigError(f"ContentfulClient ({api}) needs a token")
         if api not in ("cda", "cma"):
@@ -212,43 +182,38 @@ class ContentfulClient:
         self.api: Api = api
         self.space_id = space_id
         self.environment = environment
-        self.credential = credential_key(api, token)
         self._prefix = f"/spaces/{quote(space_id, safe='')}/environments/{quote(environment, safe='')}"
         headers = {"Authorization": f"Bearer {token}"}
         if api == "cma":
             headers["Content-Type"] = CMA_CONTENT_TYPE
-        self._http = make_client(
-            service=SERVICE,
+        super().__init__(
             base_url=(base_url or (CDA_BASE if api == "cda" else CMA_BASE)).rstrip("/"),
             headers=headers,
-            credential=self.credential,
+            credential=credential_key(api, token),
             rate=rate if rate is not None else (CDA_RATE if api == "cda" else CMA_RATE),
-            retry=retry,
+            http=HttpSettings.of(http, transport=transport, retry=retry, sleep=sleep, clock=clock),
             timeout=timeout,
-            transport=transport,
-            sleep=sleep,
-            clock=clock,
         )
-
-    async def __aenter__(self) -> ContentfulClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     async def request(
         self,
         method: str,
         path: str,
         *,
-        params: Mapping[str, Any] | None = None,
         json: Any = None,
+        params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
+        create: bool = False,
     ) -> Json:
         """Send one request to ``<base>/spaces/{space}/environments/{env}{path}``; return its JSON body.
+
+        Args:
+            method: The HTTP verb.
+            path: The path under the space environment.
+            json: The JSON body, if any.
+            params: Query parameters.
+            headers: Headers for this request only (``X-Contentful-Version``, ...).
+            create: Never resend after an ambiguous failure (no call needs it: creates are idempotent PUTs).
 
         Raises:
             HTTPAuthError: 401 ``AccessTokenInvalid`` / 403 ``AccessDenied``.
@@ -258,26 +223,19 @@ class ContentfulClient:
             HTTPRateLimited: 429 after retries.
             HTTPRecordError: another 4xx.
         """
-        response = await self._http.request(
-            method,
-            self._prefix + path,
-            params=dict(params) if params else None,
-            json=json,
-            headers=dict(headers) if headers else None,
+        body: Json = await super().request(
+            method, self._prefix + path, json=json, params=params or None, headers=headers or None, create=create
         )
-        try:
-            await response.aread()
-            if response.status_code >= 400:
-                err = error_for_response(response)
-                if response.status_code == 422:
-                    err = _invalid_entry(response, err)
-                raise err
-            if response.status_code == 204 or not response.content:
-                return {}
-            body = response.json()
-        finally:
-            await response.aclose()
-        return body if isinstance(body, dict) else {"items": body}
+        return body
+
+    def error_for(self, response: httpx.Response) -> SyncError:
+        """The toolkit's typed error, except a 422 with validation details: :class:`InvalidEntry`.
+
+        Args:
+            response: A 4xx/5xx response whose body has been read.
+        """
+        err = error_for_response(response)
+        return _invalid_entry(response, err) if response.status_code == 422 else err
 
     # -- space ------------------------------------------------------------------------------------
 

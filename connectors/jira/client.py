@@ -1,6 +1,6 @@
 """``JiraClient``: a typed client of the Jira Cloud REST API v3 over ``connectors.http``.
 
-Every request goes through the shared toolkit (``make_client``): Basic auth (account email + API
+Every request goes through the shared client base (``connectors.http.JsonApiClient``): Basic auth (account email + API
 token), one rate limiter per token, retries with backoff on 429 (honouring ``Retry-After`` /
 ``X-RateLimit-Reset``), 5xx and timeouts, typed errors and redaction of the email and token from every
 message and log line.
@@ -26,18 +26,19 @@ from typing import Any
 import httpx
 
 from connectors.auth import env_secret
-from connectors.core import ConfigError, RecordError
+from connectors.core import ConfigError, RecordError, SyncError
 from connectors.http import (
     Clock,
     HTTPRecordError,
+    HttpSettings,
+    JsonApiClient,
+    NextPageTokenPagination,
     NotFound,
     Rate,
     RetryPolicy,
     Sleep,
-    make_client,
-    raise_for_status,
+    error_for_response,
     redact_text,
-    retry_options,
 )
 from connectors.jira.settings import (
     CREATE_TIMEOUT,
@@ -199,39 +200,28 @@ class JiraRejected(RecordError):
         self.messages = list(messages)
 
 
-class NextPageTokenPagination:
-    """Jira's enhanced-search paging: send ``nextPageToken``; read it back until ``isLast``.
-
-    Tokens are opaque and expire (Atlassian documents 7 days); a source that stores one in a
-    cursor must be ready to start over when Jira refuses it.
-    """
-
-    name = "nextPageToken"
-
-    @staticmethod
-    def next_token(body: Mapping[str, Any]) -> str | None:
-        """The token of the next page, or None after the last one."""
-        token = body.get("nextPageToken")
-        if body.get("isLast") is True or not isinstance(token, str) or not token:
-            return None
-        return token
-
-
-class JiraClient:
+class JiraClient(JsonApiClient):
     """A Jira Cloud REST v3 client for one account email + API token on one site.
+
+    A :class:`~connectors.http.JsonApiClient`: :meth:`request` returns the JSON body (None for an
+    empty answer, e.g. 204) and raises :class:`JiraRejected` for a 400, with Jira's ``errors`` /
+    ``errorMessages`` parsed. Search pages with :class:`~connectors.http.NextPageTokenPagination`.
 
     Args:
         base_url: ``https://<site>.atlassian.net`` (a loopback fake in tests).
         email: The Atlassian account email (Basic auth user).
         token: The API token (Basic auth password).
-        transport: The transport that sends (``httpx.ASGITransport(app)`` for an in-process fake).
         rate: The token's request rate (shared by every client of the same token).
-        retry: Retry policy.
         timeout: Default per-request timeout (creates get ``CREATE_TIMEOUT``).
-        sleep: Awaitable sleep, injectable for tests.
-        clock: Epoch seconds, injectable for tests.
+        http: Transport, sleep, clock and retry policy (:class:`~connectors.http.HttpSettings`).
+        transport: Shorthand for ``http.transport`` (kept for existing callers).
+        retry: Shorthand for ``http.retry``.
+        sleep: Shorthand for ``http.sleep``.
+        clock: Shorthand for ``http.clock``.
     """
 
+    service = SERVICE
+    create_timeout = CREATE_TIMEOUT
     pagination = NextPageTokenPagination()
 
     def __init__(
@@ -240,85 +230,44 @@ class JiraClient:
         email: str,
         token: str,
         *,
-        transport: httpx.AsyncBaseTransport | None = None,
         rate: Rate | None = JIRA_RATE,
-        retry: RetryPolicy | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        http: HttpSettings | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy | None = None,
         sleep: Sleep | None = None,
         clock: Clock | None = None,
     ) -> None:
+        """Check the site and credentials and build the client."""
         base = normalize_base_url(base_url)
         if not base or not email or not token:
             raise ConfigError("JiraClient needs a base URL, an account email and an API token")
         self.base_url = base
-        self.credential = rate_limit_key_for(email, token)
         self._secrets = (email, token)
-        self._http = make_client(
-            service=SERVICE,
+        super().__init__(
             base_url=base,
             auth=httpx.BasicAuth(email, token),
             headers={"Accept": "application/json"},
-            credential=self.credential,
+            credential=rate_limit_key_for(email, token),
             rate=rate,
             max_concurrent=MAX_CONCURRENT,
-            retry=retry,
+            http=HttpSettings.of(http, transport=transport, retry=retry, sleep=sleep, clock=clock),
             timeout=timeout,
-            transport=transport,
-            sleep=sleep,
-            clock=clock,
         )
 
-    async def __aenter__(self) -> JiraClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json_body: Any = None,
-        params: Mapping[str, Any] | None = None,
-        create: bool = False,
-    ) -> Any:
-        """Send one request and return its JSON body (None for an empty answer, e.g. 204).
+    def error_for(self, response: httpx.Response) -> SyncError:
+        """The toolkit's typed error, except a 400: :class:`JiraRejected` (caused by the toolkit's error).
 
         Args:
-            create: The call is not idempotent: never resend it after an ambiguous failure.
-
-        Raises:
-            JiraRejected: 400, with Jira's ``errors`` / ``errorMessages`` parsed.
-            HTTPAuthError: 401/403 (a revoked token, no permission).
-            NotFound: 404 (and 410 Gone).
-            HTTPRecordError: another 4xx.
-            HTTPRateLimited / HTTPTransientError: retries exhausted.
+            response: A 4xx/5xx response whose body has been read.
         """
-        response = await self._http.request(
-            method,
-            path,
-            json=json_body,
-            params=params,
-            extensions=retry_options(retry_ambiguous=False) if create else None,
-            timeout=CREATE_TIMEOUT if create else httpx.USE_CLIENT_DEFAULT,
-        )
-        try:
-            await response.aread()
-            try:
-                raise_for_status(response)
-            except HTTPRecordError as err:
-                if response.status_code == 400:
-                    raise self._rejected(response, err) from err
-                raise
-            if not response.content:
-                return None
-            return response.json()
-        finally:
-            await response.aclose()
+        err = error_for_response(response)
+        if response.status_code == 400 and isinstance(err, HTTPRecordError):
+            rejected = self._rejected(response, err)
+            rejected.__cause__ = err
+            rejected.__suppress_context__ = True
+            return rejected
+        return err
 
     def _rejected(self, response: httpx.Response, err: HTTPRecordError) -> JiraRejected:
         errors: dict[str, str] = {}
@@ -382,7 +331,7 @@ class JiraClient:
         if expand:
             body["expand"] = ",".join(expand)
         # A search only reads, so it is safe to resend.
-        result = await self.request("POST", SEARCH_PATH, json_body=body)
+        result = await self.request("POST", SEARCH_PATH, json=body)
         return result if isinstance(result, dict) else {"issues": [], "isLast": True}
 
     async def iter_search(
@@ -395,9 +344,9 @@ class JiraClient:
         reconcile_issues: Sequence[int] = (),
     ) -> AsyncIterator[Json]:
         """Every page body of a search, fetched lazily."""
-        token: str | None = None
-        while True:
-            body = await self.search(
+
+        async def fetch(token: str | None) -> Json:
+            return await self.search(
                 jql,
                 fields=fields,
                 properties=properties,
@@ -405,10 +354,9 @@ class JiraClient:
                 next_page_token=token,
                 reconcile_issues=reconcile_issues,
             )
+
+        async for body in self.pagination.pages(fetch):
             yield body
-            token = self.pagination.next_token(body)
-            if token is None:
-                return
 
     # -- issues -----------------------------------------------------------------------------------
 
@@ -428,18 +376,18 @@ class JiraClient:
 
     async def create_issue(self, body: Json) -> Json:
         """``POST /rest/api/3/issue``: fields, and ``properties`` set in the same request."""
-        result = await self.request("POST", ISSUE_PATH, json_body=body, create=True)
+        result = await self.request("POST", ISSUE_PATH, json=body, create=True)
         if not isinstance(result, dict) or not result.get("id"):
             raise RecordError(f"{SERVICE}: create issue answered without an id: {json.dumps(result)[:200]}")
         return result
 
     async def edit_issue(self, id_or_key: str, body: Json) -> None:
         """``PUT /rest/api/3/issue/{idOrKey}`` (204). Setting fields is idempotent, so it is retried."""
-        await self.request("PUT", f"{ISSUE_PATH}/{id_or_key}", json_body=body)
+        await self.request("PUT", f"{ISSUE_PATH}/{id_or_key}", json=body)
 
     async def set_issue_property(self, id_or_key: str, key: str, value: Any) -> None:
         """``PUT /rest/api/3/issue/{idOrKey}/properties/{key}``."""
-        await self.request("PUT", f"{ISSUE_PATH}/{id_or_key}/properties/{key}", json_body=value)
+        await self.request("PUT", f"{ISSUE_PATH}/{id_or_key}/properties/{key}", json=value)
 
     # -- metadata ---------------------------------------------------------------------------------
 

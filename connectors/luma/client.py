@@ -1,6 +1,6 @@
 """``LumaClient``: a typed client of Luma's public API (events of one calendar) over ``connectors.http``.
 
-Every request goes through the toolkit: the per-key limiter (``LUMA_RATE``, shared by every client of
+Every request goes through the shared client base (``connectors.http.JsonApiClient``): the per-key limiter (``LUMA_RATE``, shared by every client of
 the same key), retries with backoff on 5xx and timeouts, and on 429 the server's ``Retry-After``
 (Luma blocks the key for a minute; the toolkit blocks every request on the key until then, sleeps
 through waits up to ``RetryPolicy.max_wait`` and raises ``RateLimited`` beyond it).
@@ -9,7 +9,7 @@ Creates are sent with ``retry_options(retry_ambiguous=False)``: after a read tim
 connection or a 500/502/504, Luma may have created the event, and since it cannot hold our key a
 resent create would make a second one. The error surfaces instead (``TransientError``).
 
-Pagination is a named strategy (:class:`HasMorePagination`): send ``pagination_cursor``; read
+Pagination is a named strategy (:class:`HasMorePagination`, the toolkit's ``NextCursorPagination``): send ``pagination_cursor``; read
 ``next_cursor`` while ``has_more``.
 """
 
@@ -25,13 +25,13 @@ import httpx
 from connectors.core import ConfigError, TransientError
 from connectors.http import (
     Clock,
+    HttpSettings,
+    JsonApiClient,
+    NextCursorPagination,
     NotFound,
     Rate,
     RetryPolicy,
     Sleep,
-    make_client,
-    raise_for_status,
-    retry_options,
 )
 from connectors.luma.settings import (
     API_BASE,
@@ -64,32 +64,30 @@ def credential_key(api_key: str) -> str:
     return f"luma:{token_digest(api_key)[:12]}"
 
 
-class HasMorePagination:
-    """Luma's pagination: ``pagination_cursor`` in, ``next_cursor`` out while ``has_more``."""
-
-    name = "has_more/next_cursor"
-
-    @staticmethod
-    def next_token(body: Mapping[str, Any]) -> str | None:
-        if not body.get("has_more"):
-            return None
-        token = body.get("next_cursor")
-        return token if isinstance(token, str) and token else None
+HasMorePagination = NextCursorPagination
+"""Luma's pagination: ``pagination_cursor`` in, ``next_cursor`` out while ``has_more`` (Notion's scheme)."""
 
 
-class LumaClient:
-    """A Luma API client for one API key. Use it as an async context manager.
+class LumaClient(JsonApiClient):
+    """A Luma API client for one API key (a :class:`~connectors.http.JsonApiClient`).
+
+    Use it as an async context manager. :meth:`request` returns the JSON body, ``{}`` for an empty one
+    and ``{"entries": body}`` for a non-object one; ``requests`` counts the requests sent.
 
     Args:
         api_key: A calendar (or organization) API key; sent as ``x-luma-api-key``.
         base_url: API base (a fake in tests).
-        transport: The transport that sends (``httpx.ASGITransport(app)`` for an in-process fake).
         rate: The key's request rate (shared by every client of the same key).
-        retry: Retry policy.
-        sleep: Awaitable sleep, injectable for tests.
-        clock: Epoch seconds, injectable for tests.
+        http: Transport, sleep, clock and retry policy (:class:`~connectors.http.HttpSettings`).
+        transport: Shorthand for ``http.transport`` (kept for existing callers).
+        retry: Shorthand for ``http.retry``.
+        sleep: Shorthand for ``http.sleep``.
+        clock: Shorthand for ``http.clock``.
     """
 
+    service = SERVICE
+    envelope = "entries"
+    create_timeout = CREATE_TIMEOUT
     pagination = HasMorePagination()
 
     def __init__(
@@ -97,74 +95,24 @@ class LumaClient:
         api_key: str,
         *,
         base_url: str = API_BASE,
-        transport: httpx.AsyncBaseTransport | None = None,
         rate: Rate | None = LUMA_RATE,
+        http: HttpSettings | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy | None = None,
         sleep: Sleep | None = None,
         clock: Clock | None = None,
     ) -> None:
+        """Check the key and build the client."""
         if not api_key:
             raise ConfigError("LumaClient needs an API key")
-        self.credential = credential_key(api_key)
-        self.requests = 0
-        self._http = make_client(
-            service=SERVICE,
+        super().__init__(
             base_url=base_url,
             headers={API_KEY_HEADER: api_key, "Accept": "application/json"},
-            credential=self.credential,
+            credential=credential_key(api_key),
             rate=rate,
-            retry=retry,
+            http=HttpSettings.of(http, transport=transport, retry=retry, sleep=sleep, clock=clock),
             timeout=DEFAULT_TIMEOUT,
-            transport=transport,
-            sleep=sleep,
-            clock=clock,
         )
-
-    async def __aenter__(self) -> LumaClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        create: bool = False,
-    ) -> Json:
-        """Send one request; its JSON body (``{}`` for an empty one).
-
-        Args:
-            create: Not idempotent: never resent after an ambiguous failure.
-
-        Raises:
-            HTTPAuthError: 401/403 (a wrong, revoked or non-Plus key).
-            NotFound: 404.
-            HTTPRecordError: another 4xx (Luma rejected this payload).
-            HTTPRateLimited / HTTPTransientError: retries exhausted, or a block longer than max_wait.
-        """
-        response = await self._http.request(
-            method,
-            path,
-            params=params,
-            json=json,
-            extensions=retry_options(retry_ambiguous=False) if create else None,
-            timeout=CREATE_TIMEOUT if create else httpx.USE_CLIENT_DEFAULT,
-        )
-        self.requests += 1
-        try:
-            await response.aread()
-            raise_for_status(response)
-            body = response.json() if response.content.strip() else {}
-        finally:
-            await response.aclose()
-        return body if isinstance(body, dict) else {"entries": body}
 
     async def list_events(
         self,

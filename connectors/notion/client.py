@@ -1,6 +1,6 @@
 """``NotionClient``: a typed client of the Notion REST API (2025-09-03) over ``connectors.http``.
 
-Every request goes through the shared toolkit (``make_client``): one rate limiter per token (3 req/s),
+Every request goes through the shared client base (``connectors.http.JsonApiClient``): one rate limiter per token (3 req/s),
 retries with backoff on 429 (honouring ``Retry-After``), 409 ``conflict_error``, 5xx and timeouts,
 typed errors (``raise_for_status``) and redaction of the token from every message and log line.
 
@@ -24,7 +24,7 @@ import logging
 import re
 import urllib.parse
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -33,13 +33,13 @@ import httpx
 from connectors.core import ConfigError
 from connectors.http import (
     Clock,
+    HttpSettings,
+    JsonApiClient,
+    NextCursorPagination,
     NotFound,
     Rate,
     RetryPolicy,
     Sleep,
-    make_client,
-    raise_for_status,
-    retry_options,
 )
 from connectors.notion.settings import (
     CREATE_TIMEOUT,
@@ -108,32 +108,6 @@ def credential_key(token: str) -> str:
     return f"notion:{token_digest(token)}"
 
 
-class NextCursorPagination:
-    """Notion's pagination strategy: send ``start_cursor``; read ``next_cursor`` while ``has_more``."""
-
-    name = "next_cursor"
-
-    @staticmethod
-    def next_token(body: Mapping[str, Any]) -> str | None:
-        """The cursor of the next page, or None after the last one."""
-        if not body.get("has_more"):
-            return None
-        token = body.get("next_cursor")
-        return token if isinstance(token, str) and token else None
-
-    async def pages(
-        self, fetch: Callable[[str | None], Awaitable[Json]], start: str | None = None
-    ) -> AsyncGenerator[Json, None]:
-        """Every page body, fetched lazily: ``fetch(cursor)`` is called once per page."""
-        cursor = start
-        while True:
-            body = await fetch(cursor)
-            yield body
-            cursor = self.next_token(body)
-            if cursor is None:
-                return
-
-
 @dataclass(frozen=True)
 class DataSourceRef:
     """Where pages live: a data source (and its database), with the schema as last read.
@@ -155,20 +129,29 @@ class DataSourceRef:
         return dict(self.data_source.get("properties") or {})
 
 
-class NotionClient:
-    """A Notion REST client for one integration token.
+class NotionClient(JsonApiClient):
+    """A Notion REST client for one integration token (a :class:`~connectors.http.JsonApiClient`).
+
+    Pages with :class:`~connectors.http.NextCursorPagination` (``start_cursor`` in, ``next_cursor`` out
+    while ``has_more``). A non-object answer comes back as ``{"results": body}``.
 
     Args:
         token: The integration (or OAuth access) token; sent as ``Authorization: Bearer``.
         base_url: API base (a loopback fake in tests).
-        transport: The transport that sends (``httpx.ASGITransport(app)`` for an in-process fake).
         rate: The token's request rate (shared by every client of the same token).
-        retry: Retry policy; the default also retries 409 ``conflict_error``.
         timeout: Default per-request timeout (creates get ``CREATE_TIMEOUT``).
-        sleep: Awaitable sleep, injectable for tests.
-        clock: Epoch seconds, injectable for tests.
+        http: Transport, sleep, clock and retry policy (:class:`~connectors.http.HttpSettings`); the
+            default retry policy also retries 409 ``conflict_error``.
+        transport: Shorthand for ``http.transport`` (kept for existing callers).
+        retry: Shorthand for ``http.retry``.
+        sleep: Shorthand for ``http.sleep``.
+        clock: Shorthand for ``http.clock``.
     """
 
+    service = SERVICE
+    envelope = "results"
+    allow_empty = False
+    create_timeout = CREATE_TIMEOUT
     pagination = NextCursorPagination()
 
     def __init__(
@@ -176,77 +159,30 @@ class NotionClient:
         token: str,
         *,
         base_url: str = NOTION_API_BASE,
-        transport: httpx.AsyncBaseTransport | None = None,
         rate: Rate | None = NOTION_RATE,
-        retry: RetryPolicy | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        http: HttpSettings | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy | None = None,
         sleep: Sleep | None = None,
         clock: Clock | None = None,
     ) -> None:
+        """Check the token and build the client."""
         if not token:
             raise ConfigError("NotionClient needs a token")
-        self.credential = credential_key(token)
-        self._http = make_client(
-            service=SERVICE,
+        super().__init__(
             base_url=base_url,
             headers={
                 "Authorization": f"Bearer {token}",
                 "Notion-Version": NOTION_VERSION,
                 "Content-Type": "application/json",
             },
-            credential=self.credential,
+            credential=credential_key(token),
             rate=rate,
-            retry=retry or RetryPolicy(retry_statuses=NOTION_RETRY_STATUSES),
+            http=HttpSettings.of(http, transport=transport, retry=retry, sleep=sleep, clock=clock),
+            retry=RetryPolicy(retry_statuses=NOTION_RETRY_STATUSES),
             timeout=timeout,
-            transport=transport,
-            sleep=sleep,
-            clock=clock,
         )
-
-    async def __aenter__(self) -> NotionClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        params: Mapping[str, Any] | None = None,
-        create: bool = False,
-    ) -> Json:
-        """Send one request and return its JSON body.
-
-        Args:
-            create: The call is not idempotent: never resend it after an ambiguous failure.
-
-        Raises:
-            HTTPAuthError: 401/403 (a revoked token, a database not shared with the integration).
-            NotFound: 404 ``object_not_found``.
-            HTTPRecordError: another 4xx (``validation_error``: this payload is wrong).
-            HTTPRateLimited / HTTPTransientError: retries exhausted.
-        """
-        response = await self._http.request(
-            method,
-            path,
-            json=json,
-            params=params,
-            extensions=retry_options(retry_ambiguous=False) if create else None,
-            timeout=CREATE_TIMEOUT if create else httpx.USE_CLIENT_DEFAULT,
-        )
-        try:
-            await response.aread()
-            raise_for_status(response)
-            body = response.json()
-        finally:
-            await response.aclose()
-        return body if isinstance(body, dict) else {"results": body}
 
     # -- objects ----------------------------------------------------------------------------------
 
