@@ -84,6 +84,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from tests.fakes.common import Fault, FaultQueue, FixedWindows, RequestLog, TokenRegistry, compile_path
 from tests.fakes.loopback import serve_app
 
 __all__ = [
@@ -276,31 +277,6 @@ class LoggedRequest:
 
 
 @dataclass
-class _Fault:
-    status: int
-    error_id: str | None
-    message: str | None
-    retry_after: int | None
-    after: bool
-    api: str | None
-    method: str | None
-    path: re.Pattern[str] | None
-
-    def matches(self, api: str, method: str, path: str) -> bool:
-        if self.api is not None and self.api != api:
-            return False
-        if self.method is not None and self.method != method:
-            return False
-        return self.path is None or bool(self.path.search(path))
-
-
-@dataclass
-class _Window:
-    start: float
-    count: int
-
-
-@dataclass
 class _Ctx:
     """One request, as handlers see it."""
 
@@ -338,11 +314,12 @@ class FakeContentful:
         self.rates: dict[str, int | None] = {"cda": cda_rate, "cma": cma_rate}
         self.clock = clock
         self.spaces: dict[str, dict[str, FakeEnvironment]] = {}
-        self.tokens: dict[str, str] = {}  # token -> api
-        self.revoked: set[str] = set()
-        self.log: list[LoggedRequest] = []
-        self._windows: dict[tuple[str, str], _Window] = {}
-        self._faults: list[_Fault] = []
+        self._tokens = TokenRegistry()
+        self.tokens = self._tokens.owners  # token -> api
+        self.revoked = self._tokens.revoked
+        self.log: RequestLog[LoggedRequest] = RequestLog()
+        self._windows = FixedWindows(1.0)  # per (api, token); a rejected request does not count
+        self._faults = FaultQueue()
         self._lock = threading.RLock()
         self.user_id = _new_id()  # the CMA token's user: createdBy / updatedBy / publishedBy
         self.delivery_token = self.add_token("cda")
@@ -356,18 +333,15 @@ class FakeContentful:
         if api not in ("cda", "cma"):
             raise ValueError(api)
         token = token or (f"cda-{uuid.uuid4().hex}" if api == "cda" else f"CFPAT-{uuid.uuid4().hex}")
-        self.tokens[token] = api
-        self.revoked.discard(token)
-        return token
+        return self._tokens.add(token, api)
 
     def revoke_token(self, token: str) -> None:
         """Every later request with ``token`` answers 401 ``AccessTokenInvalid``."""
-        self.tokens.pop(token, None)
-        self.revoked.add(token)
+        self._tokens.revoke(token)
 
     def set_rate(self, api: str, rate: int | None) -> None:
         self.rates[api] = rate
-        self._windows.clear()
+        self._windows.reset()
 
     def fail_next(
         self,
@@ -393,32 +367,23 @@ class FakeContentful:
             method: Only requests with this verb.
             path: Only requests whose path (without the API prefix) matches this regular expression.
         """
-        for _ in range(n):
-            self._faults.append(
-                _Fault(
-                    status,
-                    error_id,
-                    message,
-                    retry_after,
-                    after,
-                    api,
-                    method.upper() if method else None,
-                    re.compile(path) if path else None,
-                )
-            )
+        fault = Fault(
+            status,
+            after=after,
+            method=method.upper() if method else None,
+            path=compile_path(path),
+            retry_after=retry_after,
+            message=message,
+            code=error_id,
+            scope={"api": api} if api is not None else {},
+        )
+        self._faults.add(fault, n)
 
     def requests(
         self, api: str | None = None, method: str | None = None, path: str | None = None
     ) -> list[LoggedRequest]:
         """Logged requests, optionally filtered by API, verb and a path regex."""
-        pattern = re.compile(path) if path else None
-        return [
-            r
-            for r in self.log
-            if (api is None or r.api == api)
-            and (method is None or r.method == method.upper())
-            and (pattern is None or pattern.search(r.path))
-        ]
+        return self.log.matching(method, path, api=api)
 
     def sync_requests(self) -> list[LoggedRequest]:
         """Every request to the Sync API."""
@@ -679,11 +644,9 @@ class FakeContentful:
             try:
                 token = self._authenticate(api, request)
                 self._take(api, token)
-                fault = next((f for f in self._faults if f.matches(api, method, path)), None)
-                if fault is not None:
-                    self._faults.remove(fault)
-                    if not fault.after:
-                        raise self._fault_error(fault)
+                fault = self._faults.take(method, path, api=api)
+                if fault is not None and not fault.after:
+                    raise self._fault_error(fault)
                 if raw:
                     try:
                         body = json.loads(raw)
@@ -708,13 +671,13 @@ class FakeContentful:
             return response
 
     @staticmethod
-    def _fault_error(fault: _Fault) -> _Fail:
+    def _fault_error(fault: Fault) -> _Fail:
         headers: dict[str, str] = {}
         if fault.retry_after is not None:
             headers["X-Contentful-RateLimit-Reset"] = str(fault.retry_after)
         if fault.status == 429:
             headers["X-Contentful-RateLimit-Second-Remaining"] = "0"
-        return _Fail(fault.status, fault.error_id, fault.message, headers=headers)
+        return _Fail(fault.status, fault.code, fault.message, headers=headers)
 
     @staticmethod
     def _environment_id(request: Request) -> str:
@@ -735,8 +698,7 @@ class FakeContentful:
         rate = self.rates.get(api)
         if api != "cma" or rate is None or token is None:
             return {}
-        window = self._windows.get((api, token))
-        used = window.count if window is not None else 0
+        used = self._windows.used((api, token))
         return {
             "X-Contentful-RateLimit-Second-Limit": str(rate),
             "X-Contentful-RateLimit-Second-Remaining": str(max(0, rate - used)),
@@ -755,13 +717,8 @@ class FakeContentful:
         rate = self.rates.get(api)
         if rate is None:
             return
-        now = self.clock()
-        key = (api, token)
-        window = self._windows.get(key)
-        if window is None or now >= window.start + 1.0:
-            window = self._windows[key] = _Window(math.floor(now), 0)
-        if window.count >= rate:
-            reset = max(1, math.ceil(window.start + 1.0 - now))
+        reset = self._windows.take((api, token), limit=rate, now=self.clock())
+        if reset is not None:
             raise _Fail(
                 429,
                 "RateLimitExceeded",
@@ -771,7 +728,6 @@ class FakeContentful:
                     "X-Contentful-RateLimit-Second-Remaining": "0",
                 },
             )
-        window.count += 1
 
     def _environment(self, space_id: str, environment: str) -> FakeEnvironment:
         envs = self.spaces.get(space_id)
