@@ -62,6 +62,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tests.fakes.common import Fault, FaultQueue, RequestLog, TokenRegistry, compile_path
 from tests.fakes.loopback import serve_app
 
 __all__ = ["FakeEvent", "FakeLuma", "LumaCall", "serve"]
@@ -176,21 +177,6 @@ class LumaCall(NamedTuple):
     key: str | None
 
 
-@dataclass
-class _Fault:
-    status: int
-    path: re.Pattern[str] | None
-    method: str | None
-    after: bool
-    retry_after: int | None
-    message: str | None
-
-    def matches(self, method: str, path: str) -> bool:
-        if self.method is not None and self.method != method:
-            return False
-        return self.path is None or bool(self.path.search(path))
-
-
 class _Fail(Exception):
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -227,18 +213,20 @@ class FakeLuma:
         # Keys are random even with a seed: the HTTP toolkit keeps per-credential state (limiter, the
         # 429 block) for the whole process, so two tests must never share a key.
         self.key = key or "secret-" + secrets.token_urlsafe(18)
-        self.keys: set[str] = {self.key}
-        self.revoked: set[str] = set()
+        self._keys = TokenRegistry()
+        self.keys = self._keys.owners.keys()  # the valid keys (a live, read-only set view)
+        self.revoked = self._keys.revoked
+        self._keys.add(self.key)
         self.rate_limit = rate_limit
         self.window = window
         self.block_seconds = block_seconds
         self.max_name = max_name
         self.events: dict[str, FakeEvent] = {}
-        self.log: list[LumaCall] = []
+        self.log: RequestLog[LumaCall] = RequestLog()
         self.after_create: list[Callable[[FakeEvent], None]] = []
         self._recent: dict[str, collections.deque[float]] = {}
         self._blocked_until: dict[str, float] = {}
-        self._faults: list[_Fault] = []
+        self._faults = FaultQueue()
         self._seq = itertools.count(1)
         self._lock = threading.RLock()
         self.app = Starlette(
@@ -256,15 +244,10 @@ class FakeLuma:
     # -- keys, limits, faults --------------------------------------------------------------------
 
     def add_key(self, key: str | None = None) -> str:
-        key = key or "secret-" + secrets.token_urlsafe(18)
-        self.keys.add(key)
-        self.revoked.discard(key)
-        return key
+        return self._keys.add(key or "secret-" + secrets.token_urlsafe(18))
 
     def revoke_key(self, key: str | None = None) -> None:
-        key = key or self.key
-        self.keys.discard(key)
-        self.revoked.add(key)
+        self._keys.revoke(key or self.key)
 
     def rotate_key(self) -> str:
         self.revoke_key(self.key)
@@ -292,17 +275,15 @@ class FakeLuma:
     ) -> None:
         """Answer the next ``n`` matching requests (``path`` a regex) with ``status``; with ``after`` the
         request takes effect first (the answer is lost)."""
-        for _ in range(n):
-            self._faults.append(
-                _Fault(
-                    status,
-                    re.compile(path) if path else None,
-                    method.upper() if method else None,
-                    after,
-                    retry_after,
-                    message,
-                )
-            )
+        fault = Fault(
+            status,
+            after=after,
+            method=method.upper() if method else None,
+            path=compile_path(path),
+            retry_after=retry_after,
+            message=message,
+        )
+        self._faults.add(fault, n)
 
     def lose_next_create(self, mode: str = "disconnect") -> None:
         """The next create takes effect, then its answer is lost: the connection drops (``disconnect``;
@@ -407,11 +388,9 @@ class FakeLuma:
                     raise _Fail(401, "Invalid API key. Find yours in your calendar's settings (requires Luma Plus).")
                 self._take(key)
                 headers = self._rate_headers(key)
-                fault = next((f for f in self._faults if f.matches(method, path)), None)
-                if fault is not None:
-                    self._faults.remove(fault)
-                    if not fault.after:
-                        raise self._fault_error(fault)
+                fault = self._faults.take(method, path)
+                if fault is not None and not fault.after:
+                    raise self._fault_error(fault)
                 if raw:
                     try:
                         body = json.loads(raw)
@@ -442,7 +421,7 @@ class FakeLuma:
             raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
         return response
 
-    def _fault_error(self, fault: _Fault) -> _Fail:
+    def _fault_error(self, fault: Fault) -> _Fail:
         messages = {
             429: "Rate limited.",
             500: "Internal server error.",
