@@ -1,0 +1,204 @@
+"""The durable state store: link maps, checkpoints, outcomes, pauses, the sync-now inbox, tokens.
+
+SQLAlchemy Core over SQLite (the embedded default, a file under ``DAGSTER_HOME``) or PostgreSQL (by
+URL, ``DURABLE_SYNC_STATE_URL``; it can share Dagster's own database: every table is prefixed
+``ds_``). Nothing here imports Dagster: the engine and the CLI use it directly, the Dagster
+resources wrap it.
+
+Layout. One private module per concern, each a small class over one shared ``Database`` (the engine
+and its transactions, ``_db``), and the tables in ``_schema``::
+
+    _links     LinkStore     the link map, claims of creates, the per-page commit (the hot path)
+    _listing   ListingStore  destination listings and their merge into the link map (reconcile)
+    _passes    PassStore     checkpoints and the history of passes
+    _outcomes  OutcomeStore  failed records
+    _control   ControlStore  pauses, the sync-now inbox, partition backoff and last failure
+    _leases    LeaseStore    partition and listing leases, and the fence of a write transaction
+    _blobs     BlobLockStore connector blobs and named cross-process locks
+
+``StateStore`` is the one façade: it *is* each of them (it inherits them all, over one
+``Database``), so callers keep one object and one import, a call costs no delegation hop on the
+engine's per-page path, and no method signature is written twice. The concerns never call each
+other through ``self``: what one transaction needs of another concern (the fence, a checkpoint, the
+failure counts) is a module function taking the connection, so each class reads — and type-checks —
+alone. Everything is re-exported here; import from ``sync_assets.state``, not from the modules.
+
+Transactions. SQLite runs in WAL mode and every write transaction starts ``BEGIN IMMEDIATE`` (a
+deferred transaction that reads and then writes can fail at once under a concurrent writer, whatever
+the busy timeout); reads start a plain deferred ``BEGIN``. On PostgreSQL, ``locked()`` takes a row
+lock with ``SELECT … FOR UPDATE``.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import AbstractContextManager
+
+from sqlalchemy.engine import Connection
+
+from sync_assets.state._blobs import BlobLockStore, BlobMapping
+from sync_assets.state._control import ControlStore, Pause, SyncRequest
+from sync_assets.state._db import DEFAULT_STATE_FILE, Database, default_state_url, redact, utcnow
+from sync_assets.state._db import normalise_url as _normalise_url
+from sync_assets.state._leases import Fence, LeaseInfo, LeaseLost, LeaseStore
+from sync_assets.state._links import Claims, Link, LinkMap, LinkStore
+from sync_assets.state._listing import ListingStore, ReconcileResult
+from sync_assets.state._outcomes import Outcome, OutcomeStore
+from sync_assets.state._passes import Checkpoint, PassRecord, PassStore
+from sync_assets.state._schema import (
+    LISTING_LEASE,
+    SCHEMA_VERSION,
+    blobs,
+    checkpoints,
+    ensure_schema,
+    leases,
+    links,
+    listing,
+    locks,
+    meta,
+    metadata,
+    outcomes,
+    partition_state,
+    passes,
+    pauses,
+    requests,
+    route_state,
+    tokens,
+)
+
+__all__ = [
+    "DEFAULT_STATE_FILE",
+    "LISTING_LEASE",
+    "SCHEMA_VERSION",
+    "BlobLockStore",
+    "BlobMapping",
+    "Checkpoint",
+    "Claims",
+    "ControlStore",
+    "Database",
+    "Fence",
+    "LeaseInfo",
+    "LeaseLost",
+    "LeaseStore",
+    "Link",
+    "LinkMap",
+    "LinkStore",
+    "ListingStore",
+    "Outcome",
+    "OutcomeStore",
+    "PassRecord",
+    "PassStore",
+    "Pause",
+    "ReconcileResult",
+    "SharedBlobs",
+    "StateStore",
+    "SyncRequest",
+    "blobs",
+    "checkpoints",
+    "default_state_url",
+    "leases",
+    "links",
+    "listing",
+    "locks",
+    "meta",
+    "metadata",
+    "outcomes",
+    "partition_state",
+    "passes",
+    "pauses",
+    "requests",
+    "route_state",
+    "tokens",
+    "utcnow",
+]
+
+# Tables every route's data lives in (``forget_route`` empties them for one route).
+_ROUTE_TABLES = (links, listing, route_state, outcomes, checkpoints, passes, requests, partition_state, leases)
+
+
+class StateStore(LinkStore, ListingStore, PassStore, OutcomeStore, ControlStore, LeaseStore, BlobLockStore):
+    """The one state store. Create with ``StateStore(url)`` or ``StateStore.shared(url)``.
+
+    Args:
+        url: A SQLAlchemy URL (``sqlite:///path``, ``postgresql://…``); default from the environment
+            (``default_state_url``).
+    """
+
+    _shared: dict[str, StateStore] = {}
+    _shared_lock = threading.Lock()
+
+    def __init__(self, url: str | None = None) -> None:
+        """Open (and create or upgrade, when needed) the state database at ``url``."""
+        db = Database(url)
+        super().__init__(db)
+        self.url = db.url
+        self.dialect = db.dialect
+        self.engine = db.engine
+        ensure_schema(db)
+
+    @classmethod
+    def shared(cls, url: str | None = None) -> StateStore:
+        """One store (and connection pool) per URL per process."""
+        key = _normalise_url(url or default_state_url())
+        with cls._shared_lock:
+            store = cls._shared.get(key)
+            if store is None:
+                store = cls._shared[key] = cls(key)
+            return store
+
+    def __repr__(self) -> str:
+        """The store and its URL, without the password."""
+        return f"StateStore({redact(self.url)})"
+
+    @property
+    def display_url(self) -> str:
+        """The URL without its password."""
+        return redact(self.url)
+
+    def _write(self) -> AbstractContextManager[Connection]:
+        # A write transaction (``sync_assets.tokens`` works in the store's transactions).
+        return self.db.write()
+
+    def _read(self) -> AbstractContextManager[Connection]:
+        # A read transaction, rolled back at the end.
+        return self.db.read()
+
+    def forget_route(self, route: str) -> None:
+        """Delete everything stored for a route (tests and `durable-sync` maintenance)."""
+        with self.db.write() as conn:
+            for table in _ROUTE_TABLES:
+                conn.execute(table.delete().where(table.c.route == route))
+
+    def dispose(self) -> None:
+        """Close the connection pool."""
+        self.engine.dispose()
+
+
+class SharedBlobs:
+    """``BlobStore`` over the deployment's shared state store, resolved at first use.
+
+    Not at import, so definitions can be built before the environment is read.
+    """
+
+    def _store(self) -> StateStore:
+        return StateStore.shared()
+
+    def get_blob(self, namespace: str, key: str) -> bytes | None:
+        """A connector cache entry, or None."""
+        return self._store().get_blob(namespace, key)
+
+    def put_blob(self, namespace: str, key: str, value: bytes) -> None:
+        """Store (or replace) a blob."""
+        self._store().put_blob(namespace, key, value)
+
+    def delete_blob(self, namespace: str, key: str) -> None:
+        """Delete a blob (a no-op when there is none)."""
+        self._store().delete_blob(namespace, key)
+
+    def blob_keys(self, namespace: str) -> list[str]:
+        """The keys of a namespace's blobs."""
+        return self._store().blob_keys(namespace)
+
+    def mapping(self, namespace: str) -> BlobMapping:
+        """A durable ``str -> str`` mapping in ``namespace`` (e.g. a source's watermarks)."""
+        return BlobMapping(self, namespace)

@@ -1,0 +1,222 @@
+"""The state store's tables, its schema version, and the upgrade of an older database.
+
+Keys. Every table is keyed by route, so two routes never collide. The link map is keyed by
+``(route, primary_key)``, not by partition: two specs of one route that both yield a key (a repo in
+an org spec and in a named-repos spec) must map to one destination row. ``partition`` on a link is
+the spec that last wrote it, used for per-partition counts and the link map handed downstream.
+
+Every table is prefixed ``ds_``, so the store can share Dagster's own PostgreSQL database. New tables
+come from ``create_all``; new columns of existing tables from ``_upgrade`` (bump ``SCHEMA_VERSION``).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from sync_assets.state._db import Database, log
+
+SCHEMA_VERSION = 2
+LISTING_LEASE = "*listing"  # partition keys never hold '*' (routes.partition_key_for)
+
+metadata = sa.MetaData()
+
+links = sa.Table(
+    "ds_links",
+    metadata,
+    sa.Column("route", sa.String(200), primary_key=True),
+    sa.Column("primary_key", sa.String(1024), primary_key=True),
+    sa.Column("partition", sa.String(300), nullable=True),
+    sa.Column("destination_id", sa.String(1024), nullable=True),
+    sa.Column("content_hash", sa.String(64), nullable=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("synced_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("ds_links_partition", "route", "partition"),
+    sa.Index("ds_links_state", "route", "state"),
+)
+
+listing = sa.Table(
+    "ds_listing",
+    metadata,
+    sa.Column("route", sa.String(200), nullable=False),
+    sa.Column("reconcile_id", sa.String(40), nullable=False),
+    sa.Column("primary_key", sa.String(1024), nullable=False),
+    sa.Column("destination_id", sa.String(1024), nullable=False),
+    sa.Index("ds_listing_key", "route", "reconcile_id", "primary_key"),
+)
+
+route_state = sa.Table(
+    "ds_route_state",
+    metadata,
+    sa.Column("route", sa.String(200), primary_key=True),
+    sa.Column("last_reconciled_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("reconcile_id", sa.String(40), nullable=True),
+    sa.Column("listed", sa.Integer, nullable=True),
+    sa.Column("duplicates", sa.Integer, nullable=False, default=0),
+    # Schema 2: when the last complete listing started, and (some of) the keys it found twice, kept
+    # here so that status and checks never re-scan ds_listing.
+    sa.Column("listing_started_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("duplicate_keys", sa.Text, nullable=True),
+)
+
+# A lease per (route, name): ``name`` is a partition key (one pass of a partition at a time) or
+# LISTING_LEASE (one destination listing of a route at a time). Time-bounded: a holder renews it
+# while it works; one that stops renewing (killed, cut off from the database) loses it after the
+# lease's seconds, and the next pass takes it over and resumes from the checkpoint.
+leases = sa.Table(
+    "ds_leases",
+    metadata,
+    sa.Column("route", sa.String(200), primary_key=True),
+    sa.Column("name", sa.String(300), primary_key=True),
+    sa.Column("holder", sa.String(64), nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("renewed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("released_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+outcomes = sa.Table(
+    "ds_record_outcomes",
+    metadata,
+    sa.Column("route", sa.String(200), primary_key=True),
+    sa.Column("partition", sa.String(300), primary_key=True),
+    sa.Column("primary_key", sa.String(1024), primary_key=True),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("first_failed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
+)
+
+checkpoints = sa.Table(
+    "ds_checkpoints",
+    metadata,
+    sa.Column("route", sa.String(200), primary_key=True),
+    sa.Column("partition", sa.String(300), primary_key=True),
+    sa.Column("pass_id", sa.String(40), nullable=False),
+    sa.Column("cursor", sa.Text, nullable=True),
+    sa.Column("stats", sa.Text, nullable=False),
+    sa.Column("options", sa.Text, nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+passes = sa.Table(
+    "ds_passes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("route", sa.String(200), nullable=False),
+    sa.Column("partition", sa.String(300), nullable=False),
+    sa.Column("pass_id", sa.String(40), nullable=False),
+    sa.Column("mode", sa.String(20), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("stats", sa.Text, nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Index("ds_passes_partition", "route", "partition", "id"),
+)
+
+pauses = sa.Table(
+    "ds_pauses",
+    metadata,
+    sa.Column("scope", sa.String(400), primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("paused_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("fingerprint", sa.String(128), nullable=True),
+    sa.Column("source", sa.String(20), nullable=False),  # "auth" (automatic) or "manual"
+)
+
+requests = sa.Table(
+    "ds_requests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("route", sa.String(200), nullable=False),
+    sa.Column("partition", sa.String(300), nullable=False),
+    sa.Column("only_items", sa.Text, nullable=True),
+    sa.Column("full_refresh", sa.Boolean, nullable=False, default=False),
+    sa.Column("reason", sa.String(40), nullable=False, default="manual"),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("taken_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("run_key", sa.String(300), nullable=True),
+    sa.Index("ds_requests_pending", "taken_at", "id"),
+)
+
+partition_state = sa.Table(
+    "ds_partition_state",
+    metadata,
+    sa.Column("route", sa.String(200), primary_key=True),
+    sa.Column("partition", sa.String(300), primary_key=True),
+    sa.Column("not_before", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_failure", sa.Text, nullable=True),
+    sa.Column("last_failure_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_failure_run_id", sa.String(64), nullable=True),
+)
+
+tokens = sa.Table(
+    "ds_tokens",
+    metadata,
+    sa.Column("account", sa.String(200), primary_key=True),
+    sa.Column("ciphertext", sa.LargeBinary, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+blobs = sa.Table(
+    "ds_blobs",
+    metadata,
+    sa.Column("namespace", sa.String(100), primary_key=True),
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("value", sa.LargeBinary, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+locks = sa.Table(
+    "ds_locks",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("taken_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+meta = sa.Table(
+    "ds_meta",
+    metadata,
+    sa.Column("key", sa.String(50), primary_key=True),
+    sa.Column("value", sa.String(200), nullable=False),
+)
+
+
+def ensure_schema(db: Database) -> None:
+    """Create the missing tables, then check (or upgrade) the database's schema version.
+
+    Raises:
+        RuntimeError: The database was written by a newer durable-sync.
+    """
+    metadata.create_all(db.engine, checkfirst=True)
+    with db.write() as conn:
+        q = sa.select(meta.c.value).where(meta.c.key == "schema_version")
+        if db.dialect == "postgresql":
+            q = q.with_for_update()  # one process upgrades; the others wait and see the new version
+        row = conn.execute(q).first()
+        if row is None:
+            db.upsert(conn, meta, [{"key": "schema_version", "value": str(SCHEMA_VERSION)}], ["key"])
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"the state database {db.display_url} has schema version {row[0]}, newer than "
+                f"this durable-sync ({SCHEMA_VERSION}); upgrade durable-sync-dagster"
+            )
+        elif int(row[0]) < SCHEMA_VERSION:
+            _upgrade(db, conn, int(row[0]))
+
+
+def _upgrade(db: Database, conn: Connection, version: int) -> None:
+    """Bring an older state database up to SCHEMA_VERSION (new tables come from create_all)."""
+    if version < 2:
+        # 2: route-level listing facts (ds_leases is a new table).
+        for column, kind in (("listing_started_at", "TIMESTAMP WITH TIME ZONE"), ("duplicate_keys", "TEXT")):
+            if db.dialect == "sqlite":
+                kind = "DATETIME" if column.endswith("_at") else "TEXT"
+            conn.exec_driver_sql(f"ALTER TABLE ds_route_state ADD COLUMN {column} {kind}")
+    conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
+    log.info("state database %s upgraded from schema %d to %d", db.display_url, version, SCHEMA_VERSION)
