@@ -76,6 +76,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tests.fakes.common import Fault, FaultQueue, RequestLog, TokenRegistry
 from tests.fakes.loopback import serve_app
 
 __all__ = ["QUOTA_COSTS", "FakeChannel", "FakeVideo", "FakeYouTube", "YouTubeCall", "serve"]
@@ -220,16 +221,6 @@ class _Fail(Exception):
         return {"error": error}
 
 
-@dataclass
-class _Fault:
-    remaining: int
-    status: int
-    resource: str | None
-    reason: str
-    message: str
-    retry_after: int | None = None
-
-
 class FakeYouTube:
     """The fake API and its state. ``fake.app`` is the ASGI app.
 
@@ -253,8 +244,10 @@ class FakeYouTube:
         # Keys are random even with a seed: the HTTP toolkit keeps per-credential state (limiter, blocks)
         # for the whole process, so two tests must never share a key.
         self.key = key or "AIza" + _random_id(35)
-        self.keys: set[str] = {self.key}
-        self.revoked: set[str] = set()
+        self._keys = TokenRegistry()
+        self.keys = self._keys.owners.keys()  # the valid keys (a live, read-only set view)
+        self.revoked = self._keys.revoked
+        self._keys.add(self.key)
         self.daily_quota = daily_quota
         self.channels: dict[str, FakeChannel] = {}
         self.videos: dict[str, FakeVideo] = {}
@@ -262,10 +255,10 @@ class FakeYouTube:
         self.restricted: set[str] = set()  # playlists answering 403 playlistItemsNotAccessible
         self.api_enabled = True  # False: every call answers 403 accessNotConfigured (SERVICE_DISABLED)
         self.error_details = True  # False: bodies without details[], errors[] only (as 2020-era answers were quoted)
-        self.calls: list[YouTubeCall] = []
+        self.calls: RequestLog[YouTubeCall] = RequestLog()
         self._quota_day: dt.date | None = None
         self._quota_used = 0
-        self._faults: list[_Fault] = []
+        self._faults = FaultQueue()  # matched against the resource (``videos``), not the path
         self._order = itertools.count()
         self._inserted: dict[str, int] = {}
         self._lock = threading.RLock()
@@ -274,16 +267,11 @@ class FakeYouTube:
     # -- keys ------------------------------------------------------------------------------------
 
     def add_key(self, key: str | None = None) -> str:
-        key = key or "AIza" + _random_id(35)
-        self.keys.add(key)
-        self.revoked.discard(key)
-        return key
+        return self._keys.add(key or "AIza" + _random_id(35))
 
     def revoke_key(self, key: str | None = None) -> None:
         """Delete a key in the console: it answers 400 "API key not valid" (``API_KEY_INVALID``) from now on."""
-        key = key or self.key
-        self.keys.discard(key)
-        self.revoked.add(key)
+        self._keys.revoke(key or self.key)
 
     def rotate_key(self) -> str:
         self.revoke_key(self.key)
@@ -412,7 +400,7 @@ class FakeYouTube:
         """Answer the next ``n`` requests (to ``resource``, a glob such as ``videos``) with ``status``
         (and a ``Retry-After`` header when given)."""
         message = {503: "The service is currently unavailable.", 500: "Backend Error"}.get(status, reason)
-        self._faults.append(_Fault(n, status, resource, reason, message, retry_after))
+        self._faults.add(Fault(status, glob=resource, retry_after=retry_after, message=message, code=reason), n)
 
     # -- the log ---------------------------------------------------------------------------------
 
@@ -503,16 +491,11 @@ class FakeYouTube:
                 cost = QUOTA_COSTS.get(resource, 1)
                 if self._quota_used + cost > self.daily_quota:
                     raise _Fail(403, "quotaExceeded", QUOTA_MESSAGE, domain="youtube.quota")
-                fault = next(
-                    (f for f in self._faults if f.resource is None or fnmatch.fnmatchcase(resource, f.resource)), None
-                )
+                fault = self._faults.take("GET", resource)
                 if fault is not None:
-                    fault.remaining -= 1
-                    if fault.remaining <= 0:
-                        self._faults.remove(fault)
                     if fault.retry_after is not None:
                         headers["Retry-After"] = str(fault.retry_after)
-                    raise _Fail(fault.status, fault.reason, fault.message, domain="global")
+                    raise _Fail(fault.status, fault.code or "backendError", fault.message or "", domain="global")
                 # Every request that gets this far costs its units, valid or not.
                 self._quota_used += cost
                 units = cost
