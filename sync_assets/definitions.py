@@ -19,7 +19,7 @@ from connectors.luma import LumaSource
 from connectors.notion import NotionDestination
 from connectors.notion.mcp import NotionMcpDestination
 from connectors.youtube import YouTubeSource
-from sync_assets.demo import demo_dir, seed_demo_data
+from sync_assets.demo_data import demo_dir, seed_demo_data
 from sync_assets.factory import build_definitions, link_report_asset
 from sync_assets.routes import Route
 from sync_assets.state import SharedBlobs
@@ -115,8 +115,10 @@ def github_to_asana_route() -> Route:
 
 
 def _notion_destination(database_env: str, **mapping: Any) -> NotionDestination | NotionMcpDestination:
-    """A Notion destination over REST (NOTION_TOKEN, an integration's) or, with NOTION_TRANSPORT=mcp,
-    over Notion's hosted MCP server with the OAuth login of ``durable-sync auth login notion-mcp``."""
+    """A Notion destination over REST (NOTION_TOKEN, an integration's), or over Notion's hosted MCP server.
+
+    With NOTION_TRANSPORT=mcp it uses the OAuth login of ``durable-sync auth login notion-mcp``.
+    """
     if os.environ.get("NOTION_TRANSPORT", "rest").strip().lower() == "mcp":
         tokens = SharedTokenStore()
         return NotionMcpDestination(

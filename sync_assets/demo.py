@@ -10,61 +10,29 @@ persistent local instance (``DAGSTER_HOME``), so they show up later in ``make de
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
 import os
-import shutil
 import sys
-from pathlib import Path
 from typing import Any
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-DEMO_ROUTE = "files_to_sqlite"
-DEMO_SPEC = "tasks"
+from sync_assets.demo_data import (
+    DEMO_ROUTE,
+    DEMO_SPEC,
+    EXAMPLES,
+    demo_csv,
+    demo_dir,
+    edit_one_row,
+    seed_demo_data,
+)
 
-
-def demo_dir() -> Path:
-    """Where the demo's working copy of the CSV and its SQLite destination live."""
-    explicit = os.environ.get("DURABLE_SYNC_DEMO_DIR", "").strip()
-    if explicit:
-        return Path(explicit).resolve()
-    home = os.environ.get("DAGSTER_HOME", "").strip() or str(Path.cwd() / ".dagster_home")
-    return Path(home).resolve() / "demo"
-
-
-def demo_csv() -> Path:
-    return demo_dir() / "tasks.csv"
-
-
-def seed_demo_data(*, reset: bool = False) -> Path:
-    """Copy ``examples/tasks.csv`` into the demo directory (the repo's copy is never edited)."""
-    target = demo_csv()
-    if reset or not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(EXAMPLES / "tasks.csv", target)
-    return target
-
-
-def edit_one_row(path: Path, key: str = "T-0042") -> str:
-    """Retitle one task in the demo CSV; returns the new title."""
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        fields = list(reader.fieldnames or [])
-        rows = list(reader)
-    title = f"Edited by the demo at {dt.datetime.now(dt.UTC):%H:%M:%S}"
-    for row in rows:
-        if row["id"] == key:
-            row["title"] = title
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
-    return title
+__all__ = ["DEMO_ROUTE", "DEMO_SPEC", "EXAMPLES", "demo_csv", "demo_dir", "edit_one_row", "main", "seed_demo_data"]
 
 
 def main() -> int:
+    """Run the demo route's job three times and print what each pass did (``make demo``).
+
+    Returns:
+        The exit status: 0 when the passes behaved as described, 1 when not, 2 without ``DAGSTER_HOME``.
+    """
     import dagster as dg
 
     from sync_assets.definitions import defs, routes

@@ -21,77 +21,61 @@ import hashlib
 import logging
 import re
 import time
-import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 
 from connectors.core import AuthError, ConfigError, RateLimited, describe_error
+from sync_assets.checks import (
+    NO_DUPLICATE_KEYS,
+    NO_FAILED_RECORDS,
+    NOT_PAUSED,
+    not_paused_spec,
+    pause_events,
+    pause_verdict,
+)
 from sync_assets.engine import LeaseLost, PartitionBusy, PassOptions, PassResult, PassStats, Paused, run_pass
 from sync_assets.io_managers import LinkMapIOManager
+from sync_assets.monitor import stale_run_sensor
 from sync_assets.resources import SyncStateResource
 from sync_assets.routes import Route, credential_key
-from sync_assets.state import LinkMap, Pause, StateStore, utcnow
+from sync_assets.runs import PARTITION_TAG, ROUTE_TAG, TRIGGER_TAG, RouteDefs, SyncConfig, run_tags
+from sync_assets.sensors import (
+    auth_resume_sensor,
+    dispatcher_sensor,
+    failure_sensor,
+    reconcile_schedule,
+    sync_now_sensor,
+)
+from sync_assets.state import LinkMap, StateStore, utcnow
 
 __all__ = [
     "NOT_PAUSED",
     "NO_DUPLICATE_KEYS",
     "NO_FAILED_RECORDS",
+    "PARTITION_TAG",
+    "ROUTE_TAG",
     "SYNC_RETRY_POLICY",
+    "TRIGGER_TAG",
     "RouteDefs",
     "SyncConfig",
     "build_definitions",
     "build_route",
     "link_report_asset",
     "pause_events",
+    "pool_name",
     "run_tags",
 ]
 
 log = logging.getLogger(__name__)
 
-NO_FAILED_RECORDS = "no_failed_records"
-NO_DUPLICATE_KEYS = "no_duplicate_keys"
-NOT_PAUSED = "not_paused"
 SHORT_WAIT_SECONDS = 120  # rate-limit waits up to this sleep in the run; longer ones defer the partition
 RATE_LIMIT_RETRIES = 5
 PROGRESS_EVERY_PAGES = 50  # each context.log call is an event-log row: log progress sparingly
 PROGRESS_EVERY_SECONDS = 30.0
-PARTITION_TAG = "durable_sync/partition"
-ROUTE_TAG = "durable_sync/route"
-TRIGGER_TAG = "durable_sync/trigger"
 
 SYNC_RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
-
-
-class SyncConfig(dg.Config):
-    """Run config of one sync run (set by the sync-now sensor, the CLI or the launchpad)."""
-
-    only_items: list[str] | None = None
-    full_refresh: bool = False
-    reconcile: bool = False
-
-
-@dataclass(frozen=True)
-class RouteDefs:
-    route: Route
-    partitions_def: dg.DynamicPartitionsDefinition
-    asset: dg.AssetsDefinition
-    job: Any  # dagster's UnresolvedAssetJobDefinition (not exported at the top level)
-
-    @property
-    def job_name(self) -> str:
-        return self.job.name
-
-    @property
-    def asset_key(self) -> dg.AssetKey:
-        return self.asset.key
-
-
-def run_tags(route: Route, partition: str, trigger: str) -> dict[str, str]:
-    """Tags of a sync run: the per-partition tag carries the one-run-per-partition limit."""
-    return {PARTITION_TAG: f"{route.name}/{partition}", ROUTE_TAG: route.name, TRIGGER_TAG: trigger}
 
 
 def pool_name(route: Route) -> str:
@@ -173,7 +157,7 @@ def _check_results(
         )
     )
     # A pause set while this pass ran (e.g. another partition's credential was rejected) shows at once.
-    passed, severity, description, metadata = _pause_check(
+    passed, severity, description, metadata = pause_verdict(
         route.name, partition, store.paused(route.pause_scopes(partition))
     )
     checks.append(
@@ -187,47 +171,6 @@ def _check_results(
         )
     )
     return checks
-
-
-def _not_paused_spec(asset_key: dg.AssetKey, partitions_def: dg.PartitionsDefinition) -> dg.AssetCheckSpec:
-    """The ``not_paused`` check: per partition, as a pause stops one partition (or every partition of a
-    credential) and an unpartitioned check would show only the partition that ran last."""
-    # A partitioned check spec is a preview API in Dagster 1.13: its warning would print on every
-    # load of the definitions, i.e. on every CLI command and code-server start.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", dg.PreviewWarning)
-        return dg.AssetCheckSpec(
-            NOT_PAUSED,
-            asset=asset_key,
-            partitions_def=partitions_def,
-            description="The partition is not paused (by hand, or by a rejected credential).",
-        )
-
-
-def _pause_check(
-    route_name: str, partition: str, pause: Pause | None, fallback: str = ""
-) -> tuple[bool, dg.AssetCheckSeverity, str, dict[str, Any]]:
-    """The ``not_paused`` verdict of one partition: passed, severity, description, metadata."""
-    if pause is None and not fallback:
-        return True, dg.AssetCheckSeverity.WARN, f"{route_name}/{partition} is not paused.", {"paused": False}
-    fix = f"durable-sync resume {route_name}"
-    if pause is None:  # lifted between the engine's look and ours: still say what stopped the run
-        return False, dg.AssetCheckSeverity.WARN, fallback, {"paused": True, "resume_with": fix}
-    since = pause.paused_at.isoformat(timespec="seconds")
-    description = f"{route_name}/{partition} is paused ({pause.scope}) since {since}: {pause.reason}"
-    if fix not in pause.reason:
-        description += f". Nothing syncs until it is lifted: {fix}"
-    # A rejected credential needs a human; a pause set by hand is somebody's decision.
-    severity = dg.AssetCheckSeverity.ERROR if pause.source == "auth" else dg.AssetCheckSeverity.WARN
-    metadata: dict[str, Any] = {
-        "paused": True,
-        "scope": pause.scope,
-        "reason": pause.reason,
-        "paused_by": "a rejected credential" if pause.source == "auth" else pause.source,
-        "paused_since": since,
-        "resume_with": fix,
-    }
-    return False, severity, description, metadata
 
 
 def _log_pause(
@@ -257,9 +200,12 @@ def _log_pause(
 def _log_checks_before_failing(
     context: dg.AssetExecutionContext, route: Route, partition: str, store: StateStore, asset_key: dg.AssetKey
 ) -> None:
-    """Log the checks as the state store has them from a run about to fail for a reason they do not
-    measure (a configuration error, a long rate-limit wait): Dagster would show every check of the
-    failed run as "execution failed" — a red ``no_duplicate_keys`` although nothing was listed."""
+    """Log the checks as the state store has them, from a run about to fail for a reason they do not measure.
+
+    Such a reason is a configuration error or a long rate-limit wait. Otherwise Dagster would show
+    every check of the failed run as "execution failed": a red ``no_duplicate_keys`` although
+    nothing was listed.
+    """
     others = [r for r in _check_results(route, partition, store, asset_key) if r.check_name != NOT_PAUSED]
     for result in others:
         context.log_event(_as_evaluation(result))
@@ -280,56 +226,6 @@ def _as_evaluation(result: dg.AssetCheckResult) -> dg.AssetCheckEvaluation:
         severity=result.severity,
         description=result.description,
     )
-
-
-def pause_events(
-    route_name: str,
-    partition: str,
-    pause: Pause | None,
-    *,
-    fallback: str = "",
-    asset_key: dg.AssetKey | None = None,
-    runless: bool = False,
-) -> list[dg.AssetCheckEvaluation | dg.AssetObservation]:
-    """How a partition's pause shows in the Dagster UI: a ``not_paused`` check result and an observation.
-
-    The run that meets the pause logs both (``context.log_event``). Anything else that learns of a
-    pause or of its end — a sensor skipping the partition (``SensorResult(asset_events=...)``), the
-    CLI (``instance.report_runless_asset_event``) — reports with ``runless=True``: the observation
-    only, which the partition's page shows. (Dagster 1.13 stores a runless result of a partitioned
-    check at most once per partition: its index on asset, check, run id and partition is unique, and
-    every runless event has the run id "", so a second pause of the same partition would fail.)
-
-    Args:
-        route_name: The route (its asset key unless ``asset_key`` is given).
-        partition: The partition key.
-        pause: The pause that stops the partition: the check fails with its scope, reason and the
-            command that lifts it. None: the partition is not paused (the check passes), unless
-            ``fallback`` says why it is.
-        fallback: Why the partition is paused when ``pause`` is None (e.g. the engine's message, the
-            pause having been lifted since).
-        asset_key: The route's asset key.
-        runless: Leave out the check result (for reports outside a run).
-    """
-    asset_key = asset_key or dg.AssetKey([route_name])
-    passed, severity, description, metadata = _pause_check(route_name, partition, pause, fallback)
-    observation = dg.AssetObservation(
-        asset_key=asset_key, partition=partition, description=description, metadata=metadata
-    )
-    if runless:
-        return [observation]
-    return [
-        dg.AssetCheckEvaluation(
-            asset_key=asset_key,
-            check_name=NOT_PAUSED,
-            passed=passed,
-            severity=severity,
-            description=description,
-            metadata=metadata,
-            partition=partition,
-        ),
-        observation,
-    ]
 
 
 def _metadata(route: Route, result: PassResult, store: StateStore) -> dict[str, Any]:
@@ -391,7 +287,7 @@ def build_route(
         check_specs=[
             dg.AssetCheckSpec(NO_FAILED_RECORDS, asset=asset_key, description="No record failed to sync."),
             dg.AssetCheckSpec(NO_DUPLICATE_KEYS, asset=asset_key, description="One destination row per primary key."),
-            _not_paused_spec(asset_key, partitions_def),
+            not_paused_spec(asset_key, partitions_def),
         ],
         retry_policy=retry_policy,
         # A pass that finds its partition held by another one ends without a materialization.
@@ -534,16 +430,6 @@ def build_definitions(
         resources: Extra resources.
         retry_policy: The sync assets' retry policy for transient failures.
     """
-    # Imported here: sensors import this module for the tags and config.
-    from sync_assets.monitor import stale_run_sensor
-    from sync_assets.sensors import (
-        auth_resume_sensor,
-        dispatcher_sensor,
-        failure_sensor,
-        reconcile_schedule,
-        sync_now_sensor,
-    )
-
     enabled = [r for r in routes if r.enabled]
     seen: dict[str, Route] = {}
     for r in enabled:

@@ -19,15 +19,12 @@ import datetime as dt
 import logging
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from sync_assets.resources import SyncStateResource
+from sync_assets.runs import RouteDefs
 from sync_assets.state import utcnow
-
-if TYPE_CHECKING:
-    from sync_assets.factory import RouteDefs
 
 __all__ = ["STALE_RUN_SECONDS", "stale_run_sensor", "stale_runs"]
 
@@ -47,7 +44,7 @@ def _stale_after() -> float:
 
 def stale_runs(
     instance: dg.DagsterInstance,
-    route_defs: Sequence["RouteDefs"],
+    route_defs: Sequence[RouteDefs],
     sync_state: SyncStateResource,
     *,
     stale_after: float,
@@ -90,7 +87,7 @@ def stale_runs(
     return out
 
 
-def stale_run_sensor(route_defs: Sequence["RouteDefs"]) -> dg.SensorDefinition:
+def stale_run_sensor(route_defs: Sequence[RouteDefs]) -> dg.SensorDefinition:
     """Marks failed the sync runs whose worker is gone (see the module docstring)."""
 
     @dg.sensor(

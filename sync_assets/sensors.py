@@ -31,10 +31,11 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from connectors.core import DESCRIPTION_LIMIT, redact_error_text
+from sync_assets.checks import pause_events
 from sync_assets.engine import credential_fingerprint
-from sync_assets.factory import PARTITION_TAG, ROUTE_TAG, RouteDefs, SyncConfig, pause_events, run_tags
 from sync_assets.notify import notify_pause
 from sync_assets.resources import SyncStateResource
+from sync_assets.runs import PARTITION_TAG, ROUTE_TAG, RouteDefs, SyncConfig, run_tags
 from sync_assets.state import StateStore
 
 if TYPE_CHECKING:  # a private module of Dagster: named for the type checker only
@@ -82,6 +83,17 @@ def _run_config(rd: RouteDefs, config: SyncConfig) -> dg.RunConfig:
 
 
 def dispatcher_sensor(rd: RouteDefs) -> dg.SensorDefinition:
+    """The route's dispatcher: keeps its partitions equal to the source's specs and runs the due ones.
+
+    A partition is due when it was never synced or its last full pass started ``interval_minutes``
+    ago or more; paused, not-before and in-flight partitions are skipped (see the module docstring).
+
+    Args:
+        rd: The route's definitions.
+
+    Returns:
+        A sensor, running by default, that targets the route's sync job.
+    """
     route = rd.route
 
     @dg.sensor(
@@ -159,6 +171,17 @@ def dispatcher_sensor(rd: RouteDefs) -> dg.SensorDefinition:
 
 
 def sync_now_sensor(route_defs: Sequence[RouteDefs]) -> dg.SensorDefinition:
+    """The sync-now sensor: drains the state store's request inbox for these routes.
+
+    The pending requests of one partition merge into one run (a full request wins over targeted
+    ones); requests of paused partitions wait, and other code locations' routes are left alone.
+
+    Args:
+        route_defs: The routes of this code location.
+
+    Returns:
+        A sensor, running by default, that targets their sync jobs.
+    """
     by_name = {rd.route.name: rd for rd in route_defs}
 
     @dg.sensor(
@@ -223,6 +246,15 @@ def _sides(rd: RouteDefs) -> list[tuple[str, object]]:
 
 
 def auth_resume_sensor(route_defs: Sequence[RouteDefs]) -> dg.SensorDefinition:
+    """The auth-resume sensor: lifts an auth pause once the credential changes, then catches up.
+
+    Args:
+        route_defs: The routes of this code location.
+
+    Returns:
+        A sensor, running by default, that requests a catch-up run of every partition the pause held.
+    """
+
     @dg.sensor(
         name="durable_sync_auth_resume",
         jobs=[rd.job for rd in route_defs],
@@ -293,8 +325,10 @@ _CHAIN_DEPTH = 20
 
 
 def _error_line(info: "SerializableErrorInfo") -> str:
-    """One serialized error as ``describe_error`` writes a live one: our errors by their message,
-    foreign ones as ``Cls: message``, redacted."""
+    """One serialized error as ``describe_error`` writes a live one.
+
+    Our errors read as their message, foreign ones as ``Cls: message``; both redacted.
+    """
     message = " ".join((info.message or "").split())
     cls = info.cls_name or "Error"
     # ``traceback.format_exception_only`` wrote "package.module.Cls: text" (or just the name).
@@ -311,10 +345,10 @@ def _error_line(info: "SerializableErrorInfo") -> str:
 
 
 def describe_step_error(error: "SerializableErrorInfo | None") -> str | None:
-    """The cause of a step failure from its serialized error chain (``.cause``, else ``.context``):
-    the first error that is not a Dagster wrapper, and the root cause when it differs.
+    """The cause of a step failure, from its serialized error chain (``.cause``, else ``.context``).
 
-    Example: ``Exceeded max_retries of 3`` ← ``RuntimeError: fetching page 2 failed`` ← ``GitHub GET
+    It names the first error that is not a Dagster wrapper, and the root cause when it differs.
+    For example, ``Exceeded max_retries of 3`` ← ``RuntimeError: fetching page 2 failed`` ← ``GitHub GET
     /orgs/acme/repos -> 503: service unavailable`` reads ``RuntimeError: fetching page 2 failed (root
     cause: GitHub GET /orgs/acme/repos -> 503: service unavailable); gave up after 3 retries``.
     """
@@ -348,6 +382,14 @@ def describe_step_error(error: "SerializableErrorInfo | None") -> str | None:
 
 
 def failure_sensor(route_defs: Sequence[RouteDefs]) -> dg.SensorDefinition:
+    """The failure sensor: stores the root cause of every failed sync run, per partition.
+
+    Args:
+        route_defs: The routes whose runs it watches.
+
+    Returns:
+        A run-failure sensor, running by default.
+    """
     names = {rd.route.name for rd in route_defs}
 
     @dg.run_failure_sensor(
@@ -390,6 +432,14 @@ def failure_sensor(route_defs: Sequence[RouteDefs]) -> dg.SensorDefinition:
 
 
 def reconcile_schedule(rd: RouteDefs) -> dg.ScheduleDefinition:
+    """The route's daily reconcile: a pass with a destination listing, between 02:00 and 04:59.
+
+    Args:
+        rd: The route's definitions.
+
+    Returns:
+        A schedule, running by default, that asks for one listing for the route.
+    """
     route = rd.route
     # Spread routes over 02:00-04:59 so they do not all list their destinations at once.
     crc = zlib.crc32(route.name.encode())
