@@ -47,6 +47,7 @@ class MemorySource:
         interval_minutes: int = 30,
         fail_at_page: dict[int, BaseException] | None = None,
     ) -> None:
+        """Hold the records; they are read page by page when a pass fetches a spec."""
         self.name = name
         self.records: dict[str, list[Record]] = (
             {k: list(v) for k, v in records.items()} if isinstance(records, dict) else {"default": list(records)}
@@ -57,11 +58,25 @@ class MemorySource:
         self.pages_fetched = 0
 
     def specs(self) -> list[SourceSpec]:
+        """One spec per key of ``records``, each with the source's ``interval_minutes``."""
         return [SourceSpec(key, self.interval_minutes) for key in self.records]
 
     async def fetch_page(
         self, spec: SourceSpec, only_items: list[str] | None, cursor: str | None
     ) -> tuple[list[Record], str | None]:
+        """One page of a spec, or the records named in ``only_items`` (all on one page).
+
+        Args:
+            spec: The spec to read.
+            only_items: Primary keys to return (a targeted pass), or None for every record.
+            cursor: The cursor the previous page returned (None for the first page).
+
+        Returns:
+            The page's records and the next page's cursor (None after the last page).
+
+        Raises:
+            BaseException: The exception ``fail_at_page`` holds for this page, once.
+        """
         rows = self.records[spec.key]
         if only_items is not None:
             wanted = set(only_items)
@@ -75,6 +90,7 @@ class MemorySource:
         return list(rows[start:end]), (str(end) if end < len(rows) else None)
 
     async def fetch(self, spec: SourceSpec, only_items: list[str] | None = None) -> list[Record]:
+        """Every record of a spec (or those in ``only_items``), page by page."""
         out: list[Record] = []
         cursor: str | None = None
         while True:
@@ -86,6 +102,8 @@ class MemorySource:
 
 @dataclass(slots=True)
 class MemoryRow:
+    """One row of a ``MemoryDestination``: its id, our key, what was written and when."""
+
     id: str
     key: str
     properties: dict[str, Any]
@@ -121,6 +139,7 @@ class MemoryDestination:
         fail: Optional ``fail(op, record) -> BaseException | None`` to inject a failure per call
             (``op`` is ``"create"`` or ``"update"``).
         max_value_length: Longest string accepted.
+        rate_limit_key: What the destination's rate limit is shared by (default: ``name``).
     """
 
     def __init__(
@@ -135,6 +154,7 @@ class MemoryDestination:
         max_value_length: int | None = None,
         rate_limit_key: str | None = None,
     ) -> None:
+        """Start empty; ``credential`` is ``"token-1"`` (set it to None and every write is rejected)."""
         self.name = name
         self.configured = True
         self.create_only_properties = set(create_only_properties)
@@ -152,34 +172,42 @@ class MemoryDestination:
 
     @property
     def config_hint(self) -> str:
+        """What to configure: nothing, a memory destination is always configured."""
         return "always configured"
 
     def describe(self) -> str:
+        """Where the rows are, for the asset's metadata."""
         return f"memory://{self.name} ({len(self.rows)} rows)"
 
     def credential_fingerprint(self) -> str | None:
+        """The current credential (it changes when a test "renews" it)."""
         return self.credential
 
     @staticmethod
     def is_auth_error(err: BaseException) -> bool:
+        """Whether ``err`` or an error in its chain is an ``AuthError``."""
         return auth_error_in_chain(err)
 
     # Inspection helpers for tests.
     def rows_by_key(self) -> dict[str, list[MemoryRow]]:
+        """Every row per primary key (more than one under a key is a duplicate)."""
         out: dict[str, list[MemoryRow]] = {}
         for row in self.rows.values():
             out.setdefault(row.key, []).append(row)
         return out
 
     def duplicates(self) -> dict[str, int]:
+        """The keys with more than one row, and how many rows each has."""
         return {k: len(v) for k, v in self.rows_by_key().items() if len(v) > 1}
 
     def row(self, key: str) -> MemoryRow:
+        """The one row of ``key`` (fails unless there is exactly one)."""
         (found,) = self.rows_by_key()[key]
         return found
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[_MemorySession]:
+        """A session over this destination (one pass)."""
         yield _MemorySession(self)
 
 

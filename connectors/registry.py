@@ -38,6 +38,7 @@ class ConnectorInfo:
 
     @property
     def kinds(self) -> str:
+        """What it offers: ``source``, ``destination`` or ``source+destination``."""
         return "+".join(k for k, v in (("source", self.source), ("destination", self.destination)) if v)
 
 

@@ -148,8 +148,10 @@ IN_FLIGHT_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING
 
 
 def _dagster_view(routes: Sequence[Route]) -> dict[str, Any] | None:
-    """Dagster's side of status: the latest runs per route partition, from the instance in
-    ``DAGSTER_HOME`` (None when there is none to read)."""
+    """Dagster's side of status: the latest runs per route partition.
+
+    They are read from the instance in ``DAGSTER_HOME`` (None when there is none to read).
+    """
     if not os.environ.get("DAGSTER_HOME"):
         return None
     try:
@@ -193,9 +195,11 @@ def _latest(passes: Sequence[PassRecord], modes: Sequence[str]) -> PassRecord | 
 
 
 def _last_full_and_targeted(store: StateStore, route: str, partition: str) -> tuple[PassRecord | None, ...]:
-    """The latest pass of each kind. A run of targeted syncs must not hide a full pass that keeps
-    failing, so they are looked up separately (deeper into the history when the recent rows are of
-    one kind only)."""
+    """The latest pass of each kind.
+
+    A run of targeted syncs must not hide a full pass that keeps failing, so they are looked up
+    separately (deeper into the history when the recent rows are of one kind only).
+    """
     passes = store.last_passes(route, partition, limit=20)
     full, targeted = _latest(passes, FULL_MODES), _latest(passes, ("targeted",))
     if len(passes) == 20 and (full is None or targeted is None):

@@ -24,6 +24,11 @@ class LinkMapIOManager(dg.ConfigurableIOManager):
     state: SyncStateResource
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        """Store nothing: the engine committed the links page by page. Anything but a link map is refused.
+
+        Raises:
+            DagsterInvariantViolationError: The asset returned something other than a ``LinkMap``.
+        """
         if obj is not None and not isinstance(obj, LinkMap):
             raise dg.DagsterInvariantViolationError(
                 f"LinkMapIOManager stores link maps only; {context.asset_key} returned "
@@ -31,6 +36,7 @@ class LinkMapIOManager(dg.ConfigurableIOManager):
             )
 
     def load_input(self, context: dg.InputContext) -> LinkMap:
+        """The upstream route's link map (of the input's partition, or of every partition), read lazily."""
         route = context.asset_key.path[-1]
         partition = context.asset_partition_key if context.has_asset_partitions else None
         return LinkMap(self.state.store(), route, partition)

@@ -23,5 +23,9 @@ class SyncStateResource(dg.ConfigurableResource):
     url: str | None = None  # for tests and embedded use; prefer url_env for anything with a secret
 
     def store(self) -> StateStore:
+        """The state store at ``url``, else at the URL in ``url_env``, else the SQLite file under ``DAGSTER_HOME``.
+
+        One ``StateStore`` is shared per URL within a process (``StateStore.shared``).
+        """
         url = self.url or os.environ.get(self.url_env, "").strip() or default_state_url()
         return StateStore.shared(url)

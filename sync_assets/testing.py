@@ -66,6 +66,7 @@ class RouteRun:
 
     @property
     def success(self) -> bool:
+        """Whether the run succeeded."""
         return self.result.success
 
     @property
@@ -133,6 +134,7 @@ class RouteRun:
 
     @property
     def event_types(self) -> list[str]:
+        """The run's event types in order (``STEP_START``, ``ASSET_MATERIALIZATION``…)."""
         return [e.event_type_value for e in self.result.all_events]
 
 

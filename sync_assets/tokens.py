@@ -90,6 +90,7 @@ class EncryptedTokenStore:
     """``connectors.auth.tokens.TokenStore`` over the state store's ``ds_tokens`` table."""
 
     def __init__(self, store: StateStore, *, keys: str | None = None) -> None:
+        """Keep ``store``; ``keys`` (the ``DURABLE_SYNC_ENC_KEY`` format) overrides the environment's."""
         self.store = store
         self._keys_raw = keys
 
@@ -102,6 +103,11 @@ class EncryptedTokenStore:
         return os.environ.get(ALLOW_PLAINTEXT_ENV, "").strip().lower() in ("1", "true", "yes")
 
     def encrypt(self, account: str, token: OAuthToken) -> bytes:
+        """The stored form of ``token``: AES-GCM under the first key, bound to ``account``.
+
+        Raises:
+            ConfigError: No key is set and plaintext storage was not allowed.
+        """
         keys = self._keys()
         data = token.to_json().encode()
         if not keys:
@@ -120,6 +126,12 @@ class EncryptedTokenStore:
         return MAGIC + bytes([len(kid)]) + kid + nonce + AESGCM(key).encrypt(nonce, data, account.encode())
 
     def decrypt(self, account: str, blob: bytes) -> OAuthToken:
+        """The token from its stored form, with whichever configured key its key id names.
+
+        Raises:
+            ConfigError: An unknown format, no key, a key id the keys do not hold, or a key that does not
+                decrypt it. The message never holds the token.
+        """
         if blob.startswith(PLAIN):
             return OAuthToken.from_json(blob[len(PLAIN) :].decode())
         if not blob.startswith(MAGIC):
@@ -147,6 +159,7 @@ class EncryptedTokenStore:
     # ------------------------------------------------------------------------------ protocol
 
     def load(self, account: str) -> tuple[OAuthToken, int] | None:
+        """The account's token and its version, or None."""
         with self.store._read() as conn:
             row = conn.execute(
                 sa.select(tokens.c.ciphertext, tokens.c.version).where(tokens.c.account == account)
@@ -156,6 +169,7 @@ class EncryptedTokenStore:
         return self.decrypt(account, bytes(row[0])), int(row[1])
 
     def save(self, account: str, token: OAuthToken, *, expected_version: int | None) -> int:
+        """Store ``token`` if the stored version is still ``expected_version`` (see ``TokenStore.save``)."""
         blob = self.encrypt(account, token)
         now = utcnow()
         with self.store._write() as conn:
@@ -175,6 +189,7 @@ class EncryptedTokenStore:
             return expected_version + 1
 
     def replace(self, account: str, token: OAuthToken) -> int:
+        """Store ``token`` whatever is stored; returns the new version."""
         blob = self.encrypt(account, token)
         now = utcnow()
         with self.store._write() as conn:
@@ -191,6 +206,7 @@ class EncryptedTokenStore:
             return version
 
     def delete(self, account: str) -> bool:
+        """Forget the account's token; returns whether there was one."""
         with self.store._write() as conn:
             return bool(conn.execute(tokens.delete().where(tokens.c.account == account)).rowcount)
 
@@ -221,6 +237,7 @@ class EncryptedTokenStore:
 
     @contextlib.contextmanager
     def refresh_lock(self, account: str) -> Iterator[None]:
+        """Hold the account's refresh lock across processes: a PostgreSQL advisory lock, or a file lock."""
         if self.store.dialect == "postgresql":
             key = int.from_bytes(hashlib.sha256(f"ds-refresh:{account}".encode()).digest()[:8], "big", signed=True)
             with self.store.engine.connect() as conn:
@@ -248,23 +265,30 @@ class EncryptedTokenStore:
 
 
 class SharedTokenStore:
-    """The ``TokenStore`` of the deployment's shared state store, resolved at first use (so routes
-    can be built at import time, before the environment is read)."""
+    """The ``TokenStore`` of the deployment's shared state store, resolved at first use.
+
+    Routes can thus be built at import time, before the environment is read.
+    """
 
     def _tokens(self) -> EncryptedTokenStore:
         return EncryptedTokenStore(StateStore.shared())
 
     def load(self, account: str) -> tuple[OAuthToken, int] | None:
+        """The account's token and its version, or None."""
         return self._tokens().load(account)
 
     def save(self, account: str, token: OAuthToken, *, expected_version: int | None) -> int:
+        """Store ``token`` if the stored version is still ``expected_version`` (see ``TokenStore.save``)."""
         return self._tokens().save(account, token, expected_version=expected_version)
 
     def replace(self, account: str, token: OAuthToken) -> int:
+        """Store ``token`` whatever is stored; returns the new version."""
         return self._tokens().replace(account, token)
 
     def delete(self, account: str) -> bool:
+        """Forget the account's token; returns whether there was one."""
         return self._tokens().delete(account)
 
     def refresh_lock(self, account: str) -> contextlib.AbstractContextManager[None]:
+        """Hold the account's refresh lock across processes for the block."""
         return self._tokens().refresh_lock(account)

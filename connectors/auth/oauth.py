@@ -181,6 +181,7 @@ class OAuthGrantError(AuthError):
     """
 
     def __init__(self, message: str, *, error: str, description: str = "", status_code: int = 400) -> None:
+        """Keep the refusal's OAuth code, redacted description and HTTP status with ``message``."""
         super().__init__(message)
         self.error = error
         self.description = description
@@ -198,6 +199,7 @@ class TokenEndpointUnavailable(TransientError):
     """
 
     def __init__(self, message: str, *, ambiguous: bool, status_code: int = 0) -> None:
+        """Keep whether the server may have acted, and the HTTP status, with ``message``."""
         super().__init__(message)
         self.ambiguous = ambiguous
         self.status_code = status_code
@@ -620,8 +622,10 @@ async def register_client(
     scope: str | None = None,
     client: httpx.AsyncClient | None = None,
 ) -> RegisteredClient:
-    """Register a public client (``token_endpoint_auth_method=none``; grants ``authorization_code``
-    and ``refresh_token``; ``response_type=code``) for ``redirect_uris``.
+    """Register a public client for ``redirect_uris`` (RFC 7591 dynamic client registration).
+
+    The client is public (``token_endpoint_auth_method=none``), with the grants ``authorization_code``
+    and ``refresh_token`` and ``response_type=code``.
 
     Args:
         metadata: The discovered metadata (or the registration endpoint itself, already checked).
@@ -810,7 +814,7 @@ def _now(clock: Callable[[], float]) -> dt.datetime:
 
 
 def _expires_at(data: Mapping[str, Any], now: dt.datetime) -> dt.datetime | None:
-    """now + ``expires_in``; None without one (such a token is refreshed on a 401 only)."""
+    """The expiry: ``now`` plus ``expires_in``; None without one (such a token is refreshed on a 401 only)."""
     raw = data.get("expires_in")
     try:
         seconds = float(raw) if raw is not None else None

@@ -97,6 +97,7 @@ class TokenProvider:
         clock: Callable[[], float] = time.time,
         allow_loopback_http: bool = True,
     ) -> None:
+        """Nothing is read until the first ``access_token()``: building a provider is free."""
         self.store = store
         self.account = account
         self.client = client
@@ -105,6 +106,7 @@ class TokenProvider:
         self.allow_loopback_http = allow_loopback_http
 
     def __repr__(self) -> str:
+        """Names the account only."""
         return f"TokenProvider(account={self.account!r})"
 
     @property
@@ -311,16 +313,24 @@ class OAuthBearerAuth(httpx.Auth):
     requires_request_body = True  # the retry resends the same body
 
     def __init__(self, provider: TokenProvider) -> None:
+        """Authenticate requests with ``provider``'s tokens."""
         self.provider = provider
 
     def __repr__(self) -> str:
+        """Names the provider (its account) only."""
         return f"OAuthBearerAuth({self.provider!r})"
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Refuse: a refresh is asynchronous, so this auth works with ``httpx.AsyncClient`` only.
+
+        Raises:
+            RuntimeError: Always.
+        """
         raise RuntimeError("OAuthBearerAuth refreshes asynchronously; use it with httpx.AsyncClient")
         yield request  # pragma: no cover - makes this a generator
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        """Send the access token; on a 401, refresh (unless another process did) and resend once."""
         token = await self.provider.access_token()
         request.headers["Authorization"] = f"Bearer {token}"
         response = yield request

@@ -61,17 +61,20 @@ class OAuthToken:
     refreshed_at: dt.datetime | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def __repr__(self) -> str:  # never print secrets
+    def __repr__(self) -> str:
+        """Names the client, resource and expiry: never a secret."""
         exp = self.expires_at.isoformat() if self.expires_at else None
         return f"OAuthToken(client_id={self.client_id!r}, resource={self.resource!r}, expires_at={exp!r})"
 
     def expires_within(self, seconds: float, *, now: dt.datetime | None = None) -> bool:
+        """Whether the access token expires within ``seconds`` of ``now`` (never, without an expiry)."""
         if self.expires_at is None:
             return False
         now = now or dt.datetime.now(dt.UTC)
         return (self.expires_at - now).total_seconds() <= seconds
 
     def to_json(self) -> str:
+        """The token as JSON, secrets included: for a token store, never for a log."""
         data = dataclasses.asdict(self)
         for k in ("expires_at", "obtained_at", "refreshed_at"):
             if data[k] is not None:
@@ -80,6 +83,7 @@ class OAuthToken:
 
     @classmethod
     def from_json(cls, raw: str) -> OAuthToken:
+        """A token from ``to_json``'s output; keys this version does not know are dropped."""
         data = json.loads(raw)
         for k in ("expires_at", "obtained_at", "refreshed_at"):
             if data.get(k):
@@ -97,11 +101,20 @@ class TokenStore(Protocol):
         ...
 
     def save(self, account: str, token: OAuthToken, *, expected_version: int | None) -> int:
-        """Store ``token`` if the stored version is ``expected_version`` (None: there must be none,
-        or pass ``force``-style semantics via ``replace``); returns the new version.
+        """Store ``token`` if the stored version is still ``expected_version``.
+
+        A new login, which must take effect whatever is stored, uses ``replace`` instead.
+
+        Args:
+            account: The account name.
+            token: The token to store.
+            expected_version: The version the caller loaded; None: no token may be stored yet.
+
+        Returns:
+            The new version.
 
         Raises:
-            StaleToken: the stored version is not ``expected_version``.
+            StaleToken: The stored version is not ``expected_version`` (another process refreshed first).
         """
         ...
 
@@ -109,7 +122,9 @@ class TokenStore(Protocol):
         """Store ``token`` whatever is stored (a new login always takes effect); returns the version."""
         ...
 
-    def delete(self, account: str) -> bool: ...
+    def delete(self, account: str) -> bool:
+        """Forget the account's token; returns whether there was one."""
+        ...
 
     def refresh_lock(self, account: str) -> AbstractContextManager[None]:
         """Hold the account's refresh lock (across processes) for the block."""
@@ -120,15 +135,18 @@ class MemoryTokenStore:
     """A ``TokenStore`` in memory (tests, and single-process embedding)."""
 
     def __init__(self) -> None:
+        """Start with no token."""
         self._tokens: dict[str, tuple[OAuthToken, int]] = {}
         self._lock = threading.Lock()
         self._refresh_locks: dict[str, threading.Lock] = {}
 
     def load(self, account: str) -> tuple[OAuthToken, int] | None:
+        """The account's token and its version, or None."""
         with self._lock:
             return self._tokens.get(account)
 
     def save(self, account: str, token: OAuthToken, *, expected_version: int | None) -> int:
+        """Store ``token`` if the stored version is still ``expected_version`` (see ``TokenStore.save``)."""
         with self._lock:
             current = self._tokens.get(account)
             current_version = current[1] if current else None
@@ -139,6 +157,7 @@ class MemoryTokenStore:
             return version
 
     def replace(self, account: str, token: OAuthToken) -> int:
+        """Store ``token`` whatever is stored; returns the new version."""
         with self._lock:
             current = self._tokens.get(account)
             version = (current[1] if current else 0) + 1
@@ -146,11 +165,13 @@ class MemoryTokenStore:
             return version
 
     def delete(self, account: str) -> bool:
+        """Forget the account's token; returns whether there was one."""
         with self._lock:
             return self._tokens.pop(account, None) is not None
 
     @contextmanager
     def refresh_lock(self, account: str) -> Iterator[None]:
+        """Hold the account's refresh lock (this process only) for the block."""
         with self._lock:
             lock = self._refresh_locks.setdefault(account, threading.Lock())
         with lock:

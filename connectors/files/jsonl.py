@@ -159,6 +159,11 @@ class JSONLDestination:
         max_value_length: int | None = None,
         name: str = "jsonl",
     ) -> None:
+        """Check the arguments; nothing is opened or created until a session first writes.
+
+        Raises:
+            ConfigError: ``path`` is empty, or ``max_value_length`` is not a positive int or None.
+        """
         if not str(path).strip():
             raise ConfigError("JSONLDestination: path must be a file path")
         if max_value_length is not None and (isinstance(max_value_length, bool) or max_value_length < 1):
@@ -172,6 +177,7 @@ class JSONLDestination:
 
     @property
     def config_hint(self) -> str:
+        """What this destination needs: a local file, no credentials."""
         return f"a local JSONL file ({self.path}); no credentials needed"
 
     def describe(self) -> str:
@@ -180,12 +186,15 @@ class JSONLDestination:
 
     @staticmethod
     def is_auth_error(err: BaseException) -> bool:
+        """Whether ``err`` or an error in its chain is an ``AuthError`` (a local file raises none itself)."""
         return auth_error_in_chain(err)
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[_JSONLSession]:
-        """A session holding the live rows, opened when first used; if it wrote, it compacts the log
-        at exit when the log is mostly history."""
+        """A session holding the live rows, opened when first used.
+
+        If it wrote, it compacts the log at exit when the log is mostly history.
+        """
         session = _JSONLSession(self)
         try:
             yield session
@@ -223,8 +232,11 @@ class JSONLDestination:
 
 
 class _JSONLSession:
-    """One log, opened when first used: every call runs in a worker thread, one at a time, under the
-    file lock. Reads open what exists and create nothing; the first write creates the files."""
+    """One log, opened when first used.
+
+    Every call runs in a worker thread, one at a time, under the file lock. Reads open what exists
+    and create nothing; the first write creates the files.
+    """
 
     def __init__(self, dest: JSONLDestination) -> None:
         self.dest = dest
@@ -279,8 +291,10 @@ class _JSONLSession:
             self.lock_fd = os.open(self.dest.lock_path, os.O_RDONLY)
 
     def _follow_replacement(self, *, write: bool) -> None:
-        """Open the log (for appending when about to write), or reopen it if another session compacted
-        it (our fd would point at the old file)."""
+        """Open the log (for appending when about to write), or reopen it if another session compacted it.
+
+        After a compaction our fd would point at the old file.
+        """
         try:
             current: int | None = os.stat(self.dest.path).st_ino
         except FileNotFoundError:

@@ -91,6 +91,11 @@ class FileSpec:
     columns: Sequence[str] | None = None
 
     def __post_init__(self) -> None:
+        """Check every field, so that a bad spec fails where the route is defined, not in a pass.
+
+        Raises:
+            ConfigError: The first bad field, named.
+        """
         if not isinstance(self.key, str) or not self.key.strip():
             raise ConfigError(f"FileSpec.key must be a non-empty string, got {self.key!r}")
         where = f"FileSpec {self.key!r}"
@@ -563,6 +568,7 @@ class FilesSource:
         base_dir: str | os.PathLike[str] | None = None,
         name: str = "files",
     ) -> None:
+        """Check the specs and the page size; no file is opened until a spec is read."""
         if isinstance(specs, FileSpec) or not all(isinstance(s, FileSpec) for s in specs):
             raise ConfigError(f"FilesSource: specs must be a list of FileSpec, got {specs!r}")
         seen: set[str] = set()

@@ -238,6 +238,7 @@ class SQLiteDestination:
         max_value_length: int | None = None,
         name: str = "sqlite",
     ) -> None:
+        """Check the arguments (see Raises above); the file is opened only when a session first needs it."""
         self.table = _check_name("table", table)
         if table.lower().startswith("sqlite_") or table == SQLITE_METADATA_TABLE:
             raise ConfigError(f"SQLiteDestination: table name {table!r} is reserved")
@@ -265,6 +266,7 @@ class SQLiteDestination:
 
     @property
     def config_hint(self) -> str:
+        """What this destination needs: a local file, no credentials."""
         return f"a local SQLite file ({self.path}, table {self.table!r}); no credentials needed"
 
     def describe(self) -> str:
@@ -273,6 +275,7 @@ class SQLiteDestination:
 
     @staticmethod
     def is_auth_error(err: BaseException) -> bool:
+        """Whether ``err`` or an error in its chain is an ``AuthError`` (a local file raises none itself)."""
         return auth_error_in_chain(err)
 
     @asynccontextmanager
@@ -369,7 +372,7 @@ def _column_names(conn: sqlite3.Connection, table: str) -> list[str]:
 
 
 def _load_mapping(conn: sqlite3.Connection, table: str) -> dict[str, _Column]:
-    """property -> its ``_Column`` in ``table`` (empty when nothing was written yet)."""
+    """Each property's ``_Column`` in ``table`` (empty when nothing was written yet)."""
     if not _table_exists(conn, SQLITE_METADATA_TABLE):
         return {}
     meta = _quote(SQLITE_METADATA_TABLE)
