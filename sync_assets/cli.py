@@ -55,7 +55,13 @@ class UsageError(Exception):
 def load_dotenv(path: Path) -> list[str]:
     """Set the variables of a ``.env`` file that the environment does not already set.
 
-    Returns the names set. Parsed by python-dotenv (a Dagster dependency), as ``dagster dev`` does.
+    The file is parsed by python-dotenv (a Dagster dependency), as ``dagster dev`` does.
+
+    Args:
+        path: The file; a missing one sets nothing.
+
+    Returns:
+        The names set.
     """
     if not path.is_file():
         return []
@@ -732,7 +738,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, *, routes: Sequence[Route] | None = None) -> int:
-    """Run the CLI; ``routes`` replaces the routes module (for embedding and tests)."""
+    """Run the CLI.
+
+    Args:
+        argv: The arguments (default: ``sys.argv[1:]``).
+        routes: Routes to use instead of the routes module (for embedding and tests).
+
+    Returns:
+        The exit status: 2 on a caller's mistake or a ``SyncError``, else the command's own (0: success).
+    """
     global _ROUTES_OVERRIDE
     _ROUTES_OVERRIDE = routes
     args = build_parser().parse_args(argv)

@@ -35,7 +35,14 @@ def demo_csv() -> Path:
 
 
 def seed_demo_data(*, reset: bool = False) -> Path:
-    """Copy ``examples/tasks.csv`` into the demo directory (the repo's copy is never edited)."""
+    """Copy ``examples/tasks.csv`` into the demo directory (the repo's copy is never edited).
+
+    Args:
+        reset: Copy it even if the working copy exists (``make demo`` starts from the example).
+
+    Returns:
+        The working copy's path.
+    """
     target = demo_csv()
     if reset or not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -44,7 +51,15 @@ def seed_demo_data(*, reset: bool = False) -> Path:
 
 
 def edit_one_row(path: Path, key: str = "T-0042") -> str:
-    """Retitle one task in the demo CSV; returns the new title."""
+    """Retitle one task in the demo CSV (written through a temp file and ``os.replace``).
+
+    Args:
+        path: The CSV file.
+        key: The task's id.
+
+    Returns:
+        The new title.
+    """
     with path.open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         fields = list(reader.fieldnames or [])

@@ -269,7 +269,15 @@ def build_route(
 ) -> RouteDefs:
     """The partitioned asset of one route and its sync job.
 
-    Assets in ``downstream`` partitioned like the route and depending on it run in the same job.
+    Args:
+        route: The route.
+        source_key: The asset key of the route's source system (the asset's upstream).
+        downstream: Other assets; those partitioned like the route and depending on it run in the
+            same job.
+        retry_policy: The asset's retry policy for transient failures (None: no retries).
+
+    Returns:
+        The route's partitions, asset and job.
     """
     partitions_def = dg.DynamicPartitionsDefinition(name=route.name)
     asset_key = dg.AssetKey([route.name])
@@ -387,6 +395,13 @@ def link_report_asset(route: Route, *, name: str | None = None) -> dg.AssetsDefi
 
     It shows how a downstream asset consumes a link map: as an input, partition by partition,
     streamed from the state store.
+
+    Args:
+        route: The route whose link map it reads.
+        name: The asset's name (default: ``<route>_link_report``).
+
+    Returns:
+        The asset, partitioned like the route.
     """
     partitions_def = dg.DynamicPartitionsDefinition(name=route.name)
     report_key = dg.AssetKey([name or f"{route.name}_link_report"])

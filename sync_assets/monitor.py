@@ -50,7 +50,18 @@ def stale_runs(
     stale_after: float,
     now: dt.datetime | None = None,
 ) -> list[tuple[dg.DagsterRun, str]]:
-    """STARTED sync runs with no live lease and no event for ``stale_after`` seconds, with why."""
+    """STARTED sync runs with no live lease and no event for ``stale_after`` seconds, with why.
+
+    Args:
+        instance: The Dagster instance.
+        route_defs: The routes whose sync runs to look at.
+        sync_state: The state store resource (for the partition leases).
+        stale_after: Seconds without a live lease or an event after which a run counts as gone.
+        now: The current time (default: now).
+
+    Returns:
+        Each stale run and a sentence saying why it is taken for gone.
+    """
     now = now or utcnow()
     by_job = {rd.job_name: rd for rd in route_defs}
     records = instance.get_run_records(
@@ -88,7 +99,14 @@ def stale_runs(
 
 
 def stale_run_sensor(route_defs: Sequence[RouteDefs]) -> dg.SensorDefinition:
-    """Marks failed the sync runs whose worker is gone (see the module docstring)."""
+    """A sensor that marks failed the sync runs whose worker is gone (see the module docstring).
+
+    Args:
+        route_defs: The routes whose sync runs it watches.
+
+    Returns:
+        The sensor, running by default every 30 s.
+    """
 
     @dg.sensor(
         name="durable_sync_stale_runs",

@@ -26,7 +26,18 @@ TIMEOUT_SECONDS = 10.0
 
 
 def notify_pause(*, scope: str, route: str, partition: str, reason: str, run_id: str | None) -> bool:
-    """POST a pause notification; returns whether one was delivered. Never raises."""
+    """POST a pause notification to ``DURABLE_SYNC_WEBHOOK_URL``, if set. Never raises.
+
+    Args:
+        scope: The paused scope (a credential or a partition).
+        route: The route whose run found the pause.
+        partition: Its partition.
+        reason: Why (the redacted error).
+        run_id: The run that set the pause, if any.
+
+    Returns:
+        Whether a notification was delivered.
+    """
     url = os.environ.get(WEBHOOK_ENV, "").strip()
     if not url:
         return False

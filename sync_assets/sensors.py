@@ -64,7 +64,15 @@ IN_FLIGHT = [
 
 
 def in_flight_partitions(instance: dg.DagsterInstance, job_names: Sequence[str]) -> set[str]:
-    """``route/partition`` of every queued or running sync run."""
+    """``route/partition`` of every queued or running sync run.
+
+    Args:
+        instance: The Dagster instance.
+        job_names: The sync jobs to look at.
+
+    Returns:
+        The value of the partition tag of each such run.
+    """
     busy: set[str] = set()
     for job_name in job_names:
         for run in instance.get_runs(filters=dg.RunsFilter(job_name=job_name, statuses=IN_FLIGHT)):
@@ -292,7 +300,17 @@ def auth_resume_sensor(route_defs: Sequence[RouteDefs]) -> dg.SensorDefinition:
 def catch_up_requests(
     store: StateStore, route_defs: Sequence[RouteDefs], *, reason: str, stamp: float
 ) -> list[dg.RunRequest]:
-    """A run for every unpaused partition of ``route_defs`` (after a pause is lifted)."""
+    """A run for every unpaused partition of ``route_defs`` (after a pause is lifted).
+
+    Args:
+        store: The state store (for the pauses).
+        route_defs: The routes to catch up.
+        reason: The runs' trigger tag, and the start of their run keys.
+        stamp: When the pause was set: with ``reason``, it makes the run keys unique per lifted pause.
+
+    Returns:
+        One run request per partition.
+    """
     pauses = store.pauses()
     out = []
     for rd in route_defs:
@@ -351,6 +369,12 @@ def describe_step_error(error: "SerializableErrorInfo | None") -> str | None:
     For example, ``Exceeded max_retries of 3`` ← ``RuntimeError: fetching page 2 failed`` ← ``GitHub GET
     /orgs/acme/repos -> 503: service unavailable`` reads ``RuntimeError: fetching page 2 failed (root
     cause: GitHub GET /orgs/acme/repos -> 503: service unavailable); gave up after 3 retries``.
+
+    Args:
+        error: The step failure's serialized error.
+
+    Returns:
+        One redacted line of at most ``DESCRIPTION_LIMIT`` characters, or None without an error.
     """
     chain: list[SerializableErrorInfo] = []
     seen: set[int] = set()

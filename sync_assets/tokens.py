@@ -57,13 +57,30 @@ NONCE_BYTES = 12
 
 
 def generate_key(key_id: str | None = None) -> str:
-    """A new ``id:base64`` key for ``DURABLE_SYNC_ENC_KEY`` (256 random bits)."""
+    """A new ``id:base64`` key for ``DURABLE_SYNC_ENC_KEY`` (256 random bits).
+
+    Args:
+        key_id: The key's id (default: ``k`` and today's date).
+
+    Returns:
+        The key, ready to put first in ``DURABLE_SYNC_ENC_KEY``.
+    """
     key_id = key_id or f"k{dt.datetime.now(dt.UTC):%Y%m%d}"
     return f"{key_id}:{base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()}"
 
 
 def parse_keys(raw: str | None) -> list[tuple[str, bytes]]:
-    """The keys of ``DURABLE_SYNC_ENC_KEY``, current first. A bare base64 key gets an id from its hash."""
+    """The keys of ``DURABLE_SYNC_ENC_KEY``, current first. A bare base64 key gets an id from its hash.
+
+    Args:
+        raw: The variable's value: comma-separated ``id:base64`` keys (None or empty: no key).
+
+    Returns:
+        ``(key_id, key)`` pairs in the given order.
+
+    Raises:
+        ConfigError: A key is not 32 bytes of base64, or its id is longer than 64 bytes.
+    """
     out: list[tuple[str, bytes]] = []
     for part in (raw or "").split(","):
         part = part.strip()

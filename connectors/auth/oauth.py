@@ -915,6 +915,15 @@ async def refresh(
     §6: the server may keep it), keeps the old scope when the response names none, and sets
     ``expires_at`` from ``expires_in``, ``obtained_at`` and ``refreshed_at`` to now.
 
+    Args:
+        token: The stored token (with its refresh token and token endpoint).
+        client: The HTTP client (default: a short-lived ``make_client`` one).
+        clock: Epoch seconds (injectable for tests).
+        allow_loopback_http: Accept a plain-http token endpoint on a loopback host.
+
+    Returns:
+        The new token, to be saved at once.
+
     Raises:
         OAuthGrantError: ``invalid_grant`` (expired, revoked or already rotated refresh token) or
             another refusal; only a new login fixes it.
