@@ -63,7 +63,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.fakes.common import FakeTime
+from tests.fakes.common import FakeTime, Fault, FaultQueue, RequestLog, TokenRegistry
 from tests.fakes.loopback import serve_app
 
 __all__ = ["Call", "FakeClock", "FakeGitHub", "FakeOrg", "FakeRepo", "serve"]
@@ -141,15 +141,6 @@ class FakeRepo:
     @property
     def private(self) -> bool:
         return self.visibility != "public"
-
-
-@dataclass
-class _Fault:
-    remaining: int
-    status: int
-    path: str | None
-    retry_after: float | None
-    secondary: bool = False
 
 
 @dataclass
@@ -236,21 +227,23 @@ class FakeGitHub:
     ) -> None:
         self.clock = clock
         self.token = token or "ghp_" + secrets.token_hex(18)
-        self.tokens: set[str] = {self.token}
-        self.revoked: set[str] = set()
+        self._tokens = TokenRegistry()
+        self.tokens = self._tokens.owners.keys()  # the valid tokens (a live, read-only set view)
+        self.revoked = self._tokens.revoked
+        self._tokens.add(self.token)
         self.allow_anonymous = allow_anonymous
         self.orgs: dict[str, FakeOrg] = {}  # lower login -> org
         self.repos: dict[int, FakeRepo] = {}
         self.moved: dict[str, int] = {}  # lower old full name -> repo id
         self._user = _Bucket(rate_limit, rate_window)
         self._anonymous = _Bucket(anonymous_rate_limit, rate_window)
-        self._faults: list[_Fault] = []
+        self._faults = FaultQueue()  # matched against the path as a glob (``/repos/*/readme``)
         # Ids beyond 2**31 and 2**32, as GitHub's int64 ids will be: a client that squeezes them into
         # 32 bits, or through a float, gets them wrong.
         self._ids = itertools.count(REPO_ID_START)
         self._org_ids = itertools.count(ACCOUNT_ID_START)
         self._request_ids = itertools.count(1)
-        self.requests: list[Call] = []
+        self.requests: RequestLog[Call] = RequestLog()
         self.in_flight = 0
         self.max_in_flight = 0
         self.app = Starlette(
@@ -357,33 +350,28 @@ class FakeGitHub:
     # ------------------------------------------------------------------------------ state: tokens, limits, faults
 
     def add_token(self, token: str) -> None:
-        self.tokens.add(token)
-        self.revoked.discard(token)
+        self._tokens.add(token)
 
     def revoke_token(self, token: str | None = None) -> None:
         """Revoke a token (default: the current one); it answers 401 from now on."""
-        token = token or self.token
-        self.tokens.discard(token)
-        self.revoked.add(token)
+        self._tokens.revoke(token or self.token)
 
     def rotate_token(self) -> str:
         """Revoke the current token and issue a new one (same user, same rate-limit bucket)."""
-        self.revoke_token(self.token)
-        self.token = "ghp_" + secrets.token_hex(18)
-        self.tokens.add(self.token)
+        self.token = self._tokens.rotate(self.token, "ghp_" + secrets.token_hex(18))
         return self.token
 
     def fail_next(
         self, n: int = 1, *, status: int = 502, path: str | None = None, retry_after: float | None = None
     ) -> None:
         """Answer the next ``n`` requests (matching the glob ``path``, e.g. ``/repos/*/readme``) with ``status``."""
-        self._faults.append(_Fault(n, status, path, retry_after))
+        self._faults.add(Fault(status, glob=path, retry_after=retry_after), n)
 
     def secondary_rate_limit(
         self, n: int = 1, *, status: int = 403, retry_after: float | None = 60, path: str | None = None
     ) -> None:
         """Answer the next ``n`` requests with GitHub's secondary rate limit (403 or 429, ``retry-after``)."""
-        self._faults.append(_Fault(n, status, path, retry_after, secondary=True))
+        self._faults.add(Fault(status, glob=path, retry_after=retry_after, secondary=True), n)
 
     def clear_faults(self) -> None:
         """Drop every pending injected fault and secondary limit."""
@@ -473,7 +461,7 @@ class FakeGitHub:
         bucket = self._user if token is not None else self._anonymous
         self._refresh(bucket)
 
-        fault = self._take_fault(request.url.path)
+        fault = self._faults.take(request.method, request.url.path)
         if fault is not None:
             return self._fault_response(fault, base_headers, bucket)
 
@@ -530,15 +518,7 @@ class FakeGitHub:
             _json_bytes(body), status, headers={**headers, **self._rate_headers(bucket)}, media_type=JSON_TYPE
         )
 
-    def _take_fault(self, path: str) -> _Fault | None:
-        for fault in self._faults:
-            if fault.remaining > 0 and (fault.path is None or fnmatch.fnmatchcase(path, fault.path)):
-                fault.remaining -= 1
-                return fault
-        self._faults = [f for f in self._faults if f.remaining > 0]
-        return None
-
-    def _fault_response(self, fault: _Fault, headers: dict[str, str], bucket: _Bucket) -> Response:
+    def _fault_response(self, fault: Fault, headers: dict[str, str], bucket: _Bucket) -> Response:
         headers = dict(headers)
         if fault.retry_after is not None:
             headers["retry-after"] = str(int(fault.retry_after))
