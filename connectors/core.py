@@ -9,6 +9,33 @@ Data flow of one pass of one spec::
         -> route transform / field ownership -> validation -> content-hash diff
         -> Destination.connect() -> session.create(record, synced_at) / session.update(id, record, synced_at)
 
+Capabilities. A connector has the members of ``Source`` or ``Destination`` and may have more; each
+optional member is a small ``@runtime_checkable`` protocol of its own, which the engine checks with
+``isinstance`` (so a reader and mypy see every member it may call, and a connector needs no base
+class: it has the capability when it has the member)::
+
+    PagedSource               async fetch_page(spec, only_items, cursor) -> (records, next_cursor)
+    IncrementalSource         incremental: bool          a pass returns only what changed
+    ResettableSource          reset(spec_key)            forget the watermark (a full refresh starts)
+    CommittingSource          commit(spec_key)           store the watermark (the pass completed)
+    RateLimitKeyed            rate_limit_key: str        the credential the calls count against
+    CredentialKeyed           credential_key: str        the credential slot an AuthError pauses
+    CredentialFingerprinted   credential_fingerprint()   changes with the credential: a pause clears
+    AuthClassifier            is_auth_error(err)         which errors mean a revoked credential
+    ReportingConnector        pass_metadata(spec)        scalars about the pass, on the asset
+    Configurable              configured: bool           settings present, else a ConfigError
+    ConfigHinting             config_hint: str           what to set when not configured
+    SchemaEnsuring            async ensure_schema(schema) create the target, never alter it
+    ConcurrentDestination     max_concurrency: int       writes in flight at once (default 4)
+    KeyStoringDestination     stores_keys: bool | None   the listing shows every row we created
+    LengthLimitedDestination  max_value_length: int      longer strings are record errors
+    DescribedDestination      describe() -> str          where the rows are
+    ListingSession            query_existing_rows()      (key, id) pairs, duplicates included
+    CheckingSession           check_record(record)       what a write would refuse, without writing
+
+One member per protocol, because the engine looks each up on its own (a source may ``reset`` without
+``commit``); a member set to None counts as absent, as ``getattr(obj, name, None)`` did.
+
 Neutral values (``Record.properties``): ``str``, ``int``, ``float`` (finite), ``bool``, ``list[str]``,
 ``datetime.date``, ``datetime.datetime`` (timezone-aware) and ``None``. They reach the destination as those
 Python types; every wire encoding belongs to the destination.
@@ -35,7 +62,7 @@ import dataclasses
 import datetime as dt
 import math
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -44,16 +71,34 @@ __all__ = [
     "CONTRACT_VERSION",
     "DESCRIPTION_LIMIT",
     "NEUTRAL_TYPES",
+    "AuthClassifier",
     "AuthError",
     "BlobStore",
+    "CheckingSession",
+    "CommittingSource",
+    "ConcurrentDestination",
     "ConfigError",
+    "ConfigHinting",
+    "Configurable",
+    "CredentialFingerprinted",
+    "CredentialKeyed",
+    "DescribedDestination",
     "Destination",
     "DestinationHTTPError",
     "DestinationSession",
+    "IncrementalSource",
     "InvalidValue",
+    "KeyStoringDestination",
+    "LengthLimitedDestination",
+    "ListingSession",
+    "PagedSource",
+    "RateLimitKeyed",
     "RateLimited",
     "Record",
     "RecordError",
+    "ReportingConnector",
+    "ResettableSource",
+    "SchemaEnsuring",
     "Source",
     "SourceSpec",
     "SyncError",
@@ -106,6 +151,7 @@ class SourceSpec:
     params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        """Refuse an empty key or an interval below one minute (a ``ConfigError``)."""
         if not isinstance(self.key, str) or not self.key.strip():
             raise ConfigError(f"SourceSpec.key must be a non-empty string, got {self.key!r}")
         if not isinstance(self.interval_minutes, int) or self.interval_minutes < 1:
@@ -119,53 +165,52 @@ Transform = Callable[[Record], "Record | Awaitable[Record | None] | None"]
 
 
 # --------------------------------------------------------------------------------------------------
-# Protocols
+# Protocols: what every connector has
 
 
 @runtime_checkable
 class Source(Protocol):
     """Where records come from.
 
-    Optional members, looked up with ``getattr``:
+    A source has ``fetch`` and may have any of the capabilities below (``PagedSource``, the preferred
+    way to read; ``IncrementalSource``; ``ResettableSource``; ``CommittingSource``;
+    ``RateLimitKeyed``; ``CredentialKeyed``; ``CredentialFingerprinted``; ``AuthClassifier``;
+    ``ReportingConnector``; ``Configurable``).
 
-    - ``async fetch_page(spec, only_items, cursor) -> (records, next_cursor)``: preferred; cursors are
-      opaque strings, stable when stored and replayed later, ``None`` on the first call and after the
-      last page. ``fetch`` is then a drain over it.
-    - ``rate_limit_key: str``: the credential the reads count against.
-    - ``credential_key: str``: a stable name of the credential slot (``github:GITHUB_TOKEN``); an
-      ``AuthError`` from the source pauses every partition that uses it (default: rate_limit_key).
-    - ``credential_fingerprint() -> str | None``: changes when the credential changes, so a pause
-      on it can clear itself.
-    - ``incremental: bool``: True when a pass returns only what changed since the last one (a
-      watermark the source keeps); the engine then re-fetches failed records by key instead of
-      taking their absence as "left the source".
-    - ``reset(spec_key)``: forget incremental state; called when a full refresh starts.
-    - ``commit(spec_key)``: the pass just completed and was not a dry run: store the watermark it
-      reached (hold it until then, so a plan or a failed pass never skips changes).
-    - ``pass_metadata(spec) -> dict``: scalars about the pass just run (API quota used…), shown
-      on the asset materialization prefixed with the source's name. Destinations may have it too.
+    Attributes:
+        name: The connector's short name (``github``), part of route names and metadata keys.
     """
 
     name: str
 
-    def specs(self) -> list[SourceSpec]: ...
+    def specs(self) -> list[SourceSpec]:
+        """The source's units of work, one partition each."""
+        ...
 
-    async def fetch(self, spec: SourceSpec, only_items: list[str] | None = None) -> list[Record]: ...
+    async def fetch(self, spec: SourceSpec, only_items: list[str] | None = None) -> list[Record]:
+        """Every record of ``spec`` (or only those whose primary key is in ``only_items``)."""
+        ...
 
 
 @runtime_checkable
 class DestinationSession(Protocol):
     """One connection to a destination, used for one page of writes or a listing.
 
-    Optional: ``query_existing_rows()``, an async iterator of ``(primary_key, destination_id)`` pairs
-    that may repeat a key; the engine prefers it because it reveals duplicate rows.
+    It may have the capabilities ``ListingSession`` (preferred to ``query_existing_ids`` because it
+    reveals duplicate rows) and ``CheckingSession`` (what a plan would be refused).
     """
 
-    async def query_existing_ids(self) -> dict[str, str]: ...
+    async def query_existing_ids(self) -> dict[str, str]:
+        """Every row the destination holds for us: primary key to destination id."""
+        ...
 
-    async def create(self, record: Record, synced_at: dt.datetime) -> str | bool: ...
+    async def create(self, record: Record, synced_at: dt.datetime) -> str | bool:
+        """Create a row; returns its destination id (or True: created, id unknown; False: skipped)."""
+        ...
 
-    async def update(self, existing_id: str, record: Record, synced_at: dt.datetime) -> bool: ...
+    async def update(self, existing_id: str, record: Record, synced_at: dt.datetime) -> bool:
+        """Update the row ``existing_id``; returns False when it was skipped."""
+        ...
 
 
 @runtime_checkable
@@ -175,46 +220,280 @@ class Destination(Protocol):
     ``create`` returns the new destination id (preferred) or, for durable-sync compatibility, True
     (created; the id is found by the next reconcile) or False (skipped).
 
-    Optional members, looked up with ``getattr``:
+    A destination may have the capabilities ``SchemaEnsuring``, ``RateLimitKeyed``,
+    ``CredentialKeyed``, ``CredentialFingerprinted``, ``ConcurrentDestination``,
+    ``KeyStoringDestination``, ``LengthLimitedDestination``, ``DescribedDestination`` and
+    ``ReportingConnector``. ``configured``, ``config_hint`` and ``is_auth_error`` are part of this
+    protocol, but the engine still treats them as optional (``Configurable``, ``AuthClassifier``).
 
-    - ``async ensure_schema(schema) -> str | None``: create-only; never alters an existing target.
-    - ``rate_limit_key: str``: the credential/account the writes count against (default: ``name``).
-    - ``credential_key: str``: stable name of the credential slot, the pause scope (default:
-      ``rate_limit_key``); it must not change when the secret is rotated.
-    - ``max_concurrency: int``: how many writes may be in flight at once (default 4).
-    - ``stores_keys: bool``: True when ``query_existing_ids`` lists every row we created (the key
-      lives in the destination), False when it cannot (Luma); decides whether a reconcile may mark
-      rows missing from the listing as deleted.
-    - ``max_value_length: int``: longest string value it accepts; longer values are record errors.
-    - ``credential_fingerprint() -> str | None`` and ``describe() -> str`` (where the rows are).
+    Attributes:
+        name: The connector's short name (``notion``).
+        create_only_properties: Properties written on create and never sent on update.
     """
 
     name: str
     create_only_properties: set[str]
 
     @property
-    def configured(self) -> bool: ...
+    def configured(self) -> bool:
+        """Whether the settings it needs (tokens, target ids) are present."""
+        ...
 
     @property
-    def config_hint(self) -> str: ...
+    def config_hint(self) -> str:
+        """What to set when it is not configured (names of environment variables, never values)."""
+        ...
 
-    def connect(self) -> AbstractAsyncContextManager[DestinationSession]: ...
+    def connect(self) -> AbstractAsyncContextManager[DestinationSession]:
+        """A session for one page of writes or one listing."""
+        ...
 
     @staticmethod
-    def is_auth_error(err: BaseException) -> bool: ...
+    def is_auth_error(err: BaseException) -> bool:
+        """Whether ``err`` means only a human can fix the credential."""
+        ...
 
 
 @runtime_checkable
 class BlobStore(Protocol):
-    """A small durable key-value store the platform lends connectors for caches that must outlive
-    one process (each Dagster run is a new process): e.g. GitHub's ETag bodies. The state store
-    implements it; values are opaque bytes, keys short strings."""
+    """A small durable key-value store the platform lends connectors.
 
-    def get_blob(self, namespace: str, key: str) -> bytes | None: ...
+    For caches that must outlive one process (each Dagster run is a new process): e.g. GitHub's ETag
+    bodies. The state store implements it; values are opaque bytes, keys short strings.
+    """
 
-    def put_blob(self, namespace: str, key: str, value: bytes) -> None: ...
+    def get_blob(self, namespace: str, key: str) -> bytes | None:
+        """The value stored under ``namespace``/``key``, or None."""
+        ...
 
-    def delete_blob(self, namespace: str, key: str) -> None: ...
+    def put_blob(self, namespace: str, key: str, value: bytes) -> None:
+        """Store ``value`` under ``namespace``/``key``, replacing what was there."""
+        ...
+
+    def delete_blob(self, namespace: str, key: str) -> None:
+        """Forget ``namespace``/``key`` (nothing happens when it is absent)."""
+        ...
+
+
+# --------------------------------------------------------------------------------------------------
+# Capabilities: optional members, one small protocol each
+#
+# The engine asks ``isinstance(connector, Capability)`` once (per pass, or per error) and then calls
+# the member with its declared type. Each protocol holds one member because the engine looks each
+# one up on its own: a source may forget its watermark (``reset``) without storing one (``commit``).
+
+
+@runtime_checkable
+class PagedSource(Protocol):
+    """A source that reads one page at a time (preferred to ``Source.fetch``)."""
+
+    async def fetch_page(
+        self, spec: SourceSpec, only_items: list[str] | None, cursor: str | None
+    ) -> tuple[Sequence[Record], str | None]:
+        """One page of ``spec`` and the cursor of the next (None after the last page).
+
+        Cursors are opaque strings, stable when stored and replayed later; ``cursor`` is None on the
+        first call.
+        """
+        ...
+
+
+@runtime_checkable
+class IncrementalSource(Protocol):
+    """A source that may return only what changed since its last pass.
+
+    Attributes:
+        incremental: True when a pass returns only what changed since the last one (a watermark the
+            source keeps); the engine then re-fetches failed records by key instead of taking their
+            absence as "left the source".
+    """
+
+    incremental: bool
+
+
+@runtime_checkable
+class ResettableSource(Protocol):
+    """A source with incremental state it can forget."""
+
+    def reset(self, spec_key: str) -> None:
+        """Forget the incremental state of ``spec_key``; called when a full refresh starts."""
+        ...
+
+
+@runtime_checkable
+class CommittingSource(Protocol):
+    """A source that holds the watermark a pass reached until the pass completes."""
+
+    def commit(self, spec_key: str) -> None:
+        """Store the watermark ``spec_key``'s pass reached: it completed and was not a dry run.
+
+        Held until then, so a plan or a failed pass never skips changes.
+        """
+        ...
+
+
+@runtime_checkable
+class RateLimitKeyed(Protocol):
+    """A connector that names the credential or account its calls count against.
+
+    Attributes:
+        rate_limit_key: That credential's name (a destination's default: its ``name``).
+    """
+
+    rate_limit_key: str
+
+
+@runtime_checkable
+class CredentialKeyed(Protocol):
+    """A connector that names its credential slot, the scope an ``AuthError`` pauses.
+
+    Attributes:
+        credential_key: A stable name of the slot (``github:GITHUB_TOKEN``; default: the
+            ``rate_limit_key``); it must not change when the secret is rotated, so that a pause on
+            it can be lifted by the new secret.
+    """
+
+    credential_key: str
+
+
+@runtime_checkable
+class CredentialFingerprinted(Protocol):
+    """A connector that can tell when its credential changed."""
+
+    def credential_fingerprint(self) -> str | None:
+        """A value that changes when the credential changes (the engine stores only a digest of it).
+
+        A pause on the credential then clears itself once a new one is set.
+        """
+        ...
+
+
+@runtime_checkable
+class AuthClassifier(Protocol):
+    """A connector that knows which of its errors mean a revoked or expired credential."""
+
+    def is_auth_error(self, err: BaseException) -> bool:
+        """Whether ``err`` means only a human can fix the credential."""
+        ...
+
+
+@runtime_checkable
+class ReportingConnector(Protocol):
+    """A source or destination that reports about the pass just run."""
+
+    def pass_metadata(self, spec: SourceSpec) -> Mapping[str, Any] | None:
+        """Scalars about the pass of ``spec`` (API quota used, a sync token's age…).
+
+        Shown on the asset materialization, prefixed with the connector's name; other values are
+        dropped.
+        """
+        ...
+
+
+@runtime_checkable
+class Configurable(Protocol):
+    """A connector that can tell whether its settings are present.
+
+    Attributes:
+        configured: False stops a pass before any call, with ``config_hint`` in the error.
+    """
+
+    @property
+    def configured(self) -> bool:
+        """Whether the settings it needs are present."""
+        ...
+
+
+@runtime_checkable
+class ConfigHinting(Protocol):
+    """A connector that says what to set when it is not configured.
+
+    Attributes:
+        config_hint: Names of the settings to set (never their values).
+    """
+
+    @property
+    def config_hint(self) -> str:
+        """Names of the settings to set."""
+        ...
+
+
+@runtime_checkable
+class SchemaEnsuring(Protocol):
+    """A destination that can create its target (a database, a table)."""
+
+    async def ensure_schema(self, schema: Any) -> str | None:
+        """Create the target for ``schema`` when it is missing; never alters an existing one."""
+        ...
+
+
+@runtime_checkable
+class ConcurrentDestination(Protocol):
+    """A destination that says how many writes may be in flight at once.
+
+    Attributes:
+        max_concurrency: That number (default 4).
+    """
+
+    max_concurrency: int
+
+
+@runtime_checkable
+class KeyStoringDestination(Protocol):
+    """A destination that says whether its listing shows every row we created.
+
+    Attributes:
+        stores_keys: True when ``query_existing_ids`` lists every row we created (the key lives in
+            the destination), False when it cannot (Luma); decides whether a reconcile may mark
+            rows missing from the listing as deleted, and whether a create's link is committed at
+            once (False: the link map is the only record of the row).
+    """
+
+    stores_keys: bool | None
+
+
+@runtime_checkable
+class LengthLimitedDestination(Protocol):
+    """A destination with a limit on string values.
+
+    Attributes:
+        max_value_length: The longest string value it accepts; longer values are record errors.
+    """
+
+    max_value_length: int | None
+
+
+@runtime_checkable
+class DescribedDestination(Protocol):
+    """A destination that can say where its rows are."""
+
+    def describe(self) -> str:
+        """Where the rows are (a database title, a file path), for status and notifications."""
+        ...
+
+
+@runtime_checkable
+class ListingSession(Protocol):
+    """A destination session that lists its rows pair by pair, duplicates included."""
+
+    def query_existing_rows(self) -> AsyncIterator[tuple[str, str]]:
+        """``(primary_key, destination_id)`` pairs of every row; a key listed twice is a duplicate row.
+
+        The engine also accepts an awaitable of pairs, or plain iterable of them.
+        """
+        ...
+
+
+@runtime_checkable
+class CheckingSession(Protocol):
+    """A destination session that can tell, without writing, what it would refuse."""
+
+    def check_record(self, record: Record) -> str | None:
+        """Why ``record`` would be refused (a length, a type, a missing column), or None.
+
+        A plan counts such records as failures instead of creates or updates.
+        """
+        ...
 
 
 # --------------------------------------------------------------------------------------------------
@@ -237,6 +516,7 @@ class AuthError(SyncError):
     """
 
     def __init__(self, message: str, *, credential: str | None = None) -> None:
+        """An auth failure described by ``message``, of ``credential`` when known."""
         super().__init__(message)
         self.credential = credential
 
@@ -245,6 +525,7 @@ class RateLimited(SyncError):
     """The service asked us to slow down for ``retry_after`` seconds."""
 
     def __init__(self, message: str, *, retry_after: float) -> None:
+        """A rate limit described by ``message``; a negative ``retry_after`` counts as 0."""
         super().__init__(message)
         self.retry_after = max(0.0, float(retry_after))
 
@@ -261,6 +542,7 @@ class RecordError(SyncError):
     """
 
     def __init__(self, message: str, *, primary_key: str | None = None) -> None:
+        """A failure of the record ``primary_key`` (when known), described by ``message``."""
         super().__init__(message)
         self.primary_key = primary_key
 
@@ -272,6 +554,7 @@ class DestinationHTTPError(SyncError, RuntimeError):
     """
 
     def __init__(self, status_code: int, message: str) -> None:
+        """A failed call that answered ``status_code``, described by ``message``."""
         super().__init__(message)
         self.status_code = status_code
         self.message = message
@@ -458,8 +741,10 @@ def describe_error(err: BaseException | None) -> str:
 
 
 class InvalidValue:
-    """A value a source could not read, standing in for it in a record so that the record fails on
-    its own (the engine rejects it with ``message``) while the rest of the page is written.
+    """A value a source could not read, standing in for it in a record.
+
+    The record then fails on its own (the engine rejects it with ``message``) while the rest of the
+    page is written.
 
     Subclasses set ``message``: what was read and why it is not valid (e.g. ``'soon' is not a date``).
     """
@@ -468,6 +753,7 @@ class InvalidValue:
 
     @property
     def message(self) -> str:
+        """What was read and why it is not valid."""
         return "invalid value"
 
 

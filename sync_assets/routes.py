@@ -12,9 +12,17 @@ import inspect
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from connectors.core import ConfigError, Destination, Record, Source, SourceSpec, Transform
+from connectors.core import (
+    ConfigError,
+    CredentialKeyed,
+    Destination,
+    RateLimitKeyed,
+    Record,
+    Source,
+    SourceSpec,
+    Transform,
+)
 
 __all__ = ["Route", "compose", "partition_key_for", "restrict_to_owned"]
 
@@ -25,8 +33,11 @@ AsyncTransform = Callable[[Record], Awaitable[Record | None]]
 
 
 def partition_key_for(spec_key: str) -> str:
-    """The Dagster partition key of a spec key: ``[A-Za-z0-9:_.-]`` only (``|`` and ``/`` would break
-    multi-partition keys and URLs), at most 200 characters."""
+    """The Dagster partition key of a spec key.
+
+    Only ``[A-Za-z0-9:_.-]`` (``|`` and ``/`` would break multi-partition keys and URLs), at most 200
+    characters.
+    """
     key = _PARTITION_UNSAFE.sub("_", spec_key.strip())
     return key[:200]
 
@@ -53,7 +64,7 @@ def compose(*transforms: Transform | None) -> AsyncTransform | None:
             out = step(current)  # type: ignore[arg-type]
             if inspect.isawaitable(out):
                 out = await out
-            current = out  # type: ignore[assignment]
+            current = out
             if current is None:
                 return None
         return current
@@ -90,6 +101,7 @@ class Route:
     tags: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        """Check the connectors have the contract's members and normalise the name and ownership."""
         for attr, members in (
             ("source", ("name", "specs")),
             ("destination", ("name", "connect", "create_only_properties")),
@@ -137,6 +149,7 @@ class Route:
         return out
 
     def spec_for(self, partition: str) -> SourceSpec:
+        """The spec of ``partition``; raises ``ConfigError`` when the source has none."""
         specs = self.specs_by_partition()
         if partition not in specs:
             known = ", ".join(sorted(specs)) or "none"
@@ -145,10 +158,12 @@ class Route:
 
     @property
     def source_scope(self) -> str:
+        """The pause scope of the source's credential (``credential:<credential_key>``)."""
         return credential_scope(self.source)
 
     @property
     def destination_scope(self) -> str:
+        """The pause scope of the destination's credential (``credential:<credential_key>``)."""
         return credential_scope(self.destination)
 
     def pause_scopes(self, partition: str) -> list[str]:
@@ -161,17 +176,19 @@ class Route:
         ]
 
 
-def credential_key(obj: Any) -> str:
+def credential_key(obj: object) -> str:
     """A stable name for a connector's credential slot.
 
-    ``credential_key`` when the connector has one (e.g. ``github:GITHUB_TOKEN``: it stays the same
-    when the token is rotated, so a pause on it can be lifted by the new token), else its
-    ``rate_limit_key``, else its name.
+    ``credential_key`` when the connector has one (``CredentialKeyed``; e.g. ``github:GITHUB_TOKEN``:
+    it stays the same when the token is rotated, so a pause on it can be lifted by the new token),
+    else its ``rate_limit_key`` (``RateLimitKeyed``), else its name.
     """
-    key = getattr(obj, "credential_key", None) or getattr(obj, "rate_limit_key", None)
+    key = obj.credential_key if isinstance(obj, CredentialKeyed) else None
+    if not key and isinstance(obj, RateLimitKeyed):
+        key = obj.rate_limit_key
     return str(key or getattr(obj, "name", None) or type(obj).__name__)
 
 
-def credential_scope(obj: Any) -> str:
+def credential_scope(obj: object) -> str:
     """The pause scope of a connector's credential: ``credential:<credential_key>``."""
     return f"credential:{credential_key(obj)}"
