@@ -300,6 +300,18 @@ class Fault:
     secondary: bool = False
     scope: Mapping[str, str] = field(default_factory=dict)
 
+    @classmethod
+    def on(cls, status: int, *, method: str | None = None, path: str | None = None, **fields: Any) -> Fault:
+        """A fault for the requests with this verb (any case) and a path matching the regex ``path``.
+
+        Args:
+            status: The HTTP status to answer.
+            method: Only requests with this verb; None: any.
+            path: Only requests whose path matches this regular expression; None: any.
+            **fields: The other fields (``after``, ``retry_after``, ``message``, ``code``, ``drop``, ...).
+        """
+        return cls(status, method=method.upper() if method else None, path=compile_path(path), **fields)
+
     def matches(self, method: str, path: str, scope: Mapping[str, str]) -> bool:
         """Whether a request with this verb, path and scope is one this fault hits."""
         if self.method is not None and self.method != method.upper():

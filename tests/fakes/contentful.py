@@ -84,7 +84,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from tests.fakes.common import Fault, FaultQueue, FixedWindows, RequestLog, TokenRegistry, compile_path
+from tests.fakes.common import Fault, FaultQueue, FixedWindows, RequestLog, TokenRegistry
 from tests.fakes.loopback import serve_app
 
 __all__ = [
@@ -367,11 +367,11 @@ class FakeContentful:
             method: Only requests with this verb.
             path: Only requests whose path (without the API prefix) matches this regular expression.
         """
-        fault = Fault(
+        fault = Fault.on(
             status,
+            method=method,
+            path=path,
             after=after,
-            method=method.upper() if method else None,
-            path=compile_path(path),
             retry_after=retry_after,
             message=message,
             code=error_id,

@@ -78,7 +78,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.common import Fault, FaultQueue, RequestLog, TokenBuckets, TokenRegistry, compile_path
+from tests.fakes.common import Fault, FaultQueue, RequestLog, TokenBuckets, TokenRegistry
 from tests.fakes.loopback import serve_app
 
 __all__ = [
@@ -663,11 +663,11 @@ class FakeJira:
             retry_after: Send a ``Retry-After`` header.
             message: The error message.
         """
-        fault = Fault(
+        fault = Fault.on(
             status,
+            method=method,
+            path=path,
             after=after,
-            method=method.upper() if method else None,
-            path=compile_path(path),
             retry_after=retry_after,
             message=message,
         )
@@ -677,9 +677,7 @@ class FakeJira:
         """The next ``n`` matching requests lose their connection before the answer. With ``after`` (the
         default) the request is carried out first: "the issue was created but the response is lost",
         which is also what a client crashing right after its create looks like to the server."""
-        self._faults.add(
-            Fault(0, after=after, method=method.upper() if method else None, path=compile_path(path), drop=True), n
-        )
+        self._faults.add(Fault.on(0, method=method, path=path, after=after, drop=True), n)
 
     def requests(self, method: str | None = None, path: str | None = None) -> list[LoggedRequest]:
         """Logged requests, optionally only those with this verb and a path matching this regex."""

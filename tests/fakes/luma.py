@@ -62,7 +62,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.fakes.common import Fault, FaultQueue, RequestLog, TokenRegistry, compile_path
+from tests.fakes.common import Fault, FaultQueue, RequestLog, TokenRegistry
 from tests.fakes.loopback import serve_app
 
 __all__ = ["FakeEvent", "FakeLuma", "LumaCall", "serve"]
@@ -275,11 +275,11 @@ class FakeLuma:
     ) -> None:
         """Answer the next ``n`` matching requests (``path`` a regex) with ``status``; with ``after`` the
         request takes effect first (the answer is lost)."""
-        fault = Fault(
+        fault = Fault.on(
             status,
+            method=method,
+            path=path,
             after=after,
-            method=method.upper() if method else None,
-            path=compile_path(path),
             retry_after=retry_after,
             message=message,
         )

@@ -70,7 +70,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.fakes.common import Fault, FaultQueue, RequestLog, TokenBuckets, TokenRegistry, compile_path
+from tests.fakes.common import Fault, FaultQueue, RequestLog, TokenBuckets, TokenRegistry
 from tests.fakes.loopback import serve_app
 
 __all__ = [
@@ -473,11 +473,11 @@ class FakeNotion:
             method: Only requests with this verb.
             path: Only requests whose path matches this regular expression.
         """
-        fault = Fault(
+        fault = Fault.on(
             status,
+            method=method,
+            path=path,
             after=after,
-            method=method.upper() if method else None,
-            path=compile_path(path),
             retry_after=retry_after,
             message=message,
             code=code,
