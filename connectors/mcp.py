@@ -93,6 +93,7 @@ from connectors.http import (
     DEFAULT_MAX_WAIT,
     DEFAULT_USER_AGENT,
     Clock,
+    HttpSettings,
     Rate,
     RetryPolicy,
     RetryTransport,
@@ -766,27 +767,22 @@ class McpConnector:
         token_store: TokenStore | None,
         account: str,
         mcp_url: str,
-        transport: httpx.AsyncBaseTransport | None,
+        http: HttpSettings | None,
         httpx_client_factory: Callable[..., httpx.AsyncClient] | None,
         rate: Rate | None,
-        retry: RetryPolicy | None,
-        sleep: Sleep | None,
-        clock: Clock | None,
         max_wait: float,
         call_timeout: float,
     ) -> None:
+        """Remember the credential, the endpoint and the HTTP settings (nothing is opened yet)."""
         if not account:
             raise ConfigError(f"{type(self).__name__}: account must be non-empty")
         self.auth = auth
         self.token_store = token_store
         self.account = account
         self.mcp_url = mcp_url
-        self.transport = transport
+        self.http = http if http is not None else HttpSettings()
         self.httpx_client_factory = httpx_client_factory
         self.rate = rate
-        self.retry = retry
-        self.sleep = sleep
-        self.clock = clock
         self.max_wait = max_wait
         self.call_timeout = call_timeout
 
@@ -848,15 +844,15 @@ class McpConnector:
         return open_mcp_session(
             self.mcp_url,
             auth=self._auth(),
-            transport=self.transport,
+            transport=self.http.transport,
             httpx_client_factory=self.httpx_client_factory,
             service=self.mcp_service,
             credential=self.credential_key,
             rate=self.rate,
-            retry=self.retry,
+            retry=self.http.retry,
             read_only_tools=self.mcp_read_only_tools,
             call_timeout=self.call_timeout,
             max_wait=self.max_wait,
-            sleep=self.sleep,
-            clock=self.clock,
+            sleep=self.http.sleep,
+            clock=self.http.clock,
         )

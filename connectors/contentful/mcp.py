@@ -57,7 +57,7 @@ from connectors.auth.tokens import TokenStore
 from connectors.contentful.encode import ContentTypeSpec, FieldSpec, encode_fields
 from connectors.contentful.settings import DEFAULT_ENVIRONMENT, DEFAULT_LOCALE, MAX_VERSION_RETRIES
 from connectors.core import AuthError, ConfigError, Record, RecordError, TransientError
-from connectors.http import DEFAULT_MAX_WAIT, Clock, Rate, RetryPolicy, Sleep, redact_text
+from connectors.http import DEFAULT_MAX_WAIT, HttpSettings, Rate, redact_text
 from connectors.mcp import DEFAULT_CALL_TIMEOUT, AuthLike, McpConnector, McpSession, McpToolError
 
 __all__ = [
@@ -364,8 +364,9 @@ class ContentfulMcpDestination(McpConnector):
             bearer of the stored access token).
         account: The grant's token-store account; pauses are keyed on ``contentful-mcp:<account>``.
         mcp_url: The MCP endpoint.
-        transport: httpx transport under the toolkit (``httpx.ASGITransport(fake.app)`` in tests).
-        rate, retry, sleep, clock, max_wait, call_timeout: As for ``connectors.mcp.open_mcp_session``.
+        http: Transport under the toolkit (``httpx.ASGITransport(fake.app)`` in tests), HTTP retry
+            policy, sleep and clock (:class:`~connectors.http.HttpSettings`).
+        httpx_client_factory, rate, max_wait, call_timeout: As for ``connectors.mcp.open_mcp_session``.
         name: Destination name.
     """
 
@@ -390,12 +391,9 @@ class ContentfulMcpDestination(McpConnector):
         token_store: TokenStore | None = None,
         account: str = DEFAULT_ACCOUNT,
         mcp_url: str = CONTENTFUL_MCP_URL,
-        transport: httpx.AsyncBaseTransport | None = None,
+        http: HttpSettings | None = None,
         httpx_client_factory: Callable[..., httpx.AsyncClient] | None = None,
         rate: Rate | None = None,
-        retry: RetryPolicy | None = None,
-        sleep: Sleep | None = None,
-        clock: Clock | None = None,
         max_wait: float = DEFAULT_MAX_WAIT,
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
         name: str = "contentful-mcp",
@@ -418,12 +416,9 @@ class ContentfulMcpDestination(McpConnector):
             token_store=token_store,
             account=account,
             mcp_url=mcp_url,
-            transport=transport,
+            http=http,
             httpx_client_factory=httpx_client_factory,
             rate=rate,
-            retry=retry,
-            sleep=sleep,
-            clock=clock,
             max_wait=max_wait,
             call_timeout=call_timeout,
         )

@@ -32,14 +32,13 @@ import httpx
 
 from connectors.core import ConfigError
 from connectors.http import (
-    Clock,
     HttpSettings,
     JsonApiClient,
     NextCursorPagination,
     NotFound,
     Rate,
     RetryPolicy,
-    Sleep,
+    TokenCredentials,
 )
 from connectors.notion.settings import (
     CREATE_TIMEOUT,
@@ -50,6 +49,7 @@ from connectors.notion.settings import (
     NOTION_VERSION,
     PAGE_SIZE,
     SERVICE,
+    TOKEN_ENV,
 )
 
 __all__ = [
@@ -58,6 +58,7 @@ __all__ = [
     "NotionClient",
     "credential_key",
     "normalize_id",
+    "notion_credentials",
     "query_property_id",
     "token_digest",
 ]
@@ -108,6 +109,18 @@ def credential_key(token: str) -> str:
     return f"notion:{token_digest(token)}"
 
 
+def notion_credentials(token: str | None = None, token_env: str | None = TOKEN_ENV) -> TokenCredentials:
+    """The integration token of a Notion source or destination: ``token``, else ``$token_env`` at each use.
+
+    Args:
+        token: An explicit token.
+        token_env: The environment variable to read (None: read none).
+    """
+    return TokenCredentials(
+        system="notion", token=token, token_env=token_env, what="a Notion integration token", limit_key=credential_key
+    )
+
+
 @dataclass(frozen=True)
 class DataSourceRef:
     """Where pages live: a data source (and its database), with the schema as last read.
@@ -142,10 +155,6 @@ class NotionClient(JsonApiClient):
         timeout: Default per-request timeout (creates get ``CREATE_TIMEOUT``).
         http: Transport, sleep, clock and retry policy (:class:`~connectors.http.HttpSettings`); the
             default retry policy also retries 409 ``conflict_error``.
-        transport: Shorthand for ``http.transport`` (kept for existing callers).
-        retry: Shorthand for ``http.retry``.
-        sleep: Shorthand for ``http.sleep``.
-        clock: Shorthand for ``http.clock``.
     """
 
     service = SERVICE
@@ -162,10 +171,6 @@ class NotionClient(JsonApiClient):
         rate: Rate | None = NOTION_RATE,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         http: HttpSettings | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        retry: RetryPolicy | None = None,
-        sleep: Sleep | None = None,
-        clock: Clock | None = None,
     ) -> None:
         """Check the token and build the client."""
         if not token:
@@ -179,7 +184,7 @@ class NotionClient(JsonApiClient):
             },
             credential=credential_key(token),
             rate=rate,
-            http=HttpSettings.of(http, transport=transport, retry=retry, sleep=sleep, clock=clock),
+            http=http,
             retry=RetryPolicy(retry_statuses=NOTION_RETRY_STATUSES),
             timeout=timeout,
         )

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
-import hashlib
 import json
 import logging
 import os
@@ -48,9 +47,6 @@ from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
-from connectors.auth import env_secret
 from connectors.core import (
     AuthError,
     ConfigError,
@@ -58,10 +54,9 @@ from connectors.core import (
     RecordError,
     SyncError,
     TransientError,
-    auth_error_in_chain,
 )
-from connectors.http import Clock, HTTPRecordError, NotFound, Rate, RetryPolicy, Sleep
-from connectors.notion.client import DataSourceRef, NotionClient, credential_key, normalize_id
+from connectors.http import CredentialMembers, HTTPRecordError, HttpSettings, NotFound, Rate, TokenCredentials
+from connectors.notion.client import DataSourceRef, NotionClient, normalize_id, notion_credentials
 from connectors.notion.decode import decode_property, parse_timestamp
 from connectors.notion.encode import (
     Truncation,
@@ -106,7 +101,7 @@ class TruncationReport:
         return f"{self.primary_key}: {self.truncation.describe()}"
 
 
-class NotionDestination:
+class NotionDestination(CredentialMembers[TokenCredentials]):
     """Pages of one Notion data source, created and updated by key.
 
     Args:
@@ -127,11 +122,9 @@ class NotionDestination:
         token_env: Environment variable of the token.
         database_id_env: Environment variable of the database id (None: do not read one).
         base_url: API base (a fake in tests).
-        transport: httpx transport (``httpx.ASGITransport(app)`` for an in-process fake).
         rate: The token's request rate.
-        retry: Retry policy (default: the toolkit's, plus 409 ``conflict_error``).
-        sleep: Awaitable sleep, injectable for tests.
-        clock: Epoch seconds, injectable for tests.
+        http: Transport, sleep, clock and retry policy (:class:`~connectors.http.HttpSettings`; the
+            default retry policy is the toolkit's plus 409 ``conflict_error``).
         max_concurrency: Writes in flight at once.
         name: Destination name.
     """
@@ -154,14 +147,12 @@ class NotionDestination:
         token_env: str | None = TOKEN_ENV,
         database_id_env: str | None = DATABASE_ID_ENV,
         base_url: str = NOTION_API_BASE,
-        transport: httpx.AsyncBaseTransport | None = None,
         rate: Rate | None = NOTION_RATE,
-        retry: RetryPolicy | None = None,
-        sleep: Sleep | None = None,
-        clock: Clock | None = None,
+        http: HttpSettings | None = None,
         max_concurrency: int = MAX_CONCURRENCY,
         name: str = "notion",
     ) -> None:
+        """Check the arguments; nothing is read or sent yet."""
         if not key_property or not title_property:
             raise ConfigError("NotionDestination: title_property and key_property must be non-empty")
         if key_property == title_property:
@@ -178,17 +169,13 @@ class NotionDestination:
         self.synced_property = synced_property
         self.create_only_properties = set(create_only_properties)
         self.create_missing_options = create_missing_options
-        self.token_env = token_env
+        self.credentials = notion_credentials(token, token_env)
         self.database_id_env = database_id_env
         self.base_url = base_url
-        self.transport = transport
         self.rate = rate
-        self.retry = retry
-        self.sleep = sleep
-        self.clock = clock
+        self.http = http
         self.max_concurrency = max_concurrency
         self.truncations: collections.deque[TruncationReport] = collections.deque(maxlen=_MAX_REPORTS)
-        self._token = token
         self._resolved: tuple[tuple[str | None, str | None], str | None, str] | None = None
         self._warned: set[str] = set()
 
@@ -196,9 +183,7 @@ class NotionDestination:
 
     def token(self) -> str | None:
         """The token now: the one given, else the environment variable's (so a renewed one is seen)."""
-        if self._token:
-            return self._token
-        return env_secret(self.token_env)
+        return self.credentials.token()
 
     def _ids(self) -> tuple[str | None, str | None]:
         if self.database_id or self.data_source_id:
@@ -214,7 +199,7 @@ class NotionDestination:
     def config_hint(self) -> str:
         missing = []
         if not self.token():
-            missing.append(f"{self.token_env or 'token'} (a Notion integration token)")
+            missing.append(self.credentials.hint)
         if self._ids() == (None, None):
             missing.append(
                 f"{self.database_id_env or 'database_id'} (the id of a database shared with the integration)"
@@ -222,23 +207,6 @@ class NotionDestination:
         if not missing:
             return "configured"
         return "set " + " and ".join(missing)
-
-    @property
-    def rate_limit_key(self) -> str:
-        token = self.token()
-        return credential_key(token) if token else "notion"
-
-    @property
-    def credential_key(self) -> str:
-        """The credential slot, stable across token rotations (``notion:NOTION_TOKEN``): pauses are
-        keyed on it, so a token renewed in the same variable lifts them."""
-        if self._token or not self.token_env:
-            return self.rate_limit_key
-        return f"notion:{self.token_env}"
-
-    def credential_fingerprint(self) -> str | None:
-        token = self.token()
-        return hashlib.sha256(token.encode()).hexdigest() if token else None
 
     def describe(self) -> str:
         database_id = self._resolved[1] if self._resolved else None
@@ -253,10 +221,6 @@ class NotionDestination:
             return f"Notion data source {data_source}"
         return "Notion (not configured)"
 
-    @staticmethod
-    def is_auth_error(err: BaseException) -> bool:
-        return auth_error_in_chain(err)
-
     # -- sessions ---------------------------------------------------------------------------------
 
     def _require_token(self) -> str:
@@ -266,15 +230,7 @@ class NotionDestination:
         return token
 
     def _client(self, token: str) -> NotionClient:
-        return NotionClient(
-            token,
-            base_url=self.base_url,
-            transport=self.transport,
-            rate=self.rate,
-            retry=self.retry,
-            sleep=self.sleep,
-            clock=self.clock,
-        )
+        return NotionClient(token, base_url=self.base_url, rate=self.rate, http=self.http)
 
     async def _target(self, client: NotionClient) -> DataSourceRef:
         ids = self._ids()

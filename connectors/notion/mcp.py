@@ -69,7 +69,7 @@ import httpx
 
 from connectors.auth.tokens import TokenStore
 from connectors.core import ConfigError, Record, RecordError, SourceSpec, TransientError
-from connectors.http import DEFAULT_MAX_WAIT, Clock, Rate, RetryPolicy, Sleep
+from connectors.http import DEFAULT_MAX_WAIT, HttpSettings, Rate
 from connectors.mcp import (
     DEFAULT_CALL_TIMEOUT,
     AuthLike,
@@ -516,11 +516,10 @@ class NotionMcpDestination(_McpConnector):
             ``auth``, for a plain bearer of the stored access token (no refresh).
         account: The grant's token-store account; pauses are keyed on ``notion-mcp:<account>``.
         mcp_url: The MCP endpoint.
-        transport: httpx transport under the toolkit (``httpx.ASGITransport(fake.app)`` in tests).
+        http: Transport under the toolkit (``httpx.ASGITransport(fake.app)`` in tests), HTTP retry
+            policy, sleep and clock (:class:`~connectors.http.HttpSettings`).
         httpx_client_factory: mcp's client factory protocol, for full control (see ``connectors.mcp``).
         rate: Requests per second of the account (default Notion's 3/s).
-        retry: HTTP retry policy.
-        sleep, clock: Injectable for tests.
         max_wait: Longest tool-level rate-limit wait slept in-process (longer: ``RateLimited``).
         call_timeout: Seconds one tool call may take.
         max_concurrency: Writes in flight at once.
@@ -545,12 +544,9 @@ class NotionMcpDestination(_McpConnector):
         token_store: TokenStore | None = None,
         account: str = DEFAULT_ACCOUNT,
         mcp_url: str = NOTION_MCP_URL,
-        transport: httpx.AsyncBaseTransport | None = None,
+        http: HttpSettings | None = None,
         httpx_client_factory: Callable[..., httpx.AsyncClient] | None = None,
         rate: Rate | None = NOTION_RATE,
-        retry: RetryPolicy | None = None,
-        sleep: Sleep | None = None,
-        clock: Clock | None = None,
         max_wait: float = DEFAULT_MAX_WAIT,
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
         max_concurrency: int = MAX_CONCURRENCY,
@@ -579,12 +575,9 @@ class NotionMcpDestination(_McpConnector):
             token_store=token_store,
             account=account,
             mcp_url=mcp_url,
-            transport=transport,
+            http=http,
             httpx_client_factory=httpx_client_factory,
             rate=rate,
-            retry=retry,
-            sleep=sleep,
-            clock=clock,
             max_wait=max_wait,
             call_timeout=call_timeout,
         )
@@ -820,8 +813,8 @@ class NotionMcpSource(_McpConnector):
     Args:
         data_source_id: A data source id or a database id (or a Notion URL of either).
         edited_property: The data source's Last edited time property, for incremental reads.
-        auth, token_store, account, mcp_url, transport, httpx_client_factory, rate, retry, sleep, clock,
-            max_wait, call_timeout: As for ``NotionMcpDestination``.
+        auth, token_store, account, mcp_url, http, httpx_client_factory, rate, max_wait, call_timeout: As for
+            ``NotionMcpDestination``.
         interval_minutes, lookback, full_scan_every, watermarks, now, page_size, name: As for ``NotionSource``.
     """
 
@@ -841,12 +834,9 @@ class NotionMcpSource(_McpConnector):
         now: Callable[[], dt.datetime] = _utcnow,
         page_size: int = PAGE_SIZE,
         name: str = "notion",
-        transport: httpx.AsyncBaseTransport | None = None,
+        http: HttpSettings | None = None,
         httpx_client_factory: Callable[..., httpx.AsyncClient] | None = None,
         rate: Rate | None = NOTION_RATE,
-        retry: RetryPolicy | None = None,
-        sleep: Sleep | None = None,
-        clock: Clock | None = None,
         max_wait: float = DEFAULT_MAX_WAIT,
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
     ) -> None:
@@ -866,12 +856,9 @@ class NotionMcpSource(_McpConnector):
             token_store=token_store,
             account=account,
             mcp_url=mcp_url,
-            transport=transport,
+            http=http,
             httpx_client_factory=httpx_client_factory,
             rate=rate,
-            retry=retry,
-            sleep=sleep,
-            clock=clock,
             max_wait=max_wait,
             call_timeout=call_timeout,
         )

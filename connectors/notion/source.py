@@ -32,18 +32,14 @@ With the default in-memory mapping, a new process starts with a full pass.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
-import httpx
-
-from connectors.auth import env_secret
-from connectors.core import ConfigError, Record, SourceSpec, auth_error_in_chain
-from connectors.http import Clock, NotFound, Rate, RetryPolicy, Sleep
-from connectors.notion.client import DataSourceRef, NotionClient, credential_key, normalize_id
+from connectors.core import ConfigError, Record, SourceSpec
+from connectors.http import CredentialMembers, HttpSettings, NotFound, Rate, TokenCredentials
+from connectors.notion.client import DataSourceRef, NotionClient, normalize_id, notion_credentials
 from connectors.notion.decode import decode_properties, parse_timestamp
 from connectors.notion.settings import (
     CURSOR_VERSION,
@@ -69,7 +65,7 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class NotionSource:
+class NotionSource(CredentialMembers[TokenCredentials]):
     """Pages of one Notion data source (or database) as records.
 
     Args:
@@ -84,7 +80,7 @@ class NotionSource:
         now: The current time (aware), injectable for tests.
         page_size: Pages per query (at most 100).
         name: Source name.
-        base_url, transport, rate, retry, sleep, clock: As for ``NotionClient``.
+        base_url, rate, http: As for ``NotionClient``.
     """
 
     def __init__(
@@ -102,12 +98,10 @@ class NotionSource:
         page_size: int = PAGE_SIZE,
         name: str = "notion",
         base_url: str = NOTION_API_BASE,
-        transport: httpx.AsyncBaseTransport | None = None,
         rate: Rate | None = NOTION_RATE,
-        retry: RetryPolicy | None = None,
-        sleep: Sleep | None = None,
-        clock: Clock | None = None,
+        http: HttpSettings | None = None,
     ) -> None:
+        """Check the arguments; nothing is read or sent yet."""
         if not 1 <= page_size <= PAGE_SIZE:
             raise ConfigError(f"NotionSource: page_size must be within 1..{PAGE_SIZE}, got {page_size!r}")
         self.id = normalize_id(data_source_id, what="data_source_id")
@@ -120,14 +114,10 @@ class NotionSource:
         self._pending: dict[str, str] = {}
         self.now = now
         self.page_size = page_size
-        self.token_env = token_env
+        self.credentials = notion_credentials(token, token_env)
         self.base_url = base_url
-        self.transport = transport
         self.rate = rate
-        self.retry = retry
-        self.sleep = sleep
-        self.clock = clock
-        self._token = token
+        self.http = http
         self._target: DataSourceRef | None = None
         self._warned = False
 
@@ -141,30 +131,8 @@ class NotionSource:
         return [SourceSpec(self.spec_key, self.interval_minutes, {"id": self.id})]
 
     def token(self) -> str | None:
-        if self._token:
-            return self._token
-        return env_secret(self.token_env)
-
-    @property
-    def rate_limit_key(self) -> str:
-        token = self.token()
-        return credential_key(token) if token else "notion"
-
-    @property
-    def credential_key(self) -> str:
-        """The credential slot, stable across token rotations (``notion:NOTION_TOKEN``): pauses are
-        keyed on it, so a token renewed in the same variable lifts them."""
-        if self._token or not self.token_env:
-            return self.rate_limit_key
-        return f"notion:{self.token_env}"
-
-    def credential_fingerprint(self) -> str | None:
-        token = self.token()
-        return hashlib.sha256(token.encode()).hexdigest() if token else None
-
-    @staticmethod
-    def is_auth_error(err: BaseException) -> bool:
-        return auth_error_in_chain(err)
+        """The integration token now (the one given, else the variable's)."""
+        return self.credentials.token()
 
     # -- watermarks -------------------------------------------------------------------------------
 
@@ -227,18 +195,8 @@ class NotionSource:
     def _client(self) -> NotionClient:
         token = self.token()
         if not token:
-            raise ConfigError(
-                f"NotionSource {self.name!r}: set {self.token_env or 'token'} (a Notion integration token)"
-            )
-        return NotionClient(
-            token,
-            base_url=self.base_url,
-            transport=self.transport,
-            rate=self.rate,
-            retry=self.retry,
-            sleep=self.sleep,
-            clock=self.clock,
-        )
+            raise ConfigError(f"NotionSource {self.name!r}: set {self.credentials.hint}")
+        return NotionClient(token, base_url=self.base_url, rate=self.rate, http=self.http)
 
     async def _data_source_id(self, client: NotionClient) -> str:
         if self._target is None:

@@ -25,7 +25,7 @@ import httpx
 from connectors.core import Record, SourceSpec
 from connectors.files import FileSpec, FilesSource, JSONLDestination, SQLiteDestination
 from connectors.github import GitHubSource
-from connectors.http import Rate, RetryPolicy
+from connectors.http import HttpSettings, Rate, RetryPolicy
 from connectors.memory import MemoryDestination, MemorySource
 from connectors.notion import NotionDestination, NotionSource
 from tests.fakes.github import FakeClock, FakeGitHub
@@ -300,11 +300,10 @@ def _notion_options(fake: FakeNotion, clock: FakeClock) -> dict[str, Any]:
         "token": fake.token,
         "token_env": None,
         "base_url": NOTION_API,
-        "transport": httpx.ASGITransport(app=fake.app),
+        "http": HttpSettings(
+            transport=httpx.ASGITransport(app=fake.app), retry=NO_JITTER, sleep=clock.sleep, clock=clock.clock
+        ),
         "rate": FAST,
-        "retry": NO_JITTER,
-        "sleep": clock.sleep,
-        "clock": clock.clock,
     }
 
 

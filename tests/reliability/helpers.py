@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from connectors.core import Record
-from connectors.http import Rate, RetryPolicy
+from connectors.http import HttpSettings, Rate, RetryPolicy
 from connectors.memory import MemorySource
 from connectors.notion import NotionDestination
 from connectors.notion.settings import NOTION_RETRY_STATUSES
@@ -104,11 +104,8 @@ def make_env(tmp_path: Path, store: StateStore | None = None, **dest_kwargs: Any
         "token_env": None,
         "database_id_env": None,
         "base_url": "https://api.notion.com",
-        "transport": transport,
+        "http": HttpSettings(transport=transport, retry=NO_JITTER, sleep=clock.sleep, clock=clock.clock),
         "rate": FAST,
-        "retry": NO_JITTER,
-        "sleep": clock.sleep,
-        "clock": clock.clock,
     }
     options.update(dest_kwargs)
     dest = NotionDestination(db.id, key_property="Key", title_property="Name", **options)

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from connectors.contentful.mcp import ContentfulMcpDestination
-from connectors.http import Rate
+from connectors.http import HttpSettings, Rate
 from sync_assets.state import StateStore
 from tests.fakes.contentful import FakeContentful, FakeEnvironment
 from tests.fakes.contentful_mcp import IN_PROCESS_URL, FakeContentfulMcp
@@ -58,7 +58,7 @@ def make_dest(mcp: FakeContentfulMcp) -> DestinationFactory:
         kwargs: dict[str, Any] = {
             "auth": mcp.token,
             "mcp_url": IN_PROCESS_URL,
-            "transport": httpx.ASGITransport(app=mcp.app),
+            "http": HttpSettings(transport=httpx.ASGITransport(app=mcp.app)),
             "rate": FAST,
         }
         kwargs.update(overrides)

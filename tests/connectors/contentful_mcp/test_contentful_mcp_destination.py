@@ -11,6 +11,7 @@ import pytest
 
 from connectors.contentful.mcp import ContentfulMcpDestination, entry_id_of, fields_of, version_of
 from connectors.core import AuthError, ConfigError, Record, RecordError
+from connectors.http import HttpSettings
 from connectors.mcp import open_mcp_session
 from tests.connectors.contentful_mcp.conftest import CONTENT_TYPE, FAST, FIELD_MAP, SPACE, DestinationFactory
 from tests.fakes.contentful import FakeContentful, FakeEnvironment
@@ -81,7 +82,8 @@ async def test_the_id_falls_back_to_the_sys_id_without_a_urn(contentful: FakeCon
     mcp = FakeContentfulMcp(contentful, urn=False)
     dest = ContentfulMcpDestination(
         SPACE, CONTENT_TYPE, FIELD_MAP, auth=mcp.token, mcp_url=IN_PROCESS_URL,
-        transport=httpx.ASGITransport(app=mcp.app), rate=FAST,
+        http=HttpSettings(transport=httpx.ASGITransport(app=mcp.app)),
+        rate=FAST,
     )  # fmt: skip
     async with dest.connect() as session:
         entry_id = await session.create(Record("k", {"Name": "No URN"}), NOW)
@@ -93,7 +95,7 @@ async def test_an_unknown_field_or_content_type_is_a_config_error_at_connect(mcp
     common: dict[str, Any] = {
         "auth": mcp.token,
         "mcp_url": IN_PROCESS_URL,
-        "transport": httpx.ASGITransport(app=mcp.app),
+        "http": HttpSettings(transport=httpx.ASGITransport(app=mcp.app)),
         "rate": FAST,
     }
     with pytest.raises(ConfigError, match="no field 'nope'"):

@@ -27,6 +27,7 @@ from connectors.contentful.mcp import (
     version_of,
 )
 from connectors.core import Record, RecordError
+from connectors.http import HttpSettings
 from tests.connectors.contentful_mcp.conftest import FAST
 from tests.fakes.contentful import FakeContentful
 from tests.fakes.contentful_mcp import IN_PROCESS_URL, FakeContentfulMcp
@@ -268,7 +269,7 @@ def destination(mcp: FakeContentfulMcp, field_map: dict[str, str]) -> Contentful
         field_map,
         auth=mcp.token,
         mcp_url=IN_PROCESS_URL,
-        transport=httpx.ASGITransport(app=mcp.app),
+        http=HttpSettings(transport=httpx.ASGITransport(app=mcp.app)),
         rate=FAST,
     )
 

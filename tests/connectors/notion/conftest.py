@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.http import Rate
+from connectors.http import HttpSettings, Rate
 from connectors.notion import NotionDestination, NotionSource
 from tests.fakes.common import FakeTime
 from tests.fakes.notion import FakeDatabase, FakeNotion
@@ -81,10 +81,8 @@ def client_options(fake: FakeNotion, time: FakeTime) -> dict[str, Any]:
         "token": fake.token,
         "token_env": None,
         "base_url": "https://api.notion.com",
-        "transport": httpx.ASGITransport(app=fake.app),
+        "http": HttpSettings(transport=httpx.ASGITransport(app=fake.app), sleep=time.sleep, clock=time.clock),
         "rate": FAST,
-        "sleep": time.sleep,
-        "clock": time.clock,
     }
 
 

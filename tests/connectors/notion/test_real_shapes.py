@@ -37,7 +37,7 @@ import httpx
 import pytest
 
 from connectors.core import AuthError, ConfigError, RateLimited, Record, RecordError
-from connectors.http import NotFound, RetryPolicy
+from connectors.http import HttpSettings, NotFound, RetryPolicy
 from connectors.notion import NotionClient, NotionDestination, NotionSource
 from tests.connectors.notion.conftest import FAST, FakeTime
 
@@ -297,10 +297,8 @@ def options(replay: Replay, time: FakeTime) -> dict[str, Any]:
     return {
         "token": new_token(),
         "token_env": None,
-        "transport": replay.transport(),
+        "http": HttpSettings(transport=replay.transport(), sleep=time.sleep, clock=time.clock),
         "rate": FAST,
-        "sleep": time.sleep,
-        "clock": time.clock,
     }
 
 
@@ -475,14 +473,11 @@ def new_token() -> str:
     return "ntn_" + uuid.uuid4().hex
 
 
-def client(replay: Replay, time: FakeTime, token: str, **kwargs: Any) -> NotionClient:
+def client(replay: Replay, time: FakeTime, token: str, retry: RetryPolicy | None = None) -> NotionClient:
     return NotionClient(
         token,
-        transport=replay.transport(),
+        http=HttpSettings(transport=replay.transport(), sleep=time.sleep, clock=time.clock, retry=retry),
         rate=FAST,
-        sleep=time.sleep,
-        clock=time.clock,
-        **kwargs,
     )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.http import Rate
+from connectors.http import HttpSettings, Rate
 from connectors.notion import NotionDestination, NotionSource
 from connectors.notion.mcp import NotionMcpDestination, NotionMcpSource
 from tests.fakes.common import FakeTime
@@ -105,10 +105,8 @@ def mcp_options(fake: FakeNotionMcp, time: FakeTime, token: str | None = None) -
     return {
         "auth": StaticBearer(token or fake.notion.token),
         "mcp_url": IN_PROCESS_URL,
-        "transport": httpx.ASGITransport(app=fake.app),
+        "http": HttpSettings(transport=httpx.ASGITransport(app=fake.app), sleep=time.sleep, clock=time.clock),
         "rate": FAST,
-        "sleep": time.sleep,
-        "clock": time.clock,
     }
 
 
@@ -131,10 +129,8 @@ def make_rest_dest(notion: FakeNotion, db: FakeDatabase, time: FakeTime) -> Call
             "token": notion.token,
             "token_env": None,
             "database_id_env": None,
-            "transport": httpx.ASGITransport(app=notion.app),
+            "http": HttpSettings(transport=httpx.ASGITransport(app=notion.app), sleep=time.sleep, clock=time.clock),
             "rate": FAST,
-            "sleep": time.sleep,
-            "clock": time.clock,
         }
         options.update(kwargs)
         return NotionDestination(*(args or (db.id,)), **options)
@@ -159,10 +155,8 @@ def make_rest_source(notion: FakeNotion, ds_id: str, time: FakeTime) -> Callable
         options: dict[str, Any] = {
             "token": notion.token,
             "token_env": None,
-            "transport": httpx.ASGITransport(app=notion.app),
+            "http": HttpSettings(transport=httpx.ASGITransport(app=notion.app), sleep=time.sleep, clock=time.clock),
             "rate": FAST,
-            "sleep": time.sleep,
-            "clock": time.clock,
             "now": time.utcnow,
         }
         options.update(kwargs)

@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from connectors.http import HttpSettings
 from connectors.notion.mcp import NotionMcpDestination, NotionMcpSource
 from tests.contract import cases as C
 from tests.fakes.github import FakeClock
@@ -37,11 +38,10 @@ def _mcp_options(mcp: FakeNotionMcp, clock: FakeClock, token: str) -> dict[str, 
     return {
         "auth": token,
         "mcp_url": IN_PROCESS_URL,
-        "transport": httpx.ASGITransport(app=mcp.app),
+        "http": HttpSettings(
+            transport=httpx.ASGITransport(app=mcp.app), retry=C.NO_JITTER, sleep=clock.sleep, clock=clock.clock
+        ),
         "rate": C.FAST,
-        "retry": C.NO_JITTER,
-        "sleep": clock.sleep,
-        "clock": clock.clock,
     }
 
 
