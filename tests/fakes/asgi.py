@@ -1,21 +1,131 @@
-"""Small ASGI pieces the fake MCP servers share."""
+"""Small ASGI and MCP pieces the fake MCP servers share.
+
+The fake MCP servers (``notion_mcp``, ``contentful_mcp``) differ in their tools and in what they inject
+(an HTTP error before a call, a lost answer after one); the way they check the bearer token, read a
+JSON-RPC body to decide, and run one stateless MCP session per request is the same, and lives here.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import anyio
+from mcp import types
+from mcp.server.lowlevel import Server
+from mcp.server.streamable_http import StreamableHTTPServerTransport
 from starlette.types import Receive, Scope, Send
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One tool call a fake MCP server answered.
+
+    Attributes:
+        tool: The tool's name.
+        arguments: The arguments as sent (a JSON copy).
+        is_error: Whether the answer was a tool error.
+        text: The answer's text content.
+    """
+
+    tool: str
+    arguments: Json
+    is_error: bool
+    text: str = ""
+
+
+def calls_of(calls: Sequence[ToolCall], tool: str | None) -> list[ToolCall]:
+    """The calls of ``tool`` (None: every call), in order."""
+    return [c for c in calls if tool is None or c.tool == tool]
+
+
+def tool_server(
+    name: str, tools: Sequence[types.Tool], call: Callable[[str, Json], Awaitable[types.CallToolResult]]
+) -> Server[Any, Any]:
+    """A low-level MCP server named ``name`` listing ``tools`` and answering each call with ``call(name, args)``."""
+    server: Server[Any, Any] = Server(name)
+
+    @server.list_tools()
+    async def list_tools() -> list[types.Tool]:
+        return list(tools)
+
+    @server.call_tool()
+    async def call_tool(tool: str, arguments: dict[str, Any]) -> types.CallToolResult:
+        return await call(tool, arguments or {})
+
+    return server
+
+
+async def refuse_bad_bearer(scope: Scope, send: Send, validate: Callable[[str], bool]) -> bool:
+    """Answer 401 ``invalid_token`` (as the hosted MCP servers do) unless the request's bearer token validates.
+
+    Returns:
+        True when the request was refused (the 401 is sent), False when it may go on.
+    """
+    headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers") or []}
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip() and validate(token.strip()):
+        return False
+    await respond(
+        send,
+        401,
+        {"error": "invalid_token", "error_description": "Missing or invalid access token"},
+        {"www-authenticate": 'Bearer error="invalid_token"'},
+    )
+    return True
+
+
+async def read_body(receive: Receive) -> bytes:
+    """The whole request body (hand it back to the transport with ``replay``)."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
+def json_rpc(body: bytes) -> Any:
+    """The JSON-RPC message in ``body``, or None when it is not JSON."""
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+async def run_stateless(
+    server: Server[Any, Any], scope: Scope, receive: Receive, send: Send, *, json_response: bool
+) -> None:
+    """Serve one request with a fresh stateless MCP session of ``server`` (works in-process, no lifespan)."""
+    transport = StreamableHTTPServerTransport(mcp_session_id=None, is_json_response_enabled=json_response)
+    async with anyio.create_task_group() as tg:
+
+        async def run(*, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+            async with transport.connect() as (read, write):
+                task_status.started()
+                await server.run(read, write, server.create_initialization_options(), stateless=True)
+
+        await tg.start(run)
+        try:
+            await transport.handle_request(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await transport.terminate()
 
 
 class Endpoint:
     """A fake's ``handle`` as a plain ASGI app (so Starlette routes ``/mcp`` without a trailing-slash redirect)."""
 
     def __init__(self, fake: Any) -> None:
+        """Route to ``fake.handle``."""
         self.fake = fake
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Hand the request to the fake."""
         await self.fake.handle(scope, receive, send)
 
 

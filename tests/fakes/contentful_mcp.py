@@ -79,19 +79,27 @@ import secrets
 import string
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-import anyio
 import httpx
 from mcp import types
 from mcp.server.lowlevel import Server
-from mcp.server.streamable_http import StreamableHTTPServerTransport
 from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from tests.fakes.asgi import Endpoint, replay, respond
+from tests.fakes.asgi import (
+    Endpoint,
+    ToolCall,
+    calls_of,
+    json_rpc,
+    read_body,
+    refuse_bad_bearer,
+    replay,
+    respond,
+    run_stateless,
+    tool_server,
+)
 from tests.fakes.contentful import FakeContentful
 from tests.fakes.loopback import serve_app
 
@@ -182,14 +190,6 @@ def xml_build(obj: Mapping[str, Any]) -> str:
     return _xml_nodes(obj, 0)
 
 
-@dataclass(frozen=True)
-class ToolCall:
-    tool: str
-    arguments: Json
-    is_error: bool
-    text: str = ""
-
-
 class _ToolFailure(Exception):
     def __init__(self, text: str) -> None:
         super().__init__(text)
@@ -223,7 +223,7 @@ class FakeContentfulMcp:
     # -- test helpers ----------------------------------------------------------------------------
 
     def tool_calls(self, tool: str | None = None) -> list[ToolCall]:
-        return [c for c in self.calls if tool is None or c.tool == tool]
+        return calls_of(self.calls, tool)
 
     def lose_next_answer(self, tool: str) -> None:
         """The next call of ``tool`` runs, then its HTTP answer is replaced by a 502."""
@@ -232,17 +232,7 @@ class FakeContentfulMcp:
     # -- server ----------------------------------------------------------------------------------
 
     def _build_server(self) -> Server[Any, Any]:
-        server: Server[Any, Any] = Server("fake-contentful-mcp")
-
-        @server.list_tools()
-        async def list_tools() -> list[types.Tool]:
-            return list(TOOLS)
-
-        @server.call_tool()
-        async def call_tool(name: str, arguments: dict[str, Any]) -> types.CallToolResult:
-            return await self._call(name, arguments or {})
-
-        return server
+        return tool_server("fake-contentful-mcp", TOOLS, self._call)
 
     def _bearer(self) -> str:
         request = self.server.request_context.request
@@ -406,29 +396,13 @@ class FakeContentfulMcp:
     # -- HTTP -------------------------------------------------------------------------------------
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers") or []}
-        scheme, _, token = headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip() or not self.validate(token.strip()):
+        if await refuse_bad_bearer(scope, send, self.validate):
             self.http_401 += 1
-            await respond(
-                send,
-                401,
-                {"error": "invalid_token", "error_description": "Missing or invalid access token"},
-                {"www-authenticate": 'Bearer error="invalid_token"'},
-            )
             return
         lost = False
         if scope["method"] == "POST" and self._lose:
-            body = b""
-            while True:
-                message = await receive()
-                body += message.get("body", b"")
-                if not message.get("more_body"):
-                    break
-            try:
-                rpc = json.loads(body)
-            except ValueError:
-                rpc = None
+            body = await read_body(receive)
+            rpc = json_rpc(body)
             tool = ((rpc or {}).get("params") or {}).get("name") if isinstance(rpc, dict) else None
             if rpc and rpc.get("method") == "tools/call" and tool in self._lose:
                 self._lose.remove(tool)
@@ -441,20 +415,7 @@ class FakeContentfulMcp:
                 return None
 
             send = swallow
-        transport = StreamableHTTPServerTransport(mcp_session_id=None, is_json_response_enabled=True)
-        async with anyio.create_task_group() as tg:
-
-            async def run(*, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
-                async with transport.connect() as (read, write):
-                    task_status.started()
-                    await self.server.run(read, write, self.server.create_initialization_options(), stateless=True)
-
-            await tg.start(run)
-            try:
-                await transport.handle_request(scope, receive, send)
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await transport.terminate()
+        await run_stateless(self.server, scope, receive, send, json_response=True)
         if lost:
             await respond(real_send, 502, {"error": "bad gateway"})
 

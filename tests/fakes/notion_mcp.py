@@ -70,17 +70,26 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iter
 from dataclasses import dataclass, field
 from typing import Any
 
-import anyio
 import httpx
 from mcp import types
 from mcp.server.lowlevel import Server
-from mcp.server.streamable_http import StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from tests.fakes.asgi import Endpoint, replay, respond
+from tests.fakes.asgi import (
+    Endpoint,
+    ToolCall,
+    calls_of,
+    json_rpc,
+    read_body,
+    refuse_bad_bearer,
+    replay,
+    respond,
+    run_stateless,
+    tool_server,
+)
 from tests.fakes.loopback import serve_app
 from tests.fakes.notion import NOTION_VERSION, FakeNotion
 
@@ -217,16 +226,6 @@ TOOLS: list[types.Tool] = [
         annotations=types.ToolAnnotations(readOnlyHint=False, idempotentHint=False),
     ),
 ]
-
-
-@dataclass(frozen=True)
-class ToolCall:
-    """One tool call the fake answered."""
-
-    tool: str
-    arguments: Json
-    is_error: bool
-    text: str = ""
 
 
 @dataclass
@@ -370,22 +369,12 @@ class FakeNotionMcp:
         self._http_faults += [_HttpFault(status, retry_after, method, tools) for _ in range(n)]
 
     def tool_calls(self, tool: str | None = None) -> list[ToolCall]:
-        return [c for c in self.calls if tool is None or c.tool == tool]
+        return calls_of(self.calls, tool)
 
     # -- server ----------------------------------------------------------------------------------
 
     def _build_server(self) -> Server[Any, Any]:
-        server: Server[Any, Any] = Server("fake-notion-mcp")
-
-        @server.list_tools()
-        async def list_tools() -> list[types.Tool]:
-            return list(TOOLS)
-
-        @server.call_tool()
-        async def call_tool(name: str, arguments: dict[str, Any]) -> types.CallToolResult:
-            return await self._call(name, arguments or {})
-
-        return server
+        return tool_server("fake-notion-mcp", TOOLS, self._call)
 
     def _rest_token(self) -> str:
         request = self.server.request_context.request
@@ -647,29 +636,12 @@ class FakeNotionMcp:
         await self._handle(scope, receive, counting_send)
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers") or []}
-        scheme, _, token = headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip() or not self.validate(token.strip()):
+        if await refuse_bad_bearer(scope, send, self.validate):
             self.counters.http_401 += 1
-            await respond(
-                send,
-                401,
-                {"error": "invalid_token", "error_description": "Missing or invalid access token"},
-                {"www-authenticate": 'Bearer error="invalid_token"'},
-            )
             return
         if scope["method"] == "POST" and self._http_faults:
-            body = b""
-            while True:
-                message = await receive()
-                body += message.get("body", b"")
-                if not message.get("more_body"):
-                    break
-            rpc: Any
-            try:
-                rpc = json.loads(body)
-            except ValueError:
-                rpc = None
+            body = await read_body(receive)
+            rpc = json_rpc(body)
             fault = next((f for f in self._http_faults if f.matches(rpc)), None)
             if fault is not None:
                 self._http_faults.remove(fault)
@@ -682,20 +654,7 @@ class FakeNotionMcp:
                 raise RuntimeError("a stateful FakeNotionMcp needs its lifespan: use it through serve()")
             await self._manager.handle_request(scope, receive, send)
             return
-        transport = StreamableHTTPServerTransport(mcp_session_id=None, is_json_response_enabled=self.json_response)
-        async with anyio.create_task_group() as tg:
-
-            async def run(*, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
-                async with transport.connect() as (read, write):
-                    task_status.started()
-                    await self.server.run(read, write, self.server.create_initialization_options(), stateless=True)
-
-            await tg.start(run)
-            try:
-                await transport.handle_request(scope, receive, send)
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await transport.terminate()
+        await run_stateless(self.server, scope, receive, send, json_response=self.json_response)
 
 
 # --------------------------------------------------------------------------------------------------
