@@ -20,18 +20,14 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
 from connectors.core import ConfigError, TransientError
 from connectors.http import (
-    Clock,
     HttpSettings,
     JsonApiClient,
     NextCursorPagination,
     NotFound,
     Rate,
-    RetryPolicy,
-    Sleep,
+    TokenCredentials,
 )
 from connectors.luma.settings import (
     API_BASE,
@@ -44,10 +40,11 @@ from connectors.luma.settings import (
     LUMA_RATE,
     PAGE_SIZE,
     SERVICE,
+    TOKEN_ENV,
     UPDATE_PATH,
 )
 
-__all__ = ["HasMorePagination", "LumaClient", "credential_key", "token_digest"]
+__all__ = ["HasMorePagination", "LumaClient", "credential_key", "luma_credentials", "token_digest"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +59,18 @@ def token_digest(api_key: str) -> str:
 def credential_key(api_key: str) -> str:
     """``luma:<12 hex of sha256(key)>``: the key the toolkit shares limits under (200/min is per key)."""
     return f"luma:{token_digest(api_key)[:12]}"
+
+
+def luma_credentials(token: str | None = None, token_env: str | None = TOKEN_ENV) -> TokenCredentials:
+    """The API key of a Luma source or destination: ``token``, else ``$token_env`` read at each use.
+
+    Args:
+        token: An explicit API key.
+        token_env: The environment variable to read (None: read none).
+    """
+    return TokenCredentials(
+        system="luma", token=token, token_env=token_env, what="a Luma API key", limit_key=credential_key
+    )
 
 
 HasMorePagination = NextCursorPagination
@@ -79,10 +88,6 @@ class LumaClient(JsonApiClient):
         base_url: API base (a fake in tests).
         rate: The key's request rate (shared by every client of the same key).
         http: Transport, sleep, clock and retry policy (:class:`~connectors.http.HttpSettings`).
-        transport: Shorthand for ``http.transport`` (kept for existing callers).
-        retry: Shorthand for ``http.retry``.
-        sleep: Shorthand for ``http.sleep``.
-        clock: Shorthand for ``http.clock``.
     """
 
     service = SERVICE
@@ -97,10 +102,6 @@ class LumaClient(JsonApiClient):
         base_url: str = API_BASE,
         rate: Rate | None = LUMA_RATE,
         http: HttpSettings | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        retry: RetryPolicy | None = None,
-        sleep: Sleep | None = None,
-        clock: Clock | None = None,
     ) -> None:
         """Check the key and build the client."""
         if not api_key:
@@ -110,7 +111,7 @@ class LumaClient(JsonApiClient):
             headers={API_KEY_HEADER: api_key, "Accept": "application/json"},
             credential=credential_key(api_key),
             rate=rate,
-            http=HttpSettings.of(http, transport=transport, retry=retry, sleep=sleep, clock=clock),
+            http=http,
             timeout=DEFAULT_TIMEOUT,
         )
 

@@ -39,19 +39,15 @@ Encoding rules (W27: never ``str(datetime)``):
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 from collections.abc import AsyncIterator, Collection, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import httpx
-
-from connectors.auth import env_secret
-from connectors.core import ConfigError, Record, RecordError, auth_error_in_chain
-from connectors.http import Clock, NotFound, Rate, RetryPolicy, Sleep
-from connectors.luma.client import LumaClient, credential_key
+from connectors.core import ConfigError, Record, RecordError
+from connectors.http import CredentialMembers, HttpSettings, NotFound, Rate, TokenCredentials
+from connectors.luma.client import LumaClient, luma_credentials
 from connectors.luma.settings import (
     API_BASE,
     DEFAULT_DURATION,
@@ -173,7 +169,7 @@ def encode_event(
     return payload
 
 
-class LumaDestination:
+class LumaDestination(CredentialMembers[TokenCredentials]):
     """Events of the Luma calendar a key belongs to, created and updated by the engine's link map.
 
     Args:
@@ -189,7 +185,7 @@ class LumaDestination:
         visibility: Sent on create when set (``public``, ``members-only``, ``private``).
         create_only_properties: Written on create, never on update.
         name: Destination name.
-        base_url, transport, rate, retry, sleep, clock: As for ``LumaClient``.
+        base_url, rate, http: As for ``LumaClient``.
     """
 
     stores_keys = False
@@ -212,11 +208,8 @@ class LumaDestination:
         create_only_properties: Iterable[str] = (),
         name: str = "luma",
         base_url: str = API_BASE,
-        transport: httpx.AsyncBaseTransport | None = None,
+        http: HttpSettings | None = None,
         rate: Rate | None = LUMA_RATE,
-        retry: RetryPolicy | None = None,
-        sleep: Sleep | None = None,
-        clock: Clock | None = None,
     ) -> None:
         if not title_property or not start_property:
             raise ConfigError("LumaDestination: title_property and start_property must be non-empty")
@@ -227,7 +220,7 @@ class LumaDestination:
         if not isinstance(default_duration, dt.timedelta) or default_duration < dt.timedelta(0):
             raise ConfigError(f"LumaDestination: default_duration must be a timedelta >= 0, got {default_duration!r}")
         self.name = name
-        self.token_env = token_env
+        self.credentials = luma_credentials(token, token_env)
         self.title_property = title_property
         self.start_property = start_property
         self.end_property = end_property
@@ -238,12 +231,8 @@ class LumaDestination:
         self.visibility = visibility
         self.create_only_properties = set(create_only_properties)
         self.base_url = base_url.rstrip("/")
-        self.transport = transport
+        self.http = http
         self.rate = rate
-        self.retry = retry
-        self.sleep = sleep
-        self.clock = clock
-        self._token = token
         self.requests_sent = 0
 
     def __repr__(self) -> str:  # never the key
@@ -252,9 +241,8 @@ class LumaDestination:
     # -- configuration ----------------------------------------------------------------------------
 
     def api_key(self) -> str | None:
-        if self._token:
-            return self._token
-        return env_secret(self.token_env)
+        """The API key now (the one given, else the variable's, so a rotated key is seen)."""
+        return self.credentials.token()
 
     @property
     def configured(self) -> bool:
@@ -264,30 +252,10 @@ class LumaDestination:
     def config_hint(self) -> str:
         if self.api_key():
             return "configured"
-        return f"set {self.token_env or 'token'} to a Luma API key (Luma Plus: calendar → Settings → Developer)"
-
-    @property
-    def rate_limit_key(self) -> str:
-        key = self.api_key()
-        return credential_key(key) if key else "luma"
-
-    @property
-    def credential_key(self) -> str:
-        """The credential slot, stable across key rotations (``luma:LUMA_API_KEY``)."""
-        if self._token or not self.token_env:
-            return self.rate_limit_key
-        return f"luma:{self.token_env}"
-
-    def credential_fingerprint(self) -> str | None:
-        key = self.api_key()
-        return hashlib.sha256(key.encode()).hexdigest() if key else None
+        return f"set {self.credentials.token_env or 'token'} to a Luma API key (Luma Plus: calendar → Settings → Developer)"
 
     def describe(self) -> str:
         return f"the Luma calendar of key {self.rate_limit_key} (events are linked by the state store's link map)"
-
-    @staticmethod
-    def is_auth_error(err: BaseException) -> bool:
-        return auth_error_in_chain(err)
 
     def encode(self, record: Record, *, skip: Collection[str] = ()) -> Json:
         """The payload this destination would send for ``record`` (see :func:`encode_event`)."""
@@ -311,11 +279,8 @@ class LumaDestination:
         client = LumaClient(
             key,
             base_url=self.base_url,
-            transport=self.transport,
+            http=self.http,
             rate=self.rate,
-            retry=self.retry,
-            sleep=self.sleep,
-            clock=self.clock,
         )
         try:
             async with client:

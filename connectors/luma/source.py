@@ -21,18 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import httpx
-
-from connectors.auth import env_secret
-from connectors.core import ConfigError, Record, SourceSpec, auth_error_in_chain
-from connectors.http import Clock, Rate, RetryPolicy, Sleep
-from connectors.luma.client import LumaClient, credential_key
+from connectors.core import ConfigError, Record, SourceSpec
+from connectors.http import CredentialMembers, HttpSettings, Rate, TokenCredentials
+from connectors.luma.client import LumaClient, luma_credentials
 from connectors.luma.settings import (
     API_BASE,
     DEFAULT_INTERVAL_MINUTES,
@@ -122,7 +118,7 @@ def event_record(event: Json, *, now: dt.datetime, hosts: Any = None, api_id: st
     return Record(key, properties, body=body)
 
 
-class LumaSource:
+class LumaSource(CredentialMembers[TokenCredentials]):
     """Events of the Luma calendar a key belongs to.
 
     Args:
@@ -135,7 +131,7 @@ class LumaSource:
         page_size: ``pagination_limit``.
         now: The current time (aware), for ``Status``; injectable for tests.
         name: Source name.
-        base_url, transport, rate, retry, sleep, clock: As for ``LumaClient``.
+        base_url, rate, http: As for ``LumaClient``.
     """
 
     incremental = False  # Luma has no "updated since" filter: every pass lists the calendar
@@ -153,11 +149,8 @@ class LumaSource:
         now: Callable[[], dt.datetime] = _utcnow,
         name: str = "luma",
         base_url: str = API_BASE,
-        transport: httpx.AsyncBaseTransport | None = None,
+        http: HttpSettings | None = None,
         rate: Rate | None = LUMA_RATE,
-        retry: RetryPolicy | None = None,
-        sleep: Sleep | None = None,
-        clock: Clock | None = None,
     ) -> None:
         if isinstance(interval_minutes, bool) or not isinstance(interval_minutes, int) or interval_minutes < 1:
             raise ConfigError(f"LumaSource.interval_minutes must be a whole number >= 1, got {interval_minutes!r}")
@@ -165,19 +158,15 @@ class LumaSource:
             raise ConfigError(f"LumaSource.page_size must be within 1..100, got {page_size!r}")
         self.after = self._bound("after", after)
         self.before = self._bound("before", before)
-        self.token_env = token_env
+        self.credentials = luma_credentials(token, token_env)
         self.interval_minutes = interval_minutes
         self.fetch_hosts = fetch_hosts
         self.page_size = page_size
         self.now = now
         self.name = name
         self.base_url = base_url.rstrip("/")
-        self.transport = transport
+        self.http = http
         self.rate = rate
-        self.retry = retry
-        self.sleep = sleep
-        self.clock = clock
-        self._token = token
         self.requests_sent = 0
 
     def __repr__(self) -> str:  # never the key
@@ -195,9 +184,8 @@ class LumaSource:
     # -- credential -----------------------------------------------------------------------------
 
     def api_key(self) -> str | None:
-        if self._token:
-            return self._token
-        return env_secret(self.token_env)
+        """The API key now (the one given, else the variable's, so a rotated key is seen)."""
+        return self.credentials.token()
 
     @property
     def configured(self) -> bool:
@@ -205,27 +193,7 @@ class LumaSource:
 
     @property
     def config_hint(self) -> str:
-        return f"set {self.token_env or 'token'} to a Luma API key (Luma Plus: calendar → Settings → Developer)"
-
-    @property
-    def rate_limit_key(self) -> str:
-        key = self.api_key()
-        return credential_key(key) if key else "luma"
-
-    @property
-    def credential_key(self) -> str:
-        """The credential slot, stable across key rotations (``luma:LUMA_API_KEY``)."""
-        if self._token or not self.token_env:
-            return self.rate_limit_key
-        return f"luma:{self.token_env}"
-
-    def credential_fingerprint(self) -> str | None:
-        key = self.api_key()
-        return hashlib.sha256(key.encode()).hexdigest() if key else None
-
-    @staticmethod
-    def is_auth_error(err: BaseException) -> bool:
-        return auth_error_in_chain(err)
+        return f"set {self.credentials.token_env or 'token'} to a Luma API key (Luma Plus: calendar → Settings → Developer)"
 
     def specs(self) -> list[SourceSpec]:
         return [SourceSpec("events", self.interval_minutes, {"after": self.after, "before": self.before})]
@@ -239,11 +207,8 @@ class LumaSource:
         return LumaClient(
             key,
             base_url=self.base_url,
-            transport=self.transport,
+            http=self.http,
             rate=self.rate,
-            retry=self.retry,
-            sleep=self.sleep,
-            clock=self.clock,
         )
 
     async def fetch_page(

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from connectors.core import Record
+from connectors.http import HttpSettings
 from connectors.luma import LumaDestination, LumaSource
 from tests.connectors.luma.helpers import FAST, NO_JITTER, START
 from tests.contract.cases import DestinationHarness, SourceHarness, sample_records
@@ -29,11 +30,10 @@ __all__ = ["luma_destination", "luma_source"]
 def _options(fake: FakeLuma, clock: FakeClock) -> dict[str, Any]:
     return {
         "token": fake.key,
-        "transport": httpx.ASGITransport(app=fake.app),
+        "http": HttpSettings(
+            transport=httpx.ASGITransport(app=fake.app), retry=NO_JITTER, sleep=clock.sleep, clock=clock.clock
+        ),
         "rate": FAST,
-        "retry": NO_JITTER,
-        "sleep": clock.sleep,
-        "clock": clock.clock,
     }
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from connectors.http import HttpSettings
 from connectors.luma import LumaDestination, LumaSource
 from tests.connectors.luma.helpers import FAST, NO_JITTER, START, DestinationFactory, SourceFactory
 from tests.fakes.common import FakeTime
@@ -28,14 +29,22 @@ def fake(fake_time: FakeTime) -> FakeLuma:
     return FakeLuma(clock=fake_time.clock)
 
 
+def merge_options(options: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``options`` updated by ``overrides``; a transport, retry, sleep or clock goes into ``options["http"]``."""
+    http = {k: overrides.pop(k) for k in ("transport", "retry", "sleep", "clock") if k in overrides}
+    if http:
+        options["http"] = HttpSettings.of(options.get("http"), **http)
+    options.update(overrides)
+    return options
+
+
 def client_options(fake: FakeLuma, fake_time: FakeTime) -> dict[str, Any]:
     return {
         "token": fake.key,
-        "transport": httpx.ASGITransport(app=fake.app),
+        "http": HttpSettings(
+            transport=httpx.ASGITransport(app=fake.app), retry=NO_JITTER, sleep=fake_time.sleep, clock=fake_time.clock
+        ),
         "rate": FAST,
-        "retry": NO_JITTER,
-        "sleep": fake_time.sleep,
-        "clock": fake_time.clock,
     }
 
 
@@ -44,7 +53,7 @@ def make_source(fake: FakeLuma, fake_time: FakeTime) -> SourceFactory:
     def make(**kwargs: Any) -> LumaSource:
         options = client_options(fake, fake_time)
         options["now"] = lambda: dt.datetime.fromtimestamp(fake_time.now, dt.UTC)
-        options.update(kwargs)
+        merge_options(options, kwargs)
         return LumaSource(**options)
 
     return make
@@ -54,7 +63,7 @@ def make_source(fake: FakeLuma, fake_time: FakeTime) -> SourceFactory:
 def make_dest(fake: FakeLuma, fake_time: FakeTime) -> DestinationFactory:
     def make(**kwargs: Any) -> LumaDestination:
         options = client_options(fake, fake_time)
-        options.update(kwargs)
+        merge_options(options, kwargs)
         return LumaDestination(**options)
 
     return make

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from connectors.core import Record, TransientError
+from connectors.http import HttpSettings
 from connectors.luma import LumaDestination, LumaSource
 from tests.connectors.luma.helpers import FAST, NO_JITTER
 from tests.fakes.github import FakeClock
@@ -118,7 +119,12 @@ async def test_a_lost_create_answer_still_creates_the_event(http: httpx.AsyncCli
 async def test_the_fake_serves_the_connectors_on_a_loopback_port(fake: FakeLuma, fake_time: FakeClock) -> None:
     fake.add_event("Meetup", dt.datetime(2024, 5, 1, 17, 0, tzinfo=UTC), hosts=["Ada Lovelace"])
     with serve(fake) as base_url:
-        options = {"token": fake.key, "base_url": base_url, "rate": FAST, "retry": NO_JITTER, "clock": fake_time.clock}
+        options = {
+            "token": fake.key,
+            "base_url": base_url,
+            "rate": FAST,
+            "http": HttpSettings(retry=NO_JITTER, clock=fake_time.clock),
+        }
         source = LumaSource(**options)  # type: ignore[arg-type]
         (record,) = await source.fetch(source.specs()[0])
         dest = LumaDestination(**options)  # type: ignore[arg-type]

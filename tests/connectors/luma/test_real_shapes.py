@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from connectors.core import AuthError, Record, RecordError
+from connectors.http import HttpSettings
 from connectors.luma import LumaDestination, LumaSource
 from tests.connectors.luma.helpers import FAST, NO_JITTER, START
 from tests.fakes.github import FakeClock
@@ -143,11 +144,8 @@ def api_key() -> str:
 def options(replay: Replay, time: FakeClock, key: str | None = None) -> dict[str, Any]:
     return {
         "token": key or api_key(),
-        "transport": replay.transport,
+        "http": HttpSettings(transport=replay.transport, retry=NO_JITTER, sleep=time.sleep, clock=time.clock),
         "rate": FAST,
-        "retry": NO_JITTER,
-        "sleep": time.sleep,
-        "clock": time.clock,
     }
 
 
