@@ -31,16 +31,15 @@ from connectors.asana.settings import (
     MAX_CONCURRENT_WRITES,
     PAGE_SIZE,
     SERVICE,
+    TOKEN_ENV,
 )
 from connectors.core import ConfigError, TransientError
 from connectors.http import (
-    Clock,
     HTTPRecordError,
     HttpSettings,
     JsonApiClient,
     Rate,
-    RetryPolicy,
-    Sleep,
+    TokenCredentials,
 )
 from connectors.http import OffsetPagination as _OffsetPagination
 
@@ -48,6 +47,7 @@ __all__ = [
     "AsanaClient",
     "OffsetExpired",
     "OffsetPagination",
+    "asana_credentials",
     "credential_key",
     "is_offset_expired",
     "parse_project_gid",
@@ -69,6 +69,22 @@ def token_digest(token: str) -> str:
 def credential_key(token: str) -> str:
     """The key the toolkit shares limits under (and the destination's ``rate_limit_key``)."""
     return f"asana:{token_digest(token)}"
+
+
+def asana_credentials(token: str | None = None, token_env: str | None = TOKEN_ENV) -> TokenCredentials:
+    """The personal access token of an Asana connector: ``token``, else ``$token_env`` read at each use.
+
+    Args:
+        token: An explicit token.
+        token_env: The environment variable to read (None: read none).
+    """
+    return TokenCredentials(
+        system="asana",
+        token=token,
+        token_env=token_env,
+        what="an Asana personal access token",
+        limit_key=credential_key,
+    )
 
 
 def parse_project_gid(value: str) -> str:
@@ -147,10 +163,6 @@ class AsanaClient(JsonApiClient):
         max_concurrent_writes: Writes in flight at once on the token (Asana: 15).
         timeout: Default per-request timeout (creates get ``CREATE_TIMEOUT``).
         http: Transport, sleep, clock and retry policy (:class:`~connectors.http.HttpSettings`).
-        transport: Shorthand for ``http.transport`` (kept for existing callers).
-        retry: Shorthand for ``http.retry``.
-        sleep: Shorthand for ``http.sleep``.
-        clock: Shorthand for ``http.clock``.
     """
 
     service = SERVICE
@@ -169,10 +181,6 @@ class AsanaClient(JsonApiClient):
         max_concurrent_writes: int | None = MAX_CONCURRENT_WRITES,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         http: HttpSettings | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        retry: RetryPolicy | None = None,
-        sleep: Sleep | None = None,
-        clock: Clock | None = None,
     ) -> None:
         """Check the token and build the client."""
         if not token:
@@ -184,7 +192,7 @@ class AsanaClient(JsonApiClient):
             rate=rate,
             max_concurrent=max_concurrent,
             max_concurrent_writes=max_concurrent_writes,
-            http=HttpSettings.of(http, transport=transport, retry=retry, sleep=sleep, clock=clock),
+            http=http,
             timeout=timeout,
         )
 

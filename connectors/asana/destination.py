@@ -40,7 +40,6 @@ Decisions (the user-facing version is in README.md):
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import os
 import re
@@ -49,9 +48,7 @@ from contextlib import aclosing, asynccontextmanager
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
-from connectors.asana.client import AsanaClient, OffsetExpired, credential_key, parse_project_gid
+from connectors.asana.client import AsanaClient, OffsetExpired, asana_credentials, parse_project_gid
 from connectors.asana.encode import (
     EncodeError,
     encode_completed,
@@ -78,9 +75,16 @@ from connectors.asana.settings import (
     PROJECT_ENV,
     TOKEN_ENV,
 )
-from connectors.auth import env_secret
 from connectors.core import ConfigError, Record, RecordError, TransientError, auth_error_in_chain
-from connectors.http import Clock, HTTPAuthError, HTTPRecordError, NotFound, Rate, RetryPolicy, Sleep
+from connectors.http import (
+    CredentialMembers,
+    HTTPAuthError,
+    HTTPRecordError,
+    HttpSettings,
+    NotFound,
+    Rate,
+    TokenCredentials,
+)
 
 __all__ = ["AsanaDestination"]
 
@@ -94,7 +98,7 @@ _FIELD_REFUSAL_RE = re.compile(r"custom[ _]?field", re.I)
 PAYMENT_REQUIRED = 402  # Asana's answer to a premium-only feature (custom fields) on a free workspace
 
 
-class AsanaDestination:
+class AsanaDestination(CredentialMembers[TokenCredentials]):
     """Tasks of one Asana project, created and updated by key.
 
     Args:
@@ -114,14 +118,11 @@ class AsanaDestination:
         token_env: Environment variable of the token (``NAME_FILE`` works too).
         project_env: Environment variable of the project gid (None: do not read one).
         base_url: API base (a fake in tests).
-        transport: httpx transport (``httpx.ASGITransport(app)`` for an in-process fake).
+        http: Transport, sleep, clock and retry policy (:class:`~connectors.http.HttpSettings`).
         rate: The token's request rate; default 150 a minute, or 1,500 with ``paid=True``.
         paid: The workspace is on a paid plan (1,500 requests a minute per token).
         max_concurrent_reads: GETs in flight per token (Asana allows 50).
         max_concurrent_writes: Writes in flight per token (Asana allows 15).
-        retry: Retry policy (default: the toolkit's).
-        sleep: Awaitable sleep, injectable for tests.
-        clock: Epoch seconds, injectable for tests.
         max_concurrency: Writes this destination keeps in flight (the engine's workers).
         name: Destination name.
     """
@@ -142,14 +143,11 @@ class AsanaDestination:
         token_env: str | None = TOKEN_ENV,
         project_env: str | None = PROJECT_ENV,
         base_url: str = ASANA_API_BASE,
-        transport: httpx.AsyncBaseTransport | None = None,
+        http: HttpSettings | None = None,
         rate: Rate | None = None,
         paid: bool = False,
         max_concurrent_reads: int = MAX_CONCURRENT_READS,
         max_concurrent_writes: int = MAX_CONCURRENT_WRITES,
-        retry: RetryPolicy | None = None,
-        sleep: Sleep | None = None,
-        clock: Clock | None = None,
         max_concurrency: int = MAX_CONCURRENCY,
         name: str = "asana",
     ) -> None:
@@ -178,18 +176,14 @@ class AsanaDestination:
         self.key_field = key_field
         self.synced_field = synced_field
         self.create_only_properties = set(create_only_properties)
-        self.token_env = token_env
+        self.credentials = asana_credentials(token, token_env)
         self.project_env = project_env
         self.base_url = base_url
-        self.transport = transport
+        self.http = http
         self.rate = rate if rate is not None else (ASANA_PAID_RATE if paid else ASANA_FREE_RATE)
         self.max_concurrent_reads = max_concurrent_reads
         self.max_concurrent_writes = max_concurrent_writes
-        self.retry = retry
-        self.sleep = sleep
-        self.clock = clock
         self.max_concurrency = max_concurrency
-        self._token = token
         # (workspace gid, gid/email casefolded) -> user gid; users do not change gids.
         self._users: dict[tuple[str, str], str] = {}
 
@@ -202,9 +196,7 @@ class AsanaDestination:
 
     def token(self) -> str | None:
         """The token now: the one given, else the environment variable's (so a renewed one is seen)."""
-        if self._token:
-            return self._token
-        return env_secret(self.token_env)
+        return self.credentials.token()
 
     def _project_text(self) -> str | None:
         if self.project_gid:
@@ -233,7 +225,7 @@ class AsanaDestination:
     def config_hint(self) -> str:
         missing = []
         if not self.token():
-            missing.append(f"{self.token_env or 'token'} (an Asana personal access token)")
+            missing.append(self.credentials.hint)
         text = self._project_text()
         if text is None:
             missing.append(f"{self.project_env or 'project_gid'} (the gid of the Asana project to write to)")
@@ -242,23 +234,6 @@ class AsanaDestination:
         if not missing:
             return "configured"
         return "set " + " and ".join(missing)
-
-    @property
-    def rate_limit_key(self) -> str:
-        token = self.token()
-        return credential_key(token) if token else "asana"
-
-    @property
-    def credential_key(self) -> str:
-        """The credential slot, stable across token rotations (``asana:ASANA_PAT``): pauses are keyed
-        on it, so a token renewed in the same variable lifts them."""
-        if self._token or not self.token_env:
-            return self.rate_limit_key
-        return f"asana:{self.token_env}"
-
-    def credential_fingerprint(self) -> str | None:
-        token = self.token()
-        return hashlib.sha256(token.encode()).hexdigest() if token else None
 
     def describe(self) -> str:
         project = self.project()
@@ -282,13 +257,10 @@ class AsanaDestination:
         return AsanaClient(
             token,
             base_url=self.base_url,
-            transport=self.transport,
+            http=self.http,
             rate=self.rate,
             max_concurrent=self.max_concurrent_reads,
             max_concurrent_writes=self.max_concurrent_writes,
-            retry=self.retry,
-            sleep=self.sleep,
-            clock=self.clock,
         )
 
     @asynccontextmanager

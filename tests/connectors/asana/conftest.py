@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from connectors.asana import AsanaDestination
-from connectors.http import Rate, RetryPolicy
+from connectors.http import HttpSettings, Rate, RetryPolicy
 from tests.fakes import common
 from tests.fakes.asana import FakeAsana, FakeProject, FakeUser
 
@@ -70,17 +70,25 @@ def synced_at() -> dt.datetime:
     return dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 
 
+def merge_options(options: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``options`` updated by ``overrides``; a transport, retry, sleep or clock goes into ``options["http"]``."""
+    http = {k: overrides.pop(k) for k in ("transport", "retry", "sleep", "clock") if k in overrides}
+    if http:
+        options["http"] = HttpSettings.of(options.get("http"), **http)
+    options.update(overrides)
+    return options
+
+
 def client_options(fake: FakeAsana, time: FakeTime) -> dict[str, Any]:
     return {
         "token": fake.token,
         "token_env": None,
         "project_env": None,
         "base_url": API,
-        "transport": httpx.ASGITransport(app=fake.app),
+        "http": HttpSettings(
+            transport=httpx.ASGITransport(app=fake.app), retry=NO_JITTER, sleep=time.sleep, clock=time.clock
+        ),
         "rate": FAST,
-        "retry": NO_JITTER,
-        "sleep": time.sleep,
-        "clock": time.clock,
     }
 
 
@@ -88,7 +96,7 @@ def client_options(fake: FakeAsana, time: FakeTime) -> dict[str, Any]:
 def make_dest(fake: FakeAsana, project: FakeProject, time: FakeTime) -> Callable[..., AsanaDestination]:
     def make(*args: Any, **kwargs: Any) -> AsanaDestination:
         options = client_options(fake, time)
-        options.update(kwargs)
+        merge_options(options, kwargs)
         return AsanaDestination(*(args or (project.gid,)), **options)
 
     return make

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.asana import AsanaDestination
-from tests.connectors.asana.conftest import START, client_options
+from tests.connectors.asana.conftest import START, client_options, merge_options
 from tests.contract import cases as C
 from tests.fakes.asana import FakeAsana, FakeCustomField, FakeProject, FakeTask
 from tests.fakes.github import FakeClock
@@ -91,7 +91,7 @@ async def asana_destination(tmp_path: Path) -> AsyncIterator[C.DestinationHarnes
     clock = FakeClock(start=START)
     fake = FakeAsana(rate_per_minute=None, clock=clock.clock)
     project = fake.add_project("Items", ASANA_SCHEMA)
-    options = {**client_options(fake, clock), "rate": C.FAST, "retry": C.NO_JITTER}  # type: ignore[arg-type]
+    options = merge_options(client_options(fake, clock), {"rate": C.FAST, "retry": C.NO_JITTER})  # type: ignore[arg-type]
     dest = AsanaDestination(
         project.gid,
         title_property="Name",

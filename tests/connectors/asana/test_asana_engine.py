@@ -12,6 +12,7 @@ import pytest
 
 from connectors.asana import AsanaDestination
 from connectors.core import AuthError, Record, TransientError
+from connectors.http import HttpSettings
 from connectors.memory import MemorySource
 from sync_assets.engine import PassOptions, run_pass
 from sync_assets.routes import Route
@@ -121,11 +122,10 @@ async def test_writes_stay_within_asanas_concurrency_and_per_minute_limits(
         token_env=None,
         project_env=None,
         base_url=API,
-        transport=httpx.ASGITransport(app=fake.app),
+        http=HttpSettings(
+            transport=httpx.ASGITransport(app=fake.app), retry=NO_JITTER, sleep=time.sleep, clock=time.clock
+        ),
         rate=FAST,  # only the fake's budget and Retry-After pace this test
-        retry=NO_JITTER,
-        sleep=time.sleep,
-        clock=time.clock,
         max_concurrency=40,  # more workers than Asana allows writes in flight
     )
     route = Route(MemorySource({"all": records(400)}, page_size=100), dest)
@@ -175,8 +175,7 @@ async def test_a_pass_against_the_fake_on_a_loopback_port(
             project_env=None,
             base_url=base_url,
             rate=FAST,
-            sleep=time.sleep,
-            clock=time.clock,
+            http=HttpSettings(sleep=time.sleep, clock=time.clock),
         )
         route = Route(MemorySource({"all": records(3)}), dest)
         first = await run_pass(route, "all", sqlite_store, PassOptions())

@@ -28,6 +28,7 @@ import pytest
 
 from connectors.asana import AsanaDestination
 from connectors.core import AuthError, ConfigError, Record, RecordError
+from connectors.http import HttpSettings
 from tests.connectors.asana.conftest import API, FAST, NO_JITTER, FakeTime, client_options
 from tests.fakes.asana import FakeAsana, FakeProject
 
@@ -167,11 +168,8 @@ def replay_dest(replay: Replay, time: FakeTime, **kwargs: Any) -> AsanaDestinati
         token_env=None,
         project_env=None,
         base_url=API,
-        transport=httpx.MockTransport(replay),
+        http=HttpSettings(transport=httpx.MockTransport(replay), retry=NO_JITTER, sleep=time.sleep, clock=time.clock),
         rate=FAST,
-        retry=NO_JITTER,
-        sleep=time.sleep,
-        clock=time.clock,
         **kwargs,
     )
 
