@@ -28,15 +28,12 @@ import httpx
 from connectors.auth import env_secret
 from connectors.core import ConfigError, RecordError, SyncError
 from connectors.http import (
-    Clock,
     HTTPRecordError,
     HttpSettings,
     JsonApiClient,
     NextPageTokenPagination,
     NotFound,
     Rate,
-    RetryPolicy,
-    Sleep,
     error_for_response,
     redact_text,
 )
@@ -175,6 +172,10 @@ class JiraCredentials:
             return None
         return credential_digest(self.base_url() or "", self.email() or "", token)
 
+    def credential_fingerprint(self) -> str | None:
+        """The engine's name for :meth:`fingerprint` (see ``connectors.http.CredentialMembers``)."""
+        return self.fingerprint()
+
 
 class JiraRejected(RecordError):
     """Jira rejected a request (400): ``errors`` maps field ids to messages, ``messages`` the rest.
@@ -214,10 +215,6 @@ class JiraClient(JsonApiClient):
         rate: The token's request rate (shared by every client of the same token).
         timeout: Default per-request timeout (creates get ``CREATE_TIMEOUT``).
         http: Transport, sleep, clock and retry policy (:class:`~connectors.http.HttpSettings`).
-        transport: Shorthand for ``http.transport`` (kept for existing callers).
-        retry: Shorthand for ``http.retry``.
-        sleep: Shorthand for ``http.sleep``.
-        clock: Shorthand for ``http.clock``.
     """
 
     service = SERVICE
@@ -233,10 +230,6 @@ class JiraClient(JsonApiClient):
         rate: Rate | None = JIRA_RATE,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         http: HttpSettings | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        retry: RetryPolicy | None = None,
-        sleep: Sleep | None = None,
-        clock: Clock | None = None,
     ) -> None:
         """Check the site and credentials and build the client."""
         base = normalize_base_url(base_url)
@@ -251,7 +244,7 @@ class JiraClient(JsonApiClient):
             credential=rate_limit_key_for(email, token),
             rate=rate,
             max_concurrent=MAX_CONCURRENT,
-            http=HttpSettings.of(http, transport=transport, retry=retry, sleep=sleep, clock=clock),
+            http=http,
             timeout=timeout,
         )
 

@@ -56,10 +56,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
-from connectors.core import ConfigError, Record, RecordError, auth_error_in_chain
-from connectors.http import Clock, NotFound, Rate, RetryPolicy, Sleep
+from connectors.core import ConfigError, Record, RecordError
+from connectors.http import CredentialMembers, HttpSettings, NotFound, Rate
 from connectors.jira.adf import normalize_text, text_to_adf
 from connectors.jira.client import JiraClient, JiraCredentials, JiraRejected
 from connectors.jira.settings import (
@@ -147,7 +145,7 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-class JiraDestination:
+class JiraDestination(CredentialMembers[JiraCredentials]):
     """Issues of one Jira project, created and updated by ``Record.primary_key``.
 
     Args:
@@ -163,7 +161,7 @@ class JiraDestination:
             the record.
         base_url, email, token: Explicit credentials (default: the environment variables).
         base_url_env, email_env, token_env, project_env: Environment variable names.
-        transport, rate, retry, sleep, clock: As for ``JiraClient``.
+        rate, http: As for ``JiraClient``.
         max_concurrency: Writes in flight at once.
         probe_misses: Missing keys in a row that end the listing's read past the index (see above).
         name: Destination name.
@@ -189,11 +187,8 @@ class JiraDestination:
         email_env: str | None = EMAIL_ENV,
         token_env: str | None = TOKEN_ENV,
         project_env: str | None = PROJECT_ENV,
-        transport: httpx.AsyncBaseTransport | None = None,
+        http: HttpSettings | None = None,
         rate: Rate | None = JIRA_RATE,
-        retry: RetryPolicy | None = None,
-        sleep: Sleep | None = None,
-        clock: Clock | None = None,
         max_concurrency: int = MAX_CONCURRENCY,
         probe_misses: int = PROBE_MISSES,
         name: str = "jira",
@@ -223,11 +218,8 @@ class JiraDestination:
             email_env=email_env,
             token_env=token_env,
         )
-        self.transport = transport
+        self.http = http
         self.rate = rate
-        self.retry = retry
-        self.sleep = sleep
-        self.clock = clock
         self.max_concurrency = max_concurrency
         self.probe_misses = probe_misses
         self.truncations: collections.deque[Truncation] = collections.deque(maxlen=_MAX_REPORTS)
@@ -253,27 +245,11 @@ class JiraDestination:
             missing.append(f"{self.project_env or 'project_key'} (the key of the project issues go to, e.g. ENG)")
         return "set " + " and ".join(missing) if missing else "configured"
 
-    @property
-    def rate_limit_key(self) -> str:
-        return self.credentials.rate_limit_key
-
-    @property
-    def credential_key(self) -> str:
-        """The credential slot, stable across token rotations (``jira:JIRA_API_TOKEN``)."""
-        return self.credentials.credential_key
-
-    def credential_fingerprint(self) -> str | None:
-        return self.credentials.fingerprint()
-
     def describe(self) -> str:
         base, key = self.credentials.base_url(), self.project_key()
         if base and key:
             return f"{base}/browse/{key}"
         return "Jira (not configured)"
-
-    @staticmethod
-    def is_auth_error(err: BaseException) -> bool:
-        return auth_error_in_chain(err)
 
     # -- sessions ---------------------------------------------------------------------------------
 
@@ -283,11 +259,8 @@ class JiraDestination:
             base,
             email,
             token,
-            transport=self.transport,
+            http=self.http,
             rate=self.rate,
-            retry=self.retry,
-            sleep=self.sleep,
-            clock=self.clock,
         )
 
     @asynccontextmanager

@@ -29,10 +29,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import httpx
-
-from connectors.core import ConfigError, Record, SourceSpec, auth_error_in_chain
-from connectors.http import Clock, Rate, RetryPolicy, Sleep
+from connectors.core import ConfigError, Record, SourceSpec
+from connectors.http import CredentialMembers, HttpSettings, Rate
 from connectors.jira.adf import adf_to_text
 from connectors.jira.client import JiraClient, JiraCredentials, JiraRejected
 from connectors.jira.settings import (
@@ -221,7 +219,7 @@ def _strip_order_by(jql: str) -> str:
     return jql.strip()
 
 
-class JiraSource:
+class JiraSource(CredentialMembers[JiraCredentials]):
     """Issues of Jira Cloud as records, one JQL per spec.
 
     Args:
@@ -234,7 +232,7 @@ class JiraSource:
         custom_fields: Extra record property -> Jira field id, decoded to neutral values.
         page_size: Issues per page (Jira may return fewer).
         name: Source name.
-        transport, rate, retry, sleep, clock: As for ``JiraClient``.
+        rate, http: As for ``JiraClient``.
     """
 
     incremental = False
@@ -255,11 +253,8 @@ class JiraSource:
         custom_fields: Mapping[str, str] | None = None,
         page_size: int = PAGE_SIZE,
         name: str = "jira",
-        transport: httpx.AsyncBaseTransport | None = None,
+        http: HttpSettings | None = None,
         rate: Rate | None = JIRA_RATE,
-        retry: RetryPolicy | None = None,
-        sleep: Sleep | None = None,
-        clock: Clock | None = None,
     ) -> None:
         if not 1 <= page_size <= 5000:
             raise ConfigError(f"JiraSource: page_size must be within 1..5000, got {page_size!r}")
@@ -289,11 +284,8 @@ class JiraSource:
             email_env=email_env,
             token_env=token_env,
         )
-        self.transport = transport
+        self.http = http
         self.rate = rate
-        self.retry = retry
-        self.sleep = sleep
-        self.clock = clock
 
     # -- configuration ----------------------------------------------------------------------------
 
@@ -311,22 +303,6 @@ class JiraSource:
             missing.append("queries={slug: jql} or projects=[KEY] (JIRA_PROJECTS)")
         return "set " + " and ".join(missing) if missing else "configured"
 
-    @property
-    def rate_limit_key(self) -> str:
-        return self.credentials.rate_limit_key
-
-    @property
-    def credential_key(self) -> str:
-        """The credential slot, stable across token rotations (``jira:JIRA_API_TOKEN``)."""
-        return self.credentials.credential_key
-
-    def credential_fingerprint(self) -> str | None:
-        return self.credentials.fingerprint()
-
-    @staticmethod
-    def is_auth_error(err: BaseException) -> bool:
-        return auth_error_in_chain(err)
-
     # -- reading ----------------------------------------------------------------------------------
 
     def _client(self) -> JiraClient:
@@ -335,11 +311,8 @@ class JiraSource:
             base,
             email,
             token,
-            transport=self.transport,
+            http=self.http,
             rate=self.rate,
-            retry=self.retry,
-            sleep=self.sleep,
-            clock=self.clock,
         )
 
     def _spec_jql(self, spec: SourceSpec) -> str:

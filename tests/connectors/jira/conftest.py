@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.http import Rate, RetryPolicy
+from connectors.http import HttpSettings, Rate, RetryPolicy
 from connectors.jira import JiraDestination, JiraSource
 from tests.fakes.common import FakeTime
 from tests.fakes.jira import SITE, FakeJira
@@ -34,6 +34,15 @@ def fake(clock: FakeTime) -> FakeJira:
     return fake
 
 
+def merge_options(options: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``options`` updated by ``overrides``; a transport, retry, sleep or clock goes into ``options["http"]``."""
+    http = {k: overrides.pop(k) for k in ("transport", "retry", "sleep", "clock") if k in overrides}
+    if http:
+        options["http"] = HttpSettings.of(options.get("http"), **http)
+    options.update(overrides)
+    return options
+
+
 def client_options(fake: FakeJira, clock: FakeTime) -> dict[str, Any]:
     return {
         "base_url": SITE,
@@ -42,11 +51,10 @@ def client_options(fake: FakeJira, clock: FakeTime) -> dict[str, Any]:
         "base_url_env": None,
         "email_env": None,
         "token_env": None,
-        "transport": httpx.ASGITransport(app=fake.app),
+        "http": HttpSettings(
+            transport=httpx.ASGITransport(app=fake.app), retry=NO_JITTER, sleep=clock.sleep, clock=clock.clock
+        ),
         "rate": FAST,
-        "retry": NO_JITTER,
-        "sleep": clock.sleep,
-        "clock": clock.clock,
     }
 
 
@@ -54,7 +62,7 @@ def client_options(fake: FakeJira, clock: FakeTime) -> dict[str, Any]:
 def make_source(fake: FakeJira, clock: FakeTime):
     def make(*args: Any, **kwargs: Any) -> JiraSource:
         options = client_options(fake, clock)
-        options.update(kwargs)
+        merge_options(options, kwargs)
         if not args and "queries" not in kwargs and "projects" not in kwargs:
             options["projects"] = ["ENG"]
         return JiraSource(*args, **options)
@@ -67,7 +75,7 @@ def make_dest(fake: FakeJira, clock: FakeTime):
     def make(*args: Any, **kwargs: Any) -> JiraDestination:
         options = client_options(fake, clock)
         options["project_env"] = None
-        options.update(kwargs)
+        merge_options(options, kwargs)
         return JiraDestination(*(args or ("ENG",)), **options)
 
     return make

@@ -33,7 +33,7 @@ from connectors.core import Record
 from connectors.jira import JiraDestination, JiraSource
 from connectors.jira.adf import adf_to_text
 from connectors.jira.settings import PROPERTY_KEY
-from tests.connectors.jira.conftest import client_options
+from tests.connectors.jira.conftest import client_options, merge_options
 from tests.contract import cases as C
 from tests.fakes.github import FakeClock
 from tests.fakes.jira import FakeIssue, FakeJira
@@ -49,7 +49,7 @@ def _served(fake: FakeJira) -> Callable[[int], int]:
 
 
 def _options(fake: FakeJira, clock: FakeClock) -> dict[str, Any]:
-    return {**client_options(fake, clock), "rate": C.FAST, "retry": C.NO_JITTER}
+    return merge_options(client_options(fake, clock), {"rate": C.FAST, "retry": C.NO_JITTER})
 
 
 # --------------------------------------------------------------------------------------------------

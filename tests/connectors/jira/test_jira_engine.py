@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 import pytest
 
 from connectors.core import AuthError, Record, TransientError
+from connectors.http import HttpSettings
 from connectors.memory import MemoryDestination, MemorySource
 from sync_assets.engine import PassOptions, run_pass
 from sync_assets.routes import Route
@@ -224,7 +225,7 @@ async def test_default_pacing_stays_within_the_burst_limit(store):
         email_env=None,
         token_env=None,
         project_env=None,
-        transport=httpx.ASGITransport(app=fake.app),
+        http=HttpSettings(transport=httpx.ASGITransport(app=fake.app)),
     )
     result = await run_pass(Route(MemorySource({"all": records(16)}), dest), "all", store)
     assert result.stats.created == 16

@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from connectors.core import AuthError, Record, RecordError, SourceSpec
+from connectors.http import HttpSettings
 from connectors.jira import JiraClient, JiraDestination, JiraRejected, JiraSource, issue_record
 from tests.connectors.jira.conftest import FAST, NO_JITTER, client_options
 from tests.fakes.github import FakeClock
@@ -225,11 +226,8 @@ def replay_source(replay: Replay, clock: FakeClock, *, token: str | None = None,
         base_url_env=None,
         email_env=None,
         token_env=None,
-        transport=httpx.MockTransport(replay),
+        http=HttpSettings(transport=httpx.MockTransport(replay), retry=NO_JITTER, sleep=clock.sleep, clock=clock.clock),
         rate=FAST,
-        retry=NO_JITTER,
-        sleep=clock.sleep,
-        clock=clock.clock,
         **kwargs,
     )
 
@@ -300,11 +298,8 @@ async def test_a_400_in_jiras_error_shape_keeps_the_messages_and_the_field_error
         "https://your-domain.atlassian.net",
         "sync-bot@example.com",
         token,
-        transport=httpx.MockTransport(replay),
+        http=HttpSettings(transport=httpx.MockTransport(replay), retry=NO_JITTER, sleep=clock.sleep, clock=clock.clock),
         rate=FAST,
-        retry=NO_JITTER,
-        sleep=clock.sleep,
-        clock=clock.clock,
     ) as client:
         with pytest.raises(JiraRejected) as caught:
             await client.search('project = "ED"', fields=["summary"])
