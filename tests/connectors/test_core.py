@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import types
 
 import pytest
 
+from connectors import core
 from connectors.core import (
     DESCRIPTION_LIMIT,
     AuthError,
@@ -17,6 +19,7 @@ from connectors.core import (
     describe_error,
     neutral_type_error,
 )
+from connectors.memory import MemoryDestination, MemorySource
 from connectors.registry import destination_names, discover, load_destination, load_source, source_names
 
 
@@ -162,3 +165,71 @@ def test_describe_error_survives_a_cyclic_chain():
     a, b = ValueError("a"), ValueError("b")
     a.__cause__, b.__cause__ = b, a
     assert describe_error(a) == "ValueError: a (root cause: ValueError: b)"
+
+
+# --------------------------------------------------------------------------------------------------
+# Capabilities: one small runtime-checkable protocol per optional member
+
+_CAPABILITIES = {
+    core.PagedSource: "fetch_page",
+    core.IncrementalSource: "incremental",
+    core.ResettableSource: "reset",
+    core.CommittingSource: "commit",
+    core.RateLimitKeyed: "rate_limit_key",
+    core.CredentialKeyed: "credential_key",
+    core.CredentialFingerprinted: "credential_fingerprint",
+    core.AuthClassifier: "is_auth_error",
+    core.ReportingConnector: "pass_metadata",
+    core.Configurable: "configured",
+    core.ConfigHinting: "config_hint",
+    core.SchemaEnsuring: "ensure_schema",
+    core.ConcurrentDestination: "max_concurrency",
+    core.KeyStoringDestination: "stores_keys",
+    core.LengthLimitedDestination: "max_value_length",
+    core.DescribedDestination: "describe",
+    core.ListingSession: "query_existing_rows",
+    core.CheckingSession: "check_record",
+}
+
+
+def _method() -> None:
+    return None
+
+
+@pytest.mark.parametrize(("protocol", "member"), list(_CAPABILITIES.items()), ids=lambda p: getattr(p, "__name__", p))
+def test_a_connector_has_a_capability_when_it_has_its_one_member(protocol, member):
+    value = _method if callable(getattr(protocol, member, None)) else 1
+    has_it = types.SimpleNamespace(**{member: value})
+    assert isinstance(has_it, protocol)
+    assert not isinstance(types.SimpleNamespace(), protocol)
+    # Documented where a connector author reads the contract.
+    assert protocol.__name__ in core.__doc__ and member in core.__doc__
+    assert protocol.__name__ in core.__all__
+
+
+def test_a_method_set_to_none_counts_as_absent_and_a_value_of_none_as_present():
+    assert not isinstance(types.SimpleNamespace(fetch_page=None), core.PagedSource)
+    assert not isinstance(types.SimpleNamespace(commit=None), core.CommittingSource)
+    # stores_keys=None means "cannot tell" (the listing decides), not "no such member".
+    assert isinstance(types.SimpleNamespace(stores_keys=None), core.KeyStoringDestination)
+
+
+def test_the_builtin_connectors_have_their_capabilities_structurally():
+    source = MemorySource([Record("a", {})])
+    dest = MemoryDestination(max_value_length=50)
+    assert isinstance(source, core.Source) and isinstance(source, core.PagedSource)
+    assert not isinstance(source, core.IncrementalSource)
+    assert isinstance(dest, core.Destination)
+    for capability in (
+        core.ConcurrentDestination,
+        core.KeyStoringDestination,
+        core.LengthLimitedDestination,
+        core.RateLimitKeyed,
+        core.CredentialFingerprinted,
+        core.AuthClassifier,
+        core.Configurable,
+        core.ConfigHinting,
+        core.DescribedDestination,
+    ):
+        assert isinstance(dest, capability), capability.__name__
+    assert not isinstance(dest, core.ReportingConnector)
