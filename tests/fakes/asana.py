@@ -77,7 +77,7 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import urlencode
 
 from starlette.applications import Starlette
@@ -85,7 +85,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.fakes.common import Fault, FaultQueue, FixedWindows, RequestLog, TokenRegistry
+from tests.fakes.common import Fault, FaultOptions, FaultQueue, FixedWindows, RequestLog, TokenRegistry
 from tests.fakes.loopback import serve_app
 
 __all__ = [
@@ -572,37 +572,15 @@ class FakeAsana:
         self.rate_per_minute = rate_per_minute
         self._windows.reset()
 
-    def fail_next(
-        self,
-        n: int = 1,
-        status: int = 500,
-        *,
-        message: str | None = None,
-        retry_after: int | None = None,
-        after: bool = False,
-        method: str | None = None,
-        path: str | None = None,
-    ) -> None:
-        """Answer the next ``n`` matching requests with an error.
+    def fail_next(self, n: int = 1, status: int = 500, **options: Unpack[FaultOptions]) -> None:
+        """Answer the next ``n`` matching requests with an Asana error.
 
         Args:
             n: How many requests fail.
-            status: HTTP status (500, 502, 503, 429, 401, ...).
-            message: Error message; defaults to the status's.
-            retry_after: Send a ``Retry-After`` header.
-            after: Carry the request out first, then fail (the server acted; the client cannot tell).
-            method: Only requests with this verb.
-            path: Only requests whose path (after ``/api/1.0``) matches this regular expression.
+            status: HTTP status (500, 502, 503, 429, 401, ...); the message defaults to the status's.
+            **options: ``message``, ``retry_after``, ``after``, ``method``, ``path``: see ``FaultOptions``.
         """
-        fault = Fault.on(
-            status,
-            method=method,
-            path=path,
-            after=after,
-            retry_after=retry_after,
-            message=message,
-        )
-        self._faults.add(fault, n)
+        self._faults.add(Fault.on(status, **options), n)
 
     def invalidate_offsets(self) -> None:
         """Forget every offset token handed out so far: using one answers 400 "offset: Not a valid

@@ -33,12 +33,13 @@ import math
 import re
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypedDict, TypeVar
 
 __all__ = [
     "DEFAULT_START",
     "FakeTime",
     "Fault",
+    "FaultOptions",
     "FaultQueue",
     "FixedWindows",
     "Logged",
@@ -321,6 +322,24 @@ class Fault:
         if self.glob is not None and not fnmatch.fnmatchcase(path, self.glob):
             return False
         return all(scope.get(k) == v for k, v in self.scope.items())
+
+
+class FaultOptions(TypedDict, total=False):
+    """The keyword options every fake's ``fail_next`` takes, besides its vendor's own.
+
+    Attributes:
+        message: The error message; None: the vendor's default for the status (or code).
+        retry_after: Seconds for a ``Retry-After`` header (or the vendor's equivalent).
+        after: Carry the request out first, then fail (the server acted; the client cannot tell).
+        method: Only requests with this verb.
+        path: Only requests whose path (after the API prefix) matches this regular expression.
+    """
+
+    message: str | None
+    retry_after: int | None
+    after: bool
+    method: str | None
+    path: str | None
 
 
 class FaultQueue:

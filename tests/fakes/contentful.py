@@ -76,7 +76,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Unpack
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -84,7 +84,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from tests.fakes.common import Fault, FaultQueue, FixedWindows, RequestLog, TokenRegistry
+from tests.fakes.common import Fault, FaultOptions, FaultQueue, FixedWindows, RequestLog, TokenRegistry
 from tests.fakes.loopback import serve_app
 
 __all__ = [
@@ -349,35 +349,21 @@ class FakeContentful:
         status: int = 503,
         *,
         error_id: str | None = None,
-        message: str | None = None,
-        retry_after: int | None = None,
-        after: bool = False,
         api: str | None = None,
-        method: str | None = None,
-        path: str | None = None,
+        **options: Unpack[FaultOptions],
     ) -> None:
-        """Answer the next ``n`` matching requests with an error.
+        """Answer the next ``n`` matching requests with a Contentful error.
 
         Args:
+            n: How many requests fail.
             status: HTTP status (503, 429, 409, 500, ...).
             error_id: Contentful error id; defaults to the status's.
-            retry_after: With 429, the ``X-Contentful-RateLimit-Reset`` header (seconds).
-            after: Carry the request out first, then fail (the server acted; the answer is lost).
             api: Only requests to this API ("cda" or "cma").
-            method: Only requests with this verb.
-            path: Only requests whose path (without the API prefix) matches this regular expression.
+            **options: ``message``, ``retry_after`` (with 429, the ``X-Contentful-RateLimit-Reset`` header),
+                ``after``, ``method``, ``path``: see ``FaultOptions``.
         """
-        fault = Fault.on(
-            status,
-            method=method,
-            path=path,
-            after=after,
-            retry_after=retry_after,
-            message=message,
-            code=error_id,
-            scope={"api": api} if api is not None else {},
-        )
-        self._faults.add(fault, n)
+        scope = {"api": api} if api is not None else {}
+        self._faults.add(Fault.on(status, code=error_id, scope=scope, **options), n)
 
     def requests(
         self, api: str | None = None, method: str | None = None, path: str | None = None

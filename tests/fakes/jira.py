@@ -70,7 +70,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 from starlette.applications import Starlette
@@ -78,7 +78,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.common import Fault, FaultQueue, RequestLog, TokenBuckets, TokenRegistry
+from tests.fakes.common import Fault, FaultOptions, FaultQueue, RequestLog, TokenBuckets, TokenRegistry
 from tests.fakes.loopback import serve_app
 
 __all__ = [
@@ -643,35 +643,15 @@ class FakeJira:
         for issue in self.issues_by_id.values():
             issue.searchable_at = min(issue.searchable_at, now)
 
-    def fail_next(
-        self,
-        n: int = 1,
-        status: int = 503,
-        *,
-        after: bool = False,
-        method: str | None = None,
-        path: str | None = None,
-        retry_after: int | None = None,
-        message: str | None = None,
-    ) -> None:
+    def fail_next(self, n: int = 1, status: int = 503, **options: Unpack[FaultOptions]) -> None:
         """Answer the next ``n`` matching requests with ``status``.
 
         Args:
-            after: Carry the request out first, then fail (the server acted; the client cannot tell).
-            method: Only requests with this verb.
-            path: Only requests whose path matches this regular expression.
-            retry_after: Send a ``Retry-After`` header.
-            message: The error message.
+            n: How many requests fail.
+            status: HTTP status (503, 429, 500, ...).
+            **options: ``message``, ``retry_after``, ``after``, ``method``, ``path``: see ``FaultOptions``.
         """
-        fault = Fault.on(
-            status,
-            method=method,
-            path=path,
-            after=after,
-            retry_after=retry_after,
-            message=message,
-        )
-        self._faults.add(fault, n)
+        self._faults.add(Fault.on(status, **options), n)
 
     def drop_next(self, n: int = 1, *, after: bool = True, method: str | None = None, path: str | None = None) -> None:
         """The next ``n`` matching requests lose their connection before the answer. With ``after`` (the

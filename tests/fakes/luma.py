@@ -53,7 +53,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Unpack
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
@@ -62,7 +62,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.fakes.common import Fault, FaultQueue, RequestLog, TokenRegistry
+from tests.fakes.common import Fault, FaultOptions, FaultQueue, RequestLog, TokenRegistry
 from tests.fakes.loopback import serve_app
 
 __all__ = ["FakeEvent", "FakeLuma", "LumaCall", "serve"]
@@ -262,28 +262,15 @@ class FakeLuma:
     def blocked_until(self, key: str | None = None) -> float:
         return self._blocked_until.get(key or self.key, 0.0)
 
-    def fail_next(
-        self,
-        n: int = 1,
-        status: int = 502,
-        *,
-        path: str | None = None,
-        method: str | None = None,
-        after: bool = False,
-        retry_after: int | None = None,
-        message: str | None = None,
-    ) -> None:
-        """Answer the next ``n`` matching requests (``path`` a regex) with ``status``; with ``after`` the
-        request takes effect first (the answer is lost)."""
-        fault = Fault.on(
-            status,
-            method=method,
-            path=path,
-            after=after,
-            retry_after=retry_after,
-            message=message,
-        )
-        self._faults.add(fault, n)
+    def fail_next(self, n: int = 1, status: int = 502, **options: Unpack[FaultOptions]) -> None:
+        """Answer the next ``n`` matching requests with ``status`` (a Luma ``{"message": ...}`` body).
+
+        Args:
+            n: How many requests fail.
+            status: HTTP status (502, 503, 429, 500, ...; ``DISCONNECT`` drops the connection).
+            **options: ``message``, ``retry_after``, ``after``, ``method``, ``path``: see ``FaultOptions``.
+        """
+        self._faults.add(Fault.on(status, **options), n)
 
     def lose_next_create(self, mode: str = "disconnect") -> None:
         """The next create takes effect, then its answer is lost: the connection drops (``disconnect``;

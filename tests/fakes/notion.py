@@ -63,14 +63,14 @@ import urllib.parse
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Unpack
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.fakes.common import Fault, FaultQueue, RequestLog, TokenBuckets, TokenRegistry
+from tests.fakes.common import Fault, FaultOptions, FaultQueue, RequestLog, TokenBuckets, TokenRegistry
 from tests.fakes.loopback import serve_app
 
 __all__ = [
@@ -450,39 +450,17 @@ class FakeNotion:
         self._buckets.reset()
 
     def fail_next(
-        self,
-        n: int = 1,
-        status: int = 502,
-        *,
-        code: str | None = None,
-        message: str | None = None,
-        retry_after: int | None = None,
-        after: bool = False,
-        method: str | None = None,
-        path: str | None = None,
+        self, n: int = 1, status: int = 502, *, code: str | None = None, **options: Unpack[FaultOptions]
     ) -> None:
-        """Answer the next ``n`` matching requests with an error (409 means ``conflict_error``).
+        """Answer the next ``n`` matching requests with a Notion error (409 means ``conflict_error``).
 
         Args:
             n: How many requests fail.
             status: HTTP status (502, 503, 409, 429, ...).
-            code: Notion error code; defaults to the status's.
-            message: Error message; defaults to the code's.
-            retry_after: Send a ``Retry-After`` header.
-            after: Carry the request out first, then fail (the server acted; the client cannot tell).
-            method: Only requests with this verb.
-            path: Only requests whose path matches this regular expression.
+            code: Notion error code; defaults to the status's (and the message to the code's).
+            **options: ``message``, ``retry_after``, ``after``, ``method``, ``path``: see ``FaultOptions``.
         """
-        fault = Fault.on(
-            status,
-            method=method,
-            path=path,
-            after=after,
-            retry_after=retry_after,
-            message=message,
-            code=code,
-        )
-        self._faults.add(fault, n)
+        self._faults.add(Fault.on(status, code=code, **options), n)
 
     def requests(self, method: str | None = None, path: str | None = None) -> list[LoggedRequest]:
         """Logged requests, optionally only those with this verb and a path matching this regex."""
