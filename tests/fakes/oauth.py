@@ -66,7 +66,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.common import FakeTime
+from tests.fakes.common import FakeTime, Fault, FaultQueue
 from tests.fakes.loopback import serve_app
 
 __all__ = ["Call", "FakeOAuthServer", "ManualClock", "TokenInfo", "serve"]
@@ -140,13 +140,6 @@ class _RefreshToken:
     rotated: bool = False
 
 
-@dataclass
-class _Fault:
-    status: int
-    after_processing: bool
-    grant_type: str | None
-
-
 def _s256(verifier: str) -> str:
     digest = hashlib.sha256(verifier.encode("ascii")).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
@@ -204,7 +197,7 @@ class FakeOAuthServer:
         self._grants: dict[str, _Grant] = {}
         self._access: dict[str, _AccessToken] = {}
         self._refresh: dict[str, _RefreshToken] = {}
-        self._faults: list[_Fault] = []
+        self._faults = FaultQueue()  # token requests only, optionally of one grant type
         self.counts: Counter[str] = Counter()
         self.requests: list[Call] = []
         self.app = Starlette(
@@ -309,7 +302,8 @@ class FakeOAuthServer:
         answers ``status`` instead of the tokens: a response lost after the server acted.
         """
         with self._lock:
-            self._faults.extend(_Fault(status, after_processing, grant_type) for _ in range(count))
+            scope = {"grant_type": grant_type} if grant_type is not None else {}
+            self._faults.add(Fault(status, after=after_processing, scope=scope), count)
 
     def issued_secrets(self) -> set[str]:
         """Every access token, refresh token and authorization code issued so far (for leak checks)."""
@@ -518,10 +512,8 @@ class FakeOAuthServer:
         with self._lock:
             self.counts["token"] += 1
             self.counts[f"token:{grant_type}"] += 1
-            fault = next((f for f in self._faults if f.grant_type in (None, grant_type)), None)
-            if fault is not None:
-                self._faults.remove(fault)
-        if fault is not None and not fault.after_processing:
+            fault = self._faults.take(request.method, request.url.path, grant_type=grant_type)
+        if fault is not None and not fault.after:
             return self._json(request, {"error": "temporarily_unavailable"}, fault.status, grant_type=grant_type)
         with self._lock:
             status, body = self._handle_token(form, grant_type)
