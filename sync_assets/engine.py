@@ -18,12 +18,14 @@ The next page is fetched while the current one is written, so source latency and
 latency overlap. The state store is synchronous SQLAlchemy; its calls are short (a handful per page)
 and run on the event loop thread.
 
-Where the parts live: this module runs the pass (the loop above, checkpoints, retries, pauses); the
-planning step of a page is ``sync_assets._plan`` (transform, validate, dedupe, hash, classify: no
-I/O), the writing step ``sync_assets._write``, the leases ``sync_assets._pass_leases``, hashing,
-validation and error classes ``sync_assets._records``, the options/stats/result types
-``sync_assets._results``. Connector members that are optional are checked with ``isinstance``
-against the capability protocols of ``connectors.core``, once per pass.
+Where the parts live: this module runs the pass (the loop above, checkpoints, retries, pauses);
+the state the steps share is ``sync_assets._pass_state``, which looks the connectors' optional
+members up once per pass with ``isinstance`` against the capability protocols of
+``connectors.core``. A page is planned by ``sync_assets._plan`` (transform, validate, dedupe, hash,
+classify: no I/O), written by ``sync_assets._write`` and committed by ``sync_assets._page``; the
+listing is ``sync_assets._reconcile``, the leases ``sync_assets._pass_leases``, hashing, validation
+and error classes ``sync_assets._records``, the options/stats/result types ``sync_assets._results``
+(re-exported here, where callers import them from).
 """
 
 from __future__ import annotations
