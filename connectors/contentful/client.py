@@ -16,6 +16,7 @@ making a second one. That is why no request here opts out of the toolkit's retri
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
@@ -37,16 +38,14 @@ from connectors.contentful.settings import (
 )
 from connectors.core import ConfigError, SyncError
 from connectors.http import (
-    Clock,
     HTTPErrorInfo,
     HTTPRecordError,
     HttpSettings,
     JsonApiClient,
     NotFound,
     Rate,
-    RetryPolicy,
-    Sleep,
     SyncTokenPagination,
+    TokenCredentials,
     error_for_response,
 )
 
@@ -55,6 +54,7 @@ __all__ = [
     "ContentfulClient",
     "InvalidEntry",
     "SyncTokenPagination",
+    "contentful_credentials",
     "credential_key",
     "is_version_mismatch",
     "token_digest",
@@ -74,6 +74,30 @@ def token_digest(token: str) -> str:
 def credential_key(api: Api, token: str) -> str:
     """The key the toolkit shares limits under: one per token and API (their rate limits differ)."""
     return f"contentful-{api}:{token_digest(token)}"
+
+
+_TOKEN_KINDS = {"cda": "a Content Delivery API token", "cma": "a Content Management API personal access token"}
+
+
+def contentful_credentials(
+    api: Api, token: str | None = None, token_env: str | None = None, *, what: str | None = None
+) -> TokenCredentials:
+    """The token of one Contentful API for a source or destination: ``token``, else ``$token_env`` at each use.
+
+    Args:
+        api: ``"cda"`` or ``"cma"`` (their limits differ, so their rate-limit keys do).
+        token: An explicit token.
+        token_env: The environment variable to read (None: read none).
+        what: What the token is, for hints (default: the API's kind of token).
+    """
+    return TokenCredentials(
+        system="contentful",
+        token=token,
+        token_env=token_env,
+        what=what or _TOKEN_KINDS[api],
+        limit_key=functools.partial(credential_key, api),
+        argument="delivery_token" if api == "cda" else "cma_token",
+    )
 
 
 def is_version_mismatch(err: BaseException) -> bool:
@@ -146,10 +170,6 @@ class ContentfulClient(JsonApiClient):
         rate: The token's request rate (default: the API's documented limit).
         timeout: Per-request timeout.
         http: Transport, sleep, clock and retry policy (:class:`~connectors.http.HttpSettings`).
-        transport: Shorthand for ``http.transport`` (kept for existing callers).
-        retry: Shorthand for ``http.retry``.
-        sleep: Shorthand for ``http.sleep``.
-        clock: Shorthand for ``http.clock``.
     """
 
     service = SERVICE
@@ -167,10 +187,6 @@ class ContentfulClient(JsonApiClient):
         rate: Rate | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         http: HttpSettings | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        retry: RetryPolicy | None = None,
-        sleep: Sleep | None = None,
-        clock: Clock | None = None,
     ) -> None:
         """Check the token, API and space and build the client."""
         if not token:
@@ -191,7 +207,7 @@ class ContentfulClient(JsonApiClient):
             headers=headers,
             credential=credential_key(api, token),
             rate=rate if rate is not None else (CDA_RATE if api == "cda" else CMA_RATE),
-            http=HttpSettings.of(http, transport=transport, retry=retry, sleep=sleep, clock=clock),
+            http=http,
             timeout=timeout,
         )
 

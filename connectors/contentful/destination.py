@@ -36,17 +36,13 @@ Decisions (the user-facing version is in README.md):
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
-from connectors.auth import env_secret
-from connectors.contentful.client import ContentfulClient, credential_key, is_version_mismatch
+from connectors.contentful.client import ContentfulClient, contentful_credentials, is_version_mismatch
 from connectors.contentful.decode import MISSING, pick_locale
 from connectors.contentful.encode import (
     ContentTypeSpec,
@@ -69,8 +65,8 @@ from connectors.contentful.settings import (
     MAX_CONCURRENCY,
     MAX_VERSION_RETRIES,
 )
-from connectors.core import ConfigError, Record, RecordError, auth_error_in_chain
-from connectors.http import Clock, NotFound, Rate, RetryPolicy, Sleep
+from connectors.core import ConfigError, Record, RecordError
+from connectors.http import CredentialMembers, HttpSettings, NotFound, Rate, TokenCredentials
 
 __all__ = ["ContentfulDestination"]
 
@@ -81,7 +77,7 @@ Json = dict[str, Any]
 BODY_TYPES = frozenset({"Text", "Symbol", "RichText"})
 
 
-class ContentfulDestination:
+class ContentfulDestination(CredentialMembers[TokenCredentials]):
     """Entries of one Contentful content type, created and updated by key (see the module docstring).
 
     Args:
@@ -129,11 +125,8 @@ class ContentfulDestination:
         body_field: str | None = None,
         name: str = "contentful",
         base_url: str = CMA_BASE,
-        transport: httpx.AsyncBaseTransport | None = None,
+        http: HttpSettings | None = None,
         rate: Rate | None = None,
-        retry: RetryPolicy | None = None,
-        sleep: Sleep | None = None,
-        clock: Clock | None = None,
         max_concurrency: int = MAX_CONCURRENCY,
     ) -> None:
         if not space_id or not content_type:
@@ -154,7 +147,9 @@ class ContentfulDestination:
         self.field_map = dict(field_map)
         self.environment = environment
         self.default_locale = default_locale
-        self.cma_token_env = cma_token_env
+        self.credentials = contentful_credentials(
+            "cma", cma_token, cma_token_env, what="a Contentful Content Management API personal access token"
+        )
         self.publish = publish
         self.create_only_properties = set(create_only_properties)
         self.id_prefix = check_prefix(id_prefix)
@@ -162,19 +157,15 @@ class ContentfulDestination:
         self.body_field = body_field
         self.name = name
         self.base_url = base_url
-        self.transport = transport
+        self.http = http
         self.rate = rate
-        self.retry = retry
-        self.sleep = sleep
-        self.clock = clock
         self.max_concurrency = max_concurrency
-        self._token = cma_token
 
     # -- configuration ----------------------------------------------------------------------------
 
     def token(self) -> str | None:
         """The token now: the one given, else the environment variable's (so a renewed one is seen)."""
-        return self._token or env_secret(self.cma_token_env)
+        return self.credentials.token()
 
     @property
     def configured(self) -> bool:
@@ -184,23 +175,7 @@ class ContentfulDestination:
     def config_hint(self) -> str:
         if self.configured:
             return "configured"
-        return f"set {self.cma_token_env or 'cma_token'} (a Contentful Content Management API personal access token)"
-
-    @property
-    def rate_limit_key(self) -> str:
-        token = self.token()
-        return credential_key("cma", token) if token else "contentful"
-
-    @property
-    def credential_key(self) -> str:
-        """The credential slot, stable across token rotations (``contentful:CONTENTFUL_CMA_TOKEN``)."""
-        if self._token or not self.cma_token_env:
-            return self.rate_limit_key
-        return f"contentful:{self.cma_token_env}"
-
-    def credential_fingerprint(self) -> str | None:
-        token = self.token()
-        return hashlib.sha256(token.encode()).hexdigest() if token else None
+        return f"set {self.credentials.hint}"
 
     def describe(self) -> str:
         env = "" if self.environment == DEFAULT_ENVIRONMENT else f"/environments/{quote(self.environment, safe='')}"
@@ -208,10 +183,6 @@ class ContentfulDestination:
             f"https://app.contentful.com/spaces/{quote(self.space_id, safe='')}{env}/entries"
             f"?contentTypeId={quote(self.content_type, safe='')}"
         )
-
-    @staticmethod
-    def is_auth_error(err: BaseException) -> bool:
-        return auth_error_in_chain(err)
 
     def entry_id(self, primary_key: str) -> str:
         """The id of the entry a record with this key is written to."""
@@ -231,11 +202,8 @@ class ContentfulDestination:
             space_id=self.space_id,
             environment=self.environment,
             base_url=self.base_url,
-            transport=self.transport,
+            http=self.http,
             rate=self.rate,
-            retry=self.retry,
-            sleep=self.sleep,
-            clock=self.clock,
         )
         async with client:
             where = f"Contentful space {self.space_id} (environment {self.environment})"

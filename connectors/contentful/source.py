@@ -50,7 +50,6 @@ mode, ``Status`` (Draft, Published, Changed, Archived). A field named like a sys
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import time
@@ -58,10 +57,7 @@ from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import httpx
-
-from connectors.auth import env_secret
-from connectors.contentful.client import Api, ContentfulClient, credential_key
+from connectors.contentful.client import Api, ContentfulClient, contentful_credentials
 from connectors.contentful.decode import MISSING, decode_value, parse_date, pick_locale
 from connectors.contentful.encode import ContentTypeSpec
 from connectors.contentful.settings import (
@@ -79,8 +75,8 @@ from connectors.contentful.settings import (
     MAX_TIE_IDS,
     SYNC_PAGE_SIZE,
 )
-from connectors.core import ConfigError, Record, SourceSpec, TransientError, auth_error_in_chain
-from connectors.http import Clock, HTTPRecordError, Rate, RetryPolicy, Sleep
+from connectors.core import ConfigError, Record, SourceSpec, TransientError
+from connectors.http import Clock, CredentialMembers, HTTPRecordError, HttpSettings, Rate, TokenCredentials
 
 __all__ = ["DEFAULT_SYS_PROPERTIES", "ContentfulSource"]
 
@@ -110,7 +106,7 @@ class _PassCounts:
     requests: int = 0
 
 
-class ContentfulSource:
+class ContentfulSource(CredentialMembers[TokenCredentials]):
     """Entries of one Contentful space environment as records (see the module docstring).
 
     Args:
@@ -166,11 +162,8 @@ class ContentfulSource:
         name: str = "contentful",
         cda_base_url: str = CDA_BASE,
         cma_base_url: str = CMA_BASE,
-        transport: httpx.AsyncBaseTransport | None = None,
+        http: HttpSettings | None = None,
         rate: Rate | None = None,
-        retry: RetryPolicy | None = None,
-        sleep: Sleep | None = None,
-        clock: Clock | None = None,
     ) -> None:
         if not space_id:
             raise ConfigError("ContentfulSource needs a space_id")
@@ -194,8 +187,10 @@ class ContentfulSource:
         self.api = api
         self.default_locale = default_locale
         self.locales = [default_locale, *[loc for loc in fallback_locales if loc != default_locale]]
-        self.delivery_token_env = delivery_token_env
-        self.cma_token_env = cma_token_env
+        self.tokens: dict[Api, TokenCredentials] = {
+            "cda": contentful_credentials("cda", delivery_token, delivery_token_env),
+            "cma": contentful_credentials("cma", cma_token, cma_token_env),
+        }
         self.watermarks: MutableMapping[str, str] = watermarks if watermarks is not None else {}
         self._pending: dict[str, str] = {}
         self.interval_minutes = interval_minutes
@@ -208,13 +203,8 @@ class ContentfulSource:
         self.name = name
         self.cda_base_url = cda_base_url
         self.cma_base_url = cma_base_url
-        self.transport = transport
+        self.http = http or HttpSettings()
         self.rate = rate
-        self.retry = retry
-        self.sleep = sleep
-        self.clock = clock
-        self._delivery_token = delivery_token
-        self._cma_token = cma_token
         self._types: dict[str, ContentTypeSpec] = {}
         self._counts: dict[str, _PassCounts] = {}
         self._warned: set[str] = set()
@@ -230,18 +220,18 @@ class ContentfulSource:
         """The API this source reads now: the configured one, else CDA when a delivery token is set."""
         if self.api is not None:
             return self.api
-        if self._delivery_token or env_secret(self.delivery_token_env) or not self._token_of("cma"):
+        if self.tokens["cda"].token() or not self.tokens["cma"].token():
             return "cda"
         return "cma"
 
-    def _token_of(self, api: Api) -> str | None:
-        if api == "cda":
-            return self._delivery_token or env_secret(self.delivery_token_env)
-        return self._cma_token or env_secret(self.cma_token_env)
+    @property
+    def credentials(self) -> TokenCredentials:  # type: ignore[override]
+        """The token of the current mode (the engine's credential members are that token's)."""
+        return self.tokens[self.mode()]
 
     def token(self) -> str | None:
         """The token of the current mode, read now (a rotated one is picked up)."""
-        return self._token_of(self.mode())
+        return self.credentials.token()
 
     @property
     def configured(self) -> bool:
@@ -251,32 +241,7 @@ class ContentfulSource:
     def config_hint(self) -> str:
         if self.configured:
             return "configured"
-        if self.mode() == "cda":
-            return f"set {self.delivery_token_env or 'delivery_token'} (a Content Delivery API token)"
-        return f"set {self.cma_token_env or 'cma_token'} (a Content Management API personal access token)"
-
-    @property
-    def rate_limit_key(self) -> str:
-        token = self.token()
-        return credential_key(self.mode(), token) if token else "contentful"
-
-    @property
-    def credential_key(self) -> str:
-        """The credential slot, stable across token rotations (``contentful:CONTENTFUL_DELIVERY_TOKEN``)."""
-        mode = self.mode()
-        given = self._delivery_token if mode == "cda" else self._cma_token
-        env = self.delivery_token_env if mode == "cda" else self.cma_token_env
-        if given or not env:
-            return self.rate_limit_key
-        return f"contentful:{env}"
-
-    def credential_fingerprint(self) -> str | None:
-        token = self.token()
-        return hashlib.sha256(token.encode()).hexdigest() if token else None
-
-    @staticmethod
-    def is_auth_error(err: BaseException) -> bool:
-        return auth_error_in_chain(err)
+        return f"set {self.credentials.hint}"
 
     def pass_metadata(self, spec: SourceSpec) -> dict[str, Any]:
         """What the last pass of ``spec`` read: mode (initial, delta, cma), entries, deletions,
@@ -331,7 +296,7 @@ class ContentfulSource:
     # -- reading ----------------------------------------------------------------------------------
 
     def _client(self, api: Api) -> ContentfulClient:
-        token = self._token_of(api)
+        token = self.tokens[api].token()
         if not token:
             raise ConfigError(f"ContentfulSource {self.name!r}: {self.config_hint}")
         return ContentfulClient(
@@ -340,11 +305,8 @@ class ContentfulSource:
             space_id=self.space_id,
             environment=self.environment,
             base_url=self.cda_base_url if api == "cda" else self.cma_base_url,
-            transport=self.transport,
+            http=self.http,
             rate=self.rate,
-            retry=self.retry,
-            sleep=self.sleep,
-            clock=self.clock,
         )
 
     def _spec_content_type(self, spec: SourceSpec) -> str | None:
@@ -464,7 +426,7 @@ class ContentfulSource:
                 "ids": [],
                 "tie": 0,
                 "high": None,
-                "started": _now_iso(self.clock),
+                "started": _now_iso(self.http.clock),
             }
         else:
             state = self._decode_cursor(spec, cursor, "cma")

@@ -61,6 +61,8 @@ class TokenCredentials:
         limit_key: The rate-limit key of a secret (the client's ``credential_key(token)``).
         anonymous_key: ``rate_limit_key`` without a secret (default: ``system``).
         digest: The fingerprint of a secret (default: its sha256 hex digest).
+        argument: The constructor argument that gives the secret, named by :attr:`hint` when no
+            variable is read (``"token"``, ``"cma_token"``).
     """
 
     def __init__(
@@ -73,6 +75,7 @@ class TokenCredentials:
         limit_key: Callable[[str], str],
         anonymous_key: str | None = None,
         digest: Callable[[str], str] = sha256_hex,
+        argument: str = "token",
     ) -> None:
         """Remember where the secret comes from (nothing is read yet)."""
         self.system = system
@@ -82,6 +85,7 @@ class TokenCredentials:
         self._limit_key = limit_key
         self._anonymous_key = anonymous_key or system
         self._digest = digest
+        self._argument = argument
 
     def __repr__(self) -> str:
         """Name the variable, never the secret."""
@@ -106,7 +110,7 @@ class TokenCredentials:
     @property
     def hint(self) -> str:
         """What to set, naming the variable: ``NOTION_TOKEN (a Notion integration token)``."""
-        return f"{self.token_env or 'token'} ({self.what})"
+        return f"{self.token_env or self._argument} ({self.what})"
 
     @property
     def rate_limit_key(self) -> str:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from connectors.contentful import ContentfulDestination, ContentfulSource
-from connectors.http import Rate, RetryPolicy
+from connectors.http import HttpSettings, Rate, RetryPolicy
 from tests.fakes.common import FakeTime
 from tests.fakes.contentful import CDA_HOST, CMA_HOST, FakeContentful, FakeEnvironment
 
@@ -72,19 +72,27 @@ def source_options(fake: FakeContentful, time: FakeTime) -> dict[str, Any]:
         "cma_token_env": None,
         "cda_base_url": f"https://{CDA_HOST}",
         "cma_base_url": f"https://{CMA_HOST}",
-        "transport": httpx.ASGITransport(app=fake.app),
+        "http": HttpSettings(
+            transport=httpx.ASGITransport(app=fake.app), retry=NO_JITTER, sleep=time.sleep, clock=time.clock
+        ),
         "rate": FAST,
-        "retry": NO_JITTER,
-        "sleep": time.sleep,
-        "clock": time.clock,
     }
+
+
+def merge_options(options: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``options`` updated by ``overrides``; a transport, retry, sleep or clock goes into ``options["http"]``."""
+    http = {k: overrides.pop(k) for k in ("transport", "retry", "sleep", "clock") if k in overrides}
+    if http:
+        options["http"] = HttpSettings.of(options.get("http"), **http)
+    options.update(overrides)
+    return options
 
 
 @pytest.fixture
 def make_source(fake: FakeContentful, env: FakeEnvironment, time: FakeTime) -> Callable[..., ContentfulSource]:
     def make(**kwargs: Any) -> ContentfulSource:
         options = source_options(fake, time)
-        options.update(kwargs)
+        merge_options(options, kwargs)
         return ContentfulSource(SPACE, **options)
 
     return make
@@ -110,14 +118,13 @@ def make_dest(fake: FakeContentful, env: FakeEnvironment, time: FakeTime) -> Cal
             "cma_token": fake.cma_token,
             "cma_token_env": None,
             "base_url": f"https://{CMA_HOST}",
-            "transport": httpx.ASGITransport(app=fake.app),
+            "http": HttpSettings(
+                transport=httpx.ASGITransport(app=fake.app), retry=NO_JITTER, sleep=time.sleep, clock=time.clock
+            ),
             "rate": FAST,
-            "retry": NO_JITTER,
-            "sleep": time.sleep,
-            "clock": time.clock,
             "key_field": "key",
         }
-        options.update(kwargs)
+        merge_options(options, kwargs)
         content_type = options.pop("content_type", "article")
         field_map = options.pop("field_map", ARTICLE_MAP)
         return ContentfulDestination(SPACE, content_type, field_map, **options)

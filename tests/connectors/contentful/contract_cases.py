@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from connectors.contentful import ContentfulDestination, ContentfulSource
-from connectors.http import Rate, RetryPolicy
+from connectors.http import HttpSettings, Rate, RetryPolicy
 from tests.contract.cases import DestinationHarness, SourceHarness, sample_records
 from tests.fakes.contentful import CDA_HOST, CMA_HOST, FakeContentful
 from tests.fakes.github import FakeClock
@@ -81,11 +81,10 @@ async def contentful_source(tmp_path: Path) -> AsyncIterator[SourceHarness]:
             cma_token_env=None,
             cda_base_url=f"https://{CDA_HOST}",
             page_size=2,
-            transport=httpx.ASGITransport(app=fake.app),
+            http=HttpSettings(
+                transport=httpx.ASGITransport(app=fake.app), retry=NO_JITTER, sleep=clock.sleep, clock=clock.clock
+            ),
             rate=FAST,
-            retry=NO_JITTER,
-            sleep=clock.sleep,
-            clock=clock.clock,
         )
 
     source = make()
@@ -121,11 +120,8 @@ async def contentful_destination(tmp_path: Path) -> AsyncIterator[DestinationHar
         cma_token=fake.cma_token,
         cma_token_env=None,
         base_url=f"https://{CMA_HOST}",
-        transport=transport,
+        http=HttpSettings(transport=transport, retry=NO_JITTER, sleep=clock.sleep, clock=clock.clock),
         rate=FAST,
-        retry=NO_JITTER,
-        sleep=clock.sleep,
-        clock=clock.clock,
     )
     reader_token = fake.add_token("cma")  # revoking the destination's token must not blind the test
 
@@ -139,7 +135,7 @@ async def contentful_destination(tmp_path: Path) -> AsyncIterator[DestinationHar
             delivery_token_env=None,
             cma_base_url=f"https://{CMA_HOST}",
             sys_properties={},
-            transport=transport,
+            http=HttpSettings(transport=transport),
             rate=FAST,
         )
         out: dict[str, dict[str, Any]] = {}

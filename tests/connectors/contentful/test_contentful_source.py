@@ -13,6 +13,7 @@ import pytest
 
 from connectors.contentful import ContentfulSource
 from connectors.core import AuthError, ConfigError, Record, SourceSpec, TransientError, auth_error_in_chain
+from connectors.http import HttpSettings
 from connectors.memory import MemoryDestination
 from sync_assets.engine import PassOptions, run_pass
 from sync_assets.routes import Route, partition_key_for
@@ -454,7 +455,7 @@ def test_the_source_pages_a_loopback_server_end_to_end(fake: FakeContentful, env
             delivery_token_env=None,
             cda_base_url=f"{base}/cda",
             page_size=2,
-            transport=httpx.AsyncHTTPTransport(),
+            http=HttpSettings(transport=httpx.AsyncHTTPTransport()),
         )
         records = asyncio.run(source.fetch(SourceSpec("all")))
         fake.edit_entry(env, records[0].primary_key, {"views": 7}, publish=True)

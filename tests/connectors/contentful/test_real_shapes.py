@@ -26,7 +26,7 @@ import pytest
 from connectors.contentful import ContentfulClient, ContentfulDestination, ContentfulSource, InvalidEntry
 from connectors.contentful.client import is_version_mismatch
 from connectors.core import AuthError, Record, RecordError, SourceSpec, TransientError
-from connectors.http import Rate, RetryPolicy
+from connectors.http import HttpSettings, Rate, RetryPolicy
 from tests.connectors.contentful.conftest import FakeTime
 
 SPACE = "ex4mpl3sp4ce"
@@ -245,11 +245,8 @@ def make_source(replay: Replay, time: FakeTime, **kwargs: Any) -> ContentfulSour
         "delivery_token": "cda-" + "x" * 20,
         "delivery_token_env": None,
         "cma_token_env": None,
-        "transport": replay.transport,
+        "http": HttpSettings(transport=replay.transport, retry=NO_JITTER, sleep=time.sleep, clock=time.clock),
         "rate": FAST,
-        "retry": NO_JITTER,
-        "sleep": time.sleep,
-        "clock": time.clock,
         **kwargs,
     }
     return ContentfulSource(SPACE, **options)
@@ -322,11 +319,8 @@ def client_for(replay: Replay, time: FakeTime, api: str = "cma") -> ContentfulCl
         space_id=SPACE,
         environment="master",
         base_url=CMA if api == "cma" else CDA,
-        transport=replay.transport,
+        http=HttpSettings(transport=replay.transport, retry=NO_JITTER, sleep=time.sleep, clock=time.clock),
         rate=FAST,
-        retry=NO_JITTER,
-        sleep=time.sleep,
-        clock=time.clock,
     )
 
 
@@ -475,11 +469,8 @@ async def test_an_update_reads_the_version_of_a_recorded_cma_entry(time: FakeTim
         cma_token="CFPAT-" + "z" * 30,
         cma_token_env=None,
         base_url=CMA,
-        transport=replay.transport,
+        http=HttpSettings(transport=replay.transport, retry=NO_JITTER, sleep=time.sleep, clock=time.clock),
         rate=FAST,
-        retry=NO_JITTER,
-        sleep=time.sleep,
-        clock=time.clock,
         id_prefix="ds-",
     )
     async with destination.connect() as session:
