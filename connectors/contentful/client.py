@@ -211,38 +211,13 @@ class ContentfulClient(JsonApiClient):
             timeout=timeout,
         )
 
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        params: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-        create: bool = False,
-    ) -> Json:
-        """Send one request to ``<base>/spaces/{space}/environments/{env}{path}``; return its JSON body.
+    def url_for(self, path: str) -> str:
+        """``/spaces/{space}/environments/{env}{path}``: every path is relative to the space environment.
 
         Args:
-            method: The HTTP verb.
-            path: The path under the space environment.
-            json: The JSON body, if any.
-            params: Query parameters.
-            headers: Headers for this request only (``X-Contentful-Version``, ...).
-            create: Never resend after an ambiguous failure (no call needs it: creates are idempotent PUTs).
-
-        Raises:
-            HTTPAuthError: 401 ``AccessTokenInvalid`` / 403 ``AccessDenied``.
-            NotFound: 404 (the space, environment, content type or entry does not exist).
-            InvalidEntry: 422, with Contentful's validation details in the message.
-            HTTPTransientError: 409 ``VersionMismatch`` (see ``is_version_mismatch``), or 5xx after retries.
-            HTTPRateLimited: 429 after retries.
-            HTTPRecordError: another 4xx.
+            path: The path given to :meth:`request` (``/entries/{id}``).
         """
-        body: Json = await super().request(
-            method, self._prefix + path, json=json, params=params or None, headers=headers or None, create=create
-        )
-        return body
+        return self._prefix + path
 
     def error_for(self, response: httpx.Response) -> SyncError:
         """The toolkit's typed error, except a 422 with validation details: :class:`InvalidEntry`.

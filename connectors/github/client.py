@@ -3,7 +3,7 @@
 It sits on ``connectors.http.make_client``, so retries, backoff, the per-token rate limiter, GitHub's
 rate-limited 403 and redaction come from there. It adds what is specific to GitHub:
 
-- **Link-header pagination** (:class:`LinkHeaderPagination`): follow ``rel="next"`` until it is absent.
+- **Link-header pagination** (``connectors.http.LinkHeaderPagination``): follow ``rel="next"`` until it is absent.
   GitHub's next links are absolute and may name another path than the one requested
   (``/orgs/acme/repos`` pages on as ``/organizations/9919/repos``), so they are followed as given.
 - **Conditional requests** (:class:`ETagCache`): every GET sends ``If-None-Match`` with the ETag of
@@ -63,7 +63,15 @@ from connectors.github.settings import (
     TIMEOUT,
     TOO_LARGE_TO_LIST,
 )
-from connectors.http import NotFound, Rate, RetryPolicy, make_client, raise_for_status
+from connectors.http import (
+    LinkHeaderPagination,
+    NotFound,
+    Rate,
+    RetryPolicy,
+    make_client,
+    parse_link_header,
+    raise_for_status,
+)
 
 __all__ = [
     "SHARED_ETAG_CACHE",
@@ -111,50 +119,6 @@ def token_digest(token: str) -> str:
 def rate_limit_key_for(token: str | None) -> str:
     """``github:<12 hex of sha256(token)>``: two tokens are two credentials, and no secret leaks."""
     return f"github:{token_digest(token)[:12]}" if token else ANONYMOUS_KEY
-
-
-# --------------------------------------------------------------------------------------------------
-# Link-header pagination
-
-_LINK_RE = re.compile(r"<(?P<url>[^>]*)>(?P<params>[^<]*)")
-_LINK_PARAM_RE = re.compile(r";\s*(?P<name>[^\s=;,]+)\s*=\s*(?:\"(?P<quoted>[^\"]*)\"|(?P<bare>[^\s;,]*))")
-
-
-def parse_link_header(value: str | None) -> dict[str, str]:
-    """The URLs of an RFC 8288 ``Link`` header by relation (``{"next": url, "last": url}``).
-
-    Tolerates what servers send in practice: commas inside the ``<…>`` URL, unquoted relations,
-    several relations in one parameter (``rel="next last"``), extra parameters and odd spacing.
-    Relation names are lowercased; the first link of a relation wins.
-    """
-    links: dict[str, str] = {}
-    if not value:
-        return links
-    for match in _LINK_RE.finditer(value):
-        url = match.group("url").strip()
-        for param in _LINK_PARAM_RE.finditer(match.group("params")):
-            if param.group("name").lower() != "rel":
-                continue
-            rels = param.group("quoted") if param.group("quoted") is not None else param.group("bare")
-            for rel in rels.split():
-                links.setdefault(rel.lower(), url)
-    return links
-
-
-class LinkHeaderPagination:
-    """The pagination strategy of GitHub's REST API: follow ``Link: <…>; rel="next"`` to the end.
-
-    Stateless; :meth:`next_url` reads one response's links, :meth:`has_more` says whether to go on.
-    """
-
-    relation = "next"
-
-    def next_url(self, links: Mapping[str, str]) -> str | None:
-        """The URL of the next page, or None on the last one."""
-        return links.get(self.relation) or None
-
-    def has_more(self, links: Mapping[str, str]) -> bool:
-        return self.next_url(links) is not None
 
 
 # --------------------------------------------------------------------------------------------------

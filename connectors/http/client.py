@@ -201,7 +201,7 @@ class JsonApiClient:
         timeout = self.create_timeout if create and self.create_timeout is not None else httpx.USE_CLIENT_DEFAULT
         response = await self._http.request(
             method,
-            path,
+            self.url_for(path),
             json=json,
             params=params,
             headers=headers,
@@ -216,6 +216,14 @@ class JsonApiClient:
             return self.decode(response)
         finally:
             await response.aclose()
+
+    def url_for(self, path: str) -> str:
+        """The URL a request for ``path`` goes to, relative to the base URL; override to add a prefix.
+
+        Args:
+            path: The path given to :meth:`request`.
+        """
+        return path
 
     def error_for(self, response: httpx.Response) -> SyncError:
         """The typed error a failed (read) response raises; override to parse an API's error shape.
