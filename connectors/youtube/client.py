@@ -38,6 +38,7 @@ import logging
 import math
 import time
 from collections.abc import Mapping, MutableMapping, Sequence
+from dataclasses import replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -47,11 +48,11 @@ from connectors.core import AuthError, ConfigError, RateLimited
 from connectors.http import (
     RATE_LIMIT_FALLBACK_WAIT,
     Clock,
+    HttpSettings,
+    JsonApiClient,
     Rate,
-    RetryPolicy,
-    Sleep,
+    TokenCredentials,
     error_for_response,
-    make_client,
     raise_for_status,
 )
 from connectors.youtube.settings import (
@@ -71,6 +72,7 @@ from connectors.youtube.settings import (
     RESOURCE_DOMAIN_PREFIX,
     SERVICE,
     TIMEOUT,
+    TOKEN_ENV,
 )
 
 __all__ = [
@@ -83,6 +85,7 @@ __all__ = [
     "quota_day",
     "rate_limit_key_for",
     "token_digest",
+    "youtube_credentials",
 ]
 
 logger = logging.getLogger(__name__)
@@ -99,6 +102,22 @@ _PACIFIC = ZoneInfo(QUOTA_TIMEZONE)
 def token_digest(api_key: str) -> str:
     """The sha256 hex digest of an API key: safe to store and compare, impossible to use."""
     return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def youtube_credentials(token: str | None = None, token_env: str | None = TOKEN_ENV) -> TokenCredentials:
+    """The API key of a YouTube source: ``token``, else ``$token_env`` read at each use.
+
+    Args:
+        token: An explicit API key.
+        token_env: The environment variable to read (None: read none).
+    """
+    return TokenCredentials(
+        system="youtube",
+        token=token,
+        token_env=token_env,
+        what="a YouTube Data API v3 key",
+        limit_key=rate_limit_key_for,
+    )
 
 
 def rate_limit_key_for(api_key: str) -> str:
@@ -332,61 +351,48 @@ def error_reasons(response: httpx.Response) -> set[str]:
 # The client
 
 
-class YouTubeClient:
+class YouTubeClient(JsonApiClient):
     """A YouTube Data API v3 client for one API key. Use it as an async context manager.
+
+    A :class:`~connectors.http.JsonApiClient` whose every attempt is metered (quota units) by the
+    transport; reads go through :meth:`get`, which maps YouTube's error reasons.
 
     Args:
         api_key: The key (Google Cloud console → APIs & Services → Credentials).
         base_url: API root (a fake in tests: ``http://127.0.0.1:PORT/youtube/v3``).
-        transport: The transport that sends (``httpx.ASGITransport(app)`` for an in-process fake).
         rate: Requests per second per key (shared by every client of the same key).
-        retry: Retry policy.
-        sleep: Awaitable sleep, injectable for tests.
-        clock: Epoch seconds, injectable for tests (also decides the quota day).
+        http: Transport, sleep, clock and retry policy (:class:`~connectors.http.HttpSettings`); the
+            clock also decides the quota day.
         meter: Quota accounting; default: a fresh in-memory meter with the default budget.
     """
+
+    service = SERVICE
 
     def __init__(
         self,
         api_key: str,
         *,
         base_url: str = API_BASE,
-        transport: httpx.AsyncBaseTransport | None = None,
         rate: Rate | None = RATE,
-        retry: RetryPolicy | None = None,
-        sleep: Sleep | None = None,
-        clock: Clock | None = None,
+        http: HttpSettings | None = None,
         meter: QuotaMeter | None = None,
     ) -> None:
+        """Check the key and build the client (its transport meters every attempt)."""
         if not api_key:
             raise ConfigError("YouTubeClient needs an API key")
-        self.credential = rate_limit_key_for(api_key)
-        self._clock: Clock = clock or time.time
+        settings = http or HttpSettings()
+        self._clock: Clock = settings.clock or time.time
         self.meter = meter if meter is not None else QuotaMeter(clock=self._clock)
         self.units = 0
         """Units spent by this client (retries included)."""
-        self.requests = 0
-        self._http = make_client(
-            service=SERVICE,
+        super().__init__(
             base_url=base_url,
             headers={API_KEY_HEADER: api_key, "Accept": "application/json"},
-            credential=self.credential,
+            credential=rate_limit_key_for(api_key),
             rate=rate,
-            retry=retry,
+            http=replace(settings, transport=_MeteredTransport(settings.transport, self), clock=self._clock),
             timeout=TIMEOUT,
-            transport=_MeteredTransport(transport, self),
-            sleep=sleep,
-            clock=self._clock,
         )
-
-    async def __aenter__(self) -> YouTubeClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     def _charge(self, cost: int) -> None:
         self.units += cost

@@ -44,12 +44,9 @@ import urllib.parse
 from collections.abc import AsyncIterator, Iterable, MutableMapping, Sequence
 from typing import Any
 
-import httpx
-
-from connectors.auth import env_secret
-from connectors.core import ConfigError, Record, SourceSpec, auth_error_in_chain
-from connectors.http import Clock, NotFound, Rate, RetryPolicy, Sleep
-from connectors.youtube.client import QuotaMeter, YouTubeClient, rate_limit_key_for, token_digest
+from connectors.core import ConfigError, Record, SourceSpec
+from connectors.http import Clock, CredentialMembers, HttpSettings, NotFound, Rate, TokenCredentials
+from connectors.youtube.client import QuotaMeter, YouTubeClient, token_digest, youtube_credentials
 from connectors.youtube.settings import (
     API_BASE,
     DEFAULT_FULL_REFRESH_EVERY,
@@ -214,7 +211,7 @@ def _item_published(item: Json) -> dt.datetime | None:
 # The source
 
 
-class YouTubeSource:
+class YouTubeSource(CredentialMembers[TokenCredentials]):
     """The uploads of YouTube channels, one record per video (see the module docstring).
 
     Args:
@@ -232,8 +229,8 @@ class YouTubeSource:
             (``YouTubeQuotaExceeded``). The project's quota is 10,000 by default.
         page_size: Playlist items per page (at most 50).
         name: Source name.
-        base_url, transport, rate, retry, sleep, clock: As for ``YouTubeClient`` (``clock`` also
-            decides the quota day and when a full refresh is due).
+        base_url, rate, http: As for ``YouTubeClient`` (``http.clock`` also decides the quota day and
+            when a full refresh is due).
     """
 
     incremental = True
@@ -252,11 +249,8 @@ class YouTubeSource:
         page_size: int = PAGE_SIZE,
         name: str = "youtube",
         base_url: str = API_BASE,
-        transport: httpx.AsyncBaseTransport | None = None,
+        http: HttpSettings | None = None,
         rate: Rate | None = RATE,
-        retry: RetryPolicy | None = None,
-        sleep: Sleep | None = None,
-        clock: Clock | None = None,
     ) -> None:
         if isinstance(channels, str):
             channels = [channels]  # one channel given bare: a list of its characters would be nonsense
@@ -279,14 +273,11 @@ class YouTubeSource:
         self.quota_budget = quota_budget
         QuotaMeter(quota_budget, clock=time.time)  # validates the budget now, not at the first page
         self.page_size = page_size
-        self.token_env = token_env
+        self.credentials = youtube_credentials(token, token_env)
         self.base_url = base_url.rstrip("/")
-        self.transport = transport
+        self.http = http or HttpSettings()
         self.rate = rate
-        self.retry = retry
-        self.sleep = sleep
-        self.clock: Clock = clock or time.time
-        self._token = token
+        self.clock: Clock = self.http.clock or time.time
         self._meters: dict[str, QuotaMeter] = {}
         self._pass_units: dict[str, int] = {}
         self._pass_mode: dict[str, str] = {}
@@ -300,9 +291,7 @@ class YouTubeSource:
 
     def api_key(self) -> str | None:
         """The key now: the one given, else the environment's (so a rotated key is seen)."""
-        if self._token:
-            return self._token
-        return env_secret(self.token_env)
+        return self.credentials.token()
 
     @property
     def configured(self) -> bool:
@@ -313,32 +302,9 @@ class YouTubeSource:
         if not self.channels:
             return "give YouTubeSource channels=['UC…' or '@handle', ...]"
         return (
-            f"set {self.token_env or 'token'} to a YouTube Data API v3 key (Google Cloud console → APIs & "
+            f"set {self.credentials.token_env or 'token'} to a YouTube Data API v3 key (Google Cloud console → APIs & "
             "Services → Credentials → Create credentials → API key, with the YouTube Data API v3 enabled)"
         )
-
-    @property
-    def rate_limit_key(self) -> str:
-        """``youtube:<12 hex of sha256(key)>``: the quota belongs to the key's project."""
-        key = self.api_key()
-        return rate_limit_key_for(key) if key else "youtube"
-
-    @property
-    def credential_key(self) -> str:
-        """The credential slot, stable across key rotations (``youtube:YOUTUBE_API_KEY``)."""
-        if self._token or not self.token_env:
-            return self.rate_limit_key
-        return f"youtube:{self.token_env}"
-
-    def credential_fingerprint(self) -> str | None:
-        """The sha256 digest of the current key (changes when the key does); None without one."""
-        key = self.api_key()
-        return token_digest(key) if key else None
-
-    @staticmethod
-    def is_auth_error(err: BaseException) -> bool:
-        # A quota answer is a RateLimited: auth_error_in_chain never reads it as auth.
-        return auth_error_in_chain(err)
 
     # -- specs and state --------------------------------------------------------------------------
 
@@ -443,11 +409,8 @@ class YouTubeSource:
         client = YouTubeClient(
             key,
             base_url=self.base_url,
-            transport=self.transport,
+            http=self.http,
             rate=self.rate,
-            retry=self.retry,
-            sleep=self.sleep,
-            clock=self.clock,
             meter=self._meter(key),
         )
         try:

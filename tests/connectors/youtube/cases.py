@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from connectors.http import HttpSettings
 from connectors.youtube import YouTubeSource
 from tests.connectors.youtube.helpers import FAST, NO_JITTER, START
 from tests.contract.cases import SourceHarness
@@ -41,11 +42,10 @@ async def youtube_source(tmp_path: Path) -> AsyncIterator[SourceHarness]:
             token=fake.key,
             full_refresh_every=dt.timedelta(0),
             watermarks=watermarks,
-            transport=httpx.ASGITransport(app=fake.app),
+            http=HttpSettings(
+                transport=httpx.ASGITransport(app=fake.app), retry=NO_JITTER, sleep=clock.sleep, clock=clock.clock
+            ),
             rate=FAST,
-            retry=NO_JITTER,
-            sleep=clock.sleep,
-            clock=clock.clock,
         )
 
     source = make()

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from connectors.http import HttpSettings
 from connectors.youtube import YouTubeSource
 from tests.connectors.youtube.helpers import FAST, NO_JITTER, START, SourceFactory
 from tests.fakes.common import FakeTime
@@ -47,12 +48,13 @@ def make_source(fake: FakeYouTube, fake_time: FakeTime, watermarks: dict[str, st
 
     def make(channels: list[str] | None = None, **kwargs: Any) -> YouTubeSource:
         kwargs.setdefault("token", fake.key)
-        kwargs.setdefault("transport", httpx.ASGITransport(app=fake.app))
         kwargs.setdefault("rate", FAST)
-        kwargs.setdefault("retry", NO_JITTER)
-        kwargs.setdefault("sleep", fake_time.sleep)
-        kwargs.setdefault("clock", fake_time.clock)
         kwargs.setdefault("watermarks", watermarks)
+        http = {k: kwargs.pop(k) for k in ("transport", "retry", "sleep", "clock") if k in kwargs}
+        defaults = HttpSettings(
+            transport=httpx.ASGITransport(app=fake.app), retry=NO_JITTER, sleep=fake_time.sleep, clock=fake_time.clock
+        )
+        kwargs.setdefault("http", HttpSettings.of(defaults, **http))
         return YouTubeSource(channels or ["@acme"], **kwargs)
 
     return make

@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from connectors.core import AuthError, ConfigError, RateLimited, auth_error_in_chain
+from connectors.http import HttpSettings
 from connectors.memory import MemoryDestination
 from connectors.youtube import (
     YouTubeClient,
@@ -327,11 +328,10 @@ async def test_a_per_minute_rate_limit_body_is_a_short_wait(fake: FakeYouTube, f
     fake.fail_next(10, 403, reason="rateLimitExceeded")
     async with YouTubeClient(
         fake.key,
-        transport=httpx.ASGITransport(app=fake.app),
+        http=HttpSettings(
+            transport=httpx.ASGITransport(app=fake.app), retry=NO_JITTER, sleep=fake_time.sleep, clock=fake_time.clock
+        ),
         rate=FAST,
-        retry=NO_JITTER,
-        sleep=fake_time.sleep,
-        clock=fake_time.clock,
     ) as client:
         with pytest.raises(RateLimited) as raised:
             await client.channel("@acme")

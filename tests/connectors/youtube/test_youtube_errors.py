@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from connectors.core import AuthError, RateLimited, TransientError, auth_error_in_chain, describe_error
-from connectors.http import Rate, RetryPolicy, make_client, raise_for_status
+from connectors.http import HttpSettings, Rate, RetryPolicy, make_client, raise_for_status
 from connectors.memory import MemoryDestination
 from connectors.youtube import YouTubeClient, YouTubeQuotaExceeded, next_quota_reset, quota_day
 from sync_assets.engine import PassOptions, run_pass
@@ -191,11 +191,13 @@ async def test_the_key_never_reaches_an_error_or_a_log_line(
     async def attempt(client_key: str) -> None:
         async with YouTubeClient(
             client_key,
-            transport=httpx.ASGITransport(app=fake.app),
+            http=HttpSettings(
+                transport=httpx.ASGITransport(app=fake.app),
+                retry=RetryPolicy(max_attempts=2, jitter=0),
+                sleep=fake_time.sleep,
+                clock=fake_time.clock,
+            ),
             rate=FAST,
-            retry=RetryPolicy(max_attempts=2, jitter=0),
-            sleep=fake_time.sleep,
-            clock=fake_time.clock,
         ) as client:
             try:
                 await client.channel("@acme")

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from connectors.http import HttpSettings
 from connectors.youtube import YouTubeSource
 from tests.connectors.youtube.helpers import FAST, NO_JITTER
 from tests.fakes.github import FakeClock
@@ -140,8 +141,7 @@ async def test_the_fake_serves_the_source_on_a_loopback_port(
             token=fake.key,
             base_url=f"{base_url}/youtube/v3",
             rate=FAST,
-            retry=NO_JITTER,
-            clock=fake_time.clock,
+            http=HttpSettings(retry=NO_JITTER, clock=fake_time.clock),
         )
         records = await source.fetch(source.specs()[0])
 
