@@ -85,7 +85,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.fakes.common import Fault, FaultOptions, FaultQueue, FixedWindows, RequestLog, TokenRegistry
+from tests.fakes.common import Fault, FaultOptions, FaultQueue, FixedWindows, RequestCounters, RequestLog, TokenRegistry
 from tests.fakes.loopback import serve_app
 
 __all__ = [
@@ -309,15 +309,13 @@ class LoggedRequest:
 
 
 @dataclass
-class Counters:
-    requests: int = 0
+class Counters(RequestCounters):
+    """The shared counters, and reads, creates, updates and 429s for too many requests in flight."""
+
     reads: int = 0
-    writes: int = 0
     creates: int = 0
     updates: int = 0
-    rate_limited: int = 0
     concurrency_limited: int = 0
-    errors: int = 0
 
 
 @dataclass

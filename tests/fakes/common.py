@@ -43,6 +43,7 @@ __all__ = [
     "FaultQueue",
     "FixedWindows",
     "Logged",
+    "RequestCounters",
     "RequestLog",
     "TokenBuckets",
     "TokenRegistry",
@@ -371,7 +372,24 @@ class FaultQueue:
 
 
 # --------------------------------------------------------------------------------------------------
-# The request log
+# The request log and counters
+
+
+@dataclass
+class RequestCounters:
+    """What every REST fake counts; a fake's own ``Counters`` subclasses it to add its vendor's.
+
+    Attributes:
+        requests: Requests received (answered or not).
+        rate_limited: Requests answered 429.
+        writes: Writes carried out.
+        errors: Requests answered with an error.
+    """
+
+    requests: int = 0
+    rate_limited: int = 0
+    writes: int = 0
+    errors: int = 0
 
 
 class RequestLog(list[T]):

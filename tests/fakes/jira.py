@@ -78,7 +78,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.common import Fault, FaultOptions, FaultQueue, RequestLog, TokenBuckets, TokenRegistry
+from tests.fakes.common import Fault, FaultOptions, FaultQueue, RequestCounters, RequestLog, TokenBuckets, TokenRegistry
 from tests.fakes.loopback import serve_app
 
 __all__ = [
@@ -322,12 +322,10 @@ class LoggedRequest:
 
 
 @dataclass
-class Counters:
-    requests: int = 0
-    rate_limited: int = 0
-    writes: int = 0
+class Counters(RequestCounters):
+    """The shared counters, and issues created."""
+
     creates: int = 0
-    errors: int = 0
 
 
 # --------------------------------------------------------------------------------------------------

@@ -177,6 +177,10 @@ class LumaCall(NamedTuple):
     key: str | None
 
 
+def _new_key() -> str:
+    return "secret-" + secrets.token_urlsafe(18)
+
+
 class _Fail(Exception):
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -212,7 +216,7 @@ class FakeLuma:
         self.clock = clock
         # Keys are random even with a seed: the HTTP toolkit keeps per-credential state (limiter, the
         # 429 block) for the whole process, so two tests must never share a key.
-        self.key = key or "secret-" + secrets.token_urlsafe(18)
+        self.key = key or _new_key()
         self._keys = TokenRegistry()
         self.keys = self._keys.owners.keys()  # the valid keys (a live, read-only set view)
         self.revoked = self._keys.revoked
@@ -244,14 +248,13 @@ class FakeLuma:
     # -- keys, limits, faults --------------------------------------------------------------------
 
     def add_key(self, key: str | None = None) -> str:
-        return self._keys.add(key or "secret-" + secrets.token_urlsafe(18))
+        return self._keys.add(key or _new_key())
 
     def revoke_key(self, key: str | None = None) -> None:
         self._keys.revoke(key or self.key)
 
     def rotate_key(self) -> str:
-        self.revoke_key(self.key)
-        self.key = self.add_key()
+        self.key = self._keys.rotate(self.key, _new_key())
         return self.key
 
     def block(self, key: str | None = None, seconds: float | None = None) -> None:

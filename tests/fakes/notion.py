@@ -70,7 +70,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.fakes.common import Fault, FaultOptions, FaultQueue, RequestLog, TokenBuckets, TokenRegistry
+from tests.fakes.common import Fault, FaultOptions, FaultQueue, RequestCounters, RequestLog, TokenBuckets, TokenRegistry
 from tests.fakes.loopback import serve_app
 
 __all__ = [
@@ -371,12 +371,8 @@ class LoggedRequest:
     """The raw query string as it came over the wire (still percent-encoded)."""
 
 
-@dataclass
-class Counters:
-    requests: int = 0
-    rate_limited: int = 0
-    writes: int = 0
-    errors: int = 0
+Counters = RequestCounters
+"""What the fake counts: requests, 429s, writes, errors."""
 
 
 # --------------------------------------------------------------------------------------------------

@@ -274,8 +274,7 @@ class FakeYouTube:
         self._keys.revoke(key or self.key)
 
     def rotate_key(self) -> str:
-        self.revoke_key(self.key)
-        self.key = self.add_key()
+        self.key = self._keys.rotate(self.key, "AIza" + _random_id(35))
         return self.key
 
     # -- channels and videos ---------------------------------------------------------------------
