@@ -36,9 +36,8 @@ import logging
 import re
 import threading
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from types import TracebackType
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
 import httpx
@@ -64,11 +63,11 @@ from connectors.github.settings import (
     TOO_LARGE_TO_LIST,
 )
 from connectors.http import (
+    HttpSettings,
+    JsonApiClient,
     LinkHeaderPagination,
     NotFound,
     Rate,
-    RetryPolicy,
-    make_client,
     parse_link_header,
     raise_for_status,
 )
@@ -403,8 +402,8 @@ def repo_path(full_name: str) -> str:
 # The client
 
 
-class GitHubClient:
-    """A typed GitHub REST client over an ``httpx.AsyncClient`` from ``connectors.http.make_client``.
+class GitHubClient(JsonApiClient):
+    """A typed GitHub REST client: a :class:`~connectors.http.JsonApiClient` with conditional GETs.
 
     Use it as an async context manager (or call :meth:`aclose`). It never reads the environment:
     the token is given.
@@ -412,50 +411,45 @@ class GitHubClient:
     Args:
         token: A personal access token, OAuth or app token; None for unauthenticated requests (60/h).
         base_url: The REST root (``https://api.github.com``; GHES ``https://HOST/api/v3``).
-        transport: The transport that sends (``httpx.ASGITransport(app=fake.app)`` in tests). It is
-            not closed with the client, so one transport can serve many clients.
         credential: The rate-limit key (default ``rate_limit_key_for(token)``).
         rate: The token's request rate.
         max_concurrent: Requests in flight at once on the token.
-        retry: Retry policy (``connectors.http.RetryPolicy``).
         timeout: Per-request timeout.
         etag_cache: Conditional-request cache (default: the process-wide one); None disables it.
-        sleep: Awaitable sleep, injectable for tests.
-        clock: Epoch seconds, injectable for tests.
+        per_page: Items per listing page.
+        http: Transport (``httpx.ASGITransport(app=fake.app)`` in tests; not closed with the client,
+            so one transport can serve many clients), retry policy, sleep and clock
+            (:class:`~connectors.http.HttpSettings`).
     """
+
+    service = SERVICE
 
     def __init__(
         self,
         *,
         token: str | None,
         base_url: str = API_BASE,
-        transport: httpx.AsyncBaseTransport | None = None,
         credential: str | None = None,
         rate: Rate | None = RATE,
         max_concurrent: int | None = MAX_CONCURRENT,
-        retry: RetryPolicy | None = None,
         timeout: float | httpx.Timeout = TIMEOUT,
         etag_cache: ETagStore | None = SHARED_ETAG_CACHE,
         per_page: int = PER_PAGE,
-        sleep: Callable[[float], Awaitable[Any]] | None = None,
-        clock: Callable[[], float] | None = None,
+        http: HttpSettings | None = None,
     ) -> None:
-        self.credential = credential or rate_limit_key_for(token)
+        """Build the client (its transport adds GitHub's missing ``retry-after`` on secondary limits)."""
         headers = {"Accept": ACCEPT_JSON, "X-GitHub-Api-Version": API_VERSION}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self._http = make_client(
-            service=SERVICE,
+        settings = http or HttpSettings()
+        super().__init__(
             base_url=base_url,
             headers=headers,
-            credential=self.credential,
+            credential=credential or rate_limit_key_for(token),
             rate=rate,
             max_concurrent=max_concurrent,
-            retry=retry,
+            http=replace(settings, transport=_GitHubTransport(settings.transport)),
             timeout=timeout,
-            transport=_GitHubTransport(transport),
-            sleep=sleep,
-            clock=clock,
         )
         self._cache = etag_cache
         if not 1 <= per_page <= PER_PAGE:
@@ -468,17 +462,6 @@ class GitHubClient:
         """Of those, 304s answered from the cache."""
         self.user_accounts: set[str] = set()
         """Names (lower case) that :meth:`org_repos_page` found to be user accounts, not organizations."""
-
-    async def __aenter__(self) -> GitHubClient:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     @property
     def base_url(self) -> httpx.URL:

@@ -32,8 +32,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-import httpx
-
 from connectors.auth import env_secret
 from connectors.core import AuthError, ConfigError, RateLimited, Record, SourceSpec
 from connectors.github.client import (
@@ -61,7 +59,7 @@ from connectors.github.settings import (
     RATE,
     TOKEN_ENV,
 )
-from connectors.http import RetryPolicy
+from connectors.http import HttpSettings
 
 __all__ = ["EnrichHook", "GitHubSource", "RepoContext", "repo_record"]
 
@@ -284,10 +282,8 @@ class GitHubSource:
         repo_type: The org listing's ``type`` (``all``, ``public``, ``private``, ``forks``, ``sources``,
             ``member``).
         base_url: The REST root (GitHub Enterprise Server: ``https://HOST/api/v3``).
-        transport: httpx transport (``httpx.ASGITransport(app=fake.app)`` in tests).
-        retry: Retry policy for the HTTP client.
-        sleep: Awaitable sleep, injectable for tests.
-        clock: Epoch seconds, injectable for tests (must match the server's clock for rate-limit resets).
+        http: Transport (``httpx.ASGITransport(app=fake.app)`` in tests), retry policy, sleep and clock
+            (:class:`~connectors.http.HttpSettings`; the clock must match the server's for rate-limit resets).
         etag_cache: Conditional-request cache; default the process-wide one; None disables ETags.
         enrich_concurrency: Repos enriched at once per page.
         named_page_size: Named repos per page.
@@ -315,10 +311,7 @@ class GitHubSource:
         interval_minutes: int = DEFAULT_INTERVAL_MINUTES,
         repo_type: str = ORG_REPO_TYPE,
         base_url: str = API_BASE,
-        transport: httpx.AsyncBaseTransport | None = None,
-        retry: RetryPolicy | None = None,
-        sleep: Callable[[float], Awaitable[Any]] | None = None,
-        clock: Callable[[], float] | None = None,
+        http: HttpSettings | None = None,
         etag_cache: ETagStore | None = SHARED_ETAG_CACHE,
         per_page: int = PER_PAGE,
         enrich_concurrency: int = ENRICH_CONCURRENCY,
@@ -364,10 +357,7 @@ class GitHubSource:
             raise ConfigError(f"GitHubSource.repo_type must be one of {sorted(ORG_REPO_TYPES)}, got {repo_type!r}")
         self.repo_type = repo_type
         self.base_url = base_url.rstrip("/")
-        self._transport = transport
-        self._retry = retry
-        self._sleep = sleep
-        self._clock = clock
+        self.http = http
         self._etag_cache = etag_cache
         if not isinstance(per_page, int) or not 1 <= per_page <= PER_PAGE:
             raise ConfigError(f"GitHubSource.per_page must be between 1 and {PER_PAGE}, got {per_page!r}")
@@ -453,14 +443,11 @@ class GitHubSource:
         client = GitHubClient(
             token=token,
             base_url=self.base_url,
-            transport=self._transport,
+            http=self.http,
             rate=RATE if token else ANONYMOUS_RATE,
             max_concurrent=MAX_CONCURRENT,
-            retry=self._retry,
             etag_cache=self._etag_cache,
             per_page=self.per_page,
-            sleep=self._sleep,
-            clock=self._clock,
         )
         try:
             async with client:

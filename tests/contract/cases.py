@@ -259,10 +259,9 @@ def _github_factory(fake: FakeGitHub, clock: FakeClock, **kwargs: Any) -> Callab
     def make() -> GitHubSource:
         return GitHubSource(
             token=fake.token,
-            transport=httpx.ASGITransport(app=fake.app),
-            retry=NO_JITTER,
-            sleep=clock.sleep,
-            clock=clock.clock,
+            http=HttpSettings(
+                transport=httpx.ASGITransport(app=fake.app), retry=NO_JITTER, sleep=clock.sleep, clock=clock.clock
+            ),
             **kwargs,
         )
 

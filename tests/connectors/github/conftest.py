@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from connectors.github import GitHubSource
-from connectors.http import RetryPolicy
+from connectors.http import HttpSettings, RetryPolicy
 from tests.connectors.github.helpers import SourceFactory
 from tests.fakes.common import FakeTime
 from tests.fakes.github import FakeGitHub
@@ -35,10 +35,14 @@ def make_source(fake: FakeGitHub, fake_time: FakeTime) -> SourceFactory:
 
     def make(**kwargs: Any) -> GitHubSource:
         kwargs.setdefault("token", fake.token)
-        kwargs.setdefault("transport", httpx.ASGITransport(app=fake.app))
-        kwargs.setdefault("retry", RetryPolicy(jitter=0))
-        kwargs.setdefault("sleep", fake_time.sleep)
-        kwargs.setdefault("clock", fake_time.clock)
+        http = {k: kwargs.pop(k) for k in ("transport", "retry", "sleep", "clock") if k in kwargs}
+        defaults = HttpSettings(
+            transport=httpx.ASGITransport(app=fake.app),
+            retry=RetryPolicy(jitter=0),
+            sleep=fake_time.sleep,
+            clock=fake_time.clock,
+        )
+        kwargs.setdefault("http", HttpSettings.of(defaults, **http))
         return GitHubSource(**kwargs)
 
     return make

@@ -8,6 +8,7 @@ import pytest
 import connectors.github as github
 from connectors.core import ConfigError
 from connectors.github import GitHubClient, LinkHeaderPagination, parse_link_header
+from connectors.http import HttpSettings
 from tests.fakes.github import FakeClock, FakeGitHub
 
 
@@ -79,7 +80,10 @@ async def test_a_link_off_the_api_root_is_refused(link: str) -> None:
 async def test_paginate_follows_next_links_to_the_end(fake: FakeGitHub, fake_time: FakeClock) -> None:
     fake.add_repo("acme", "one", contributors=[{"login": f"u{i:02d}", "contributions": 100 - i} for i in range(23)])
     transport = httpx.ASGITransport(app=fake.app)
-    async with GitHubClient(token=fake.token, transport=transport, sleep=fake_time.sleep, clock=fake_time.clock) as c:
+    async with GitHubClient(
+        token=fake.token,
+        http=HttpSettings(transport=transport, sleep=fake_time.sleep, clock=fake_time.clock),
+    ) as c:
         pages = [p async for p in c.paginate("/repos/acme/one/contributors", params={"per_page": 10})]
     assert [len(p) for p in pages] == [10, 10, 3]
     assert [u["login"] for p in pages for u in p] == [f"u{i:02d}" for i in range(23)]
@@ -92,7 +96,10 @@ async def test_the_client_sends_githubs_headers(fake: FakeGitHub, fake_time: Fak
         seen.append(request)
         return httpx.Response(200, json={})
 
-    async with GitHubClient(token="tok-123", transport=httpx.MockTransport(record), clock=fake_time.clock) as client:
+    async with GitHubClient(
+        token="tok-123",
+        http=HttpSettings(transport=httpx.MockTransport(record), clock=fake_time.clock),
+    ) as client:
         await client.get("/repos/a/b/languages")
         await client.get_readme("a/b")
     headers = seen[0].headers

@@ -19,7 +19,7 @@ import pytest
 
 from connectors.core import AuthError, ConfigError, RateLimited, RecordError, SourceSpec, auth_error_in_chain
 from connectors.github import GitHubClient, LinkHeaderPagination, RepositoryBlocked, parse_link_header, repo_record
-from connectors.http import RetryPolicy
+from connectors.http import HttpSettings, RetryPolicy
 from tests.connectors.github.helpers import SourceFactory
 from tests.fakes.github import REPO_ID_START, FakeClock, FakeGitHub, node_id
 
@@ -333,7 +333,9 @@ async def test_a_blocked_repo_in_the_listing_is_skipped_and_the_page_goes_on(
 async def test_a_tos_blocked_403_is_a_record_error_not_a_credential_failure(fake: FakeGitHub) -> None:
     fake.add_repo("acme", "gone", blocked="tos")
     async with GitHubClient(
-        token=fake.token, transport=httpx.ASGITransport(app=fake.app), etag_cache=None, retry=RetryPolicy(jitter=0)
+        token=fake.token,
+        http=HttpSettings(transport=httpx.ASGITransport(app=fake.app), retry=RetryPolicy(jitter=0)),
+        etag_cache=None,
     ) as client:
         with pytest.raises(RepositoryBlocked) as raised:
             await client.get("/repos/acme/gone/languages")
