@@ -76,7 +76,7 @@ from connectors.contentful.settings import (
     SYNC_PAGE_SIZE,
 )
 from connectors.core import ConfigError, Record, SourceSpec, TransientError
-from connectors.http import Clock, CredentialMembers, HTTPRecordError, HttpSettings, Rate, TokenCredentials
+from connectors.http import Clock, CredentialMembers, HTTPRecordError, HttpSettings, Rate, TokenCredentials, drain_pages
 
 __all__ = ["DEFAULT_SYS_PROPERTIES", "ContentfulSource"]
 
@@ -602,15 +602,10 @@ class ContentfulSource(CredentialMembers[TokenCredentials]):
 
     async def fetch(self, spec: SourceSpec, only_items: list[str] | None = None) -> list[Record]:
         """Every record of one pass of the spec (a drain over ``fetch_page``)."""
-        out: list[Record] = []
-        cursor: str | None = None
-        while True:
-            page, cursor = await self.fetch_page(spec, only_items, cursor)
-            out.extend(page)
-            if cursor is None:
-                if only_items is None:
-                    self.commit(spec.key)  # a drain is a whole pass
-                return out
+        records = await drain_pages(self.fetch_page, spec, only_items)
+        if only_items is None:
+            self.commit(spec.key)  # a drain is a whole pass
+        return records
 
 
 def _now_iso(clock: Clock | None) -> str:

@@ -59,7 +59,7 @@ from connectors.github.settings import (
     RATE,
     TOKEN_ENV,
 )
-from connectors.http import HttpSettings
+from connectors.http import HttpSettings, drain_pages
 
 __all__ = ["EnrichHook", "GitHubSource", "RepoContext", "repo_record"]
 
@@ -496,13 +496,7 @@ class GitHubSource:
 
     async def fetch(self, spec: SourceSpec, only_items: list[str] | None = None) -> list[Record]:
         """Every record of ``spec`` (a drain over :meth:`fetch_page`; prefer paging)."""
-        out: list[Record] = []
-        cursor: str | None = None
-        while True:
-            records, cursor = await self.fetch_page(spec, only_items, cursor)
-            out.extend(records)
-            if cursor is None:
-                return out
+        return await drain_pages(self.fetch_page, spec, only_items)
 
     # ------------------------------------------------------------------------------ gates
 

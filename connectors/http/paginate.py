@@ -27,6 +27,8 @@ from typing import Any
 
 import httpx
 
+from connectors.core import Record, SourceSpec
+
 __all__ = [
     "LinkHeaderPagination",
     "NextCursorPagination",
@@ -34,11 +36,13 @@ __all__ = [
     "OffsetPagination",
     "SyncTokenPagination",
     "TokenPagination",
+    "drain_pages",
     "parse_link_header",
 ]
 
 Json = dict[str, Any]
 Fetch = Callable[[str | None], Awaitable[Json]]
+FetchRecordPage = Callable[[SourceSpec, list[str] | None, str | None], Awaitable[tuple[list[Record], str | None]]]
 
 
 class TokenPagination:
@@ -213,3 +217,25 @@ class LinkHeaderPagination:
     def has_more(self, links: Mapping[str, str]) -> bool:
         """Whether the links name a next page."""
         return self.next_url(links) is not None
+
+
+async def drain_pages(
+    fetch_page: FetchRecordPage, spec: SourceSpec, only_items: list[str] | None = None
+) -> list[Record]:
+    """Every record of ``spec``: ``fetch_page`` called from the first page until its cursor is None.
+
+    The one ``Source.fetch`` of the connectors that read by pages (``fetch_page`` is the preferred way
+    to read; ``fetch`` is this drain over it).
+
+    Args:
+        fetch_page: The source's ``fetch_page(spec, only_items, cursor) -> (records, next cursor)``.
+        spec: The spec to read.
+        only_items: Only these primary keys (None: all).
+    """
+    out: list[Record] = []
+    cursor: str | None = None
+    while True:
+        page, cursor = await fetch_page(spec, only_items, cursor)
+        out.extend(page)
+        if cursor is None:
+            return out

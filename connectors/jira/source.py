@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from connectors.core import ConfigError, Record, SourceSpec
-from connectors.http import CredentialMembers, HttpSettings, Rate
+from connectors.http import CredentialMembers, HttpSettings, Rate, drain_pages
 from connectors.jira.adf import adf_to_text
 from connectors.jira.client import JiraClient, JiraCredentials, JiraRejected
 from connectors.jira.settings import (
@@ -442,13 +442,7 @@ class JiraSource(CredentialMembers[JiraCredentials]):
 
     async def fetch(self, spec: SourceSpec, only_items: list[str] | None = None) -> list[Record]:
         """Every record of the spec (a drain over ``fetch_page``)."""
-        out: list[Record] = []
-        cursor: str | None = None
-        while True:
-            page, cursor = await self.fetch_page(spec, only_items, cursor)
-            out.extend(page)
-            if cursor is None:
-                return out
+        return await drain_pages(self.fetch_page, spec, only_items)
 
 
 def _quote(item: str) -> str:

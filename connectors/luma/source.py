@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from connectors.core import ConfigError, Record, SourceSpec
-from connectors.http import CredentialMembers, HttpSettings, Rate, TokenCredentials
+from connectors.http import CredentialMembers, HttpSettings, Rate, TokenCredentials, drain_pages
 from connectors.luma.client import LumaClient, luma_credentials
 from connectors.luma.settings import (
     API_BASE,
@@ -305,10 +305,4 @@ class LumaSource(CredentialMembers[TokenCredentials]):
 
     async def fetch(self, spec: SourceSpec, only_items: list[str] | None = None) -> list[Record]:
         """Every record of the spec (a drain over :meth:`fetch_page`)."""
-        out: list[Record] = []
-        cursor: str | None = None
-        while True:
-            records, cursor = await self.fetch_page(spec, only_items, cursor)
-            out.extend(records)
-            if cursor is None:
-                return out
+        return await drain_pages(self.fetch_page, spec, only_items)

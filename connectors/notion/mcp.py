@@ -69,7 +69,7 @@ import httpx
 
 from connectors.auth.tokens import TokenStore
 from connectors.core import ConfigError, Record, RecordError, SourceSpec, TransientError
-from connectors.http import DEFAULT_MAX_WAIT, HttpSettings, Rate
+from connectors.http import DEFAULT_MAX_WAIT, HttpSettings, Rate, drain_pages
 from connectors.mcp import (
     DEFAULT_CALL_TIMEOUT,
     AuthLike,
@@ -1020,13 +1020,7 @@ class NotionMcpSource(_McpConnector):
 
     async def fetch(self, spec: SourceSpec, only_items: list[str] | None = None) -> list[Record]:
         """Every record of the spec (a drain over ``fetch_page``)."""
-        out: list[Record] = []
-        cursor: str | None = None
-        while True:
-            page, cursor = await self.fetch_page(spec, only_items, cursor)
-            out.extend(page)
-            if cursor is None:
-                return out
+        return await drain_pages(self.fetch_page, spec, only_items)
 
 
 # --------------------------------------------------------------------------------------------------

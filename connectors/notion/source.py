@@ -38,7 +38,7 @@ from collections.abc import Callable, MutableMapping
 from typing import Any
 
 from connectors.core import ConfigError, Record, SourceSpec
-from connectors.http import CredentialMembers, HttpSettings, NotFound, Rate, TokenCredentials
+from connectors.http import CredentialMembers, HttpSettings, NotFound, Rate, TokenCredentials, drain_pages
 from connectors.notion.client import DataSourceRef, NotionClient, normalize_id, notion_credentials
 from connectors.notion.decode import decode_properties, parse_timestamp
 from connectors.notion.settings import (
@@ -312,12 +312,7 @@ class NotionSource(CredentialMembers[TokenCredentials]):
 
     async def fetch(self, spec: SourceSpec, only_items: list[str] | None = None) -> list[Record]:
         """Every record of the spec (a drain over ``fetch_page``)."""
-        out: list[Record] = []
-        cursor: str | None = None
-        while True:
-            page, cursor = await self.fetch_page(spec, only_items, cursor)
-            out.extend(page)
-            if cursor is None:
-                if only_items is None:
-                    self.commit(spec.key)  # a drain is a whole pass
-                return out
+        records = await drain_pages(self.fetch_page, spec, only_items)
+        if only_items is None:
+            self.commit(spec.key)  # a drain is a whole pass
+        return records

@@ -45,7 +45,7 @@ from collections.abc import AsyncIterator, Iterable, MutableMapping, Sequence
 from typing import Any
 
 from connectors.core import ConfigError, Record, SourceSpec
-from connectors.http import Clock, CredentialMembers, HttpSettings, NotFound, Rate, TokenCredentials
+from connectors.http import Clock, CredentialMembers, HttpSettings, NotFound, Rate, TokenCredentials, drain_pages
 from connectors.youtube.client import QuotaMeter, YouTubeClient, token_digest, youtube_credentials
 from connectors.youtube.settings import (
     API_BASE,
@@ -531,10 +531,4 @@ class YouTubeSource(CredentialMembers[TokenCredentials]):
 
     async def fetch(self, spec: SourceSpec, only_items: list[str] | None = None) -> list[Record]:
         """Every record of the spec (a drain over :meth:`fetch_page`)."""
-        out: list[Record] = []
-        cursor: str | None = None
-        while True:
-            records, cursor = await self.fetch_page(spec, only_items, cursor)
-            out.extend(records)
-            if cursor is None:
-                return out
+        return await drain_pages(self.fetch_page, spec, only_items)
