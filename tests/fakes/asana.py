@@ -85,7 +85,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.fakes.common import Fault, FaultOptions, FaultQueue, FixedWindows, RequestCounters, RequestLog, TokenRegistry
+from tests.fakes.common import (
+    Fault,
+    FaultOptions,
+    FaultQueue,
+    FixedWindows,
+    RequestCounters,
+    RequestLog,
+    TokenRegistry,
+    bearer_token,
+)
 from tests.fakes.loopback import serve_app
 
 __all__ = [
@@ -761,12 +770,11 @@ class FakeAsana:
                     self._in_flight[slot] -= 1
 
     def _authenticate(self, request: Request) -> tuple[str, FakeUser]:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or token not in self.tokens:
+        token = bearer_token(request.headers.get("authorization"))
+        user_gid = self._tokens.owner(token)
+        if token is None or user_gid is None:
             raise _Fail(401, "Not Authorized")
-        return token, self.users[self.tokens[token]]
+        return token, self.users[user_gid]
 
     def _take_quota(self, token: str, now: float) -> None:
         if self.rate_per_minute is None:

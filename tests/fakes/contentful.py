@@ -84,7 +84,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from tests.fakes.common import Fault, FaultOptions, FaultQueue, FixedWindows, RequestLog, TokenRegistry
+from tests.fakes.common import Fault, FaultOptions, FaultQueue, FixedWindows, RequestLog, TokenRegistry, bearer_token
 from tests.fakes.loopback import serve_app
 
 __all__ = [
@@ -692,10 +692,8 @@ class FakeContentful:
         }
 
     def _authenticate(self, api: str, request: Request) -> str:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or self.tokens.get(token) != api:
+        token = bearer_token(request.headers.get("authorization"))
+        if token is None or self._tokens.owner(token) != api:
             raise _Fail(401, "AccessTokenInvalid")
         return token
 

@@ -70,7 +70,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.fakes.common import Fault, FaultOptions, FaultQueue, RequestCounters, RequestLog, TokenBuckets, TokenRegistry
+from tests.fakes.common import (
+    Fault,
+    FaultOptions,
+    FaultQueue,
+    RequestCounters,
+    RequestLog,
+    TokenBuckets,
+    TokenRegistry,
+    bearer_token,
+)
 from tests.fakes.loopback import serve_app
 
 __all__ = [
@@ -684,10 +693,8 @@ class FakeNotion:
             return response
 
     def _authenticate(self, request: Request) -> tuple[str, str]:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or token not in self.tokens:
+        token = bearer_token(request.headers.get("authorization"))
+        if token is None or token not in self._tokens:
             raise _Fail(401, code="unauthorized")
         version = request.headers.get("notion-version")
         if version is None:
