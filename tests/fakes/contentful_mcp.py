@@ -88,18 +88,8 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from tests.fakes.asgi import (
-    Endpoint,
-    ToolCall,
-    calls_of,
-    json_rpc,
-    read_body,
-    refuse_bad_bearer,
-    replay,
-    respond,
-    run_stateless,
-    tool_server,
-)
+from tests.fakes import asgi
+from tests.fakes.asgi import ToolCall
 from tests.fakes.contentful import FakeContentful
 from tests.fakes.loopback import serve_app
 
@@ -218,12 +208,12 @@ class FakeContentfulMcp:
         self._contexts: set[str] = set()
         self._lose: list[str] = []
         self.server = self._build_server()
-        self.app = Starlette(routes=[Route(MCP_PATH, Endpoint(self), methods=["GET", "POST", "DELETE"])])
+        self.app = Starlette(routes=[Route(MCP_PATH, asgi.Endpoint(self), methods=["GET", "POST", "DELETE"])])
 
     # -- test helpers ----------------------------------------------------------------------------
 
     def tool_calls(self, tool: str | None = None) -> list[ToolCall]:
-        return calls_of(self.calls, tool)
+        return asgi.calls_of(self.calls, tool)
 
     def lose_next_answer(self, tool: str) -> None:
         """The next call of ``tool`` runs, then its HTTP answer is replaced by a 502."""
@@ -232,7 +222,7 @@ class FakeContentfulMcp:
     # -- server ----------------------------------------------------------------------------------
 
     def _build_server(self) -> Server[Any, Any]:
-        return tool_server("fake-contentful-mcp", TOOLS, self._call)
+        return asgi.tool_server("fake-contentful-mcp", TOOLS, self._call)
 
     def _bearer(self) -> str:
         request = self.server.request_context.request
@@ -396,18 +386,18 @@ class FakeContentfulMcp:
     # -- HTTP -------------------------------------------------------------------------------------
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if await refuse_bad_bearer(scope, send, self.validate):
+        if await asgi.refuse_bad_bearer(scope, send, self.validate):
             self.http_401 += 1
             return
         lost = False
         if scope["method"] == "POST" and self._lose:
-            body = await read_body(receive)
-            rpc = json_rpc(body)
+            body = await asgi.read_body(receive)
+            rpc = asgi.json_rpc(body)
             tool = ((rpc or {}).get("params") or {}).get("name") if isinstance(rpc, dict) else None
             if rpc and rpc.get("method") == "tools/call" and tool in self._lose:
                 self._lose.remove(tool)
                 lost = True
-            receive = replay(body, receive)
+            receive = asgi.replay(body, receive)
         real_send = send
         if lost:
 
@@ -415,9 +405,9 @@ class FakeContentfulMcp:
                 return None
 
             send = swallow
-        await run_stateless(self.server, scope, receive, send, json_response=True)
+        await asgi.run_stateless(self.server, scope, receive, send, json_response=True)
         if lost:
-            await respond(real_send, 502, {"error": "bad gateway"})
+            await asgi.respond(real_send, 502, {"error": "bad gateway"})
 
 
 @contextlib.contextmanager

@@ -78,18 +78,8 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from tests.fakes.asgi import (
-    Endpoint,
-    ToolCall,
-    calls_of,
-    json_rpc,
-    read_body,
-    refuse_bad_bearer,
-    replay,
-    respond,
-    run_stateless,
-    tool_server,
-)
+from tests.fakes import asgi
+from tests.fakes.asgi import ToolCall
 from tests.fakes.loopback import serve_app
 from tests.fakes.notion import NOTION_VERSION, FakeNotion
 
@@ -369,12 +359,12 @@ class FakeNotionMcp:
         self._http_faults += [_HttpFault(status, retry_after, method, tools) for _ in range(n)]
 
     def tool_calls(self, tool: str | None = None) -> list[ToolCall]:
-        return calls_of(self.calls, tool)
+        return asgi.calls_of(self.calls, tool)
 
     # -- server ----------------------------------------------------------------------------------
 
     def _build_server(self) -> Server[Any, Any]:
-        return tool_server("fake-notion-mcp", TOOLS, self._call)
+        return asgi.tool_server("fake-notion-mcp", TOOLS, self._call)
 
     def _rest_token(self) -> str:
         request = self.server.request_context.request
@@ -625,7 +615,9 @@ class FakeNotionMcp:
                 yield
             self._manager = None
 
-        return Starlette(routes=[Route(MCP_PATH, Endpoint(self), methods=["GET", "POST", "DELETE"])], lifespan=lifespan)
+        return Starlette(
+            routes=[Route(MCP_PATH, asgi.Endpoint(self), methods=["GET", "POST", "DELETE"])], lifespan=lifespan
+        )
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def counting_send(message: Any) -> None:
@@ -636,25 +628,25 @@ class FakeNotionMcp:
         await self._handle(scope, receive, counting_send)
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if await refuse_bad_bearer(scope, send, self.validate):
+        if await asgi.refuse_bad_bearer(scope, send, self.validate):
             self.counters.http_401 += 1
             return
         if scope["method"] == "POST" and self._http_faults:
-            body = await read_body(receive)
-            rpc = json_rpc(body)
+            body = await asgi.read_body(receive)
+            rpc = asgi.json_rpc(body)
             fault = next((f for f in self._http_faults if f.matches(rpc)), None)
             if fault is not None:
                 self._http_faults.remove(fault)
                 extra = {"retry-after": str(fault.retry_after)} if fault.retry_after is not None else {}
-                await respond(send, fault.status, {"error": "fault injected"}, extra)
+                await asgi.respond(send, fault.status, {"error": "fault injected"}, extra)
                 return
-            receive = replay(body, receive)
+            receive = asgi.replay(body, receive)
         if not self.stateless:
             if self._manager is None:
                 raise RuntimeError("a stateful FakeNotionMcp needs its lifespan: use it through serve()")
             await self._manager.handle_request(scope, receive, send)
             return
-        await run_stateless(self.server, scope, receive, send, json_response=self.json_response)
+        await asgi.run_stateless(self.server, scope, receive, send, json_response=self.json_response)
 
 
 # --------------------------------------------------------------------------------------------------
