@@ -37,6 +37,7 @@ from connectors.core import ConfigError, TransientError
 from connectors.http import (
     HTTPRecordError,
     HttpSettings,
+    Json,
     JsonApiClient,
     Rate,
     TokenCredentials,
@@ -53,8 +54,6 @@ __all__ = [
     "parse_project_gid",
     "token_digest",
 ]
-
-Json = dict[str, Any]
 
 _GID_RE = re.compile(r"^\d+$")
 # https://app.asana.com/0/<project>/<task or list>  and  https://app.asana.com/1/<workspace>/project/<project>/...

@@ -81,6 +81,7 @@ from connectors.http import (
     HTTPAuthError,
     HTTPRecordError,
     HttpSettings,
+    Json,
     NotFound,
     Rate,
     TokenCredentials,
@@ -89,8 +90,6 @@ from connectors.http import (
 __all__ = ["AsanaDestination"]
 
 logger = logging.getLogger(__name__)
-
-Json = dict[str, Any]
 
 BODY_FIELDS = ("notes", "html_notes")
 _GID_RE = re.compile(r"^\d+$")

@@ -30,6 +30,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from xml.sax.saxutils import escape
 
+from connectors.http import Json
+
 __all__ = [
     "WRITABLE_KINDS",
     "EncodeError",
@@ -44,8 +46,6 @@ __all__ = [
     "to_html_notes",
     "unwritable_reason",
 ]
-
-Json = dict[str, Any]
 
 WRITABLE_KINDS = frozenset({"text", "number", "enum", "multi_enum", "date", "people"})
 

@@ -41,6 +41,7 @@ from connectors.http import (
     HTTPErrorInfo,
     HTTPRecordError,
     HttpSettings,
+    Json,
     JsonApiClient,
     NotFound,
     Rate,
@@ -62,7 +63,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Json = dict[str, Any]
 Api = Literal["cda", "cma"]
 
 

@@ -66,13 +66,11 @@ from connectors.contentful.settings import (
     MAX_VERSION_RETRIES,
 )
 from connectors.core import ConfigError, Record, RecordError
-from connectors.http import CredentialMembers, HttpSettings, NotFound, Rate, TokenCredentials
+from connectors.http import CredentialMembers, HttpSettings, Json, NotFound, Rate, TokenCredentials
 
 __all__ = ["ContentfulDestination"]
 
 logger = logging.getLogger(__name__)
-
-Json = dict[str, Any]
 
 BODY_TYPES = frozenset({"Text", "Symbol", "RichText"})
 

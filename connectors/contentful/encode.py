@@ -63,6 +63,7 @@ from connectors.contentful.settings import (
     MAX_TEXT_CHARS,
 )
 from connectors.core import ConfigError, RecordError
+from connectors.http import Json
 
 __all__ = [
     "NOT_WRITABLE",
@@ -78,8 +79,6 @@ __all__ = [
     "merge_fields",
     "rich_text_document",
 ]
-
-Json = dict[str, Any]
 
 NOT_WRITABLE = frozenset({"Location", "Object", "ResourceLink"})
 _DATE_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$")

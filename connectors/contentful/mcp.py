@@ -57,7 +57,7 @@ from connectors.auth.tokens import TokenStore
 from connectors.contentful.encode import ContentTypeSpec, FieldSpec, encode_fields
 from connectors.contentful.settings import DEFAULT_ENVIRONMENT, DEFAULT_LOCALE, MAX_VERSION_RETRIES
 from connectors.core import AuthError, ConfigError, Record, RecordError, TransientError
-from connectors.http import DEFAULT_MAX_WAIT, HttpSettings, Rate, redact_text
+from connectors.http import DEFAULT_MAX_WAIT, HttpSettings, Json, Rate, redact_text
 from connectors.mcp import DEFAULT_CALL_TIMEOUT, AuthLike, McpConnector, McpSession, McpToolError
 
 __all__ = [
@@ -72,8 +72,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-Json = dict[str, Any]
 
 CONTENTFUL_MCP_URL = "https://mcp.contentful.com/mcp"
 SERVICE = "Contentful MCP"

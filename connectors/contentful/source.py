@@ -76,13 +76,20 @@ from connectors.contentful.settings import (
     SYNC_PAGE_SIZE,
 )
 from connectors.core import ConfigError, Record, SourceSpec, TransientError
-from connectors.http import Clock, CredentialMembers, HTTPRecordError, HttpSettings, Rate, TokenCredentials, drain_pages
+from connectors.http import (
+    Clock,
+    CredentialMembers,
+    HTTPRecordError,
+    HttpSettings,
+    Json,
+    Rate,
+    TokenCredentials,
+    drain_pages,
+)
 
 __all__ = ["DEFAULT_SYS_PROPERTIES", "ContentfulSource"]
 
 logger = logging.getLogger(__name__)
-
-Json = dict[str, Any]
 
 DEFAULT_SYS_PROPERTIES: dict[str, str] = {
     "Name": "displayField",

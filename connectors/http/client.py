@@ -35,7 +35,10 @@ from connectors.http.retry import (
     retry_options,
 )
 
-__all__ = ["HttpSettings", "JsonApiClient"]
+__all__ = ["HttpSettings", "Json", "JsonApiClient"]
+
+Json = dict[str, Any]
+"""A JSON object as the connectors read and write it (request bodies, response bodies, records' raw data)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 
 from connectors.core import Record, SourceSpec
+from connectors.http.client import Json
 
 __all__ = [
     "LinkHeaderPagination",
@@ -40,7 +41,6 @@ __all__ = [
     "parse_link_header",
 ]
 
-Json = dict[str, Any]
 Fetch = Callable[[str | None], Awaitable[Json]]
 FetchRecordPage = Callable[[SourceSpec, list[str] | None, str | None], Awaitable[tuple[list[Record], str | None]]]
 

@@ -24,9 +24,9 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["adf_to_text", "normalize_text", "text_to_adf"]
+from connectors.http import Json
 
-Json = dict[str, Any]
+__all__ = ["adf_to_text", "normalize_text", "text_to_adf"]
 
 _PARAGRAPH_SPLIT = re.compile(r"\n[ \t]*\n+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")

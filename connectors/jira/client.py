@@ -30,6 +30,7 @@ from connectors.core import ConfigError, RecordError, SyncError
 from connectors.http import (
     HTTPRecordError,
     HttpSettings,
+    Json,
     JsonApiClient,
     NextPageTokenPagination,
     NotFound,
@@ -64,8 +65,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-Json = dict[str, Any]
 
 
 def normalize_base_url(value: str | None) -> str | None:

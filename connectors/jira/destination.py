@@ -57,7 +57,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from connectors.core import ConfigError, Record, RecordError
-from connectors.http import CredentialMembers, HttpSettings, NotFound, Rate
+from connectors.http import CredentialMembers, HttpSettings, Json, NotFound, Rate
 from connectors.jira.adf import normalize_text, text_to_adf
 from connectors.jira.client import JiraClient, JiraCredentials, JiraRejected
 from connectors.jira.settings import (
@@ -82,8 +82,6 @@ from connectors.jira.settings import (
 __all__ = ["JiraDestination", "Truncation", "field_kind"]
 
 logger = logging.getLogger(__name__)
-
-Json = dict[str, Any]
 
 _PROJECT_KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,254}$")
 _SKIP = object()

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from connectors.core import ConfigError, Record, SourceSpec
-from connectors.http import CredentialMembers, HttpSettings, Rate, drain_pages
+from connectors.http import CredentialMembers, HttpSettings, Json, Rate, drain_pages
 from connectors.jira.adf import adf_to_text
 from connectors.jira.client import JiraClient, JiraCredentials, JiraRejected
 from connectors.jira.settings import (
@@ -49,8 +49,6 @@ from connectors.jira.settings import (
 __all__ = ["JiraSource", "issue_record", "parse_jira_datetime"]
 
 logger = logging.getLogger(__name__)
-
-Json = dict[str, Any]
 
 _SLUG_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
 _PROJECT_KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,254}$")

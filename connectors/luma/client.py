@@ -23,6 +23,7 @@ from typing import Any
 from connectors.core import ConfigError, TransientError
 from connectors.http import (
     HttpSettings,
+    Json,
     JsonApiClient,
     NextCursorPagination,
     NotFound,
@@ -47,8 +48,6 @@ from connectors.luma.settings import (
 __all__ = ["HasMorePagination", "LumaClient", "credential_key", "luma_credentials", "token_digest"]
 
 logger = logging.getLogger(__name__)
-
-Json = dict[str, Any]
 
 
 def token_digest(api_key: str) -> str:

@@ -46,7 +46,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors.core import ConfigError, Record, RecordError
-from connectors.http import CredentialMembers, HttpSettings, NotFound, Rate, TokenCredentials
+from connectors.http import CredentialMembers, HttpSettings, Json, NotFound, Rate, TokenCredentials
 from connectors.luma.client import LumaClient, luma_credentials
 from connectors.luma.settings import (
     API_BASE,
@@ -60,8 +60,6 @@ from connectors.luma.settings import (
 __all__ = ["LumaDestination", "encode_event"]
 
 logger = logging.getLogger(__name__)
-
-Json = dict[str, Any]
 
 
 def _zone(name: str, primary_key: str) -> ZoneInfo:

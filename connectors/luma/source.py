@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from connectors.core import ConfigError, Record, SourceSpec
-from connectors.http import CredentialMembers, HttpSettings, Rate, TokenCredentials, drain_pages
+from connectors.http import CredentialMembers, HttpSettings, Json, Rate, TokenCredentials, drain_pages
 from connectors.luma.client import LumaClient, luma_credentials
 from connectors.luma.settings import (
     API_BASE,
@@ -43,8 +43,6 @@ from connectors.luma.settings import (
 __all__ = ["CURSOR_VERSION", "LumaSource", "event_record", "event_url", "parse_time"]
 
 logger = logging.getLogger(__name__)
-
-Json = dict[str, Any]
 
 CURSOR_VERSION = 1
 

@@ -26,13 +26,14 @@ import urllib.parse
 import uuid
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import httpx
 
 from connectors.core import ConfigError
 from connectors.http import (
     HttpSettings,
+    Json,
     JsonApiClient,
     NextCursorPagination,
     NotFound,
@@ -64,8 +65,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-Json = dict[str, Any]
 
 _UUID_RE = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
 

@@ -55,7 +55,7 @@ from connectors.core import (
     SyncError,
     TransientError,
 )
-from connectors.http import CredentialMembers, HTTPRecordError, HttpSettings, NotFound, Rate, TokenCredentials
+from connectors.http import CredentialMembers, HTTPRecordError, HttpSettings, Json, NotFound, Rate, TokenCredentials
 from connectors.notion.client import DataSourceRef, NotionClient, normalize_id, notion_credentials
 from connectors.notion.decode import decode_property, parse_timestamp
 from connectors.notion.encode import (
@@ -81,8 +81,6 @@ from connectors.notion.settings import (
 __all__ = ["NotionDestination", "TruncationReport"]
 
 logger = logging.getLogger(__name__)
-
-Json = dict[str, Any]
 
 KEY_TYPES = frozenset({"rich_text", "number"})
 _CHILDREN_OVERHEAD = len(',"children":[]')

@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.core import RecordError
+from connectors.http import Json
 from connectors.notion.settings import (
     BODY_BLOCK_MAX_ELEMENTS,
     MAX_ARRAY_ELEMENTS,
@@ -85,8 +86,6 @@ __all__ = [
     "unwritable_reason",
     "utf16_len",
 ]
-
-Json = dict[str, Any]
 
 BODY = "(body)"
 """The ``Truncation.property`` of a truncated page body."""

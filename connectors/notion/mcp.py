@@ -69,7 +69,7 @@ import httpx
 
 from connectors.auth.tokens import TokenStore
 from connectors.core import ConfigError, Record, RecordError, SourceSpec, TransientError
-from connectors.http import DEFAULT_MAX_WAIT, HttpSettings, Rate, drain_pages
+from connectors.http import DEFAULT_MAX_WAIT, HttpSettings, Json, Rate, drain_pages
 from connectors.mcp import (
     DEFAULT_CALL_TIMEOUT,
     AuthLike,
@@ -119,8 +119,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-Json = dict[str, Any]
 
 NOTION_MCP_URL = "https://mcp.notion.com/mcp"
 SERVICE = "Notion MCP"

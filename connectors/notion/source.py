@@ -35,10 +35,9 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Callable, MutableMapping
-from typing import Any
 
 from connectors.core import ConfigError, Record, SourceSpec
-from connectors.http import CredentialMembers, HttpSettings, NotFound, Rate, TokenCredentials, drain_pages
+from connectors.http import CredentialMembers, HttpSettings, Json, NotFound, Rate, TokenCredentials, drain_pages
 from connectors.notion.client import DataSourceRef, NotionClient, normalize_id, notion_credentials
 from connectors.notion.decode import decode_properties, parse_timestamp
 from connectors.notion.settings import (
@@ -55,8 +54,6 @@ from connectors.notion.settings import (
 __all__ = ["NotionSource"]
 
 logger = logging.getLogger(__name__)
-
-Json = dict[str, Any]
 
 SORTS = ({"timestamp": "last_edited_time", "direction": "ascending"},)
 

@@ -49,6 +49,7 @@ from connectors.http import (
     RATE_LIMIT_FALLBACK_WAIT,
     Clock,
     HttpSettings,
+    Json,
     JsonApiClient,
     Rate,
     TokenCredentials,
@@ -89,8 +90,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-Json = dict[str, Any]
 
 _PACIFIC = ZoneInfo(QUOTA_TIMEZONE)
 

@@ -45,7 +45,7 @@ from collections.abc import AsyncIterator, Iterable, MutableMapping, Sequence
 from typing import Any
 
 from connectors.core import ConfigError, Record, SourceSpec
-from connectors.http import Clock, CredentialMembers, HttpSettings, NotFound, Rate, TokenCredentials, drain_pages
+from connectors.http import Clock, CredentialMembers, HttpSettings, Json, NotFound, Rate, TokenCredentials, drain_pages
 from connectors.youtube.client import QuotaMeter, YouTubeClient, token_digest, youtube_credentials
 from connectors.youtube.settings import (
     API_BASE,
@@ -71,8 +71,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-Json = dict[str, Any]
 
 CURSOR_VERSION = 1
 MODES = ("full", "incremental")
