@@ -762,7 +762,6 @@ class McpConnector:
 
     def _init_mcp(
         self,
-        *,
         auth: AuthLike | None,
         token_store: TokenStore | None,
         account: str,
@@ -773,7 +772,8 @@ class McpConnector:
         max_wait: float,
         call_timeout: float,
     ) -> None:
-        """Remember the credential, the endpoint and the HTTP settings (nothing is opened yet)."""
+        """Remember the credential, the endpoint and the HTTP settings (nothing is opened yet); positional,
+        in this order, so the three MCP connectors call it in one line."""
         if not account:
             raise ConfigError(f"{type(self).__name__}: account must be non-empty")
         self.auth = auth

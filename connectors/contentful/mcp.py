@@ -409,17 +409,7 @@ class ContentfulMcpDestination(McpConnector):
         self.default_locale = default_locale
         self.publish = publish
         self.create_only_properties = set(create_only_properties)
-        self._init_mcp(
-            auth=auth,
-            token_store=token_store,
-            account=account,
-            mcp_url=mcp_url,
-            http=http,
-            httpx_client_factory=httpx_client_factory,
-            rate=rate,
-            max_wait=max_wait,
-            call_timeout=call_timeout,
-        )
+        self._init_mcp(auth, token_store, account, mcp_url, http, httpx_client_factory, rate, max_wait, call_timeout)
         self.name = name
         self.publish_refusals = 0
 

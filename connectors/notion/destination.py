@@ -99,6 +99,28 @@ class TruncationReport:
         return f"{self.primary_key}: {self.truncation.describe()}"
 
 
+def _checked_ids(
+    owner: str, title_property: str, key_property: str, *ids: str | None
+) -> tuple[str | None, str | None, str | None]:
+    """Refuse an empty or shared title/key property; the database, data source and parent page ids dashed.
+
+    Shared by ``NotionDestination`` and ``NotionMcpDestination`` (same record mapping, other transport).
+    """
+    if not key_property or not title_property:
+        raise ConfigError(f"{owner}: title_property and key_property must be non-empty")
+    if key_property == title_property:
+        raise ConfigError(
+            f"{owner}: key_property and title_property are both {key_property!r}; the key needs "
+            "its own Text property (titles change, keys must not)"
+        )
+    database_id, data_source_id, parent_page_id = ids
+    return (
+        normalize_id(database_id, what="database_id") if database_id else None,
+        normalize_id(data_source_id, what="data_source_id") if data_source_id else None,
+        normalize_id(parent_page_id, what="parent_page_id") if parent_page_id else None,
+    )
+
+
 class NotionDestination(CredentialMembers[TokenCredentials]):
     """Pages of one Notion data source, created and updated by key.
 
@@ -151,17 +173,11 @@ class NotionDestination(CredentialMembers[TokenCredentials]):
         name: str = "notion",
     ) -> None:
         """Check the arguments; nothing is read or sent yet."""
-        if not key_property or not title_property:
-            raise ConfigError("NotionDestination: title_property and key_property must be non-empty")
-        if key_property == title_property:
-            raise ConfigError(
-                f"NotionDestination: key_property and title_property are both {key_property!r}; the key needs "
-                "its own Text property (titles change, keys must not)"
-            )
         self.name = name
-        self.database_id = normalize_id(database_id, what="database_id") if database_id else None
-        self.data_source_id = normalize_id(data_source_id, what="data_source_id") if data_source_id else None
-        self.parent_page_id = normalize_id(parent_page_id, what="parent_page_id") if parent_page_id else None
+        ids = _checked_ids(
+            "NotionDestination", title_property, key_property, database_id, data_source_id, parent_page_id
+        )
+        self.database_id, self.data_source_id, self.parent_page_id = ids
         self.title_property = title_property
         self.key_property = key_property
         self.synced_property = synced_property

@@ -84,6 +84,7 @@ from connectors.notion.destination import (
     _MAX_REPORTS,
     NotionDestination,
     TruncationReport,
+    _checked_ids,
     _key_text,
     _NotionSession,
 )
@@ -550,17 +551,11 @@ class NotionMcpDestination(_McpConnector):
         max_concurrency: int = MAX_CONCURRENCY,
         name: str = "notion",
     ) -> None:
-        if not key_property or not title_property:
-            raise ConfigError("NotionMcpDestination: title_property and key_property must be non-empty")
-        if key_property == title_property:
-            raise ConfigError(
-                f"NotionMcpDestination: key_property and title_property are both {key_property!r}; the key needs "
-                "its own Text property (titles change, keys must not)"
-            )
         self.name = name
-        self.database_id = normalize_id(database_id, what="database_id") if database_id else None
-        self.data_source_id = normalize_id(data_source_id, what="data_source_id") if data_source_id else None
-        self.parent_page_id = normalize_id(parent_page_id, what="parent_page_id") if parent_page_id else None
+        ids = _checked_ids(
+            "NotionMcpDestination", title_property, key_property, database_id, data_source_id, parent_page_id
+        )
+        self.database_id, self.data_source_id, self.parent_page_id = ids
         self.title_property = title_property
         self.key_property = key_property
         self.synced_property = synced_property
@@ -568,17 +563,7 @@ class NotionMcpDestination(_McpConnector):
         self.create_missing_options = create_missing_options
         self.max_concurrency = max_concurrency
         self.truncations: collections.deque[TruncationReport] = collections.deque(maxlen=_MAX_REPORTS)
-        self._init_mcp(
-            auth=auth,
-            token_store=token_store,
-            account=account,
-            mcp_url=mcp_url,
-            http=http,
-            httpx_client_factory=httpx_client_factory,
-            rate=rate,
-            max_wait=max_wait,
-            call_timeout=call_timeout,
-        )
+        self._init_mcp(auth, token_store, account, mcp_url, http, httpx_client_factory, rate, max_wait, call_timeout)
         self._resolved: tuple[tuple[str | None, str | None], str | None, str] | None = None
         self._warned: set[str] = set()
 
@@ -849,17 +834,7 @@ class NotionMcpSource(_McpConnector):
         self.watermarks: MutableMapping[str, str] = watermarks if watermarks is not None else {}
         self.now = now
         self.page_size = page_size
-        self._init_mcp(
-            auth=auth,
-            token_store=token_store,
-            account=account,
-            mcp_url=mcp_url,
-            http=http,
-            httpx_client_factory=httpx_client_factory,
-            rate=rate,
-            max_wait=max_wait,
-            call_timeout=call_timeout,
-        )
+        self._init_mcp(auth, token_store, account, mcp_url, http, httpx_client_factory, rate, max_wait, call_timeout)
         self._target: DataSourceRef | None = None
 
     @property
