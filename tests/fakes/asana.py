@@ -163,7 +163,8 @@ def _b64url(raw: bytes) -> str:
 
 def _offset_token(position: int, issued_at: float, ttl: float) -> str:
     """An offset shaped like Asana's: a signed JWT (``eyJ0eXAiOiJKV1Qi…``) whose payload holds the
-    position and ``iat`` / ``exp`` (15 minutes apart)."""
+    position and ``iat`` / ``exp`` (15 minutes apart).
+    """
     header = _b64url(json.dumps({"typ": "JWT", "alg": "HS256"}, separators=(",", ":")).encode())
     claims = {"border_rank": f"[{position}]", "iat": int(issued_at), "exp": int(issued_at + ttl)}
     payload = _b64url(json.dumps(claims, separators=(",", ":")).encode())
@@ -225,6 +226,8 @@ DEFAULT_MESSAGES = {
 
 @dataclass
 class FakeUser:
+    """A user: gid, name, email and the workspaces it belongs to."""
+
     gid: str
     name: str
     email: str
@@ -233,6 +236,8 @@ class FakeUser:
 
 @dataclass
 class FakeEnumOption:
+    """An option of an enum or multi-enum custom field (disabled options stay, as in Asana)."""
+
     gid: str
     name: str
     enabled: bool = True
@@ -250,6 +255,8 @@ class FakeEnumOption:
 
 @dataclass
 class FakeCustomField:
+    """A custom field of a workspace: its type, options, and whether it is locked or a formula."""
+
     gid: str
     name: str
     kind: str
@@ -259,9 +266,11 @@ class FakeCustomField:
     formula: bool = False
 
     def option(self, gid: str) -> FakeEnumOption | None:
+        """The option with this gid, or None."""
         return next((o for o in self.options if o.gid == gid), None)
 
     def option_named(self, name: str) -> FakeEnumOption:
+        """The option with this name (StopIteration if none)."""
         return next(o for o in self.options if o.name == name)
 
     def as_json(self) -> Json:
@@ -281,6 +290,8 @@ class FakeCustomField:
 
 @dataclass
 class FakeProject:
+    """A project: its workspace and the custom fields its tasks carry."""
+
     gid: str
     name: str
     workspace: str
@@ -289,6 +300,8 @@ class FakeProject:
 
 @dataclass
 class FakeTask:
+    """A task as stored: its fields and custom field values by field gid."""
+
     gid: str
     workspace: str
     projects: list[str]
@@ -308,6 +321,8 @@ class FakeTask:
 
 @dataclass(frozen=True)
 class LoggedRequest:
+    """One request the fake answered (the token is kept for leak checks, never printed)."""
+
     method: str
     path: str
     query: dict[str, str]
@@ -478,6 +493,7 @@ class FakeAsana:
         return cf
 
     def field(self, project_gid: str, name: str) -> FakeCustomField:
+        """The custom field ``name`` of a project."""
         project = self.projects[project_gid]
         return next(self.fields[g] for g in project.field_gids if self.fields[g].name == name)
 
@@ -486,6 +502,7 @@ class FakeAsana:
         self.field(project_gid, field_name).option_named(option).enabled = False
 
     def lock_field(self, project_gid: str, field_name: str, locked: bool = True) -> None:
+        """Lock (or unlock) a custom field: writing a locked field answers 403."""
         self.field(project_gid, field_name).locked = locked
 
     def remove_field(self, project_gid: str, field_name: str) -> None:
@@ -497,7 +514,8 @@ class FakeAsana:
 
     def add_task(self, project_gid: str, name: str = "", **values: Any) -> FakeTask:
         """A task as if a human had made it: native fields as keywords, custom fields by NAME in
-        ``custom`` (``custom={"Priority": "High", "Source ID": "7"}``)."""
+        ``custom`` (``custom={"Priority": "High", "Source ID": "7"}``).
+        """
         project = self.projects[project_gid]
         now = self.clock()
         task = FakeTask(_new_gid(), project.workspace, [project_gid], next(self._seq), now, now, name=name)
@@ -506,6 +524,7 @@ class FakeAsana:
         return task
 
     def edit_task(self, task_gid: str, **values: Any) -> FakeTask:
+        """Change a task as another user would (its modified_at moves on)."""
         task = self.tasks_by_gid[task_gid]
         custom = values.pop("custom", None) or {}
         for key, value in values.items():
@@ -535,6 +554,7 @@ class FakeAsana:
         del self.tasks_by_gid[task_gid]
 
     def task(self, task_gid: str) -> FakeTask:
+        """The stored task with this gid."""
         return self.tasks_by_gid[task_gid]
 
     def tasks(self, project_gid: str) -> list[FakeTask]:
@@ -544,7 +564,8 @@ class FakeAsana:
     def values(self, task_gid: str) -> dict[str, Any]:
         """A task's fields as simple Python values: native fields by their API name (assignee as an
         email), custom fields by NAME (enum as the option name, multi-enum as names, date as the
-        ``date`` or ``date_time`` text, people as emails)."""
+        ``date`` or ``date_time`` text, people as emails).
+        """
         task = self.tasks_by_gid[task_gid]
         assignee = self.users[task.assignee].email if task.assignee else None
         out: dict[str, Any] = {
@@ -591,7 +612,8 @@ class FakeAsana:
 
     def invalidate_offsets(self) -> None:
         """Forget every offset token handed out so far: using one answers 400 "offset: Not a valid
-        offset for this query." (an offset Asana no longer recognises, rather than one that expired)."""
+        offset for this query." (an offset Asana no longer recognises, rather than one that expired).
+        """
         with self._lock:
             self._offsets.clear()
 

@@ -230,6 +230,7 @@ class FakeEntry:
 
     @property
     def published(self) -> bool:
+        """Whether the entry has a published version and is not deleted."""
         return self.published_version is not None and not self.deleted
 
 
@@ -243,6 +244,8 @@ class FakeAsset:
 
 @dataclass
 class FakeEnvironment:
+    """One environment of a space: locales, content types, entries, assets and the sync log."""
+
     space_id: str
     id: str
     locales: list[Json]
@@ -253,19 +256,24 @@ class FakeEnvironment:
 
     @property
     def default_locale(self) -> str:
+        """The code of the default locale."""
         return next(loc["code"] for loc in self.locales if loc.get("default"))
 
     @property
     def locale_codes(self) -> list[str]:
+        """Every locale code, the default first as created."""
         return [loc["code"] for loc in self.locales]
 
     def next_seq(self) -> int:
+        """The next sequence number of a change (sync tokens point into this order)."""
         self.seq += 1
         return self.seq
 
 
 @dataclass(frozen=True)
 class LoggedRequest:
+    """One request the fake answered (the token is kept for leak checks, never printed)."""
+
     api: str
     method: str
     path: str
@@ -340,6 +348,7 @@ class FakeContentful:
         self._tokens.revoke(token)
 
     def set_rate(self, api: str, rate: int | None) -> None:
+        """Change the per-second limit of ``api`` ("cda" or "cma"; None: unlimited); windows start afresh."""
         self.rates[api] = rate
         self._windows.reset()
 
@@ -376,6 +385,7 @@ class FakeContentful:
         return self.requests("cda", "GET", r"/sync$")
 
     def served(self, status: int) -> int:
+        """How many requests were answered with ``status``."""
         return sum(1 for r in self.log if r.status == status)
 
     # -- building state ------------------------------------------------------------------------
@@ -391,6 +401,7 @@ class FakeContentful:
     def add_environment(
         self, space_id: str, environment: str, *, locales: Sequence[str] = ("en-US",)
     ) -> FakeEnvironment:
+        """A further environment of a space with these locales (the first is the default)."""
         codes = list(locales)
         # Every other locale falls back to the default, as new locales do in the web app.
         locale_objects = [
@@ -420,7 +431,8 @@ class FakeContentful:
     ) -> Json:
         """Add a content type. ``fields`` maps field ids to a type: ``"Symbol"``, ``"Text"``, ``"Integer"``,
         ``"Number"``, ``"Boolean"``, ``"Date"``, ``"RichText"``, ``"Location"``, ``"Object"``,
-        ``"Link:Entry"``, ``"Link:Asset"``, ``"Array:Symbol"``, ``"Array:Link:Entry"``, or a full field dict."""
+        ``"Link:Entry"``, ``"Link:Asset"``, ``"Array:Symbol"``, ``"Array:Link:Entry"``, or a full field dict.
+        """
         specs = []
         for field_id, spec in fields.items():
             if isinstance(spec, Mapping):
@@ -466,7 +478,8 @@ class FakeContentful:
     ) -> FakeEntry:
         """Add an entry as an editor would (no API call, no validation). A field value that is not a
         ``{locale: value}`` dict is stored under the default locale (pass ``{"en-US": {...}}`` to store
-        an Object or Location value)."""
+        an Object or Location value).
+        """
         now = self.clock()
         entry = FakeEntry(
             id=entry_id or _new_id(),
@@ -497,6 +510,7 @@ class FakeContentful:
         return entry
 
     def publish(self, env: FakeEnvironment, entry_id: str) -> FakeEntry:
+        """Publish an entry as an editor would (its published version becomes the current one)."""
         entry = env.entries[entry_id]
         now = self.clock()
         entry.published_fields = copy.deepcopy(entry.fields)
@@ -510,6 +524,7 @@ class FakeContentful:
         return entry
 
     def unpublish(self, env: FakeEnvironment, entry_id: str) -> FakeEntry:
+        """Unpublish an entry as an editor would."""
         entry = env.entries[entry_id]
         entry.published_fields = None
         entry.published_version = None
@@ -529,6 +544,7 @@ class FakeContentful:
             entry.cda_seq = env.next_seq()
 
     def add_asset(self, env: FakeEnvironment, title: str = "Asset") -> FakeAsset:
+        """An asset with this title."""
         asset = FakeAsset(_new_id(), title, self.clock(), env.next_seq())
         env.assets[asset.id] = asset
         return asset
@@ -553,12 +569,15 @@ class FakeContentful:
     # -- inspection ----------------------------------------------------------------------------
 
     def env(self, space_id: str, environment: str = "master") -> FakeEnvironment:
+        """An environment of a space."""
         return self.spaces[space_id][environment]
 
     def entry(self, env: FakeEnvironment, entry_id: str) -> FakeEntry:
+        """An entry of an environment (deleted ones too)."""
         return env.entries[entry_id]
 
     def live_entries(self, env: FakeEnvironment, content_type_id: str | None = None) -> list[FakeEntry]:
+        """The entries not deleted, of one content type if given."""
         return [
             e
             for e in env.entries.values()
@@ -668,7 +687,8 @@ class FakeContentful:
     @staticmethod
     def _environment_id(request: Request) -> str:
         """The path's environment; ``/spaces/{s}/sync`` (the URL form of Contentful's own ``nextSyncUrl``)
-        names none: its token does, else ``master``."""
+        names none: its token does, else ``master``.
+        """
         environment = request.path_params.get("environment")
         if environment is not None:
             return str(environment)
@@ -1273,6 +1293,7 @@ def _parse_date(text: str) -> dt.date | None:
 @contextlib.contextmanager
 def serve(fake: FakeContentful, *, host: str = "127.0.0.1") -> Iterator[str]:
     """Run the fake on a free loopback port in a thread; yields its base URL (the CDA is ``<base>/cda``,
-    the CMA ``<base>/cma``); stops cleanly on exit."""
+    the CMA ``<base>/cma``); stops cleanly on exit.
+    """
     with serve_app(fake.app, name="contentful", host=host, interface="asgi3") as url:
         yield url

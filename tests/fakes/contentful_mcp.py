@@ -176,7 +176,8 @@ def _xml_nodes(obj: Mapping[str, Any], level: int) -> str:
 def xml_build(obj: Mapping[str, Any]) -> str:
     """``obj`` as fast-xml-parser's ``XMLBuilder({format: true, indentBy: "  ", suppressEmptyNode: true,
     ignoreAttributes: false, processEntities: false}).build(obj)`` renders it (written from its
-    documented behaviour)."""
+    documented behaviour).
+    """
     return _xml_nodes(obj, 0)
 
 
@@ -213,6 +214,7 @@ class FakeContentfulMcp:
     # -- test helpers ----------------------------------------------------------------------------
 
     def tool_calls(self, tool: str | None = None) -> list[ToolCall]:
+        """The tool calls answered so far, of ``tool`` only if given."""
         return asgi.calls_of(self.calls, tool)
 
     def lose_next_answer(self, tool: str) -> None:
@@ -386,6 +388,7 @@ class FakeContentfulMcp:
     # -- HTTP -------------------------------------------------------------------------------------
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one HTTP request to the MCP endpoint (401, lost answers, then the MCP session)."""
         if await asgi.refuse_bad_bearer(scope, send, self.validate):
             self.http_401 += 1
             return

@@ -104,6 +104,7 @@ class FakeOrg:
 
     @property
     def is_user(self) -> bool:
+        """Whether the account is a user rather than an organization."""
         return self.type == "User"
 
 
@@ -136,10 +137,12 @@ class FakeRepo:
 
     @property
     def full_name(self) -> str:
+        """The ``owner/name`` of the repository."""
         return f"{self.owner}/{self.name}"
 
     @property
     def private(self) -> bool:
+        """Whether the repository is not public."""
         return self.visibility != "public"
 
 
@@ -253,6 +256,7 @@ class FakeGitHub:
     # ------------------------------------------------------------------------------ state: orgs and repos
 
     def add_org(self, login: str) -> FakeOrg:
+        """The organization ``login``, made if it does not exist yet."""
         org = self.orgs.get(login.lower())
         if org is None:
             org = self.orgs[login.lower()] = FakeOrg(login, next(self._org_ids))
@@ -304,6 +308,7 @@ class FakeGitHub:
         return out
 
     def get_repo(self, full_name: str) -> FakeRepo:
+        """The repository ``owner/name`` (KeyError if unknown)."""
         repo = self._find(full_name)
         if repo is None:
             raise KeyError(full_name)
@@ -323,6 +328,7 @@ class FakeGitHub:
         return repo
 
     def delete_repo(self, full_name: str) -> None:
+        """Delete a repository: it answers 404 from now on."""
         repo = self.get_repo(full_name)
         del self.repos[repo.id]
         for old, rid in list(self.moved.items()):
@@ -350,6 +356,7 @@ class FakeGitHub:
     # ------------------------------------------------------------------------------ state: tokens, limits, faults
 
     def add_token(self, token: str) -> None:
+        """Accept ``token`` as a further valid token (un-revoking it)."""
         self._tokens.add(token)
 
     def revoke_token(self, token: str | None = None) -> None:
@@ -391,11 +398,13 @@ class FakeGitHub:
 
     @property
     def rate_remaining(self) -> int:
+        """Requests left in the token's primary window."""
         self._refresh(self._user)
         return self._user.limit - self._user.used
 
     @property
     def rate_reset(self) -> float:
+        """When the token's primary window resets (epoch seconds)."""
         self._refresh(self._user)
         return self._user.reset
 
@@ -418,9 +427,11 @@ class FakeGitHub:
         )
 
     def statuses(self) -> Counter[int]:
+        """How many requests were answered with each status."""
         return Counter(c.status for c in self.requests)
 
     def clear_requests(self) -> None:
+        """Forget the requests logged so far."""
         self.requests.clear()
 
     # ------------------------------------------------------------------------------ HTTP

@@ -168,7 +168,8 @@ SYSTEM_FIELDS: dict[str, tuple[str, Json, bool]] = {
 
 def _ts(epoch: float, tz: dt.tzinfo = dt.UTC) -> str:
     """Jira's timestamp format, in the requesting user's time zone: ``2024-03-01T10:15:30.000+0100``
-    (milliseconds, and an offset WITHOUT a colon; Python < 3.11 ``fromisoformat`` refused it)."""
+    (milliseconds, and an offset WITHOUT a colon; Python < 3.11 ``fromisoformat`` refused it).
+    """
     when = dt.datetime.fromtimestamp(epoch, tz)
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}" + when.strftime("%z")
 
@@ -274,6 +275,8 @@ class _Drop(Exception):
 
 @dataclass
 class FakeProject:
+    """A project: its key, name and the ids of its issue types, components and versions."""
+
     id: str
     key: str
     name: str
@@ -285,6 +288,8 @@ class FakeProject:
 
 @dataclass
 class FakeField:
+    """A system or custom field: its schema, options, and whether it is on the screens."""
+
     id: str
     name: str
     schema: Json
@@ -296,6 +301,8 @@ class FakeField:
 
 @dataclass
 class FakeIssue:
+    """An issue as stored: fields, properties, every key it had, and when search sees it."""
+
     id: str
     key: str
     project: str  # project key
@@ -309,11 +316,14 @@ class FakeIssue:
 
     @property
     def number(self) -> int:
+        """The number in the issue key (``ENG-12`` -> 12)."""
         return int(self.key.rsplit("-", 1)[1])
 
 
 @dataclass(frozen=True)
 class LoggedRequest:
+    """One request the fake answered."""
+
     method: str
     path: str
     status: int
@@ -584,6 +594,7 @@ class FakeJira:
         self._tokens.revoke(token)
 
     def rotate_token(self, token: str) -> str:
+        """Revoke ``token`` and return a new one for the same account."""
         email = self.tokens.get(token, self.email)
         self.revoke_token(token)
         return self.add_token(email)
@@ -599,6 +610,7 @@ class FakeJira:
         components: Sequence[str] = (),
         versions: Sequence[str] = (),
     ) -> FakeProject:
+        """A project with these issue types, components and versions."""
         project = FakeProject(
             id=str(next(self._other_ids)),
             key=key,
@@ -633,6 +645,7 @@ class FakeJira:
         self._buckets.reset()
 
     def set_index_delay(self, seconds: float) -> None:
+        """How long a new issue takes to show up in search from now on."""
         self.index_delay = seconds
 
     def index_all(self) -> None:
@@ -654,7 +667,8 @@ class FakeJira:
     def drop_next(self, n: int = 1, *, after: bool = True, method: str | None = None, path: str | None = None) -> None:
         """The next ``n`` matching requests lose their connection before the answer. With ``after`` (the
         default) the request is carried out first: "the issue was created but the response is lost",
-        which is also what a client crashing right after its create looks like to the server."""
+        which is also what a client crashing right after its create looks like to the server.
+        """
         self._faults.add(Fault.on(0, method=method, path=path, after=after, drop=True), n)
 
     def requests(self, method: str | None = None, path: str | None = None) -> list[LoggedRequest]:
@@ -733,6 +747,7 @@ class FakeJira:
             return issue
 
     def delete_issue(self, id_or_key: str) -> None:
+        """Delete an issue as another user would: it answers 404 from now on."""
         with self._lock:
             self.issue(id_or_key).deleted = True
 
@@ -744,6 +759,7 @@ class FakeJira:
         return self.issues_by_id[issue_id]
 
     def issues(self, project: str | None = None, *, include_deleted: bool = False) -> list[FakeIssue]:
+        """The stored issues, of one project if given (deleted ones only on request)."""
         return [
             i
             for i in self.issues_by_id.values()
@@ -751,12 +767,15 @@ class FakeJira:
         ]
 
     def property(self, id_or_key: str, key: str) -> Any:
+        """The value of an issue's entity property ``key`` (None if unset)."""
         return self.issue(id_or_key).properties.get(key)
 
     def description_text(self, id_or_key: str) -> str:
+        """An issue's description as plain text."""
         return adf_text(self.issue(id_or_key).fields.get("description"))
 
     def searchable(self, issue: FakeIssue, reconcile: set[int] | frozenset[int] = frozenset()) -> bool:
+        """Whether search sees the issue now (indexed, or named in ``reconcile``)."""
         return not issue.deleted and (issue.searchable_at <= self.clock() or int(issue.id) in reconcile)
 
     # -- JSON views ----------------------------------------------------------------------------
@@ -835,7 +854,8 @@ class FakeJira:
         expand: frozenset[str] = frozenset(),
     ) -> Json:
         """``fields`` None: every field; [] : id only (search's default). ``expand``: ``renderedFields``
-        adds the HTML renderings (absent otherwise, as in Jira)."""
+        adds the HTML renderings (absent otherwise, as in Jira).
+        """
         if fields is not None and not fields and not properties:
             return {"id": issue.id}
         out: Json = {

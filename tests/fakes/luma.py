@@ -109,6 +109,8 @@ def _duration(start: dt.datetime, end: dt.datetime) -> str:
 
 @dataclass
 class FakeEvent:
+    """An event as stored, with its JSON views."""
+
     api_id: str
     name: str
     start: dt.datetime
@@ -124,6 +126,7 @@ class FakeEvent:
     geo: Json | None = None  # geo_address_json of an in-person event; None for an online one
 
     def json(self) -> Json:
+        """The event as Luma answers it."""
         geo = self.geo or {}
         return {
             "api_id": self.api_id,
@@ -152,9 +155,11 @@ class FakeEvent:
         }
 
     def tags_json(self) -> list[Json]:
+        """The event's tags as Luma answers them."""
         return [{"api_id": luma_id("tag", name), "name": name} for name in self.tags]
 
     def hosts_json(self) -> list[Json]:
+        """The event's hosts as Luma answers them."""
         return [
             {
                 "api_id": luma_id("usr", name),
@@ -169,6 +174,8 @@ class FakeEvent:
 
 
 class LumaCall(NamedTuple):
+    """One request the fake answered (the key is kept for leak checks, never printed)."""
+
     method: str
     path: str
     status: int
@@ -248,12 +255,15 @@ class FakeLuma:
     # -- keys, limits, faults --------------------------------------------------------------------
 
     def add_key(self, key: str | None = None) -> str:
+        """Accept a further API key (default: a new random one) and return it."""
         return self._keys.add(key or _new_key())
 
     def revoke_key(self, key: str | None = None) -> None:
+        """Revoke a key (default: the current one): it answers 401 from now on."""
         self._keys.revoke(key or self.key)
 
     def rotate_key(self) -> str:
+        """Revoke the current key and make a new one the current key."""
         self.key = self._keys.rotate(self.key, _new_key())
         return self.key
 
@@ -263,6 +273,7 @@ class FakeLuma:
         self._blocked_until[key] = self.clock() + (self.block_seconds if seconds is None else seconds)
 
     def blocked_until(self, key: str | None = None) -> float:
+        """Until when a key (default: the current one) is blocked (0.0: not blocked)."""
         return self._blocked_until.get(key or self.key, 0.0)
 
     def fail_next(self, n: int = 1, status: int = 502, **options: Unpack[FaultOptions]) -> None:
@@ -277,7 +288,8 @@ class FakeLuma:
 
     def lose_next_create(self, mode: str = "disconnect") -> None:
         """The next create takes effect, then its answer is lost: the connection drops (``disconnect``;
-        in-process an ``httpx.RemoteProtocolError``, over a socket uvicorn's 500) or a ``504`` comes back."""
+        in-process an ``httpx.RemoteProtocolError``, over a socket uvicorn's 500) or a ``504`` comes back.
+        """
         status = {"disconnect": DISCONNECT, "504": 504}[mode]
         self.fail_next(1, status, path=r"^/v1/event/create$", method="POST", after=True)
 
@@ -297,7 +309,8 @@ class FakeLuma:
         geo: Json | None = None,
     ) -> FakeEvent:
         """Add an event as its host would. ``geo``: a ``geo_address_json`` (``address``, ``city``,
-        ``full_address``, …, plus ``latitude`` / ``longitude``) for an in-person event."""
+        ``full_address``, …, plus ``latitude`` / ``longitude``) for an in-person event.
+        """
         api_id = f"evt-{self._token(15)}"
         event = FakeEvent(
             api_id,
@@ -317,14 +330,17 @@ class FakeLuma:
         return event
 
     def named(self, name: str) -> list[FakeEvent]:
+        """The events with this name."""
         return [e for e in self.events.values() if e.name == name]
 
     def sorted_events(self) -> list[FakeEvent]:
+        """Every event, by start time."""
         return sorted(self.events.values(), key=lambda e: (e.start, e.api_id))
 
     # -- the log ---------------------------------------------------------------------------------
 
     def count(self, path: str | None = None, *, method: str | None = None, status: int | None = None) -> int:
+        """Requests whose path matches the regex ``path`` (all if None), with ``method``/``status`` if given."""
         return sum(
             1
             for c in self.log

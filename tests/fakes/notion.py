@@ -319,6 +319,8 @@ def _not_found(kind: str, object_id: str, integration_id: str | None = None) -> 
 
 @dataclass
 class FakeDataSource:
+    """A data source: its schema (typed properties by name) and its database."""
+
     id: str
     database_id: str
     name: str
@@ -337,11 +339,14 @@ class FakeDataSource:
 
     @property
     def title_name(self) -> str:
+        """The name of the title property."""
         return next(name for name, prop in self.properties.items() if prop["type"] == "title")
 
 
 @dataclass
 class FakeDatabase:
+    """A database: its workspace, parent and data sources."""
+
     id: str
     workspace: str
     title: str
@@ -353,6 +358,8 @@ class FakeDatabase:
 
 @dataclass
 class FakePage:
+    """A page as stored: parent, property values, children and trash state."""
+
     id: str
     workspace: str
     parent: Json  # {"type": "data_source_id", ...} or {"type": "page_id", ...} or {"type": "workspace", ...}
@@ -365,11 +372,14 @@ class FakePage:
 
     @property
     def data_source_id(self) -> str | None:
+        """The data source the page belongs to, if any."""
         return self.parent.get("data_source_id")
 
 
 @dataclass(frozen=True)
 class LoggedRequest:
+    """One request the fake answered (the token is kept for leak checks, never printed)."""
+
     method: str
     path: str
     status: int
@@ -561,11 +571,13 @@ class FakeNotion:
         return page
 
     def trash_page(self, page_id: str) -> None:
+        """Move a page to the trash as a user would."""
         page = self.pages_by_id[page_id]
         page.in_trash = True
         page.last_edited_time = self.clock()
 
     def restore_page(self, page_id: str) -> None:
+        """Take a page out of the trash as a user would."""
         page = self.pages_by_id[page_id]
         page.in_trash = False
         page.last_edited_time = self.clock()
@@ -581,6 +593,7 @@ class FakeNotion:
     # -- inspection ----------------------------------------------------------------------------
 
     def page(self, page_id: str) -> FakePage:
+        """The stored page with this id."""
         return self.pages_by_id[page_id]
 
     def pages(self, data_source_id: str, *, include_trash: bool = True) -> list[FakePage]:

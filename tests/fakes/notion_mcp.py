@@ -354,11 +354,13 @@ class FakeNotionMcp:
         tool: str | Collection[str] | None = None,
     ) -> None:
         """Answer the next ``n`` POSTs of JSON-RPC ``method`` (None: any), calling ``tool`` (a name or
-        several; None: any), with an HTTP error; nothing runs."""
+        several; None: any), with an HTTP error; nothing runs.
+        """
         tools = None if tool is None else frozenset([tool] if isinstance(tool, str) else tool)
         self._http_faults += [_HttpFault(status, retry_after, method, tools) for _ in range(n)]
 
     def tool_calls(self, tool: str | None = None) -> list[ToolCall]:
+        """The tool calls answered so far, of ``tool`` only if given."""
         return asgi.calls_of(self.calls, tool)
 
     # -- server ----------------------------------------------------------------------------------
@@ -620,6 +622,8 @@ class FakeNotionMcp:
         )
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one HTTP request to the MCP endpoint, counting the statuses sent."""
+
         async def counting_send(message: Any) -> None:
             if message.get("type") == "http.response.start":
                 self.served[int(message["status"])] += 1

@@ -216,7 +216,8 @@ class FakeOAuthServer:
 
     def validate(self, access_token: str | None) -> bool:
         """Whether ``access_token`` is an active access token: issued here, not expired, not revoked
-        (by a rotation, a family revocation or ``expire_all_access_tokens``)."""
+        (by a rotation, a family revocation or ``expire_all_access_tokens``).
+        """
         return self.token_info(access_token) is not None
 
     def token_info(self, access_token: str | None) -> TokenInfo | None:
@@ -311,10 +312,12 @@ class FakeOAuthServer:
             return set(self._access) | set(self._refresh) | set(self._codes)
 
     def client_ids(self) -> list[str]:
+        """The ids of the registered clients."""
         with self._lock:
             return list(self._clients)
 
     def grant_revoked(self, grant_id: str) -> bool:
+        """Whether a grant (a token family) is revoked."""
         with self._lock:
             return self._grants[grant_id].revoked
 
@@ -331,10 +334,12 @@ class FakeOAuthServer:
 
     @property
     def registrations(self) -> int:
+        """Client registrations received."""
         return self.counts["register"]
 
     @property
     def token_requests(self) -> int:
+        """Token requests received."""
         return self.counts["token"]
 
     # ------------------------------------------------------------------------------------ internals

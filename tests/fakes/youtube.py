@@ -123,7 +123,8 @@ _GOOGLE_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "=": "\\u003d
 
 def google_json(data: Any) -> bytes:
     """JSON as Google's front ends write it: indented by two spaces, UTF-8, and ``<>&='`` escaped as
-    ``\\u003c`` etc. (they occur only inside strings, so escaping the whole text is safe)."""
+    ``\\u003c`` etc. (they occur only inside strings, so escaping the whole text is safe).
+    """
     text = json.dumps(data, ensure_ascii=False, indent=2)
     for char, escape in _GOOGLE_ESCAPES.items():
         text = text.replace(char, escape)
@@ -151,6 +152,8 @@ def _thumbnails(video_id: str) -> Json:
 
 @dataclass
 class FakeChannel:
+    """A channel: id, handle, title and uploads playlist."""
+
     id: str
     handle: str
     title: str
@@ -158,6 +161,7 @@ class FakeChannel:
 
     @property
     def custom_url(self) -> str:
+        """The channel's custom URL (its handle, lower case)."""
         return self.handle.lower()
 
 
@@ -194,7 +198,8 @@ class YouTubeCall(NamedTuple):
 class _Fail(Exception):
     """Google's error body: ``{"error": {"code", "message", "errors": [{"message", "domain", "reason",
     (location, locationType)}], ("status", "details")}}``. ``location``/``locationType`` and
-    ``error_extra`` go into the ``errors[]`` entry, everything else next to ``code``."""
+    ``error_extra`` go into the ``errors[]`` entry, everything else next to ``code``.
+    """
 
     def __init__(
         self,
@@ -267,6 +272,7 @@ class FakeYouTube:
     # -- keys ------------------------------------------------------------------------------------
 
     def add_key(self, key: str | None = None) -> str:
+        """Accept a further API key (default: a new random one) and return it."""
         return self._keys.add(key or "AIza" + _random_id(35))
 
     def revoke_key(self, key: str | None = None) -> None:
@@ -274,6 +280,7 @@ class FakeYouTube:
         self._keys.revoke(key or self.key)
 
     def rotate_key(self) -> str:
+        """Revoke the current key and make a new one the current key."""
         self.key = self._keys.rotate(self.key, "AIza" + _random_id(35))
         return self.key
 
@@ -282,6 +289,7 @@ class FakeYouTube:
     def add_channel(
         self, handle: str = "@acme", *, title: str | None = None, channel_id: str | None = None
     ) -> FakeChannel:
+        """A channel with this handle (and an uploads playlist)."""
         handle = handle if handle.startswith("@") else "@" + handle
         channel_id = channel_id or "UC" + _random_id(21, self._rng) + self._rng.choice(CHANNEL_ID_LAST)
         channel = FakeChannel(channel_id, handle, title or handle.lstrip("@").title(), "UU" + channel_id[2:])
@@ -329,6 +337,7 @@ class FakeYouTube:
         return out
 
     def set_stats(self, video_id: str, **counts: Any) -> FakeVideo:
+        """Set a video's ``views``, ``likes`` or ``comments``."""
         video = self.videos[video_id]
         for name, value in counts.items():
             if name not in ("views", "likes", "comments"):
@@ -337,11 +346,13 @@ class FakeYouTube:
         return video
 
     def make_private(self, video_id: str) -> None:
+        """Make a video private: the playlist lists it as "Private video", without its details."""
         self.videos[video_id].privacy = "private"
 
     def mark_deleted(self, video_id: str) -> None:
         """Delete a video but leave its playlist entry, as YouTube does: listed as "Deleted video",
-        no longer returned by ``videos.list``. (``delete_video`` removes the entry too.)"""
+        no longer returned by ``videos.list``. (``delete_video`` removes the entry too.)
+        """
         self.videos[video_id].privacy = "deleted"
 
     def set_live(self, video_id: str, state: str) -> FakeVideo:
@@ -356,15 +367,18 @@ class FakeYouTube:
 
     def restrict_playlist(self, playlist_id: str) -> None:
         """The playlist answers 403 ``playlistItemsNotAccessible`` (domain ``youtube.parameter``), as a
-        private playlist does to an API key."""
+        private playlist does to an API key.
+        """
         self.restricted.add(playlist_id)
 
     def delete_video(self, video_id: str) -> None:
+        """Delete a video and its playlist entry."""
         video = self.videos.pop(video_id)
         uploads = next(c.uploads for c in self.channels.values() if c.id == video.channel_id)
         self.playlists[uploads].remove(video_id)
 
     def uploads(self, channel: FakeChannel) -> list[FakeVideo]:
+        """A channel's uploads, newest first."""
         return [self.videos[v] for v in self.playlists[channel.uploads]]
 
     # -- quota and faults ------------------------------------------------------------------------
@@ -397,13 +411,15 @@ class FakeYouTube:
         retry_after: int | None = None,
     ) -> None:
         """Answer the next ``n`` requests (to ``resource``, a glob such as ``videos``) with ``status``
-        (and a ``Retry-After`` header when given)."""
+        (and a ``Retry-After`` header when given).
+        """
         message = {503: "The service is currently unavailable.", 500: "Backend Error"}.get(status, reason)
         self._faults.add(Fault(status, glob=resource, retry_after=retry_after, message=message, code=reason), n)
 
     # -- the log ---------------------------------------------------------------------------------
 
     def count(self, resource: str | None = None, *, status: int | None = None) -> int:
+        """Calls to ``resource`` (a glob; all if None), answered ``status`` if given."""
         return sum(
             1
             for c in self.calls
@@ -412,6 +428,7 @@ class FakeYouTube:
         )
 
     def statuses(self) -> Counter[int]:
+        """How many calls were answered with each status."""
         return Counter(c.status for c in self.calls)
 
     # -- HTTP ------------------------------------------------------------------------------------
@@ -579,7 +596,8 @@ class FakeYouTube:
     @staticmethod
     def _token(playlist_id: str, offset: int) -> str:
         """A page token in YouTube's look (``EAAaBlBUOkNBbw``-like: ``EAAa`` + base64url of ``PT:…``),
-        long and opaque; it names its playlist so another playlist's token is refused."""
+        long and opaque; it names its playlist so another playlist's token is refused.
+        """
         raw = json.dumps([playlist_id, offset], separators=(",", ":")).encode()
         inner = b"PT:" + base64.b64encode(raw).rstrip(b"=")
         return "EAAa" + base64.urlsafe_b64encode(inner).decode().rstrip("=")
