@@ -66,7 +66,7 @@ from connectors.contentful.settings import (
     MAX_VERSION_RETRIES,
 )
 from connectors.core import ConfigError, Record, RecordError
-from connectors.http import CredentialMembers, HttpSettings, Json, NotFound, Rate, TokenCredentials
+from connectors.http import HttpSettings, Json, NotFound, Rate, TokenCredentialMembers
 
 __all__ = ["ContentfulDestination"]
 
@@ -75,7 +75,7 @@ logger = logging.getLogger(__name__)
 BODY_TYPES = frozenset({"Text", "Symbol", "RichText"})
 
 
-class ContentfulDestination(CredentialMembers[TokenCredentials]):
+class ContentfulDestination(TokenCredentialMembers):
     """Entries of one Contentful content type, created and updated by key (see the module docstring).
 
     Args:
@@ -160,20 +160,6 @@ class ContentfulDestination(CredentialMembers[TokenCredentials]):
         self.max_concurrency = max_concurrency
 
     # -- configuration ----------------------------------------------------------------------------
-
-    def token(self) -> str | None:
-        """The token now: the one given, else the environment variable's (so a renewed one is seen)."""
-        return self.credentials.token()
-
-    @property
-    def configured(self) -> bool:
-        return bool(self.token())
-
-    @property
-    def config_hint(self) -> str:
-        if self.configured:
-            return "configured"
-        return f"set {self.credentials.hint}"
 
     def describe(self) -> str:
         env = "" if self.environment == DEFAULT_ENVIRONMENT else f"/environments/{quote(self.environment, safe='')}"

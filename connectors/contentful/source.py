@@ -78,11 +78,11 @@ from connectors.contentful.settings import (
 from connectors.core import ConfigError, Record, SourceSpec, TransientError
 from connectors.http import (
     Clock,
-    CredentialMembers,
     HTTPRecordError,
     HttpSettings,
     Json,
     Rate,
+    TokenCredentialMembers,
     TokenCredentials,
     drain_pages,
 )
@@ -113,7 +113,7 @@ class _PassCounts:
     requests: int = 0
 
 
-class ContentfulSource(CredentialMembers[TokenCredentials]):
+class ContentfulSource(TokenCredentialMembers):
     """Entries of one Contentful space environment as records (see the module docstring).
 
     Args:
@@ -235,20 +235,6 @@ class ContentfulSource(CredentialMembers[TokenCredentials]):
     def credentials(self) -> TokenCredentials:  # type: ignore[override]
         """The token of the current mode (the engine's credential members are that token's)."""
         return self.tokens[self.mode()]
-
-    def token(self) -> str | None:
-        """The token of the current mode, read now (a rotated one is picked up)."""
-        return self.credentials.token()
-
-    @property
-    def configured(self) -> bool:
-        return bool(self.token())
-
-    @property
-    def config_hint(self) -> str:
-        if self.configured:
-            return "configured"
-        return f"set {self.credentials.hint}"
 
     def pass_metadata(self, spec: SourceSpec) -> dict[str, Any]:
         """What the last pass of ``spec`` read: mode (initial, delta, cma), entries, deletions,

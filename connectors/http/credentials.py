@@ -22,7 +22,7 @@ from typing import Generic, Protocol, TypeVar
 from connectors.auth import env_secret
 from connectors.core import auth_error_in_chain
 
-__all__ = ["CredentialMembers", "Credentials", "TokenCredentials", "sha256_hex"]
+__all__ = ["CredentialMembers", "Credentials", "TokenCredentialMembers", "TokenCredentials", "sha256_hex"]
 
 
 def sha256_hex(secret: str) -> str:
@@ -168,3 +168,24 @@ class CredentialMembers(Generic[C]):
     def is_auth_error(err: BaseException) -> bool:
         """Whether ``err`` (or an error it chains) says the credential is refused (401/403, auth text)."""
         return auth_error_in_chain(err)
+
+
+class TokenCredentialMembers(CredentialMembers[TokenCredentials]):
+    """:class:`CredentialMembers` for a connector whose only setting to check is one secret.
+
+    Adds ``token()``, ``configured`` and ``config_hint`` (``"configured"``, or ``set <VARIABLE> (<what>)``).
+    """
+
+    def token(self) -> str | None:
+        """The secret now: the one given, else the environment variable's (so a renewed one is seen)."""
+        return self.credentials.token()
+
+    @property
+    def configured(self) -> bool:
+        """Whether the secret is set."""
+        return self.credentials.configured
+
+    @property
+    def config_hint(self) -> str:
+        """``"configured"``, or what to set."""
+        return "configured" if self.configured else f"set {self.credentials.hint}"

@@ -68,7 +68,11 @@ def luma_credentials(token: str | None = None, token_env: str | None = TOKEN_ENV
         token_env: The environment variable to read (None: read none).
     """
     return TokenCredentials(
-        system="luma", token=token, token_env=token_env, what="a Luma API key", limit_key=credential_key
+        system="luma",
+        token=token,
+        token_env=token_env,
+        what="a Luma API key, from Luma Plus: calendar → Settings → Developer",
+        limit_key=credential_key,
     )
 
 

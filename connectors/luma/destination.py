@@ -46,7 +46,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors.core import ConfigError, Record, RecordError
-from connectors.http import CredentialMembers, HttpSettings, Json, NotFound, Rate, TokenCredentials
+from connectors.http import HttpSettings, Json, NotFound, Rate, TokenCredentialMembers
 from connectors.luma.client import LumaClient, luma_credentials
 from connectors.luma.settings import (
     API_BASE,
@@ -167,7 +167,7 @@ def encode_event(
     return payload
 
 
-class LumaDestination(CredentialMembers[TokenCredentials]):
+class LumaDestination(TokenCredentialMembers):
     """Events of the Luma calendar a key belongs to, created and updated by the engine's link map.
 
     Args:
@@ -238,20 +238,6 @@ class LumaDestination(CredentialMembers[TokenCredentials]):
 
     # -- configuration ----------------------------------------------------------------------------
 
-    def api_key(self) -> str | None:
-        """The API key now (the one given, else the variable's, so a rotated key is seen)."""
-        return self.credentials.token()
-
-    @property
-    def configured(self) -> bool:
-        return bool(self.api_key())
-
-    @property
-    def config_hint(self) -> str:
-        if self.api_key():
-            return "configured"
-        return f"set {self.credentials.token_env or 'token'} to a Luma API key (Luma Plus: calendar → Settings → Developer)"
-
     def describe(self) -> str:
         return f"the Luma calendar of key {self.rate_limit_key} (events are linked by the state store's link map)"
 
@@ -271,7 +257,7 @@ class LumaDestination(CredentialMembers[TokenCredentials]):
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[_LumaSession]:
-        key = self.api_key()
+        key = self.token()
         if not key:
             raise ConfigError(f"LumaDestination {self.name!r}: {self.config_hint}")
         client = LumaClient(

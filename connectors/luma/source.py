@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from connectors.core import ConfigError, Record, SourceSpec
-from connectors.http import CredentialMembers, HttpSettings, Json, Rate, TokenCredentials, drain_pages
+from connectors.http import HttpSettings, Json, Rate, TokenCredentialMembers, drain_pages
 from connectors.luma.client import LumaClient, luma_credentials
 from connectors.luma.settings import (
     API_BASE,
@@ -116,7 +116,7 @@ def event_record(event: Json, *, now: dt.datetime, hosts: Any = None, api_id: st
     return Record(key, properties, body=body)
 
 
-class LumaSource(CredentialMembers[TokenCredentials]):
+class LumaSource(TokenCredentialMembers):
     """Events of the Luma calendar a key belongs to.
 
     Args:
@@ -181,25 +181,13 @@ class LumaSource(CredentialMembers[TokenCredentials]):
 
     # -- credential -----------------------------------------------------------------------------
 
-    def api_key(self) -> str | None:
-        """The API key now (the one given, else the variable's, so a rotated key is seen)."""
-        return self.credentials.token()
-
-    @property
-    def configured(self) -> bool:
-        return bool(self.api_key())
-
-    @property
-    def config_hint(self) -> str:
-        return f"set {self.credentials.token_env or 'token'} to a Luma API key (Luma Plus: calendar → Settings → Developer)"
-
     def specs(self) -> list[SourceSpec]:
         return [SourceSpec("events", self.interval_minutes, {"after": self.after, "before": self.before})]
 
     # -- reading ----------------------------------------------------------------------------------
 
     def _client(self) -> LumaClient:
-        key = self.api_key()
+        key = self.token()
         if not key:
             raise ConfigError(f"LumaSource {self.name!r}: no API key: {self.config_hint}")
         return LumaClient(
