@@ -17,8 +17,14 @@ Notion (0 duplicates, 0 lost) and, after a few minutes at most, no run left in f
    the ``dagster/partition`` tag), the other from the CLI, a tagged GraphQL launch or a second click;
 2. overlapping full refreshes of three partitions of one route into one database (pool limit 3);
 3. a 60 s database cut in the middle of a pass;
-4. a host-style crash: daemon, webserver (with its code servers) and the run worker SIGKILLed mid-pass,
-   then restarted with ``DURABLE_SYNC_STALE_RUN_SECONDS=30``.
+4. a host-style crash: daemon, webserver (with its code servers) and the run workers SIGKILLed mid-pass,
+   then restarted; the stale-run sensor marks the STARTED runs failed and a retry resumes from the
+   checkpoint. One of the two crashed runs was launched from the UI (``__ASSET_JOB``): the sensor does
+   not recognise it as a sync run yet (``xfail``).
+
+Every process runs with ``DURABLE_SYNC_LEASE_SECONDS=4`` and ``DURABLE_SYNC_STALE_RUN_SECONDS=30`` from
+the start, so takeovers and the stale-run sensor act within a minute (the database cut kills the run
+worker too: only the stale-run sensor notices its run, Dagster's run monitoring does not always).
 """
 
 from __future__ import annotations
@@ -54,7 +60,7 @@ ROUTE = dagster_routes.ROUTE
 JOB = f"{ROUTE}_sync"
 LOCATION = "reliab"
 # Partitions: u* for the double launches, f* for the full refreshes, cut and crash* for the faults.
-SIZES = {"u1": 60, "u2": 60, "u3": 60, "f1": 60, "f2": 60, "f3": 60, "cut": 240, "crash": 240, "crashui": 240}
+SIZES = {"u1": 150, "u2": 150, "u3": 150, "f1": 60, "f2": 60, "f3": 60, "cut": 240, "crash": 240, "crashui": 240}
 PAGE_SIZE = 20
 NOTION_RPS = 12  # the destination's own rate: ~5 s of writes per 60 records
 LEASE_SECONDS = 4
@@ -447,6 +453,8 @@ def test_two_launches_of_one_partition(deployment: Deployment, limit: int, parti
     assert all(md["created"] == md["updated"] == 0 for run_id, md in mats if (run_id, md) not in writers)
     dep.assert_exactly_once(partition)
     dep.wait_settled()
+    busy = "found the partition busy (no materialization)" if len(mats) == 1 else "ran after it and wrote nothing"
+    print(f"{partition}: pool limit {limit}, {second} launch: one run wrote, the other {busy}")
 
 
 def test_overlapping_full_refreshes_of_three_partitions(deployment: Deployment) -> None:
