@@ -244,6 +244,7 @@ class FakeEnumOption:
     color: str = "none"
 
     def as_json(self) -> Json:
+        """The option as Asana answers it."""
         return {
             "gid": self.gid,
             "resource_type": "enum_option",
@@ -274,6 +275,7 @@ class FakeCustomField:
         return next(o for o in self.options if o.name == name)
 
     def as_json(self) -> Json:
+        """The field as Asana answers it (without a value)."""
         out: Json = {
             "gid": self.gid,
             "resource_type": "custom_field",
@@ -382,6 +384,7 @@ class FakeAsana:
         clock: Callable[[], float] = time.time,
         premium: bool = True,
     ) -> None:
+        """A fake with one workspace (``self.workspace``), one user (``self.user``) and their token (``self.token``)."""
         self.rate_per_minute = rate_per_minute
         self.max_reads = max_reads
         self.max_writes = max_writes

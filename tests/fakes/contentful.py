@@ -319,6 +319,7 @@ class FakeContentful:
         cma_rate: int | None = 7,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """An empty fake with one CDA token (``self.delivery_token``) and one CMA token (``self.cma_token``)."""
         self.rates: dict[str, int | None] = {"cda": cda_rate, "cma": cma_rate}
         self.clock = clock
         self.spaces: dict[str, dict[str, FakeEnvironment]] = {}

@@ -197,6 +197,7 @@ class FakeContentfulMcp:
         *,
         urn: bool = False,
     ) -> None:
+        """A hosted-MCP front over ``contentful``, with its own bearer token (``self.token``)."""
         self.contentful = contentful
         self.token = f"cf-mcp-{uuid.uuid4().hex}"
         self.validate = validate or (lambda token: token == self.token)

@@ -228,6 +228,7 @@ class FakeGitHub:
         anonymous_rate_limit: int = 60,
         allow_anonymous: bool = True,
     ) -> None:
+        """An empty fake with one valid token (``self.token``)."""
         self.clock = clock
         self.token = token or "ghp_" + secrets.token_hex(18)
         self._tokens = TokenRegistry()

@@ -536,6 +536,7 @@ class FakeJira:
         index_delay: float = 0.0,
         timezone: dt.tzinfo = dt.timezone(dt.timedelta(hours=1)),
     ) -> None:
+        """A fake with the system fields and one API token (``self.token``) for ``email``."""
         self.site = site.rstrip("/")
         self.timezone = timezone
         self.clock = clock

@@ -218,6 +218,7 @@ class FakeLuma:
         max_name: int = MAX_NAME,
         seed: int | None = 11,
     ) -> None:
+        """An empty calendar with one valid API key (``self.key``)."""
         self._rng = random.Random(seed)
         self.calendar_api_id = f"cal-{self._token(15)}"  # the calendar the key belongs to
         self.clock = clock

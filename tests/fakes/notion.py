@@ -418,6 +418,7 @@ class FakeNotion:
         round_times: bool = True,
         seed: int | None = None,
     ) -> None:
+        """An empty fake with one integration token (``self.token``) for the workspace "default"."""
         self.rate = rate
         self.burst = burst
         self.query_limit = QUERY_RESULT_LIMIT

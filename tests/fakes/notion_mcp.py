@@ -327,6 +327,7 @@ class FakeNotionMcp:
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         retry_within: float = 2.0,
     ) -> None:
+        """A hosted-MCP front over ``notion``, with no calls yet."""
         self.notion = notion
         self.validate = validate or (lambda token: token in notion.tokens)
         self.notion_token = notion_token

@@ -178,6 +178,7 @@ class FakeOAuthServer:
         scopes: tuple[str, ...] = ("read", "write"),
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """An authorization server with no clients, grants or tokens yet."""
         self.base_url = base_url.rstrip("/") if base_url else None
         self.resource_path = resource_path
         self.access_token_lifetime = access_token_lifetime

@@ -244,6 +244,7 @@ class FakeYouTube:
         daily_quota: int = 10_000,
         seed: int | None = 7,
     ) -> None:
+        """An empty fake with one valid API key (``self.key``)."""
         self._rng: Any = random.Random(seed) if seed is not None else secrets
         self.clock = clock
         # Keys are random even with a seed: the HTTP toolkit keeps per-credential state (limiter, blocks)
