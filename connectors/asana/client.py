@@ -31,7 +31,6 @@ from connectors.asana.settings import (
     MAX_CONCURRENT_WRITES,
     PAGE_SIZE,
     SERVICE,
-    TOKEN_ENV,
 )
 from connectors.core import ConfigError, TransientError
 from connectors.http import (
@@ -46,9 +45,9 @@ from connectors.http import OffsetPagination as _OffsetPagination
 
 __all__ = [
     "AsanaClient",
+    "AsanaCredentials",
     "OffsetExpired",
     "OffsetPagination",
-    "asana_credentials",
     "credential_key",
     "is_offset_expired",
     "parse_project_gid",
@@ -70,20 +69,11 @@ def credential_key(token: str) -> str:
     return f"asana:{token_digest(token)}"
 
 
-def asana_credentials(token: str | None = None, token_env: str | None = TOKEN_ENV) -> TokenCredentials:
-    """The personal access token of an Asana connector: ``token``, else ``$token_env`` read at each use.
+class AsanaCredentials(TokenCredentials):
+    """The personal access token of an Asana connector (``ASANA_PAT`` unless told otherwise)."""
 
-    Args:
-        token: An explicit token.
-        token_env: The environment variable to read (None: read none).
-    """
-    return TokenCredentials(
-        system="asana",
-        token=token,
-        token_env=token_env,
-        what="an Asana personal access token",
-        limit_key=credential_key,
-    )
+    system = "asana"
+    what = "an Asana personal access token"
 
 
 def parse_project_gid(value: str) -> str:

@@ -48,7 +48,7 @@ from contextlib import aclosing, asynccontextmanager
 from typing import Any
 from urllib.parse import quote
 
-from connectors.asana.client import AsanaClient, OffsetExpired, asana_credentials, parse_project_gid
+from connectors.asana.client import AsanaClient, AsanaCredentials, OffsetExpired, parse_project_gid
 from connectors.asana.encode import (
     EncodeError,
     encode_completed,
@@ -175,7 +175,7 @@ class AsanaDestination(CredentialMembers[TokenCredentials]):
         self.key_field = key_field
         self.synced_field = synced_field
         self.create_only_properties = set(create_only_properties)
-        self.credentials = asana_credentials(token, token_env)
+        self.credentials = AsanaCredentials(token, token_env)
         self.project_env = project_env
         self.base_url = base_url
         self.http = http

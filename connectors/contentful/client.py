@@ -16,7 +16,6 @@ making a second one. That is why no request here opts out of the toolkit's retri
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
@@ -53,9 +52,10 @@ from connectors.http import (
 __all__ = [
     "Api",
     "ContentfulClient",
+    "ContentfulDeliveryCredentials",
+    "ContentfulManagementCredentials",
     "InvalidEntry",
     "SyncTokenPagination",
-    "contentful_credentials",
     "credential_key",
     "is_version_mismatch",
     "token_digest",
@@ -76,28 +76,22 @@ def credential_key(api: Api, token: str) -> str:
     return f"contentful-{api}:{token_digest(token)}"
 
 
-_TOKEN_KINDS = {"cda": "a Content Delivery API token", "cma": "a Content Management API personal access token"}
+class ContentfulDeliveryCredentials(TokenCredentials):
+    """The Content Delivery API token of a Contentful source (limits are per token and API)."""
+
+    system = "contentful"
+    what = "a Content Delivery API token"
+    limit_prefix = "contentful-cda"
+    argument = "delivery_token"
 
 
-def contentful_credentials(
-    api: Api, token: str | None = None, token_env: str | None = None, *, what: str | None = None
-) -> TokenCredentials:
-    """The token of one Contentful API for a source or destination: ``token``, else ``$token_env`` at each use.
+class ContentfulManagementCredentials(TokenCredentials):
+    """The Content Management API personal access token of a Contentful source or destination."""
 
-    Args:
-        api: ``"cda"`` or ``"cma"`` (their limits differ, so their rate-limit keys do).
-        token: An explicit token.
-        token_env: The environment variable to read (None: read none).
-        what: What the token is, for hints (default: the API's kind of token).
-    """
-    return TokenCredentials(
-        system="contentful",
-        token=token,
-        token_env=token_env,
-        what=what or _TOKEN_KINDS[api],
-        limit_key=functools.partial(credential_key, api),
-        argument="delivery_token" if api == "cda" else "cma_token",
-    )
+    system = "contentful"
+    what = "a Content Management API personal access token"
+    limit_prefix = "contentful-cma"
+    argument = "cma_token"
 
 
 def is_version_mismatch(err: BaseException) -> bool:

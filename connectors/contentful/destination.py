@@ -42,7 +42,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import quote
 
-from connectors.contentful.client import ContentfulClient, contentful_credentials, is_version_mismatch
+from connectors.contentful.client import ContentfulClient, ContentfulManagementCredentials, is_version_mismatch
 from connectors.contentful.decode import MISSING, pick_locale
 from connectors.contentful.encode import (
     ContentTypeSpec,
@@ -145,8 +145,8 @@ class ContentfulDestination(TokenCredentialMembers):
         self.field_map = dict(field_map)
         self.environment = environment
         self.default_locale = default_locale
-        self.credentials = contentful_credentials(
-            "cma", cma_token, cma_token_env, what="a Contentful Content Management API personal access token"
+        self.credentials = ContentfulManagementCredentials(
+            cma_token, cma_token_env, what="a Contentful Content Management API personal access token"
         )
         self.publish = publish
         self.create_only_properties = set(create_only_properties)

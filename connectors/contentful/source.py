@@ -57,7 +57,12 @@ from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from connectors.contentful.client import Api, ContentfulClient, contentful_credentials
+from connectors.contentful.client import (
+    Api,
+    ContentfulClient,
+    ContentfulDeliveryCredentials,
+    ContentfulManagementCredentials,
+)
 from connectors.contentful.decode import MISSING, decode_value, parse_date, pick_locale
 from connectors.contentful.encode import ContentTypeSpec
 from connectors.contentful.settings import (
@@ -195,8 +200,8 @@ class ContentfulSource(TokenCredentialMembers):
         self.default_locale = default_locale
         self.locales = [default_locale, *[loc for loc in fallback_locales if loc != default_locale]]
         self.tokens: dict[Api, TokenCredentials] = {
-            "cda": contentful_credentials("cda", delivery_token, delivery_token_env),
-            "cma": contentful_credentials("cma", cma_token, cma_token_env),
+            "cda": ContentfulDeliveryCredentials(delivery_token, delivery_token_env),
+            "cma": ContentfulManagementCredentials(cma_token, cma_token_env),
         }
         self.watermarks: MutableMapping[str, str] = watermarks if watermarks is not None else {}
         self._pending: dict[str, str] = {}

@@ -16,8 +16,7 @@ from the connector itself (``rate_limit_key``, ``credential_key``, ``credential_
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
-from typing import Generic, Protocol, TypeVar
+from typing import ClassVar, Generic, Protocol, TypeVar
 
 from connectors.auth import env_secret
 from connectors.core import auth_error_in_chain
@@ -51,45 +50,46 @@ class Credentials(Protocol):
 class TokenCredentials:
     """One secret (a token or an API key) of one system, read at each use.
 
+    A system names its kind of secret with a subclass that sets the class attributes
+    (``class NotionCredentials(TokenCredentials): system, what = "notion", "a Notion integration token"``);
+    its source and destination each hold one instance.
+
+    Attributes:
+        system: The system's key prefix: ``credential_key`` is ``<system>:<token_env>``, and
+            ``rate_limit_key`` is ``<limit_prefix or system>:<12 hex of sha256(secret)>``, or ``system``
+            without a secret.
+        what: What the secret is, for hints (``"a Notion integration token"``).
+        limit_prefix: The prefix of ``rate_limit_key`` when it differs from ``system`` (Contentful's
+            two APIs have two limits: ``contentful-cda``, ``contentful-cma``).
+        argument: The constructor argument that gives the secret, named by :attr:`hint` when no
+            variable is read (``"token"``, ``"cma_token"``).
+
     Args:
-        system: The system's key prefix (``"notion"``): ``credential_key`` is ``<system>:<token_env>``
-            and ``rate_limit_key`` falls back to ``anonymous_key`` or ``system`` without a token.
         token: An explicit secret (tests, or code that manages its own secrets); wins over the variable.
         token_env: The environment variable to read (also ``<NAME>_FILE``, see
             ``connectors.auth.env_secret``); None: read none.
-        what: What the secret is, for hints (``"a Notion integration token"``).
-        limit_key: The rate-limit key of a secret (the client's ``credential_key(token)``).
-        anonymous_key: ``rate_limit_key`` without a secret (default: ``system``).
-        digest: The fingerprint of a secret (default: its sha256 hex digest).
-        argument: The constructor argument that gives the secret, named by :attr:`hint` when no
-            variable is read (``"token"``, ``"cma_token"``).
+        what: Overrides the class's ``what`` for this connector's hints.
     """
 
-    def __init__(
-        self,
-        *,
-        system: str,
-        token: str | None,
-        token_env: str | None,
-        what: str,
-        limit_key: Callable[[str], str],
-        anonymous_key: str | None = None,
-        digest: Callable[[str], str] = sha256_hex,
-        argument: str = "token",
-    ) -> None:
+    system: ClassVar[str] = "token"
+    what: str = "a token"
+    limit_prefix: ClassVar[str | None] = None
+    argument: ClassVar[str] = "token"
+
+    def __init__(self, token: str | None = None, token_env: str | None = None, *, what: str | None = None) -> None:
         """Remember where the secret comes from (nothing is read yet)."""
-        self.system = system
         self.token_env = token_env
-        self.what = what
         self._token = token
-        self._limit_key = limit_key
-        self._anonymous_key = anonymous_key or system
-        self._digest = digest
-        self._argument = argument
+        if what is not None:
+            self.what = what
+
+    def limit_key(self, token: str) -> str:
+        """The rate-limit key of a secret: ``<limit_prefix or system>:<12 hex of sha256(secret)>``."""
+        return f"{self.limit_prefix or self.system}:{sha256_hex(token)[:12]}"
 
     def __repr__(self) -> str:
         """Name the variable, never the secret."""
-        return f"TokenCredentials(system={self.system!r}, token_env={self.token_env!r})"
+        return f"{type(self).__name__}(token_env={self.token_env!r})"
 
     @property
     def explicit(self) -> bool:
@@ -110,13 +110,13 @@ class TokenCredentials:
     @property
     def hint(self) -> str:
         """What to set, naming the variable: ``NOTION_TOKEN (a Notion integration token)``."""
-        return f"{self.token_env or self._argument} ({self.what})"
+        return f"{self.token_env or self.argument} ({self.what})"
 
     @property
     def rate_limit_key(self) -> str:
-        """The key the toolkit shares limits under: one per secret, ``anonymous_key`` without one."""
+        """The key the toolkit shares limits under: one per secret, ``system`` without one."""
         token = self.token()
-        return self._limit_key(token) if token else self._anonymous_key
+        return self.limit_key(token) if token else self.system
 
     @property
     def credential_key(self) -> str:
@@ -132,7 +132,7 @@ class TokenCredentials:
     def credential_fingerprint(self) -> str | None:
         """The digest of the current secret (changes when the secret does); None without one."""
         token = self.token()
-        return self._digest(token) if token else None
+        return sha256_hex(token) if token else None
 
 
 C = TypeVar("C", bound=Credentials)

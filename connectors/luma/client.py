@@ -41,11 +41,10 @@ from connectors.luma.settings import (
     LUMA_RATE,
     PAGE_SIZE,
     SERVICE,
-    TOKEN_ENV,
     UPDATE_PATH,
 )
 
-__all__ = ["HasMorePagination", "LumaClient", "credential_key", "luma_credentials", "token_digest"]
+__all__ = ["HasMorePagination", "LumaClient", "LumaCredentials", "credential_key", "token_digest"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,20 +59,11 @@ def credential_key(api_key: str) -> str:
     return f"luma:{token_digest(api_key)[:12]}"
 
 
-def luma_credentials(token: str | None = None, token_env: str | None = TOKEN_ENV) -> TokenCredentials:
-    """The API key of a Luma source or destination: ``token``, else ``$token_env`` read at each use.
+class LumaCredentials(TokenCredentials):
+    """The API key of a Luma source or destination (``LUMA_API_KEY`` unless told otherwise)."""
 
-    Args:
-        token: An explicit API key.
-        token_env: The environment variable to read (None: read none).
-    """
-    return TokenCredentials(
-        system="luma",
-        token=token,
-        token_env=token_env,
-        what="a Luma API key, from Luma Plus: calendar → Settings → Developer",
-        limit_key=credential_key,
-    )
+    system = "luma"
+    what = "a Luma API key, from Luma Plus: calendar → Settings → Developer"
 
 
 HasMorePagination = NextCursorPagination

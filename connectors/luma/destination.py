@@ -47,7 +47,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors.core import ConfigError, Record, RecordError
 from connectors.http import HttpSettings, Json, NotFound, Rate, TokenCredentialMembers
-from connectors.luma.client import LumaClient, luma_credentials
+from connectors.luma.client import LumaClient, LumaCredentials
 from connectors.luma.settings import (
     API_BASE,
     DEFAULT_DURATION,
@@ -218,7 +218,7 @@ class LumaDestination(TokenCredentialMembers):
         if not isinstance(default_duration, dt.timedelta) or default_duration < dt.timedelta(0):
             raise ConfigError(f"LumaDestination: default_duration must be a timedelta >= 0, got {default_duration!r}")
         self.name = name
-        self.credentials = luma_credentials(token, token_env)
+        self.credentials = LumaCredentials(token, token_env)
         self.title_property = title_property
         self.start_property = start_property
         self.end_property = end_property

@@ -28,7 +28,7 @@ from typing import Any
 
 from connectors.core import ConfigError, Record, SourceSpec
 from connectors.http import HttpSettings, Json, Rate, TokenCredentialMembers, drain_pages
-from connectors.luma.client import LumaClient, luma_credentials
+from connectors.luma.client import LumaClient, LumaCredentials
 from connectors.luma.settings import (
     API_BASE,
     DEFAULT_INTERVAL_MINUTES,
@@ -156,7 +156,7 @@ class LumaSource(TokenCredentialMembers):
             raise ConfigError(f"LumaSource.page_size must be within 1..100, got {page_size!r}")
         self.after = self._bound("after", after)
         self.before = self._bound("before", before)
-        self.credentials = luma_credentials(token, token_env)
+        self.credentials = LumaCredentials(token, token_env)
         self.interval_minutes = interval_minutes
         self.fetch_hosts = fetch_hosts
         self.page_size = page_size

@@ -50,16 +50,15 @@ from connectors.notion.settings import (
     NOTION_VERSION,
     PAGE_SIZE,
     SERVICE,
-    TOKEN_ENV,
 )
 
 __all__ = [
     "DataSourceRef",
     "NextCursorPagination",
     "NotionClient",
+    "NotionCredentials",
     "credential_key",
     "normalize_id",
-    "notion_credentials",
     "query_property_id",
     "token_digest",
 ]
@@ -108,16 +107,11 @@ def credential_key(token: str) -> str:
     return f"notion:{token_digest(token)}"
 
 
-def notion_credentials(token: str | None = None, token_env: str | None = TOKEN_ENV) -> TokenCredentials:
-    """The integration token of a Notion source or destination: ``token``, else ``$token_env`` at each use.
+class NotionCredentials(TokenCredentials):
+    """The integration token of a Notion source or destination (``NOTION_TOKEN`` unless told otherwise)."""
 
-    Args:
-        token: An explicit token.
-        token_env: The environment variable to read (None: read none).
-    """
-    return TokenCredentials(
-        system="notion", token=token, token_env=token_env, what="a Notion integration token", limit_key=credential_key
-    )
+    system = "notion"
+    what = "a Notion integration token"
 
 
 @dataclass(frozen=True)

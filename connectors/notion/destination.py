@@ -56,7 +56,7 @@ from connectors.core import (
     TransientError,
 )
 from connectors.http import CredentialMembers, HTTPRecordError, HttpSettings, Json, NotFound, Rate, TokenCredentials
-from connectors.notion.client import DataSourceRef, NotionClient, normalize_id, notion_credentials
+from connectors.notion.client import DataSourceRef, NotionClient, NotionCredentials, normalize_id
 from connectors.notion.decode import decode_property, parse_timestamp
 from connectors.notion.encode import (
     Truncation,
@@ -183,7 +183,7 @@ class NotionDestination(CredentialMembers[TokenCredentials]):
         self.synced_property = synced_property
         self.create_only_properties = set(create_only_properties)
         self.create_missing_options = create_missing_options
-        self.credentials = notion_credentials(token, token_env)
+        self.credentials = NotionCredentials(token, token_env)
         self.database_id_env = database_id_env
         self.base_url = base_url
         self.rate = rate

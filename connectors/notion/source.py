@@ -38,7 +38,7 @@ from collections.abc import Callable, MutableMapping
 
 from connectors.core import ConfigError, Record, SourceSpec
 from connectors.http import CredentialMembers, HttpSettings, Json, NotFound, Rate, TokenCredentials, drain_pages
-from connectors.notion.client import DataSourceRef, NotionClient, normalize_id, notion_credentials
+from connectors.notion.client import DataSourceRef, NotionClient, NotionCredentials, normalize_id
 from connectors.notion.decode import decode_properties, parse_timestamp
 from connectors.notion.settings import (
     CURSOR_VERSION,
@@ -111,7 +111,7 @@ class NotionSource(CredentialMembers[TokenCredentials]):
         self._pending: dict[str, str] = {}
         self.now = now
         self.page_size = page_size
-        self.credentials = notion_credentials(token, token_env)
+        self.credentials = NotionCredentials(token, token_env)
         self.base_url = base_url
         self.rate = rate
         self.http = http

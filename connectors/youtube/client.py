@@ -73,12 +73,12 @@ from connectors.youtube.settings import (
     RESOURCE_DOMAIN_PREFIX,
     SERVICE,
     TIMEOUT,
-    TOKEN_ENV,
 )
 
 __all__ = [
     "QuotaMeter",
     "YouTubeClient",
+    "YouTubeCredentials",
     "YouTubeNotAccessible",
     "YouTubeQuotaExceeded",
     "error_reasons",
@@ -86,7 +86,6 @@ __all__ = [
     "quota_day",
     "rate_limit_key_for",
     "token_digest",
-    "youtube_credentials",
 ]
 
 logger = logging.getLogger(__name__)
@@ -103,20 +102,11 @@ def token_digest(api_key: str) -> str:
     return hashlib.sha256(api_key.encode()).hexdigest()
 
 
-def youtube_credentials(token: str | None = None, token_env: str | None = TOKEN_ENV) -> TokenCredentials:
-    """The API key of a YouTube source: ``token``, else ``$token_env`` read at each use.
+class YouTubeCredentials(TokenCredentials):
+    """The API key of a YouTube source (``YOUTUBE_API_KEY`` unless told otherwise)."""
 
-    Args:
-        token: An explicit API key.
-        token_env: The environment variable to read (None: read none).
-    """
-    return TokenCredentials(
-        system="youtube",
-        token=token,
-        token_env=token_env,
-        what="a YouTube Data API v3 key",
-        limit_key=rate_limit_key_for,
-    )
+    system = "youtube"
+    what = "a YouTube Data API v3 key"
 
 
 def rate_limit_key_for(api_key: str) -> str:

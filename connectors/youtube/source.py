@@ -46,7 +46,7 @@ from typing import Any
 
 from connectors.core import ConfigError, Record, SourceSpec
 from connectors.http import Clock, CredentialMembers, HttpSettings, Json, NotFound, Rate, TokenCredentials, drain_pages
-from connectors.youtube.client import QuotaMeter, YouTubeClient, token_digest, youtube_credentials
+from connectors.youtube.client import QuotaMeter, YouTubeClient, YouTubeCredentials, token_digest
 from connectors.youtube.settings import (
     API_BASE,
     DEFAULT_FULL_REFRESH_EVERY,
@@ -271,7 +271,7 @@ class YouTubeSource(CredentialMembers[TokenCredentials]):
         self.quota_budget = quota_budget
         QuotaMeter(quota_budget, clock=time.time)  # validates the budget now, not at the first page
         self.page_size = page_size
-        self.credentials = youtube_credentials(token, token_env)
+        self.credentials = YouTubeCredentials(token, token_env)
         self.base_url = base_url.rstrip("/")
         self.http = http or HttpSettings()
         self.rate = rate
