@@ -162,7 +162,9 @@ def _b64url(raw: bytes) -> str:
 
 
 def _offset_token(position: int, issued_at: float, ttl: float) -> str:
-    """An offset shaped like Asana's: a signed JWT (``eyJ0eXAiOiJKV1Qi…``) whose payload holds the
+    """An offset token in Asana's shape.
+
+    An offset shaped like Asana's: a signed JWT (``eyJ0eXAiOiJKV1Qi…``) whose payload holds the
     position and ``iat`` / ``exp`` (15 minutes apart).
     """
     header = _b64url(json.dumps({"typ": "JWT", "alg": "HS256"}, separators=(",", ":")).encode())
@@ -446,7 +448,9 @@ class FakeAsana:
     def add_project(
         self, name: str = "Project", fields: Mapping[str, Any] | None = None, *, workspace: str | None = None
     ) -> FakeProject:
-        """A project whose tasks carry the custom fields ``fields``: name -> type name (``"text"``) or
+        """Add a project and the custom fields its tasks carry.
+
+        A project whose tasks carry the custom fields ``fields``: name -> type name (``"text"``) or
         ``{"type": "enum", "options": ["A", "B"], "disabled": ["B"], "locked": False, "formula": False}``.
         """
         project = FakeProject(_new_gid(), name, workspace or self.workspace, [])
@@ -516,7 +520,9 @@ class FakeAsana:
     # -- tasks -----------------------------------------------------------------------------------
 
     def add_task(self, project_gid: str, name: str = "", **values: Any) -> FakeTask:
-        """A task as if a human had made it: native fields as keywords, custom fields by NAME in
+        """Add a task as a person would, without an API call.
+
+        A task as if a human had made it: native fields as keywords, custom fields by NAME in
         ``custom`` (``custom={"Priority": "High", "Source ID": "7"}``).
         """
         project = self.projects[project_gid]
@@ -565,7 +571,9 @@ class FakeAsana:
         return sorted((t for t in self.tasks_by_gid.values() if project_gid in t.projects), key=lambda t: t.seq)
 
     def values(self, task_gid: str) -> dict[str, Any]:
-        """A task's fields as simple Python values: native fields by their API name (assignee as an
+        """A task's fields as plain Python values.
+
+        A task's fields as simple Python values: native fields by their API name (assignee as an
         email), custom fields by NAME (enum as the option name, multi-enum as names, date as the
         ``date`` or ``date_time`` text, people as emails).
         """
@@ -614,7 +622,9 @@ class FakeAsana:
         self._faults.add(Fault.on(status, **options), n)
 
     def invalidate_offsets(self) -> None:
-        """Forget every offset token handed out so far: using one answers 400 "offset: Not a valid
+        """Forget every offset token handed out so far.
+
+        Forget every offset token handed out so far: using one answers 400 "offset: Not a valid
         offset for this query." (an offset Asana no longer recognises, rather than one that expired).
         """
         with self._lock:
@@ -705,7 +715,9 @@ class FakeAsana:
 
     @staticmethod
     def _project_fields(full: Json, opt_fields: set[str] | None, compact: tuple[str, ...]) -> Json:
-        """``opt_fields`` projection: gid and resource_type always; the asked fields, else the compact
+        """Project an object onto the fields ``opt_fields`` asks for.
+
+        ``opt_fields`` projection: gid and resource_type always; the asked fields, else the compact
         set (or everything when ``compact`` is empty).
 
         Dotted paths select inside nested objects as Asana does: ``custom_fields.text_value`` gives

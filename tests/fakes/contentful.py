@@ -430,7 +430,9 @@ class FakeContentful:
         required: Sequence[str] = (),
         localized: Sequence[str] = (),
     ) -> Json:
-        """Add a content type. ``fields`` maps field ids to a type: ``"Symbol"``, ``"Text"``, ``"Integer"``,
+        """Add a content type.
+
+        Add a content type. ``fields`` maps field ids to a type: ``"Symbol"``, ``"Text"``, ``"Integer"``,
         ``"Number"``, ``"Boolean"``, ``"Date"``, ``"RichText"``, ``"Location"``, ``"Object"``,
         ``"Link:Entry"``, ``"Link:Asset"``, ``"Array:Symbol"``, ``"Array:Link:Entry"``, or a full field dict.
         """
@@ -477,7 +479,9 @@ class FakeContentful:
         entry_id: str | None = None,
         publish: bool = True,
     ) -> FakeEntry:
-        """Add an entry as an editor would (no API call, no validation). A field value that is not a
+        """Add an entry as an editor would.
+
+        Add an entry as an editor would (no API call, no validation). A field value that is not a
         ``{locale: value}`` dict is stored under the default locale (pass ``{"en-US": {...}}`` to store
         an Object or Location value).
         """
@@ -687,7 +691,9 @@ class FakeContentful:
 
     @staticmethod
     def _environment_id(request: Request) -> str:
-        """The path's environment; ``/spaces/{s}/sync`` (the URL form of Contentful's own ``nextSyncUrl``)
+        """The environment a request is about.
+
+        The path's environment; ``/spaces/{s}/sync`` (the URL form of Contentful's own ``nextSyncUrl``)
         names none: its token does, else ``master``.
         """
         environment = request.path_params.get("environment")
@@ -1293,7 +1299,9 @@ def _parse_date(text: str) -> dt.date | None:
 
 @contextlib.contextmanager
 def serve(fake: FakeContentful, *, host: str = "127.0.0.1") -> Iterator[str]:
-    """Run the fake on a free loopback port in a thread; yields its base URL (the CDA is ``<base>/cda``,
+    """Run the fake on a free loopback port in a thread.
+
+    Run the fake on a free loopback port in a thread; yields its base URL (the CDA is ``<base>/cda``,
     the CMA ``<base>/cma``); stops cleanly on exit.
     """
     with serve_app(fake.app, name="contentful", host=host, interface="asgi3") as url:

@@ -1,4 +1,4 @@
-"""A fake of Contentful's hosted MCP server (``https://mcp.contentful.com/mcp``), backed by a ``FakeContentful``.
+r"""A fake of Contentful's hosted MCP server (``https://mcp.contentful.com/mcp``), backed by a ``FakeContentful``.
 
 Built on the ``mcp`` package's low-level ``Server`` over its streamable HTTP transport (stateless: one MCP
 session per HTTP request, so it works in-process through ``httpx.ASGITransport``). Every tool is carried
@@ -174,7 +174,9 @@ def _xml_nodes(obj: Mapping[str, Any], level: int) -> str:
 
 
 def xml_build(obj: Mapping[str, Any]) -> str:
-    """``obj`` as fast-xml-parser's ``XMLBuilder({format: true, indentBy: "  ", suppressEmptyNode: true,
+    """Render ``obj`` as XML the way the server's XML builder does.
+
+    ``obj`` as fast-xml-parser's ``XMLBuilder({format: true, indentBy: "  ", suppressEmptyNode: true,
     ignoreAttributes: false, processEntities: false}).build(obj)`` renders it (written from its
     documented behaviour).
     """
@@ -301,7 +303,7 @@ class FakeContentfulMcp:
         return payload if isinstance(payload, dict) else {}
 
     def _answer(self, message: str, data: Json) -> str:
-        """``"<message>: \n<xml>\n"`` as the server's ``formatResponse`` makes it (falsy values left out)."""
+        r"""``"<message>: \n<xml>\n"`` as the server's ``formatResponse`` makes it (falsy values left out)."""
         if self.urn:
             for value in data.values():
                 sys = value.get("sys") if isinstance(value, dict) else None

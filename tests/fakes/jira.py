@@ -167,7 +167,9 @@ SYSTEM_FIELDS: dict[str, tuple[str, Json, bool]] = {
 
 
 def _ts(epoch: float, tz: dt.tzinfo = dt.UTC) -> str:
-    """Jira's timestamp format, in the requesting user's time zone: ``2024-03-01T10:15:30.000+0100``
+    """A timestamp as Jira writes it.
+
+    Jira's timestamp format, in the requesting user's time zone: ``2024-03-01T10:15:30.000+0100``
     (milliseconds, and an offset WITHOUT a colon; Python < 3.11 ``fromisoformat`` refused it).
     """
     when = dt.datetime.fromtimestamp(epoch, tz)
@@ -666,7 +668,9 @@ class FakeJira:
         self._faults.add(Fault.on(status, **options), n)
 
     def drop_next(self, n: int = 1, *, after: bool = True, method: str | None = None, path: str | None = None) -> None:
-        """The next ``n`` matching requests lose their connection before the answer. With ``after`` (the
+        """Drop the connection of the next ``n`` matching requests.
+
+        The next ``n`` matching requests lose their connection before the answer. With ``after`` (the
         default) the request is carried out first: "the issue was created but the response is lost",
         which is also what a client crashing right after its create looks like to the server.
         """
@@ -854,7 +858,9 @@ class FakeJira:
         properties: Sequence[str],
         expand: frozenset[str] = frozenset(),
     ) -> Json:
-        """``fields`` None: every field; [] : id only (search's default). ``expand``: ``renderedFields``
+        """An issue as Jira answers it, narrowed to ``fields``.
+
+        ``fields`` None: every field; [] : id only (search's default). ``expand``: ``renderedFields``
         adds the HTML renderings (absent otherwise, as in Jira).
         """
         if fields is not None and not fields and not properties:

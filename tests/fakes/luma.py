@@ -288,7 +288,9 @@ class FakeLuma:
         self._faults.add(Fault.on(status, **options), n)
 
     def lose_next_create(self, mode: str = "disconnect") -> None:
-        """The next create takes effect, then its answer is lost: the connection drops (``disconnect``;
+        """Lose the answer of the next create, after it takes effect.
+
+        The next create takes effect, then its answer is lost: the connection drops (``disconnect``;
         in-process an ``httpx.RemoteProtocolError``, over a socket uvicorn's 500) or a ``504`` comes back.
         """
         status = {"disconnect": DISCONNECT, "504": 504}[mode]
@@ -309,7 +311,9 @@ class FakeLuma:
         tags: list[str] | None = None,
         geo: Json | None = None,
     ) -> FakeEvent:
-        """Add an event as its host would. ``geo``: a ``geo_address_json`` (``address``, ``city``,
+        """Add an event as its host would.
+
+        Add an event as its host would. ``geo``: a ``geo_address_json`` (``address``, ``city``,
         ``full_address``, …, plus ``latitude`` / ``longitude``) for an in-person event.
         """
         api_id = f"evt-{self._token(15)}"

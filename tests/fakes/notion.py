@@ -948,11 +948,11 @@ class FakeNotion:
 
     @staticmethod
     def _filter_properties(ds: FakeDataSource, request: Request) -> set[str] | None:
-        """The property ids ``?filter_properties=`` asks for (None: all), as the API reads them.
+        r"""The property ids ``?filter_properties=`` asks for (None: all), as the API reads them.
 
         The query string is percent-decoded ONCE (Starlette does, as any server does), and what remains
         must name a property: its raw id, or its name (Notion's CLI guide: "it accepts property IDs or
-        names"). ``swq%5C`` on the wire names the property the API lists as ``swq%5C`` (raw ``swq\\``);
+        names"). ``swq%5C`` on the wire names the property the API lists as ``swq%5C`` (raw ``swq\``);
         the id as listed, encoded again by a client (``swq%255C``), decodes to ``swq%5C``, which names
         nothing: 400 ``validation_error`` (notion-sdk-js PR #402; the message as reported in
         seratch/notion-sdk-jvm#75).

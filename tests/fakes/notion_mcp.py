@@ -354,7 +354,9 @@ class FakeNotionMcp:
         method: str | None = "tools/call",
         tool: str | Collection[str] | None = None,
     ) -> None:
-        """Answer the next ``n`` POSTs of JSON-RPC ``method`` (None: any), calling ``tool`` (a name or
+        """Fail the next ``n`` matching POSTs with an HTTP error.
+
+        Answer the next ``n`` POSTs of JSON-RPC ``method`` (None: any), calling ``tool`` (a name or
         several; None: any), with an HTTP error; nothing runs.
         """
         tools = None if tool is None else frozenset([tool] if isinstance(tool, str) else tool)

@@ -216,7 +216,9 @@ class FakeOAuthServer:
     # ------------------------------------------------------------------------------ public: others
 
     def validate(self, access_token: str | None) -> bool:
-        """Whether ``access_token`` is an active access token: issued here, not expired, not revoked
+        """Whether ``access_token`` is active.
+
+        Whether ``access_token`` is an active access token: issued here, not expired, not revoked
         (by a rotation, a family revocation or ``expire_all_access_tokens``).
         """
         return self.token_info(access_token) is not None

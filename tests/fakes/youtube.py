@@ -122,8 +122,10 @@ _GOOGLE_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "=": "\\u003d
 
 
 def google_json(data: Any) -> bytes:
-    """JSON as Google's front ends write it: indented by two spaces, UTF-8, and ``<>&='`` escaped as
-    ``\\u003c`` etc. (they occur only inside strings, so escaping the whole text is safe).
+    r"""JSON as Google's front ends write it.
+
+    JSON as Google's front ends write it: indented by two spaces, UTF-8, and ``<>&='`` escaped as
+    ``\u003c`` etc. (they occur only inside strings, so escaping the whole text is safe).
     """
     text = json.dumps(data, ensure_ascii=False, indent=2)
     for char, escape in _GOOGLE_ESCAPES.items():
@@ -196,7 +198,9 @@ class YouTubeCall(NamedTuple):
 
 
 class _Fail(Exception):
-    """Google's error body: ``{"error": {"code", "message", "errors": [{"message", "domain", "reason",
+    """Google's error body.
+
+    Google's error body: ``{"error": {"code", "message", "errors": [{"message", "domain", "reason",
     (location, locationType)}], ("status", "details")}}``. ``location``/``locationType`` and
     ``error_extra`` go into the ``errors[]`` entry, everything else next to ``code``.
     """
@@ -351,7 +355,9 @@ class FakeYouTube:
         self.videos[video_id].privacy = "private"
 
     def mark_deleted(self, video_id: str) -> None:
-        """Delete a video but leave its playlist entry, as YouTube does: listed as "Deleted video",
+        """Delete a video but leave its playlist entry.
+
+        Delete a video but leave its playlist entry, as YouTube does: listed as "Deleted video",
         no longer returned by ``videos.list``. (``delete_video`` removes the entry too.)
         """
         self.videos[video_id].privacy = "deleted"
@@ -367,7 +373,9 @@ class FakeYouTube:
         return video
 
     def restrict_playlist(self, playlist_id: str) -> None:
-        """The playlist answers 403 ``playlistItemsNotAccessible`` (domain ``youtube.parameter``), as a
+        """Make a playlist inaccessible to an API key.
+
+        The playlist answers 403 ``playlistItemsNotAccessible`` (domain ``youtube.parameter``), as a
         private playlist does to an API key.
         """
         self.restricted.add(playlist_id)
@@ -411,7 +419,9 @@ class FakeYouTube:
         reason: str = "backendError",
         retry_after: int | None = None,
     ) -> None:
-        """Answer the next ``n`` requests (to ``resource``, a glob such as ``videos``) with ``status``
+        """Fail the next ``n`` requests.
+
+        Answer the next ``n`` requests (to ``resource``, a glob such as ``videos``) with ``status``
         (and a ``Retry-After`` header when given).
         """
         message = {503: "The service is currently unavailable.", 500: "Backend Error"}.get(status, reason)
@@ -596,7 +606,9 @@ class FakeYouTube:
 
     @staticmethod
     def _token(playlist_id: str, offset: int) -> str:
-        """A page token in YouTube's look (``EAAaBlBUOkNBbw``-like: ``EAAa`` + base64url of ``PT:…``),
+        """A page token in YouTube's look.
+
+        A page token in YouTube's look (``EAAaBlBUOkNBbw``-like: ``EAAa`` + base64url of ``PT:…``),
         long and opaque; it names its playlist so another playlist's token is refused.
         """
         raw = json.dumps([playlist_id, offset], separators=(",", ":")).encode()
