@@ -68,11 +68,40 @@ from connectors.contentful.settings import (
 from connectors.core import ConfigError, Record, RecordError
 from connectors.http import HttpSettings, Json, NotFound, Rate, TokenCredentialMembers
 
-__all__ = ["ContentfulDestination"]
+__all__ = ["ContentfulDestination", "check_field_map"]
 
 logger = logging.getLogger(__name__)
 
 BODY_TYPES = frozenset({"Text", "Symbol", "RichText"})
+
+
+def check_field_map(
+    where: str, content_type: ContentTypeSpec, field_map: Mapping[str, str], type_id: str | None = None
+) -> None:
+    """Refuse a field map naming a field the content type lacks or one that cannot be written.
+
+    Shared by ``ContentfulDestination`` and ``ContentfulMcpDestination``.
+
+    Args:
+        where: Who checks, for messages.
+        content_type: The content type as read from the space.
+        field_map: Record property -> field id.
+        type_id: The content type id to name (default: ``content_type.id``).
+
+    Raises:
+        ConfigError: Naming the field and the property that maps to it.
+    """
+    ct = f"content type {type_id or content_type.id!r}"
+    for prop, field_id in field_map.items():
+        spec = content_type.fields.get(field_id)
+        if spec is None:
+            raise ConfigError(
+                f"{where}: {ct} has no field {field_id!r} (field_map[{prop!r}]); its fields are "
+                f"{', '.join(sorted(content_type.fields))}"
+            )
+        reason = spec.not_writable()
+        if reason:
+            raise ConfigError(f"{where}: {ct} field {field_id!r} (field_map[{prop!r}]): {reason}")
 
 
 class ContentfulDestination(TokenCredentialMembers):
@@ -218,17 +247,8 @@ class _ContentfulSession:
         space_default = next((str(loc["code"]) for loc in locales if loc.get("default")), codes[0] if codes else None)
         if dest.default_locale not in codes:
             raise ConfigError(f"{where} has no locale {dest.default_locale!r} (it has {', '.join(codes) or 'none'})")
+        check_field_map(where, content_type, dest.field_map)
         ct = f"content type {content_type.id!r}"
-        for prop, field_id in dest.field_map.items():
-            spec = content_type.fields.get(field_id)
-            if spec is None:
-                raise ConfigError(
-                    f"{where}: {ct} has no field {field_id!r} (field_map[{prop!r}]); its fields are "
-                    f"{', '.join(sorted(content_type.fields))}"
-                )
-            reason = spec.not_writable()
-            if reason:
-                raise ConfigError(f"{where}: {ct} field {field_id!r} (field_map[{prop!r}]): {reason}")
         self.key_spec: FieldSpec | None = None
         if dest.key_field is not None:
             self.key_spec = content_type.fields.get(dest.key_field)

@@ -54,6 +54,7 @@ from urllib.parse import quote
 import httpx
 
 from connectors.auth.tokens import TokenStore
+from connectors.contentful.destination import check_field_map
 from connectors.contentful.encode import ContentTypeSpec, FieldSpec, encode_fields
 from connectors.contentful.settings import DEFAULT_ENVIRONMENT, DEFAULT_LOCALE, MAX_VERSION_RETRIES
 from connectors.core import AuthError, ConfigError, Record, RecordError, TransientError
@@ -466,17 +467,7 @@ class ContentfulMcpDestination(McpConnector):
         if not isinstance(data, dict) or not isinstance(data.get("fields"), list):
             raise TransientError(f"{SERVICE} {TOOL_CONTENT_TYPE}: no content type in the answer")
         spec = ContentTypeSpec.from_api(data)
-        ct = f"content type {self.content_type!r}"
-        for prop, field_id in self.field_map.items():
-            field = spec.fields.get(field_id)
-            if field is None:
-                raise ConfigError(
-                    f"{where}: {ct} has no field {field_id!r} (field_map[{prop!r}]); its fields are "
-                    f"{', '.join(sorted(spec.fields))}"
-                )
-            reason = field.not_writable()
-            if reason:
-                raise ConfigError(f"{where}: {ct} field {field_id!r} (field_map[{prop!r}]): {reason}")
+        check_field_map(where, spec, self.field_map, self.content_type)
         return spec
 
 

@@ -121,6 +121,26 @@ def _checked_ids(
     )
 
 
+def _adopt(
+    ref: DataSourceRef, ids: tuple[str | None, str | None], warned: set[str]
+) -> tuple[tuple[str | None, str | None], str | None, str]:
+    """What a destination remembers of a resolved target; warns once when the database has several data sources.
+
+    Shared by ``NotionDestination`` and ``NotionMcpDestination``.
+    """
+    if len(ref.siblings) > 1 and f"siblings:{ref.database_id}" not in warned:
+        warned.add(f"siblings:{ref.database_id}")
+        logger.warning(
+            "Notion database %s has %d data sources (%s); writing to the first, %s. Pass data_source_id "
+            "to choose another.",
+            ref.database_id,
+            len(ref.siblings),
+            ", ".join(ref.siblings),
+            ref.data_source_id,
+        )
+    return (ids, ref.database_id, ref.data_source_id)
+
+
 class NotionDestination(CredentialMembers[TokenCredentials]):
     """Pages of one Notion data source, created and updated by key.
 
@@ -263,17 +283,7 @@ class NotionDestination(CredentialMembers[TokenCredentials]):
             ref = await client.resolve(database, expect="database")
         else:
             raise ConfigError(f"NotionDestination {self.name!r}: {self.config_hint}")
-        if len(ref.siblings) > 1 and f"siblings:{ref.database_id}" not in self._warned:
-            self._warned.add(f"siblings:{ref.database_id}")
-            logger.warning(
-                "Notion database %s has %d data sources (%s); writing to the first, %s. Pass data_source_id "
-                "to choose another.",
-                ref.database_id,
-                len(ref.siblings),
-                ", ".join(ref.siblings),
-                ref.data_source_id,
-            )
-        self._resolved = (ids, ref.database_id, ref.data_source_id)
+        self._resolved = _adopt(ref, ids, self._warned)
         return ref
 
     @asynccontextmanager

@@ -84,6 +84,7 @@ from connectors.notion.destination import (
     _MAX_REPORTS,
     NotionDestination,
     TruncationReport,
+    _adopt,
     _checked_ids,
     _key_text,
     _NotionSession,
@@ -608,17 +609,7 @@ class NotionMcpDestination(_McpConnector):
             ref = await _resolve(mcp, self.database_id, owner=owner)
         else:
             raise ConfigError(f"{owner}: {self.config_hint}")
-        if len(ref.siblings) > 1 and f"siblings:{ref.database_id}" not in self._warned:
-            self._warned.add(f"siblings:{ref.database_id}")
-            logger.warning(
-                "Notion database %s has %d data sources (%s); writing to the first, %s. Pass data_source_id "
-                "to choose another.",
-                ref.database_id,
-                len(ref.siblings),
-                ", ".join(ref.siblings),
-                ref.data_source_id,
-            )
-        self._resolved = (ids, ref.database_id, ref.data_source_id)
+        self._resolved = _adopt(ref, ids, self._warned)
         return ref
 
     @asynccontextmanager
