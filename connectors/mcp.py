@@ -250,6 +250,7 @@ class McpToolError(RecordError):
         structured: dict[str, Any] | None = None,
         primary_key: str | None = None,
     ) -> None:
+        """Keep the tool's name, its error text and its structured answer."""
         super().__init__(message, primary_key=primary_key)
         self.tool = tool
         self.text = text
@@ -321,6 +322,7 @@ class BearerAuth(httpx.Auth):
     """
 
     def __init__(self, token: str | TokenSource) -> None:
+        """Send ``token`` (or what the token source returns at each request)."""
         self._token = token
 
     def _sync_token(self) -> str | None:
@@ -338,12 +340,14 @@ class BearerAuth(httpx.Auth):
         return await value if inspect.isawaitable(value) else value
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Refuse synchronous use: the token source may be async."""
         token = self._sync_token()
         if token:
             request.headers["Authorization"] = f"Bearer {token}"
         yield request
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        """Send the request with ``Authorization: Bearer <current token>``."""
         token = await self._async_token()
         if token:
             request.headers["Authorization"] = f"Bearer {token}"
@@ -495,6 +499,7 @@ class McpSession:
         sleep: Sleep,
         clock: Clock,
     ) -> None:
+        """Wrap an initialized ``ClientSession`` and its HTTP client."""
         self._session = session
         self._client = client
         self.service = service
@@ -589,6 +594,7 @@ class McpSession:
         return list(self._tools)
 
     async def tool_names(self) -> set[str]:
+        """The names of the tools the server lists."""
         return {t.name for t in await self.tools()}
 
 
@@ -747,7 +753,9 @@ AuthLike = httpx.Auth | TokenSource | str
 
 
 class McpConnector:
-    """Credential, endpoint and session plumbing shared by the connectors that speak MCP (Notion,
+    """Credential, endpoint and session plumbing shared by the connectors that speak MCP.
+
+    Credential, endpoint and session plumbing shared by the connectors that speak MCP (Notion,
     Contentful): pauses and limits keyed on ``<credential_prefix>:<account>``, a fingerprint that
     changes on a new login, and one way to open a session.
 
@@ -772,8 +780,11 @@ class McpConnector:
         max_wait: float,
         call_timeout: float,
     ) -> None:
-        """Remember the credential, the endpoint and the HTTP settings (nothing is opened yet); positional,
-        in this order, so the three MCP connectors call it in one line."""
+        """Remember the credential, the endpoint and the HTTP settings (nothing is opened yet).
+
+        Remember the credential, the endpoint and the HTTP settings (nothing is opened yet); positional,
+        in this order, so the three MCP connectors call it in one line.
+        """
         if not account:
             raise ConfigError(f"{type(self).__name__}: account must be non-empty")
         self.auth = auth
@@ -793,6 +804,7 @@ class McpConnector:
 
     @property
     def rate_limit_key(self) -> str:
+        """The same as ``credential_key``: one limiter per account."""
         return self.credential_key
 
     def _has_credential(self) -> bool:
@@ -822,6 +834,7 @@ class McpConnector:
 
     @staticmethod
     def is_auth_error(err: BaseException) -> bool:
+        """Whether ``err`` (or an error it chains) says the credential is refused."""
         return auth_error_in_chain(err)
 
     def _auth(self) -> AuthLike:

@@ -1,9 +1,10 @@
 """``AsanaClient``: a typed client of the Asana REST API (``/api/1.0``) over ``connectors.http``.
 
-Every request goes through the shared client base (``connectors.http.JsonApiClient``) under one credential key per token:
-one rate limiter (150 or 1,500 requests a minute), Asana's concurrent request limits (50 reads and 15
-writes in flight), retries with backoff on 429 (honouring ``Retry-After``), 5xx and timeouts, typed
-errors (``raise_for_status``) and redaction of the token from every message and log line.
+Every request goes through the shared client base (``connectors.http.JsonApiClient``) under one
+credential key per token: one rate limiter (150 or 1,500 requests a minute), Asana's concurrent
+request limits (50 reads and 15 writes in flight), retries with backoff on 429 (honouring
+``Retry-After``), 5xx and timeouts, typed errors and redaction of the token from every message and
+log line.
 
 Asana wraps every body in an envelope: requests send ``{"data": {...}}``, answers carry ``{"data": ...}``
 (and ``next_page`` on listings), errors ``{"errors": [{"message": ..., "help": ...}]}``.
@@ -77,7 +78,9 @@ class AsanaCredentials(TokenCredentials):
 
 
 def parse_project_gid(value: str) -> str:
-    """A project gid from a gid or an Asana project URL (``https://app.asana.com/0/<gid>/list`` or
+    """A project gid from a gid or an Asana project URL.
+
+    A project gid from a gid or an Asana project URL (``https://app.asana.com/0/<gid>/list`` or
     ``https://app.asana.com/1/<workspace>/project/<gid>/list``).
 
     Raises:
@@ -97,7 +100,9 @@ _OFFSET_ERROR_RE = re.compile(r'"message"\s*:\s*"offset\b', re.IGNORECASE)
 
 
 class OffsetExpired(TransientError):
-    """Asana refused an ``offset`` token it handed out (400): expired (``offset: Your pagination token
+    """Asana refused an ``offset`` it handed out (400): the listing must restart.
+
+    Asana refused an ``offset`` token it handed out (400): expired (``offset: Your pagination token
     has expired.``) or no longer recognised (``offset: Not a valid offset for this query.``); the
     listing must restart.
 
@@ -188,6 +193,7 @@ class AsanaClient(JsonApiClient):
     # -- objects ----------------------------------------------------------------------------------
 
     async def get_project(self, project_gid: str, *, opt_fields: Iterable[str] = ()) -> Json:
+        """``GET /projects/{gid}``: the project (``opt_fields`` only, when given)."""
         params = {"opt_fields": ",".join(opt_fields)} if opt_fields else None
         return dict((await self.request("GET", f"/projects/{project_gid}", params=params))["data"])
 
@@ -197,15 +203,18 @@ class AsanaClient(JsonApiClient):
         return dict((await self.request("GET", f"/users/{user}", params=params))["data"])
 
     async def create_task(self, data: Json, *, opt_fields: Iterable[str] = ("gid",)) -> Json:
+        """``POST /tasks`` (never resent after an ambiguous failure): the new task."""
         params = {"opt_fields": ",".join(opt_fields)} if opt_fields else None
         return dict((await self.request("POST", "/tasks", json={"data": data}, params=params, create=True))["data"])
 
     async def update_task(self, task_gid: str, data: Json, *, opt_fields: Iterable[str] = ("gid",)) -> Json:
         # Setting values is idempotent: a retry after an ambiguous failure writes the same values.
+        """``PUT /tasks/{gid}`` (setting values is idempotent, so it is retried): the task."""
         params = {"opt_fields": ",".join(opt_fields)} if opt_fields else None
         return dict((await self.request("PUT", f"/tasks/{task_gid}", json={"data": data}, params=params))["data"])
 
     async def get_task(self, task_gid: str, *, opt_fields: Iterable[str] = ()) -> Json:
+        """``GET /tasks/{gid}``: the task (``opt_fields`` only, when given)."""
         params = {"opt_fields": ",".join(opt_fields)} if opt_fields else None
         return dict((await self.request("GET", f"/tasks/{task_gid}", params=params))["data"])
 

@@ -150,6 +150,7 @@ class AsanaDestination(CredentialMembers[TokenCredentials]):
         max_concurrency: int = MAX_CONCURRENCY,
         name: str = "asana",
     ) -> None:
+        """Check the arguments and remember them; nothing is read or sent yet."""
         if body_field not in BODY_FIELDS:
             raise ConfigError(f"AsanaDestination: body_field must be 'notes' or 'html_notes', got {body_field!r}")
         if not title_property:
@@ -218,10 +219,12 @@ class AsanaDestination(CredentialMembers[TokenCredentials]):
     def configured(self) -> bool:
         # Both halves: durable-sync checked only the project, so a missing token surfaced as a 401
         # and paused the route instead of saying what to set (W18).
+        """Whether everything this connector needs is set (see ``config_hint``)."""
         return bool(self.token()) and self.project() is not None
 
     @property
     def config_hint(self) -> str:
+        """``"configured"``, or what to set before the connector can run."""
         missing = []
         if not self.token():
             missing.append(self.credentials.hint)
@@ -235,6 +238,7 @@ class AsanaDestination(CredentialMembers[TokenCredentials]):
         return "set " + " and ".join(missing)
 
     def describe(self) -> str:
+        """Where the records go, for people: a URL when one is known."""
         project = self.project()
         if project:
             return f"{ASANA_APP_BASE}/0/{project}/list"
@@ -246,6 +250,7 @@ class AsanaDestination(CredentialMembers[TokenCredentials]):
         # A record's error is never a dead credential, whatever its text says: core's heuristic reads a
         # bare "403" or "forbidden" in a message as auth, and messages quote record values. Ours never
         # chain a 401/403 (see _refused_field).
+        """Whether ``err`` (or an error it chains) says the credential is refused."""
         if isinstance(err, RecordError):
             return False
         return auth_error_in_chain(err, extra_needles=("not authorized",))

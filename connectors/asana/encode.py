@@ -161,6 +161,7 @@ def encode_start(value: Any, target: str = "start_on") -> str | None:
 
 
 def encode_completed(value: Any, target: str = "completed") -> bool:
+    """The ``completed`` value of a task from a record value (a boolean or its text)."""
     if value is None:
         return False
     if isinstance(value, bool):

@@ -225,13 +225,16 @@ class ContentfulClient(JsonApiClient):
     # -- space ------------------------------------------------------------------------------------
 
     async def locales(self) -> list[Json]:
+        """The locales of the space environment."""
         body = await self.request("GET", "/locales", params={"limit": MAX_LIMIT})
         return [loc for loc in body.get("items") or [] if isinstance(loc, dict)]
 
     async def content_type(self, content_type_id: str) -> Json:
+        """One content type (its fields, validations, display field)."""
         return await self.request("GET", f"/content_types/{quote(content_type_id, safe='')}")
 
     async def content_types(self) -> list[Json]:
+        """Every content type of the space environment."""
         body = await self.request("GET", "/content_types", params={"limit": MAX_LIMIT})
         return [ct for ct in body.get("items") or [] if isinstance(ct, dict)]
 
@@ -245,9 +248,12 @@ class ContentfulClient(JsonApiClient):
         sync_type: str | None = None,
         limit: int | None = None,
     ) -> Json:
-        """One Sync API page: an initial sync when ``token`` is None (filtered by ``sync_type`` /
+        """One Sync API page: an initial sync, or the page or sync a token names.
+
+        One Sync API page: an initial sync when ``token`` is None (filtered by ``sync_type`` /
         ``content_type``, ``limit`` items a page), else the page or sync the token names (its filter and
-        limit are baked in, so none are sent)."""
+        limit are baked in, so none are sent).
+        """
         if self.api != "cda":
             raise ConfigError("Contentful: the Sync API exists on the Content Delivery API only")
         params: dict[str, Any]

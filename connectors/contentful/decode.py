@@ -153,8 +153,11 @@ def decode_value(spec: FieldSpec | None, value: Any) -> Any:
 
 
 def pick_locale(by_locale: Any, locales: Sequence[str]) -> Any:
-    """The value of a locale-wrapped field in the first of ``locales`` it has, else in the first locale
-    present; :data:`MISSING` when it has none."""
+    """The value of a locale-wrapped field in the first of ``locales`` it has.
+
+    The value of a locale-wrapped field in the first of ``locales`` it has, else in the first locale
+    present; :data:`MISSING` when it has none.
+    """
     if not isinstance(by_locale, Mapping) or not by_locale:
         return MISSING
     for code in locales:

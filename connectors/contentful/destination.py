@@ -156,6 +156,7 @@ class ContentfulDestination(TokenCredentialMembers):
         rate: Rate | None = None,
         max_concurrency: int = MAX_CONCURRENCY,
     ) -> None:
+        """Check the arguments and remember them; nothing is read or sent yet."""
         if not space_id or not content_type:
             raise ConfigError("ContentfulDestination needs a space_id and a content_type")
         if not field_map:
@@ -191,6 +192,7 @@ class ContentfulDestination(TokenCredentialMembers):
     # -- configuration ----------------------------------------------------------------------------
 
     def describe(self) -> str:
+        """Where the records go, for people: a URL when one is known."""
         env = "" if self.environment == DEFAULT_ENVIRONMENT else f"/environments/{quote(self.environment, safe='')}"
         return (
             f"https://app.contentful.com/spaces/{quote(self.space_id, safe='')}{env}/entries"

@@ -118,6 +118,7 @@ class FieldSpec:
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> FieldSpec:
+        """A field spec from a content type's ``fields[]`` item as the API returns it."""
         raw_items = data.get("items")
         items: Mapping[str, Any] = raw_items if isinstance(raw_items, Mapping) else {}
         return cls(
@@ -155,6 +156,7 @@ class ContentTypeSpec:
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> ContentTypeSpec:
+        """A content type spec from the API's content type object."""
         raw_sys = data.get("sys")
         sys: Mapping[str, Any] = raw_sys if isinstance(raw_sys, Mapping) else {}
         fields = [FieldSpec.from_api(f) for f in data.get("fields") or [] if isinstance(f, Mapping)]
@@ -340,8 +342,11 @@ def encode_fields(
 
 
 def merge_fields(current: Mapping[str, Any], encoded: Mapping[str, Any], locales: Mapping[str, str]) -> Json:
-    """The ``fields`` object to PUT: ``current`` with each encoded value set (or, for None, removed)
-    under ``locales[field id]``; other locales and fields are kept as they are."""
+    """The ``fields`` object to PUT: ``current`` with the encoded values set.
+
+    The ``fields`` object to PUT: ``current`` with each encoded value set (or, for None, removed)
+    under ``locales[field id]``; other locales and fields are kept as they are.
+    """
     merged: Json = {fid: dict(by_locale) for fid, by_locale in current.items() if isinstance(by_locale, Mapping)}
     for field_id, value in encoded.items():
         locale = locales[field_id]
@@ -375,8 +380,11 @@ def check_prefix(prefix: str) -> str:
 
 
 def entry_id_for(key: str, prefix: str) -> str:
-    """The entry id of a record key: ``<prefix><key>`` when that is a valid id whose tail does not start
-    with ``.``, else ``<prefix>.<sha256(key)[:40]>``. Deterministic: the same key always gives the same id."""
+    """The entry id of a record key (deterministic).
+
+    The entry id of a record key: ``<prefix><key>`` when that is a valid id whose tail does not start
+    with ``.``, else ``<prefix>.<sha256(key)[:40]>``. Deterministic: the same key always gives the same id.
+    """
     if _TAIL_RE.match(key) and len(prefix) + len(key) <= MAX_ENTRY_ID:
         return prefix + key
     digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:HASHED_ID_HEX]

@@ -150,8 +150,11 @@ def _parse_tags(text: str) -> _Node:
 
 
 def _generic(node: _Node, source: str) -> Any:
-    """A node as JSON-like data: text for a leaf (``true``/``false`` as bools), a dict of its children
-    otherwise, a repeated tag as a list."""
+    """A node as JSON-like data.
+
+    A node as JSON-like data: text for a leaf (``true``/``false`` as bools), a dict of its children
+    otherwise, a repeated tag as a list.
+    """
     if not node.children:
         text = node.raw(source).strip()
         return {"true": True, "false": False}.get(text, text)
@@ -267,8 +270,11 @@ def _json_sys(text: str) -> Mapping[str, Any]:
 
 
 def entry_id_of(text: str) -> str | None:
-    """The entry id in an answer: the entry's own ``<sys><id>`` (the server's XML), else a URN
-    (``…/entries/<id>``), else ``</space><id>X</id>``, else a JSON answer's ``sys.id``; None when none is found."""
+    """The entry id in an answer, or None.
+
+    The entry id in an answer: the entry's own ``<sys><id>`` (the server's XML), else a URN
+    (``…/entries/<id>``), else ``</space><id>X</id>``, else a JSON answer's ``sys.id``; None when none is found.
+    """
     value = _sys_text(text, "id")
     if value is not None and re.fullmatch(_ID, value):
         return value
@@ -297,6 +303,7 @@ def version_of(text: str) -> int | None:
 
 
 def published_version_of(text: str) -> int | None:
+    """The ``publishedVersion`` of the entry in an answer, or None when unpublished."""
     return _sys_int(text, "publishedVersion", _PUBLISHED_RE)
 
 
@@ -319,9 +326,12 @@ def _fields_read(
 
 
 def fields_of(text: str, content_type: ContentTypeSpec | None = None) -> dict[str, dict[str, Any]] | None:
-    """The entry's locale-wrapped fields in an answer: the server's XML (values typed by ``content_type``
+    """The entry's locale-wrapped fields in an answer, or None.
+
+    The entry's locale-wrapped fields in an answer: the server's XML (values typed by ``content_type``
     when given), JSON inside ``<fields>…</fields>``, or a JSON answer's ``fields``; None when the answer
-    carries no entry we can read."""
+    carries no entry we can read.
+    """
     return _fields_read(text, content_type)[0]
 
 
@@ -397,6 +407,7 @@ class ContentfulMcpDestination(McpConnector):
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
         name: str = "contentful-mcp",
     ) -> None:
+        """Check the arguments and remember them; nothing is read or sent yet."""
         if not field_map:
             raise ConfigError("ContentfulMcpDestination: field_map must map at least one record property to a field")
         targets = list(field_map.values())
@@ -418,10 +429,12 @@ class ContentfulMcpDestination(McpConnector):
 
     @property
     def configured(self) -> bool:
+        """Whether everything this connector needs is set (see ``config_hint``)."""
         return self._has_credential() and bool(self.space_id) and bool(self.content_type)
 
     @property
     def config_hint(self) -> str:
+        """``"configured"``, or what to set before the connector can run."""
         missing = []
         if not self._has_credential():
             missing.append(f"a Contentful OAuth login (account {self.account!r}: durable-sync auth login)")
@@ -432,6 +445,7 @@ class ContentfulMcpDestination(McpConnector):
         return "configured" if not missing else "set " + " and ".join(missing)
 
     def describe(self) -> str:
+        """Where the records go, for people: a URL when one is known."""
         if not self.space_id:
             return "Contentful over MCP (not configured)"
         env = "" if self.environment == DEFAULT_ENVIRONMENT else f"/environments/{quote(self.environment, safe='')}"

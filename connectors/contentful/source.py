@@ -177,6 +177,7 @@ class ContentfulSource(TokenCredentialMembers):
         http: HttpSettings | None = None,
         rate: Rate | None = None,
     ) -> None:
+        """Check the arguments and remember them; nothing is read or sent yet."""
         if not space_id:
             raise ConfigError("ContentfulSource needs a space_id")
         if api not in (None, "cda", "cma"):
@@ -224,6 +225,7 @@ class ContentfulSource(TokenCredentialMembers):
     # -- configuration ----------------------------------------------------------------------------
 
     def specs(self) -> list[SourceSpec]:
+        """The units of work, one partition each."""
         if self.content_types is None:
             return [SourceSpec("all", self.interval_minutes, {"content_type": None})]
         return [SourceSpec(f"type:{ct}", self.interval_minutes, {"content_type": ct}) for ct in self.content_types]
@@ -242,8 +244,11 @@ class ContentfulSource(TokenCredentialMembers):
         return self.tokens[self.mode()]
 
     def pass_metadata(self, spec: SourceSpec) -> dict[str, Any]:
-        """What the last pass of ``spec`` read: mode (initial, delta, cma), entries, deletions,
-        skipped items (assets, unknown types), requests."""
+        """What the last pass of ``spec`` read.
+
+        What the last pass of ``spec`` read: mode (initial, delta, cma), entries, deletions,
+        skipped items (assets, unknown types), requests.
+        """
         counts = self._counts.get(spec.key)
         if counts is None:
             return {}
@@ -592,8 +597,11 @@ class ContentfulSource(TokenCredentialMembers):
             logger.warning("%s", message)
 
     def commit(self, spec_key: str) -> None:
-        """Store the watermark of the pass that just completed (the engine calls this after a
-        successful pass that was not a dry run; ``fetch`` after a full drain)."""
+        """Store the watermark of the pass that just completed.
+
+        Store the watermark of the pass that just completed (the engine calls this after a
+        successful pass that was not a dry run; ``fetch`` after a full drain).
+        """
         pending = self._pending.pop(spec_key, None)
         if pending is not None:
             self.watermarks[spec_key] = pending

@@ -134,6 +134,7 @@ class CachedBody:
 
     @property
     def size(self) -> int:
+        """Bytes the entry holds (body and link header)."""
         return len(self.content) + len(self.etag) + len(self.link or "")
 
 
@@ -142,14 +143,20 @@ CacheKey = tuple[str, str, str]  # (credential key, Accept, absolute URL)
 
 @runtime_checkable
 class ETagStore(Protocol):
-    """Where conditional-request bodies live. ``ETagCache`` keeps them in memory; a store that
-    persists them (the state store, a file) makes the savings survive a new process."""
+    """Where conditional-request bodies live.
 
-    def get(self, key: CacheKey) -> CachedBody | None: ...
+    ``ETagCache`` keeps them in memory; a store that persists them (the state store, a file) makes the savings survive
+    a new process.
+    """
 
-    def put(self, key: CacheKey, entry: CachedBody) -> None: ...
+    def get(self, key: CacheKey) -> CachedBody | None:
+        """The cached body for ``key``, or None."""
 
-    def discard(self, key: CacheKey) -> None: ...
+    def put(self, key: CacheKey, entry: CachedBody) -> None:
+        """Remember ``entry`` for ``key``."""
+
+    def discard(self, key: CacheKey) -> None:
+        """Forget ``key``."""
 
 
 class ETagCache:
@@ -165,6 +172,7 @@ class ETagCache:
     """
 
     def __init__(self, max_entries: int = ETAG_CACHE_MAX_ENTRIES, max_bytes: int = ETAG_CACHE_MAX_BYTES) -> None:
+        """Start empty, with these limits."""
         if max_entries < 1 or max_bytes < 1:
             raise ConfigError(f"ETagCache needs max_entries >= 1 and max_bytes >= 1, got {max_entries}, {max_bytes}")
         self.max_entries = max_entries
@@ -174,13 +182,16 @@ class ETagCache:
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
+        """The number of entries."""
         return len(self._entries)
 
     @property
     def size_bytes(self) -> int:
+        """Bytes held by all entries."""
         return self._bytes
 
     def get(self, key: CacheKey) -> CachedBody | None:
+        """The cached body for ``key`` (now the most recently used), or None."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None:
@@ -188,6 +199,7 @@ class ETagCache:
             return entry
 
     def put(self, key: CacheKey, entry: CachedBody) -> None:
+        """Remember ``entry`` for ``key``; the least recently used go past the limits."""
         if entry.size > self.max_bytes:
             self.discard(key)  # a body larger than the whole cache is not worth keeping
             return
@@ -202,12 +214,14 @@ class ETagCache:
                 self._bytes -= evicted.size
 
     def discard(self, key: CacheKey) -> None:
+        """Forget ``key``."""
         with self._lock:
             old = self._entries.pop(key, None)
             if old is not None:
                 self._bytes -= old.size
 
     def clear(self) -> None:
+        """Forget every entry."""
         with self._lock:
             self._entries.clear()
             self._bytes = 0
@@ -222,7 +236,9 @@ SHARED_ETAG_CACHE = ETagCache()
 
 
 class BlobETagStore:
-    """ETag bodies kept in a durable ``BlobStore`` (the platform's state store), so that an unchanged
+    """ETag bodies kept in a durable ``BlobStore`` (the platform's state store).
+
+    ETag bodies kept in a durable ``BlobStore`` (the platform's state store), so that an unchanged
     repo costs no rate limit on the next pass even when that pass runs in a new process.
 
     A small in-memory LRU sits in front so one pass does not read the same entry twice.
@@ -231,6 +247,7 @@ class BlobETagStore:
     NAMESPACE = "github-etag"
 
     def __init__(self, blobs: BlobStore, *, memory: ETagCache | None = None) -> None:
+        """Read through ``memory`` to ``blobs``."""
         self.blobs = blobs
         self.memory = memory or ETagCache(max_entries=2048, max_bytes=16 * 1024 * 1024)
 
@@ -239,6 +256,7 @@ class BlobETagStore:
         return hashlib.sha256("\x1f".join(key).encode()).hexdigest()
 
     def get(self, key: CacheKey) -> CachedBody | None:
+        """The cached body for ``key``: from memory, else from the blob store."""
         hit = self.memory.get(key)
         if hit is not None:
             return hit
@@ -255,11 +273,13 @@ class BlobETagStore:
         return entry
 
     def put(self, key: CacheKey, entry: CachedBody) -> None:
+        """Remember ``entry`` in memory and in the blob store."""
         self.memory.put(key, entry)
         head = json.dumps({"etag": entry.etag, "link": entry.link}).encode()
         self.blobs.put_blob(self.NAMESPACE, self._key(key), head + b"\n" + entry.content)
 
     def discard(self, key: CacheKey) -> None:
+        """Forget ``key`` in memory and in the blob store."""
         self.memory.discard(key)
         self.blobs.delete_blob(self.NAMESPACE, self._key(key))
 
@@ -285,6 +305,7 @@ class RepositoryBlocked(RecordError):
     status_code = 451
 
     def __init__(self, message: str, *, http_status: int, reason: str) -> None:
+        """Keep the message, the HTTP status and GitHub's block reason."""
         super().__init__(message)
         self.http_status = http_status
         self.reason = reason
@@ -325,10 +346,12 @@ class GitHubResponse:
     headers: httpx.Headers
 
     def json(self) -> Any:
+        """The body parsed as JSON."""
         return json.loads(self.content) if self.content else None
 
     @property
     def text(self) -> str:
+        """The body as text."""
         return self.content.decode("utf-8", errors="replace")
 
 
@@ -465,6 +488,7 @@ class GitHubClient(JsonApiClient):
 
     @property
     def base_url(self) -> httpx.URL:
+        """The REST root requests are relative to."""
         return self._http.base_url
 
     # ------------------------------------------------------------------------------ raw GET

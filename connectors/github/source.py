@@ -318,6 +318,7 @@ class GitHubSource:
         named_page_size: int = NAMED_PAGE_SIZE,
         name: str = "github",
     ) -> None:
+        """Check the arguments and remember them; nothing is read or sent yet."""
         self.orgs = _dedupe(_strings(orgs, "orgs"))
         for org in self.orgs:
             if not _LOGIN_RE.match(org):
@@ -375,6 +376,7 @@ class GitHubSource:
         """Of those, 304s answered from the ETag cache."""
 
     def __repr__(self) -> str:  # never the token
+        """Name the connector, never its secret."""
         return f"GitHubSource(name={self.name!r}, orgs={self.orgs!r}, repos={len(self.repos)})"
 
     # ------------------------------------------------------------------------------ credential
@@ -393,6 +395,7 @@ class GitHubSource:
 
     @property
     def config_hint(self) -> str:
+        """``"configured"``, or what to set before the connector can run."""
         if not self.orgs and not self.repos:
             return "give GitHubSource orgs=[...] or repos=['owner/repo', ...] (GITHUB_ORGS / GITHUB_REPOS)"
         return (
@@ -424,6 +427,7 @@ class GitHubSource:
     # ------------------------------------------------------------------------------ specs
 
     def specs(self) -> list[SourceSpec]:
+        """One spec per org, plus one for the listed repos."""
         specs = [SourceSpec(f"org:{org}", self.interval_minutes, {"kind": "org", "org": org}) for org in self.orgs]
         if self.repos:
             specs.append(SourceSpec("repos", self.interval_minutes, {"kind": "repos", "repos": list(self.repos)}))

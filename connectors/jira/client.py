@@ -68,8 +68,11 @@ logger = logging.getLogger(__name__)
 
 
 def normalize_base_url(value: str | None) -> str | None:
-    """``https://acme.atlassian.net`` from ``acme.atlassian.net``, ``https://acme.atlassian.net/`` or a
-    pasted browse link (``.../browse/ENG-1``, ``.../jira/...``); None for nothing."""
+    """The site's base URL from what a user pastes; None for nothing.
+
+    ``https://acme.atlassian.net`` from ``acme.atlassian.net``, ``https://acme.atlassian.net/`` or a
+    pasted browse link (``.../browse/ENG-1``, ``.../jira/...``); None for nothing.
+    """
     text = (value or "").strip()
     if not text:
         return None
@@ -117,6 +120,7 @@ class JiraCredentials:
         email_env: str | None,
         token_env: str | None,
     ) -> None:
+        """Check the arguments and remember them; nothing is read or sent yet."""
         self._base_url = base_url
         self._email = email
         self._token = token
@@ -125,13 +129,16 @@ class JiraCredentials:
         self.token_env = token_env
 
     def base_url(self) -> str | None:
+        """The site now (``https://<site>.atlassian.net``), or None."""
         raw = self._base_url or ((os.environ.get(self.base_url_env) or "").strip() if self.base_url_env else "")
         return normalize_base_url(raw)
 
     def email(self) -> str | None:
+        """The account email now: the one given, else the variable's."""
         return self._email or env_secret(self.email_env)
 
     def token(self) -> str | None:
+        """The API token now: the one given, else the variable's."""
         return self._token or env_secret(self.token_env)
 
     def missing(self) -> list[str]:
@@ -154,6 +161,7 @@ class JiraCredentials:
 
     @property
     def rate_limit_key(self) -> str:
+        """``jira:<12 hex>`` of the email and token (one limiter per token); ``jira`` without."""
         email, token = self.email(), self.token()
         return rate_limit_key_for(email, token) if email and token else "jira"
 
@@ -194,6 +202,7 @@ class JiraRejected(RecordError):
         messages: Sequence[str],
         primary_key: str | None = None,
     ) -> None:
+        """Keep Jira's field errors and messages (already redacted)."""
         super().__init__(message, primary_key=primary_key)
         self.status_code = status_code
         self.errors = dict(errors)
@@ -355,8 +364,11 @@ class JiraClient(JsonApiClient):
     async def get_issue(
         self, id_or_key: str, *, fields: Sequence[str] = (), properties: Sequence[str] = ()
     ) -> Json | None:
-        """``GET /rest/api/3/issue/{idOrKey}`` (strongly consistent; a moved issue's old key still
-        finds it); None when it does not exist or is not visible."""
+        """``GET /rest/api/3/issue/{idOrKey}``; None when it does not exist or is not visible.
+
+        ``GET /rest/api/3/issue/{idOrKey}`` (strongly consistent; a moved issue's old key still
+        finds it); None when it does not exist or is not visible.
+        """
         params: dict[str, str] = {"fields": ",".join(fields) if fields else "id"}
         if properties:
             params["properties"] = ",".join(properties)

@@ -99,6 +99,7 @@ class Truncation:
     limit: int
 
     def __str__(self) -> str:
+        """One line for people."""
         return f"{self.primary_key}: {self.field} truncated from {self.length} to {self.limit} characters"
 
 
@@ -191,6 +192,7 @@ class JiraDestination(CredentialMembers[JiraCredentials]):
         probe_misses: int = PROBE_MISSES,
         name: str = "jira",
     ) -> None:
+        """Check the arguments and remember them; nothing is read or sent yet."""
         if not title_property:
             raise ConfigError("JiraDestination: title_property must be non-empty")
         if not property_key or len(property_key) > 255:
@@ -227,6 +229,7 @@ class JiraDestination(CredentialMembers[JiraCredentials]):
     # -- configuration ----------------------------------------------------------------------------
 
     def project_key(self) -> str | None:
+        """The project key now (the argument, else the variable's), or None."""
         if self._project_key:
             return self._project_key
         raw = (os.environ.get(self.project_env) or "").strip().upper() if self.project_env else ""
@@ -234,16 +237,19 @@ class JiraDestination(CredentialMembers[JiraCredentials]):
 
     @property
     def configured(self) -> bool:
+        """Whether everything this connector needs is set (see ``config_hint``)."""
         return not self.credentials.missing() and bool(self.project_key())
 
     @property
     def config_hint(self) -> str:
+        """``"configured"``, or what to set before the connector can run."""
         missing = self.credentials.missing()
         if not self.project_key():
             missing.append(f"{self.project_env or 'project_key'} (the key of the project issues go to, e.g. ENG)")
         return "set " + " and ".join(missing) if missing else "configured"
 
     def describe(self) -> str:
+        """Where the records go, for people: a URL when one is known."""
         base, key = self.credentials.base_url(), self.project_key()
         if base and key:
             return f"{base}/browse/{key}"

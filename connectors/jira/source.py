@@ -80,7 +80,9 @@ _PROPERTY_FIELDS: dict[str, str] = {
 
 
 def parse_jira_datetime(value: Any) -> dt.datetime | str | None:
-    """Jira's ``2024-03-01T10:15:30.000+0100`` as an aware datetime keeping its offset (the raw string
+    """Jira's ``2024-03-01T10:15:30.000+0100`` as an aware datetime keeping its offset.
+
+    Jira's ``2024-03-01T10:15:30.000+0100`` as an aware datetime keeping its offset (the raw string
     if unparseable).
 
     The offset has no colon, which ``datetime.fromisoformat`` accepts only from Python 3.11 on (our
@@ -254,6 +256,7 @@ class JiraSource(CredentialMembers[JiraCredentials]):
         http: HttpSettings | None = None,
         rate: Rate | None = JIRA_RATE,
     ) -> None:
+        """Check the arguments and remember them; nothing is read or sent yet."""
         if not 1 <= page_size <= 5000:
             raise ConfigError(f"JiraSource: page_size must be within 1..5000, got {page_size!r}")
         pairs = list(queries.items()) if isinstance(queries, Mapping) else list(queries or [])
@@ -288,14 +291,17 @@ class JiraSource(CredentialMembers[JiraCredentials]):
     # -- configuration ----------------------------------------------------------------------------
 
     def specs(self) -> list[SourceSpec]:
+        """The units of work, one partition each."""
         return [SourceSpec(key, self.interval_minutes, {"jql": jql}) for key, jql in self._jql.items()]
 
     @property
     def configured(self) -> bool:
+        """Whether everything this connector needs is set (see ``config_hint``)."""
         return bool(self._jql) and not self.credentials.missing()
 
     @property
     def config_hint(self) -> str:
+        """``"configured"``, or what to set before the connector can run."""
         missing = list(self.credentials.missing())
         if not self._jql:
             missing.append("queries={slug: jql} or projects=[KEY] (JIRA_PROJECTS)")

@@ -1,16 +1,17 @@
 """``LumaClient``: a typed client of Luma's public API (events of one calendar) over ``connectors.http``.
 
-Every request goes through the shared client base (``connectors.http.JsonApiClient``): the per-key limiter (``LUMA_RATE``, shared by every client of
-the same key), retries with backoff on 5xx and timeouts, and on 429 the server's ``Retry-After``
-(Luma blocks the key for a minute; the toolkit blocks every request on the key until then, sleeps
-through waits up to ``RetryPolicy.max_wait`` and raises ``RateLimited`` beyond it).
+Every request goes through the shared client base (``connectors.http.JsonApiClient``): the
+per-key limiter (``LUMA_RATE``, shared by every client of the same key), retries with backoff on
+5xx and timeouts, and on 429 the server's ``Retry-After`` (Luma blocks the key for a minute; the
+toolkit blocks every request on the key until then, sleeps through waits up to
+``RetryPolicy.max_wait`` and raises ``RateLimited`` beyond it).
 
 Creates are sent with ``retry_options(retry_ambiguous=False)``: after a read timeout, a dropped
 connection or a 500/502/504, Luma may have created the event, and since it cannot hold our key a
 resent create would make a second one. The error surfaces instead (``TransientError``).
 
-Pagination is a named strategy (:class:`HasMorePagination`, the toolkit's ``NextCursorPagination``): send ``pagination_cursor``; read
-``next_cursor`` while ``has_more``.
+Pagination is a named strategy (:class:`HasMorePagination`, the toolkit's ``NextCursorPagination``):
+send ``pagination_cursor``; read ``next_cursor`` while ``has_more``.
 """
 
 from __future__ import annotations
@@ -153,4 +154,5 @@ class LumaClient(JsonApiClient):
 
     async def update_event(self, event_id: str, payload: Mapping[str, Any]) -> None:
         # Setting fields is idempotent: a retry after an ambiguous failure writes the same values.
+        """Update an event (setting fields is idempotent, so it is retried)."""
         await self.request("POST", UPDATE_PATH, json={"event_id": event_id, **payload})

@@ -116,6 +116,14 @@ def encode_event(
     """The create/update payload of a record (without ``event_id``); see the module docstring.
 
     Args:
+        record: The record.
+        title_property: The property holding the event name.
+        start_property: The property holding the start (an aware datetime or ISO text).
+        end_property: The property holding the end (None: ``default_duration`` after the start).
+        timezone_property: The property holding an IANA zone for the event (None: ``timezone``).
+        timezone: The zone when the record names none.
+        description_property: The property holding the description (None: none sent).
+        default_duration: The length of an event without an end.
         skip: Record properties not to write (create-only properties on an update).
 
     Raises:
@@ -209,6 +217,7 @@ class LumaDestination(TokenCredentialMembers):
         http: HttpSettings | None = None,
         rate: Rate | None = LUMA_RATE,
     ) -> None:
+        """Check the arguments and remember them; nothing is read or sent yet."""
         if not title_property or not start_property:
             raise ConfigError("LumaDestination: title_property and start_property must be non-empty")
         try:
@@ -234,11 +243,13 @@ class LumaDestination(TokenCredentialMembers):
         self.requests_sent = 0
 
     def __repr__(self) -> str:  # never the key
+        """Name the connector, never its secret."""
         return f"LumaDestination(name={self.name!r})"
 
     # -- configuration ----------------------------------------------------------------------------
 
     def describe(self) -> str:
+        """Where the records go, for people: a URL when one is known."""
         return f"the Luma calendar of key {self.rate_limit_key} (events are linked by the state store's link map)"
 
     def encode(self, record: Record, *, skip: Collection[str] = ()) -> Json:
@@ -257,6 +268,7 @@ class LumaDestination(TokenCredentialMembers):
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[_LumaSession]:
+        """A session on the calendar of the key (the client closes with it)."""
         key = self.token()
         if not key:
             raise ConfigError(f"LumaDestination {self.name!r}: {self.config_hint}")

@@ -150,6 +150,7 @@ class LumaSource(TokenCredentialMembers):
         http: HttpSettings | None = None,
         rate: Rate | None = LUMA_RATE,
     ) -> None:
+        """Check the arguments and remember them; nothing is read or sent yet."""
         if isinstance(interval_minutes, bool) or not isinstance(interval_minutes, int) or interval_minutes < 1:
             raise ConfigError(f"LumaSource.interval_minutes must be a whole number >= 1, got {interval_minutes!r}")
         if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= 100:
@@ -168,6 +169,7 @@ class LumaSource(TokenCredentialMembers):
         self.requests_sent = 0
 
     def __repr__(self) -> str:  # never the key
+        """Name the connector, never its secret."""
         return f"LumaSource(name={self.name!r}, after={self.after!r})"
 
     @staticmethod
@@ -182,6 +184,7 @@ class LumaSource(TokenCredentialMembers):
     # -- credential -----------------------------------------------------------------------------
 
     def specs(self) -> list[SourceSpec]:
+        """The units of work, one partition each."""
         return [SourceSpec("events", self.interval_minutes, {"after": self.after, "before": self.before})]
 
     # -- reading ----------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """``NotionClient``: a typed client of the Notion REST API (2025-09-03) over ``connectors.http``.
 
-Every request goes through the shared client base (``connectors.http.JsonApiClient``): one rate limiter per token (3 req/s),
-retries with backoff on 429 (honouring ``Retry-After``), 409 ``conflict_error``, 5xx and timeouts,
-typed errors (``raise_for_status``) and redaction of the token from every message and log line.
+Every request goes through the shared client base (``connectors.http.JsonApiClient``): one rate
+limiter per token (3 req/s), retries with backoff on 429 (honouring ``Retry-After``), 409
+``conflict_error``, 5xx and timeouts, typed errors and redaction of the token from every message
+and log line.
 
 Non-idempotent calls (create a page, append blocks, create a database) are sent with
 ``retry_options(retry_ambiguous=False)``: after a read timeout or a 500/502/504 the server may have
@@ -132,6 +133,7 @@ class DataSourceRef:
 
     @property
     def properties(self) -> dict[str, Json]:
+        """The data source's schema: property name to property object."""
         return dict(self.data_source.get("properties") or {})
 
 
@@ -185,28 +187,35 @@ class NotionClient(JsonApiClient):
     # -- objects ----------------------------------------------------------------------------------
 
     async def retrieve_database(self, database_id: str) -> Json:
+        """``GET /v1/databases/{id}``."""
         return await self.request("GET", f"/v1/databases/{database_id}")
 
     async def retrieve_data_source(self, data_source_id: str) -> Json:
+        """``GET /v1/data_sources/{id}``."""
         return await self.request("GET", f"/v1/data_sources/{data_source_id}")
 
     async def retrieve_page(self, page_id: str) -> Json:
+        """``GET /v1/pages/{id}``."""
         return await self.request("GET", f"/v1/pages/{page_id}")
 
     async def create_page(self, body: Json) -> Json:
+        """``POST /v1/pages`` (never resent after an ambiguous failure)."""
         return await self.request("POST", "/v1/pages", json=body, create=True)
 
     async def update_page(self, page_id: str, body: Json) -> Json:
         # Setting properties is idempotent: a retry after an ambiguous failure writes the same values.
+        """``PATCH /v1/pages/{id}`` (setting properties is idempotent, so it is retried)."""
         return await self.request("PATCH", f"/v1/pages/{page_id}", json=body)
 
     async def append_block_children(self, block_id: str, children: Sequence[Json]) -> Json:
         # Appending is not idempotent: a resent append would duplicate the blocks.
+        """``PATCH /v1/blocks/{id}/children`` (never resent: it would duplicate the blocks)."""
         return await self.request(
             "PATCH", f"/v1/blocks/{block_id}/children", json={"children": list(children)}, create=True
         )
 
     async def create_database(self, body: Json) -> Json:
+        """``POST /v1/databases`` (never resent after an ambiguous failure)."""
         return await self.request("POST", "/v1/databases", json=body, create=True)
 
     # -- queries ----------------------------------------------------------------------------------
@@ -224,6 +233,11 @@ class NotionClient(JsonApiClient):
         """One page of ``POST /v1/data_sources/{id}/query`` (pages in trash are never returned).
 
         Args:
+            data_source_id: The data source.
+            filter: Notion's filter object (None: every page).
+            sorts: Notion's sort objects.
+            start_cursor: The previous page's ``next_cursor`` (None: the first page).
+            page_size: Pages per answer (at most 100).
             filter_properties: Property ids as Notion lists them (URL-encoded, e.g. ``swq%5C``); only
                 these properties are returned. They are sent encoded once (see :func:`query_property_id`).
         """

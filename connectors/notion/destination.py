@@ -96,6 +96,7 @@ class TruncationReport:
     truncation: Truncation
 
     def __str__(self) -> str:
+        """One line for people."""
         return f"{self.primary_key}: {self.truncation.describe()}"
 
 
@@ -227,10 +228,12 @@ class NotionDestination(CredentialMembers[TokenCredentials]):
 
     @property
     def configured(self) -> bool:
+        """Whether everything this connector needs is set (see ``config_hint``)."""
         return bool(self.token()) and self._ids() != (None, None)
 
     @property
     def config_hint(self) -> str:
+        """``"configured"``, or what to set before the connector can run."""
         missing = []
         if not self.token():
             missing.append(self.credentials.hint)
@@ -243,6 +246,7 @@ class NotionDestination(CredentialMembers[TokenCredentials]):
         return "set " + " and ".join(missing)
 
     def describe(self) -> str:
+        """Where the records go, for people: a URL when one is known."""
         database_id = self._resolved[1] if self._resolved else None
         database, data_source = self._ids()
         for candidate in (database_id, database):
@@ -513,7 +517,9 @@ class _NotionSession:
         return True
 
     async def query_existing_rows(self) -> AsyncIterator[tuple[str, str]]:
-        """Every (key, page id) of the data source, 100 pages per request, sorted by key up to
+        """Every (key, page id) of the data source, sorted by key.
+
+        Every (key, page id) of the data source, 100 pages per request, sorted by key up to
         Notion's per-query cap.
 
         Only the key property is asked for (``filter_properties``), which keeps each page of the

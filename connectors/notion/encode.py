@@ -139,6 +139,7 @@ class Truncation:
     unit: str = "characters"
 
     def describe(self) -> str:
+        """What was cut, for people."""
         where = "the body" if self.property == BODY else f"property {self.property!r}"
         return f"{where} truncated from {self.original} to {self.kept} {self.unit} (Notion's limit)"
 

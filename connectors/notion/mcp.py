@@ -345,7 +345,9 @@ def _markdown_rows(text: str) -> list[Json]:
 
 
 def rows_from_result(result: ToolResult) -> list[Json]:
-    """The rows of a ``notion-query-data-sources`` answer: a JSON list, or ``results``/``rows``/``data``
+    """The rows of a ``notion-query-data-sources`` answer.
+
+    The rows of a ``notion-query-data-sources`` answer: a JSON list, or ``results``/``rows``/``data``
     in a JSON object, else a Markdown table.
 
     Raises:
@@ -383,7 +385,9 @@ def _json_in_tag(text: str, tag: str) -> Any:
 
 
 def schema_from_fetch(result: ToolResult) -> dict[str, Json]:
-    """A data source's schema, REST-shaped (``{name: {"id", "name", "type", <type>: {"options"}}}``), from a
+    """A data source's schema, REST-shaped, from a ``notion-fetch`` answer.
+
+    A data source's schema, REST-shaped (``{name: {"id", "name", "type", <type>: {"options"}}}``), from a
     ``notion-fetch`` answer: ``structuredContent["schema"|"properties"]`` or the ``<data-source-state>``
     JSON. Hosted type names are mapped to the REST API's (``text`` → ``rich_text``).
 
@@ -552,6 +556,7 @@ class NotionMcpDestination(_McpConnector):
         max_concurrency: int = MAX_CONCURRENCY,
         name: str = "notion",
     ) -> None:
+        """Check the arguments and remember them; nothing is read or sent yet."""
         self.name = name
         ids = _checked_ids(
             "NotionMcpDestination", title_property, key_property, database_id, data_source_id, parent_page_id
@@ -570,10 +575,12 @@ class NotionMcpDestination(_McpConnector):
 
     @property
     def configured(self) -> bool:
+        """Whether everything this connector needs is set (see ``config_hint``)."""
         return self._has_credential() and (self.database_id, self.data_source_id) != (None, None)
 
     @property
     def config_hint(self) -> str:
+        """``"configured"``, or what to set before the connector can run."""
         missing = []
         if not self._has_credential():
             missing.append(f"a Notion OAuth login (account {self.account!r}: durable-sync auth login)")
@@ -582,6 +589,7 @@ class NotionMcpDestination(_McpConnector):
         return "configured" if not missing else "set " + " and ".join(missing)
 
     def describe(self) -> str:
+        """Where the records go, for people: a URL when one is known."""
         database = (self._resolved[1] if self._resolved else None) or self.database_id
         if database:
             return f"{NOTION_APP_BASE}/{database.replace('-', '')}"
@@ -620,7 +628,9 @@ class NotionMcpDestination(_McpConnector):
             yield _NotionMcpSession(self, mcp, target)
 
     async def ensure_schema(self, schema: Schema) -> str | None:
-        """Create the database from ``schema`` (under ``parent_page_id``, else at the top of the
+        """Create the database from ``schema`` when none is configured (create-only).
+
+        Create the database from ``schema`` (under ``parent_page_id``, else at the top of the
         authorized user's workspace), when none is configured. Create-only.
 
         Returns:
@@ -814,6 +824,7 @@ class NotionMcpSource(_McpConnector):
         max_wait: float = DEFAULT_MAX_WAIT,
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
     ) -> None:
+        """Check the arguments and remember them; nothing is read or sent yet."""
         if not 1 <= page_size <= PAGE_SIZE:
             raise ConfigError(f"NotionMcpSource: page_size must be within 1..{PAGE_SIZE}, got {page_size!r}")
         self.id = normalize_id(data_source_id, what="data_source_id")
@@ -830,13 +841,16 @@ class NotionMcpSource(_McpConnector):
 
     @property
     def incremental(self) -> bool:
+        """Whether passes read only recent edits (an ``edited_property`` is set)."""
         return self.edited_property is not None
 
     @property
     def spec_key(self) -> str:
+        """The key of the one spec (``ds:<id>``)."""
         return f"ds:{self.id}"
 
     def specs(self) -> list[SourceSpec]:
+        """The units of work, one partition each."""
         return [SourceSpec(self.spec_key, self.interval_minutes, {"id": self.id})]
 
     # -- watermarks -------------------------------------------------------------------------------

@@ -27,6 +27,8 @@ __all__ = ["Column", "Kind", "Role", "Schema", "infer_schema", "schema_to_proper
 
 
 class Kind(enum.Enum):
+    """The neutral kinds of value a column holds."""
+
     TEXT = "text"
     NUMBER = "number"
     CHECKBOX = "checkbox"
@@ -54,6 +56,8 @@ class Kind(enum.Enum):
 
 
 class Role(enum.Enum):
+    """What a column is for in a Notion database (title, key, synced stamp, plain property)."""
+
     TITLE = "title"
     KEY = "key"
     SYNCED = "synced"
@@ -87,16 +91,20 @@ class Schema:
     name: str | None = None
 
     def __iter__(self) -> Iterator[Column]:
+        """The columns, in order."""
         return iter(self.columns)
 
     def __len__(self) -> int:
+        """The number of columns."""
         return len(self.columns)
 
     @property
     def title(self) -> Column | None:
+        """The title column, or None."""
         return next((c for c in self.columns if c.role is Role.TITLE), None)
 
     def by_name(self) -> dict[str, Column]:
+        """The columns by name."""
         return {c.name: c for c in self.columns}
 
 

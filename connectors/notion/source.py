@@ -122,9 +122,11 @@ class NotionSource(CredentialMembers[TokenCredentials]):
 
     @property
     def spec_key(self) -> str:
+        """The key of the one spec (``ds:<id>``)."""
         return f"ds:{self.id}"
 
     def specs(self) -> list[SourceSpec]:
+        """The units of work, one partition each."""
         return [SourceSpec(self.spec_key, self.interval_minutes, {"id": self.id})]
 
     def token(self) -> str | None:
@@ -301,8 +303,11 @@ class NotionSource(CredentialMembers[TokenCredentials]):
         return records
 
     def commit(self, spec_key: str) -> None:
-        """Store the watermark of the pass that just completed (the engine calls this after a
-        successful pass that was not a dry run; ``fetch`` after a full drain)."""
+        """Store the watermark of the pass that just completed.
+
+        Store the watermark of the pass that just completed (the engine calls this after a
+        successful pass that was not a dry run; ``fetch`` after a full drain).
+        """
         pending = self._pending.pop(spec_key, None)
         if pending is not None:
             self.watermarks[spec_key] = pending

@@ -137,12 +137,15 @@ class YouTubeQuotaExceeded(RateLimited):
     """
 
     def __init__(self, message: str, *, retry_after: float, reset_at: dt.datetime) -> None:
+        """Keep the wait until the quota resets and when it does."""
         super().__init__(message, retry_after=retry_after)
         self.reset_at = reset_at
 
 
 class YouTubeNotAccessible(ConfigError):
-    """A 403 about one resource, not the key: a private playlist (``playlistItemsNotAccessible``), a
+    """A 403 about one resource, not the key.
+
+    A 403 about one resource, not the key: a private playlist (``playlistItemsNotAccessible``), a
     channel or video an API key may not read. Another channel on the same key is unaffected, so
     nothing is paused; the spec fails until its configuration changes.
 
@@ -156,6 +159,7 @@ class YouTubeNotAccessible(ConfigError):
     status_code = 0
 
     def __init__(self, message: str, *, http_status: int, reasons: frozenset[str]) -> None:
+        """Keep the HTTP status and YouTube's error reasons."""
         super().__init__(message)
         self.http_status = http_status
         self.reasons = reasons
@@ -194,6 +198,7 @@ class QuotaMeter:
         state: MutableMapping[str, str] | None = None,
         key: str = "youtube:quota",
     ) -> None:
+        """Start a meter over ``state`` (in memory by default)."""
         if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
             raise ConfigError(f"YouTube quota_budget must be a whole number >= 1, got {budget!r}")
         self.budget = budget
@@ -238,6 +243,7 @@ class QuotaMeter:
 
     @property
     def resets_at(self) -> dt.datetime:
+        """When the quota day ends (midnight Pacific time), aware."""
         return next_quota_reset(self.clock())
 
     def check(self, cost: int) -> None:
@@ -258,8 +264,11 @@ class QuotaMeter:
         self._dirty = True
 
     def flush(self) -> None:
-        """Persist the count to ``state`` if it changed (once per page, not once per request: the
-        state may be a database table)."""
+        """Persist the count to ``state`` if it changed.
+
+        Persist the count to ``state`` if it changed (once per page, not once per request: the
+        state may be a database table).
+        """
         if self._dirty:
             self._save()
             self._dirty = False
@@ -308,8 +317,11 @@ def _google_error(response: httpx.Response) -> Json:
 
 
 def _resource_level(error: Json) -> frozenset[str] | None:
-    """The reasons of a 403 that concerns one resource (every ``errors[].domain`` a ``youtube.*`` domain
-    other than the quota's, and no key-level reason in ``details[]``); None for anything else."""
+    """The reasons of a 403 that concerns one resource; None for anything else.
+
+    The reasons of a 403 that concerns one resource (every ``errors[].domain`` a ``youtube.*`` domain
+    other than the quota's, and no key-level reason in ``details[]``); None for anything else.
+    """
     entries = [e for e in error.get("errors") or [] if isinstance(e, dict)]
     if not entries:
         return None
@@ -441,8 +453,11 @@ class YouTubeClient(JsonApiClient):
     # -- calls --------------------------------------------------------------------------------------
 
     async def channel(self, ref: str) -> Json | None:
-        """The channel (``id``, ``snippet``, ``contentDetails``) of a ``UC…`` id or an ``@handle``; None
-        when there is none."""
+        """The channel of a ``UC…`` id or an ``@handle``; None when there is none.
+
+        The channel (``id``, ``snippet``, ``contentDetails``) of a ``UC…`` id or an ``@handle``; None
+        when there is none.
+        """
         params: dict[str, Any] = {"part": "snippet,contentDetails", "maxResults": 1}
         if ref.startswith("@"):
             params["forHandle"] = ref

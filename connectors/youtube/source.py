@@ -116,8 +116,11 @@ def normalize_channel(value: str) -> str:
 
 
 def parse_duration(value: Any) -> int | None:
-    """Seconds of an ISO 8601 duration as YouTube gives it (``PT1H2M3S``, ``P1DT2M``, ``P0D``); None if
-    it is not one."""
+    """Seconds of an ISO 8601 duration as YouTube gives it; None if it is not one.
+
+    Seconds of an ISO 8601 duration as YouTube gives it (``PT1H2M3S``, ``P1DT2M``, ``P0D``); None if
+    it is not one.
+    """
     if not isinstance(value, str):
         return None
     match = _DURATION_RE.match(value.strip())
@@ -250,6 +253,7 @@ class YouTubeSource(CredentialMembers[TokenCredentials]):
         http: HttpSettings | None = None,
         rate: Rate | None = RATE,
     ) -> None:
+        """Check the arguments and remember them; nothing is read or sent yet."""
         if isinstance(channels, str):
             channels = [channels]  # one channel given bare: a list of its characters would be nonsense
         self.channels = list(dict.fromkeys(normalize_channel(c) for c in channels))
@@ -283,6 +287,7 @@ class YouTubeSource(CredentialMembers[TokenCredentials]):
         """Requests that reached the API through this source (for tests and benchmarks)."""
 
     def __repr__(self) -> str:  # never the key
+        """Name the connector, never its secret."""
         return f"YouTubeSource(name={self.name!r}, channels={self.channels!r})"
 
     # -- credential -----------------------------------------------------------------------------
@@ -293,10 +298,12 @@ class YouTubeSource(CredentialMembers[TokenCredentials]):
 
     @property
     def configured(self) -> bool:
+        """Whether everything this connector needs is set (see ``config_hint``)."""
         return bool(self.channels) and bool(self.api_key())
 
     @property
     def config_hint(self) -> str:
+        """``"configured"``, or what to set before the connector can run."""
         if not self.channels:
             return "give YouTubeSource channels=['UC…' or '@handle', ...]"
         return (
@@ -307,6 +314,7 @@ class YouTubeSource(CredentialMembers[TokenCredentials]):
     # -- specs and state --------------------------------------------------------------------------
 
     def specs(self) -> list[SourceSpec]:
+        """The units of work, one partition each."""
         return [SourceSpec(f"channel:{c}", self.interval_minutes, {"channel": c}) for c in self.channels]
 
     def _now(self) -> dt.datetime:
@@ -335,8 +343,11 @@ class YouTubeSource(CredentialMembers[TokenCredentials]):
         return _parse_time(self._state(spec_key).get("full_at"))
 
     def reset(self, spec_key: str | None = None) -> None:
-        """Forget the incremental state (the next pass walks every upload); the resolved uploads
-        playlist stays cached."""
+        """Forget the incremental state: the next pass walks every upload.
+
+        Forget the incremental state (the next pass walks every upload); the resolved uploads
+        playlist stays cached.
+        """
         keys = [spec_key] if spec_key is not None else [s.key for s in self.specs()]
         for key in keys:
             state = self._state(key)
