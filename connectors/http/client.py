@@ -10,8 +10,9 @@ what is its own: headers, envelope, error shapes and endpoints.
 :class:`HttpSettings` is what tests and embedding code inject into the HTTP layer (the transport that
 sends, the sleep and clock the retries use, the jitter source, the retry policy). Sources and
 destinations take one ``http=HttpSettings(...)`` and hand it to their client unchanged, instead of
-threading four keyword arguments through every constructor. The older ``transport=``/``sleep=``/
-``clock=`` keywords still work where they existed: :meth:`HttpSettings.of` folds them in.
+threading four keyword arguments through every constructor (the separate ``transport=``,
+``retry=``, ``sleep=`` and ``clock=`` keywords are gone). :meth:`HttpSettings.of` folds single
+values into a bundle, for code (test factories) that overrides one of them.
 """
 
 from __future__ import annotations
@@ -72,8 +73,8 @@ class HttpSettings:
     ) -> HttpSettings:
         """``settings`` (or the defaults) with the individually given values filled in.
 
-        The one place the older per-constructor keywords (``transport=``, ``sleep=``, ``clock=``,
-        ``retry=``) meet the bundle; a value given by keyword wins over the bundle's.
+        A value given by keyword wins over the bundle's (a test that needs one other transport or
+        retry policy than its fixture's).
 
         Args:
             settings: The bundle, if one was given.
