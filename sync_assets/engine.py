@@ -168,7 +168,9 @@ class _Pass(PageSteps, ReconcileSteps):
 
         stats.seconds = round(seconds_before + (time.monotonic() - t0), 3)
         if self.asked:
-            stats.not_found = sorted(self.asked)[: SAMPLE_LIMIT * 5]
+            # In the order they were asked for (the CLI echoes them back).
+            asked = self.options.only_items or ()
+            stats.not_found = [k for k in dict.fromkeys(asked) if k in self.asked][: SAMPLE_LIMIT * 5]
         if not opts.plan:
             self.store.finish_pass(
                 self.name,

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import dagster as dg
 
 from sync_assets.resources import SyncStateResource
-from sync_assets.runs import RouteDefs
+from sync_assets.runs import RouteDefs, route_of_run
 from sync_assets.state import utcnow
 
 __all__ = ["STALE_RUN_SECONDS", "stale_run_sensor", "stale_runs"]
@@ -63,7 +63,6 @@ def stale_runs(
         Each stale run and a sentence saying why it is taken for gone.
     """
     now = now or utcnow()
-    by_job = {rd.job_name: rd for rd in route_defs}
     records = instance.get_run_records(
         filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED], job_name=None), limit=500
     )
@@ -71,7 +70,7 @@ def stale_runs(
     out: list[tuple[dg.DagsterRun, str]] = []
     for record in records:
         run = record.dagster_run
-        rd = by_job.get(run.job_name)
+        rd = route_of_run(run, route_defs)  # the UI launches __ASSET_JOB with only dagster/partition
         partition = run.tags.get("dagster/partition")
         if rd is None or not partition or record.start_time is None:
             continue

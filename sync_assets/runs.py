@@ -8,6 +8,7 @@ helpers launch or read those runs. They share this vocabulary, not each other: w
 No ``from __future__ import annotations`` here: Dagster reads ``SyncConfig``'s annotations at runtime.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,7 @@ import dagster as dg
 
 from sync_assets.routes import Route
 
-__all__ = ["PARTITION_TAG", "ROUTE_TAG", "TRIGGER_TAG", "RouteDefs", "SyncConfig", "run_tags"]
+__all__ = ["PARTITION_TAG", "ROUTE_TAG", "TRIGGER_TAG", "RouteDefs", "SyncConfig", "route_of_run", "run_tags"]
 
 PARTITION_TAG = "durable_sync/partition"
 ROUTE_TAG = "durable_sync/route"
@@ -75,3 +76,27 @@ def run_tags(route: Route, partition: str, trigger: str) -> dict[str, str]:
         The run's tags.
     """
     return {PARTITION_TAG: f"{route.name}/{partition}", ROUTE_TAG: route.name, TRIGGER_TAG: trigger}
+
+
+def route_of_run(run: dg.DagsterRun, route_defs: Sequence[RouteDefs]) -> RouteDefs | None:
+    """The route a run syncs, however it was launched.
+
+    Our sensors launch ``<route>_sync`` with the route tag; the UI's Materialize button, a backfill
+    or ``dagster asset materialize`` launch Dagster's ``__ASSET_JOB`` with only ``dagster/partition``,
+    so the run's selected assets name the route then.
+
+    Args:
+        run: A Dagster run.
+        route_defs: The routes of this code location.
+
+    Returns:
+        The route's defs, or None when the run syncs none of them.
+    """
+    for rd in route_defs:
+        if run.job_name == rd.job_name or run.tags.get(ROUTE_TAG) == rd.route.name:
+            return rd
+    selected = set(run.asset_selection or ())
+    for rd in route_defs:
+        if rd.asset_key in selected:
+            return rd
+    return None

@@ -35,7 +35,7 @@ from sync_assets.checks import pause_events
 from sync_assets.engine import credential_fingerprint
 from sync_assets.notify import notify_pause
 from sync_assets.resources import SyncStateResource
-from sync_assets.runs import PARTITION_TAG, ROUTE_TAG, RouteDefs, SyncConfig, run_tags
+from sync_assets.runs import PARTITION_TAG, RouteDefs, SyncConfig, route_of_run, run_tags
 from sync_assets.state import StateStore
 
 if TYPE_CHECKING:  # a private module of Dagster: named for the type checker only
@@ -63,22 +63,28 @@ IN_FLIGHT = [
 ]
 
 
-def in_flight_partitions(instance: dg.DagsterInstance, job_names: Sequence[str]) -> set[str]:
-    """``route/partition`` of every queued or running sync run.
+def in_flight_partitions(instance: dg.DagsterInstance, route_defs: Sequence[RouteDefs]) -> set[str]:
+    """``route/partition`` of every queued or running sync run, however it was launched.
 
     Args:
         instance: The Dagster instance.
-        job_names: The sync jobs to look at.
+        route_defs: The routes to look at (their ``<route>_sync`` runs, and runs of Dagster's asset
+            job that the UI, a backfill or ``dagster asset materialize`` launched for their assets).
 
     Returns:
-        The value of the partition tag of each such run.
+        ``route/partition`` of each such run.
     """
     busy: set[str] = set()
-    for job_name in job_names:
-        for run in instance.get_runs(filters=dg.RunsFilter(job_name=job_name, statuses=IN_FLIGHT)):
-            tag = run.tags.get(PARTITION_TAG)
-            if tag:
-                busy.add(tag)
+    names = {rd.route.name for rd in route_defs}
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT)):
+        tag = run.tags.get(PARTITION_TAG)
+        if tag and tag.split("/", 1)[0] in names:
+            busy.add(tag)
+            continue
+        partition = run.tags.get("dagster/partition")
+        rd = route_of_run(run, route_defs) if partition else None
+        if rd is not None:
+            busy.add(f"{rd.route.name}/{partition}")
     return busy
 
 
@@ -117,7 +123,7 @@ def dispatcher_sensor(rd: RouteDefs) -> dg.SensorDefinition:
         existing = set(context.instance.get_dynamic_partitions(rd.route.name))
         to_add = sorted(set(specs) - existing)
         to_delete = sorted(existing - set(specs))
-        busy = in_flight_partitions(context.instance, [rd.job_name])
+        busy = in_flight_partitions(context.instance, [rd])
         pauses = store.pauses()
         not_before = store.not_before_map(route.name)
         last_started = store.last_pass_starts(route.name)
@@ -423,7 +429,8 @@ def failure_sensor(route_defs: Sequence[RouteDefs]) -> dg.SensorDefinition:
     )
     def _on_failure(context: dg.RunFailureSensorContext, sync_state: SyncStateResource) -> None:
         run = context.dagster_run
-        route = run.tags.get(ROUTE_TAG)
+        rd = route_of_run(run, route_defs)  # a UI launch carries only dagster/partition
+        route = rd.route.name if rd is not None else None
         partition = run.tags.get("dagster/partition")
         if route not in names or not partition:
             return
@@ -481,7 +488,7 @@ def reconcile_schedule(rd: RouteDefs) -> dg.ScheduleDefinition:
         # pass lists for every partition (a listing per partition would list the same rows N times).
         store = sync_state.store()
         pauses = store.pauses()
-        busy = in_flight_partitions(context.instance, [rd.job_name])
+        busy = in_flight_partitions(context.instance, [rd])
         existing = set(context.instance.get_dynamic_partitions(rd.route.name))
         stamp = int(context.scheduled_execution_time.timestamp())
         for key in sorted(route.specs_by_partition()):

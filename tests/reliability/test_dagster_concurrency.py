@@ -19,8 +19,8 @@ Notion (0 duplicates, 0 lost) and, after a few minutes at most, no run left in f
 3. a 60 s database cut in the middle of a pass;
 4. a host-style crash: daemon, webserver (with its code servers) and the run workers SIGKILLed mid-pass,
    then restarted; the stale-run sensor marks the STARTED runs failed and a retry resumes from the
-   checkpoint. One of the two crashed runs was launched from the UI (``__ASSET_JOB``): the sensor does
-   not recognise it as a sync run yet (``xfail``).
+   checkpoint. One of the two crashed runs was launched from the UI (``__ASSET_JOB``, found by its
+   asset selection).
 
 Every process runs with ``DURABLE_SYNC_LEASE_SECONDS=4`` and ``DURABLE_SYNC_STALE_RUN_SECONDS=30`` from
 the start, so takeovers and the stale-run sensor act within a minute (the database cut kills the run
@@ -619,13 +619,6 @@ def test_host_crash_mid_pass(deployment: Deployment, crash: Crash) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "monitor.stale_runs finds a run's route by its job name only: a run launched from the UI runs "
-        "__ASSET_JOB, so when its worker dies with the host it stays STARTED (until max_runtime_seconds)"
-    ),
-)
 def test_host_crash_of_a_ui_launched_run(deployment: Deployment, crash: Crash) -> None:
     dep = deployment
     run_id = crash.ui_run

@@ -75,3 +75,26 @@ def test_the_sensor_marks_a_stale_run_failed_naming_why(instance, route, sqlite_
     assert run.status == dg.DagsterRunStatus.FAILURE
     failure = instance.get_records_for_run(dead.run_id, of_type=DagsterEventType.RUN_FAILURE).records
     assert "the run's worker is gone" in failure[0].event_log_entry.dagster_event.message
+
+
+def test_a_run_launched_from_the_ui_is_found_by_its_asset(instance, route, sqlite_store):
+    from sync_assets.sensors import in_flight_partitions
+
+    rd = build_route(route, dg.AssetKey("memory"))
+    state = SyncStateResource(url=sqlite_store.url)
+    # The Materialize button launches Dagster's asset job with only dagster/partition.
+    run = DagsterRun(
+        job_name="__ASSET_JOB",
+        run_id=str(uuid.uuid4()),
+        status=dg.DagsterRunStatus.STARTED,
+        tags={"dagster/partition": "a"},
+        asset_selection=frozenset({rd.asset_key}),
+    )
+    instance.add_run(run)
+    instance.report_dagster_event(
+        DagsterEvent(DagsterEventType.RUN_START.value, job_name=run.job_name), run_id=run.run_id
+    )
+    assert in_flight_partitions(instance, [rd]) == {f"{route.name}/a"}
+    later = utcnow() + dt.timedelta(minutes=10)
+    found = monitor.stale_runs(instance, [rd], state, stale_after=180, now=later)
+    assert [r.run_id for r, _ in found] == [run.run_id]
