@@ -57,22 +57,31 @@ def stop(proc: subprocess.Popen, timeout: float = 20) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-@contextmanager
-def dagster_process(args: list[str], env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen]:
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
+def spawn(args: list[str], env: dict[str, str], log_path: Path, *, cwd: Path = REPO) -> subprocess.Popen:
+    """Start a process in its own process group (so ``stop`` ends it and its children by PID), its
+    output appended to ``log_path``, with SIGINT back at its default."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
             args,
-            cwd=REPO,
+            cwd=cwd,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
             preexec_fn=_reset_sigint,
         )
-        try:
-            yield proc
-        finally:
-            stop(proc)
+
+
+@contextmanager
+def dagster_process(
+    args: list[str], env: dict[str, str], log_path: Path, *, cwd: Path = REPO
+) -> Iterator[subprocess.Popen]:
+    """``spawn`` for the length of a ``with`` block; stopped by PID at its end."""
+    proc = spawn(args, env, log_path, cwd=cwd)
+    try:
+        yield proc
+    finally:
+        stop(proc)
 
 
 def graphql(port: int, query: str, variables: dict[str, Any] | None = None, timeout: float = 10) -> dict:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,13 +15,11 @@ from sync_assets.state import StateStore
 from tests.e2e.procs import (
     BIN,
     REPO,
-    _reset_sigint,
     dagster_env,
     dagster_process,
     free_port,
     graphql,
     runs,
-    stop,
     wait_for,
     wait_ready,
 )
@@ -84,24 +80,10 @@ def _workspace(project: Path) -> None:
     )
 
 
-@contextmanager
-def _dagster_dev_in(project: Path, env: dict[str, str], port: int, log_path: Path) -> Iterator[subprocess.Popen]:
+def _dagster_dev_in(project: Path, env: dict[str, str], port: int, log_path: Path):
     """`dagster dev` run from ``project`` (where its .env is), stopped by PID like every e2e process."""
     cmd = [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=project,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_reset_sigint,
-        )
-        try:
-            yield proc
-        finally:
-            stop(proc)
+    return dagster_process(cmd, env, log_path, cwd=project)
 
 
 def _cli(project: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:

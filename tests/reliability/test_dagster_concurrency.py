@@ -49,7 +49,7 @@ import sqlalchemy as sa
 
 from sync_assets.factory import pool_name, run_tags
 from sync_assets.state import StateStore
-from tests.e2e.procs import BIN, REPO, free_port, graphql, stop, wait_for, wait_ready
+from tests.e2e.procs import BIN, REPO, free_port, graphql, spawn, stop, wait_for, wait_ready
 from tests.fakes import notion as fake_notion
 from tests.reliability import dagster_routes
 from tests.reliability.tcp_proxy import TcpProxy
@@ -84,11 +84,6 @@ def alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def _reset_signals() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 class Deployment:
@@ -129,19 +124,7 @@ class Deployment:
         return env
 
     def _spawn(self, args: list[str], name: str, env: dict[str, str]) -> subprocess.Popen:
-        log = (self.root / f"{name}-{self.starts}.log").open("wb")
-        try:
-            return subprocess.Popen(
-                args,
-                cwd=REPO,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_reset_signals,
-            )
-        finally:
-            log.close()
+        return spawn(args, env, self.root / f"{name}-{self.starts}.log")
 
     def start(self, **extra_env: str) -> None:
         """Start the webserver and the daemon (each in its own process group) and wait for GraphQL."""

@@ -11,6 +11,7 @@ import pytest
 
 from connectors.asana import AsanaDestination
 from connectors.http import HttpSettings, Rate, RetryPolicy
+from tests.connectors.http_options import merge_options
 from tests.fakes import common
 from tests.fakes.asana import FakeAsana, FakeProject, FakeUser
 
@@ -68,15 +69,6 @@ def dana(fake: FakeAsana) -> FakeUser:
 @pytest.fixture
 def synced_at() -> dt.datetime:
     return dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
-
-
-def merge_options(options: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """``options`` updated by ``overrides``; a transport, retry, sleep or clock goes into ``options["http"]``."""
-    http = {k: overrides.pop(k) for k in ("transport", "retry", "sleep", "clock") if k in overrides}
-    if http:
-        options["http"] = HttpSettings.of(options.get("http"), **http)
-    options.update(overrides)
-    return options
 
 
 def client_options(fake: FakeAsana, time: FakeTime) -> dict[str, Any]:

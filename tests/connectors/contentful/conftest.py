@@ -11,6 +11,7 @@ import pytest
 
 from connectors.contentful import ContentfulDestination, ContentfulSource
 from connectors.http import HttpSettings, Rate, RetryPolicy
+from tests.connectors.http_options import merge_options
 from tests.fakes.common import FakeTime
 from tests.fakes.contentful import CDA_HOST, CMA_HOST, FakeContentful, FakeEnvironment
 
@@ -77,15 +78,6 @@ def source_options(fake: FakeContentful, time: FakeTime) -> dict[str, Any]:
         ),
         "rate": FAST,
     }
-
-
-def merge_options(options: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """``options`` updated by ``overrides``; a transport, retry, sleep or clock goes into ``options["http"]``."""
-    http = {k: overrides.pop(k) for k in ("transport", "retry", "sleep", "clock") if k in overrides}
-    if http:
-        options["http"] = HttpSettings.of(options.get("http"), **http)
-    options.update(overrides)
-    return options
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import pytest
 
 from connectors.http import HttpSettings, Rate, RetryPolicy
 from connectors.jira import JiraDestination, JiraSource
+from tests.connectors.http_options import merge_options
 from tests.fakes.common import FakeTime
 from tests.fakes.jira import SITE, FakeJira
 
@@ -32,15 +33,6 @@ def fake(clock: FakeTime) -> FakeJira:
     fake.add_project("ENG", name="Engineering", components=["API", "UI"], versions=["1.0", "2.0"])
     fake.add_project("OPS", name="Operations")
     return fake
-
-
-def merge_options(options: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """``options`` updated by ``overrides``; a transport, retry, sleep or clock goes into ``options["http"]``."""
-    http = {k: overrides.pop(k) for k in ("transport", "retry", "sleep", "clock") if k in overrides}
-    if http:
-        options["http"] = HttpSettings.of(options.get("http"), **http)
-    options.update(overrides)
-    return options
 
 
 def client_options(fake: FakeJira, clock: FakeTime) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import pytest
 
 from connectors.http import HttpSettings
 from connectors.luma import LumaDestination, LumaSource
+from tests.connectors.http_options import merge_options
 from tests.connectors.luma.helpers import FAST, NO_JITTER, START, DestinationFactory, SourceFactory
 from tests.fakes.common import FakeTime
 from tests.fakes.luma import FakeLuma
@@ -27,15 +28,6 @@ def fake_time() -> FakeTime:
 @pytest.fixture
 def fake(fake_time: FakeTime) -> FakeLuma:
     return FakeLuma(clock=fake_time.clock)
-
-
-def merge_options(options: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """``options`` updated by ``overrides``; a transport, retry, sleep or clock goes into ``options["http"]``."""
-    http = {k: overrides.pop(k) for k in ("transport", "retry", "sleep", "clock") if k in overrides}
-    if http:
-        options["http"] = HttpSettings.of(options.get("http"), **http)
-    options.update(overrides)
-    return options
 
 
 def client_options(fake: FakeLuma, fake_time: FakeTime) -> dict[str, Any]:
