@@ -16,7 +16,7 @@ import pytest
 
 from connectors.auth.provider import OAuthBearerAuth, TokenProvider
 from connectors.core import Record
-from connectors.http import Rate
+from connectors.http import HttpSettings, Rate
 from connectors.memory import MemorySource
 from connectors.notion.mcp import NotionMcpDestination
 from sync_assets.factory import build_definitions
@@ -64,7 +64,7 @@ class World:
             token_store=self.tokens,
             account=ACCOUNT,
             mcp_url=IN_PROCESS_URL,
-            transport=httpx.ASGITransport(app=self.mcp.app),
+            http=HttpSettings(transport=httpx.ASGITransport(app=self.mcp.app)),
             rate=FAST,
         )
         return Route(self.source, dest, name="github_to_notion")
