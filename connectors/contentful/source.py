@@ -91,6 +91,7 @@ from connectors.http import (
     TokenCredentials,
     drain_pages,
 )
+from connectors.watermarks import PendingWatermarks
 
 __all__ = ["DEFAULT_SYS_PROPERTIES", "ContentfulSource"]
 
@@ -204,8 +205,8 @@ class ContentfulSource(TokenCredentialMembers):
             "cda": ContentfulDeliveryCredentials(delivery_token, delivery_token_env),
             "cma": ContentfulManagementCredentials(cma_token, cma_token_env),
         }
-        self.watermarks: MutableMapping[str, str] = watermarks if watermarks is not None else {}
-        self._pending: dict[str, str] = {}
+        self._state = PendingWatermarks(watermarks, owner=f"Contentful source {name}")
+        self.watermarks: MutableMapping[str, str] = self._state.store
         self.interval_minutes = interval_minutes
         self.url_prefixes = dict(url_prefixes or {})
         self.slug_field = slug_field
@@ -264,26 +265,12 @@ class ContentfulSource(TokenCredentialMembers):
 
     def reset(self, spec_key: str | None = None) -> None:
         """Forget the watermark(s): the next pass is an initial sync (CDA) / reads every entry (CMA)."""
-        if spec_key is None:
-            self.watermarks.clear()
-            self._pending.clear()
-        else:
-            self.watermarks.pop(spec_key, None)
-            self._pending.pop(spec_key, None)
+        self._state.reset(spec_key)
 
     def watermark(self, spec_key: str) -> Json:
         """The stored state of a spec (``{"api", "token"}`` or ``{"api", "high"}``), ``{}`` if none."""
-        raw = self.watermarks.get(spec_key)
-        if not raw:
-            return {}
-        try:
-            state = json.loads(raw)
-        except ValueError:
-            logger.warning("Contentful source %s: unreadable watermark of %s; starting over", self.name, spec_key)
-            return {}
-        if not isinstance(state, dict) or state.get("v") != CURSOR_VERSION:
-            return {}
-        return state
+        state = self._state.load(spec_key)
+        return state if state.get("v") == CURSOR_VERSION else {}
 
     def _filter_of(self, spec: SourceSpec) -> str:
         content_type = self._spec_content_type(spec)
@@ -294,7 +281,7 @@ class ContentfulSource(TokenCredentialMembers):
         state["at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         # Held until the engine commits the pass: a plan (dry run) or a pass that fails must not
         # move the watermark past changes it never wrote.
-        self._pending[spec.key] = json.dumps(state, sort_keys=True)
+        self._state.hold(spec.key, state)
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -602,9 +589,7 @@ class ContentfulSource(TokenCredentialMembers):
         Store the watermark of the pass that just completed (the engine calls this after a
         successful pass that was not a dry run; ``fetch`` after a full drain).
         """
-        pending = self._pending.pop(spec_key, None)
-        if pending is not None:
-            self.watermarks[spec_key] = pending
+        self._state.commit(spec_key)
 
     async def fetch(self, spec: SourceSpec, only_items: list[str] | None = None) -> list[Record]:
         """Every record of one pass of the spec (a drain over ``fetch_page``)."""

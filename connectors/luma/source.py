@@ -39,6 +39,7 @@ from connectors.luma.settings import (
     TOKEN_ENV,
     UNTITLED,
 )
+from connectors.watermarks import parse_time
 
 __all__ = ["CURSOR_VERSION", "LumaSource", "event_record", "event_url", "parse_time"]
 
@@ -49,17 +50,6 @@ CURSOR_VERSION = 1
 
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def parse_time(value: Any) -> dt.datetime | None:
-    """An aware datetime from Luma's ISO 8601 text (``2024-05-01T17:00:00.000Z``); None if not one."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
 
 
 def _inner_event(body: Json) -> Json:

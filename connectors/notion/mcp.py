@@ -101,6 +101,7 @@ from connectors.notion.settings import (
     PAGE_SIZE,
 )
 from connectors.notion.source import NotionSource
+from connectors.watermarks import PendingWatermarks
 
 __all__ = [
     "DEFAULT_ACCOUNT",
@@ -833,7 +834,8 @@ class NotionMcpSource(_McpConnector):
         self.interval_minutes = interval_minutes
         self.lookback = lookback
         self.full_scan_every = full_scan_every
-        self.watermarks: MutableMapping[str, str] = watermarks if watermarks is not None else {}
+        self._state = PendingWatermarks(watermarks, owner=f"Notion MCP source {name}")
+        self.watermarks: MutableMapping[str, str] = self._state.store
         self.now = now
         self.page_size = page_size
         self._init_mcp(auth, token_store, account, mcp_url, http, httpx_client_factory, rate, max_wait, call_timeout)
@@ -857,22 +859,12 @@ class NotionMcpSource(_McpConnector):
 
     def reset(self, spec_key: str | None = None) -> None:
         """Forget the watermark(s): the next pass reads every page."""
-        if spec_key is None:
-            self.watermarks.clear()
-        else:
-            self.watermarks.pop(spec_key, None)
-
-    def _state(self, spec_key: str) -> Json:
-        try:
-            state = json.loads(self.watermarks.get(spec_key) or "{}")
-        except ValueError:
-            return {}
-        return state if isinstance(state, dict) else {}
+        self._state.reset(spec_key)
 
     def _since_for_new_pass(self, spec_key: str) -> str | None:
         if not self.incremental:
             return None
-        state = self._state(spec_key)
+        state = self._state.load(spec_key)
         next_since, full_at = state.get("next_since"), state.get("full_at")
         if not next_since or not full_at:
             return None
@@ -884,11 +876,11 @@ class NotionMcpSource(_McpConnector):
         return str(next_since)
 
     def _finish_pass(self, spec_key: str, since: str | None, started: str) -> None:
-        state = self._state(spec_key)
+        state = self._state.load(spec_key)
         state["next_since"] = _sql_time(dt.datetime.fromisoformat(started) - self.lookback)
         if since is None:
             state["full_at"] = started
-        self.watermarks[spec_key] = json.dumps(state, sort_keys=True)
+        self._state.save(spec_key, state)
 
     # -- reading ----------------------------------------------------------------------------------
 

@@ -50,6 +50,7 @@ from connectors.notion.settings import (
     PAGE_SIZE,
     TOKEN_ENV,
 )
+from connectors.watermarks import PendingWatermarks
 
 __all__ = ["NotionSource"]
 
@@ -107,8 +108,8 @@ class NotionSource(CredentialMembers[TokenCredentials]):
         self.incremental = incremental
         self.lookback = lookback
         self.full_scan_every = full_scan_every
-        self.watermarks: MutableMapping[str, str] = watermarks if watermarks is not None else {}
-        self._pending: dict[str, str] = {}
+        self._state = PendingWatermarks(watermarks, owner=f"Notion source {name}")
+        self.watermarks: MutableMapping[str, str] = self._state.store
         self.now = now
         self.page_size = page_size
         self.credentials = NotionCredentials(token, token_env)
@@ -137,34 +138,18 @@ class NotionSource(CredentialMembers[TokenCredentials]):
 
     def watermark(self, spec_key: str | None = None) -> dt.datetime | None:
         """The newest ``last_edited_time`` seen by the last complete pass of a spec."""
-        state = self._state(spec_key or self.spec_key)
+        state = self._state.load(spec_key or self.spec_key)
         high = state.get("high")
         return parse_timestamp(high) if high else None
 
     def reset(self, spec_key: str | None = None) -> None:
         """Forget the watermark(s): the next pass reads every page."""
-        if spec_key is None:
-            self.watermarks.clear()
-            self._pending.clear()
-        else:
-            self.watermarks.pop(spec_key, None)
-            self._pending.pop(spec_key, None)
-
-    def _state(self, spec_key: str) -> Json:
-        raw = self.watermarks.get(spec_key)
-        if not raw:
-            return {}
-        try:
-            state = json.loads(raw)
-        except ValueError:
-            logger.warning("Notion source %s: unreadable watermark %r; reading everything", self.name, raw)
-            return {}
-        return state if isinstance(state, dict) else {}
+        self._state.reset(spec_key)
 
     def _since_for_new_pass(self, spec_key: str) -> str | None:
         if not self.incremental:
             return None
-        state = self._state(spec_key)
+        state = self._state.load(spec_key)
         high, full_at = state.get("high"), state.get("full_at")
         if not high or not full_at:
             return None
@@ -177,7 +162,7 @@ class NotionSource(CredentialMembers[TokenCredentials]):
         return since.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
     def _finish_pass(self, spec_key: str, since: str | None, high: str | None) -> None:
-        state = self._state(spec_key)
+        state = self._state.load(spec_key)
         if high is None:
             high = state.get("high")
         if since is None:
@@ -187,7 +172,7 @@ class NotionSource(CredentialMembers[TokenCredentials]):
         if state:
             # Held until the engine commits the pass: a plan (dry run) or a pass that fails must not
             # move the watermark past changes it never wrote.
-            self._pending[spec_key] = json.dumps(state, sort_keys=True)
+            self._state.hold(spec_key, state)
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -308,9 +293,7 @@ class NotionSource(CredentialMembers[TokenCredentials]):
         Store the watermark of the pass that just completed (the engine calls this after a
         successful pass that was not a dry run; ``fetch`` after a full drain).
         """
-        pending = self._pending.pop(spec_key, None)
-        if pending is not None:
-            self.watermarks[spec_key] = pending
+        self._state.commit(spec_key)
 
     async def fetch(self, spec: SourceSpec, only_items: list[str] | None = None) -> list[Record]:
         """Every record of the spec (a drain over ``fetch_page``)."""

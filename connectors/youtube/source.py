@@ -46,6 +46,7 @@ from typing import Any
 
 from connectors.core import ConfigError, Record, SourceSpec
 from connectors.http import Clock, CredentialMembers, HttpSettings, Json, NotFound, Rate, TokenCredentials, drain_pages
+from connectors.watermarks import PendingWatermarks, parse_time
 from connectors.youtube.client import QuotaMeter, YouTubeClient, YouTubeCredentials, token_digest
 from connectors.youtube.settings import (
     API_BASE,
@@ -138,16 +139,6 @@ def format_duration(seconds: int) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def _parse_time(value: Any) -> dt.datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
-
-
 def _iso(value: dt.datetime | None) -> str | None:
     return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value is not None else None
 
@@ -184,7 +175,7 @@ def video_record(video: Json) -> Record | None:
     properties: dict[str, Any] = {
         "Title": str(snippet.get("title") or ""),
         "URL": WATCH_URL.format(id=video_id),
-        "Published": _parse_time(snippet.get("publishedAt")),
+        "Published": parse_time(snippet.get("publishedAt")),
         "Views": _count(stats.get("viewCount")),
         "Likes": _count(stats.get("likeCount")),
         "Comments": _count(stats.get("commentCount")),
@@ -205,7 +196,7 @@ def _item_video_id(item: Json) -> str | None:
 
 def _item_published(item: Json) -> dt.datetime | None:
     # videoPublishedAt is absent for private and deleted videos: they never stop a walk.
-    return _parse_time((item.get("contentDetails") or {}).get("videoPublishedAt"))
+    return parse_time((item.get("contentDetails") or {}).get("videoPublishedAt"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -271,7 +262,8 @@ class YouTubeSource(CredentialMembers[TokenCredentials]):
         self.interval_minutes = interval_minutes
         self.full_refresh_every = full_refresh_every
         self.lookback = lookback
-        self.watermarks: MutableMapping[str, str] = watermarks if watermarks is not None else {}
+        self._state = PendingWatermarks(watermarks, owner=f"YouTube source {name}")
+        self.watermarks: MutableMapping[str, str] = self._state.store
         self.quota_budget = quota_budget
         QuotaMeter(quota_budget, clock=time.time)  # validates the budget now, not at the first page
         self.page_size = page_size
@@ -320,27 +312,13 @@ class YouTubeSource(CredentialMembers[TokenCredentials]):
     def _now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self.clock(), dt.UTC)
 
-    def _state(self, spec_key: str) -> Json:
-        raw = self.watermarks.get(spec_key)
-        if not raw:
-            return {}
-        try:
-            state = json.loads(raw)
-        except ValueError:
-            logger.warning("YouTube source %s: unreadable state of %s; starting over", self.name, spec_key)
-            return {}
-        return state if isinstance(state, dict) else {}
-
-    def _save(self, spec_key: str, state: Json) -> None:
-        self.watermarks[spec_key] = json.dumps(state, sort_keys=True)
-
     def watermark(self, spec_key: str) -> dt.datetime | None:
         """The publish time of the newest video a complete pass of the spec has seen."""
-        return _parse_time(self._state(spec_key).get("newest"))
+        return parse_time(self._state.load(spec_key).get("newest"))
 
     def last_full_refresh(self, spec_key: str) -> dt.datetime | None:
         """When a pass of the spec last walked every upload."""
-        return _parse_time(self._state(spec_key).get("full_at"))
+        return parse_time(self._state.load(spec_key).get("full_at"))
 
     def reset(self, spec_key: str | None = None) -> None:
         """Forget the incremental state: the next pass walks every upload.
@@ -350,28 +328,28 @@ class YouTubeSource(CredentialMembers[TokenCredentials]):
         """
         keys = [spec_key] if spec_key is not None else [s.key for s in self.specs()]
         for key in keys:
-            state = self._state(key)
+            state = self._state.load(key)
             if state.pop("newest", None) is not None or state.pop("full_at", None) is not None:
-                self._save(key, state)
+                self._state.save(key, state)
             elif key in self.watermarks and not state:
                 del self.watermarks[key]
 
     def _plan(self, spec_key: str) -> tuple[str, dt.datetime | None]:
         """The mode of a new pass and, when incremental, the publish time that stops its walk."""
-        state = self._state(spec_key)
-        newest, full_at = _parse_time(state.get("newest")), _parse_time(state.get("full_at"))
+        state = self._state.load(spec_key)
+        newest, full_at = parse_time(state.get("newest")), parse_time(state.get("full_at"))
         if newest is None or full_at is None or self._now() - full_at >= self.full_refresh_every:
             return "full", None
         return "incremental", newest - self.lookback
 
     def _finish(self, spec_key: str, mode: str, high: dt.datetime | None) -> None:
-        state = self._state(spec_key)
-        newest = _parse_time(state.get("newest"))
+        state = self._state.load(spec_key)
+        newest = parse_time(state.get("newest"))
         if high is not None and (newest is None or high > newest):
             state["newest"] = _iso(high)
         if mode == "full":
             state["full_at"] = _iso(self._now())
-        self._save(spec_key, state)
+        self._state.save(spec_key, state)
 
     # -- quota ----------------------------------------------------------------------------------------
 
@@ -435,7 +413,7 @@ class YouTubeSource(CredentialMembers[TokenCredentials]):
 
     async def _resolve(self, client: YouTubeClient, spec: SourceSpec, *, fresh: bool = False) -> tuple[str, str]:
         """(channel id, uploads playlist id) of the spec's channel, cached in ``watermarks``."""
-        state = self._state(spec.key)
+        state = self._state.load(spec.key)
         if not fresh and state.get("uploads") and state.get("channel_id"):
             return str(state["channel_id"]), str(state["uploads"])
         ref = self._channel(spec)
@@ -445,7 +423,7 @@ class YouTubeSource(CredentialMembers[TokenCredentials]):
         if channel is None or not uploads:
             raise ConfigError(f"YouTube source {self.name!r}: no channel {ref!r} (check the id or @handle)")
         state["channel_id"], state["uploads"] = str(channel["id"]), str(uploads)
-        self._save(spec.key, state)
+        self._state.save(spec.key, state)
         return state["channel_id"], state["uploads"]
 
     async def fetch_page(
@@ -519,7 +497,7 @@ class YouTubeSource(CredentialMembers[TokenCredentials]):
                 f"YouTube source {self.name!r}: cursor {cursor[:200]!r} of {spec_key} is not one of ours ({err}); "
                 "start a full pass"
             ) from None
-        return playlist, token, mode, _parse_time(state.get("since")), _parse_time(state.get("high"))
+        return playlist, token, mode, parse_time(state.get("since")), parse_time(state.get("high"))
 
     async def _targeted(self, client: YouTubeClient, spec: SourceSpec, items: Iterable[str]) -> list[Record]:
         ids: list[str] = []
