@@ -22,6 +22,7 @@ from connectors.core import (
     SourceSpec,
     auth_error_in_chain,
 )
+from connectors.http import drain_pages
 
 __all__ = ["MemoryDestination", "MemoryRow", "MemorySource"]
 
@@ -91,13 +92,7 @@ class MemorySource:
 
     async def fetch(self, spec: SourceSpec, only_items: list[str] | None = None) -> list[Record]:
         """Every record of a spec (or those in ``only_items``), page by page."""
-        out: list[Record] = []
-        cursor: str | None = None
-        while True:
-            page, cursor = await self.fetch_page(spec, only_items, cursor)
-            out.extend(page)
-            if cursor is None:
-                return out
+        return await drain_pages(self.fetch_page, spec, only_items)
 
 
 @dataclass(slots=True)

@@ -20,10 +20,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import MutableMapping
+from collections.abc import Awaitable, MutableMapping
 from typing import Any
 
-__all__ = ["PendingWatermarks", "parse_time"]
+from connectors.core import Record, SourceSpec
+from connectors.http import drain_pages
+
+__all__ = ["PendingWatermarks", "WatermarkMembers", "WatermarkedPagedSource", "parse_time"]
 
 logger = logging.getLogger(__name__)
 
@@ -114,3 +117,52 @@ class PendingWatermarks:
         else:
             self.store.pop(spec_key, None)
             self._pending.pop(spec_key, None)
+
+
+class WatermarkMembers:
+    """The ``watermarks`` member of a source that keeps its per-spec state in a ``PendingWatermarks``.
+
+    The subclass sets ``self._state`` in its constructor.
+    """
+
+    _state: PendingWatermarks
+
+    @property
+    def watermarks(self) -> MutableMapping[str, str]:
+        """The mapping the per-spec state is kept in (the one given to the constructor, else a dict)."""
+        return self._state.store
+
+
+class WatermarkedPagedSource(WatermarkMembers):
+    """``commit`` and ``fetch`` of a paged source whose passes hold their new watermark until committed.
+
+    The subclass sets ``self._state`` and implements ``fetch_page``; a pass ``hold``-s its new state.
+    """
+
+    def fetch_page(
+        self, spec: SourceSpec, only_items: list[str] | None, cursor: str | None
+    ) -> Awaitable[tuple[list[Record], str | None]]:
+        """One page of records and the next cursor (None at the end); the subclass implements it."""
+        raise NotImplementedError
+
+    def commit(self, spec_key: str) -> None:
+        """Store the watermark of the pass that just completed.
+
+        The engine calls this after a successful pass that was not a dry run; ``fetch`` after a full drain.
+
+        Args:
+            spec_key: The spec whose pass completed.
+        """
+        self._state.commit(spec_key)
+
+    async def fetch(self, spec: SourceSpec, only_items: list[str] | None = None) -> list[Record]:
+        """Every record of one pass of the spec (a drain over ``fetch_page``); a whole pass commits.
+
+        Args:
+            spec: The spec to read.
+            only_items: Only these primary keys (None: all, which is a whole pass).
+        """
+        records = await drain_pages(self.fetch_page, spec, only_items)
+        if only_items is None:
+            self.commit(spec.key)  # a drain is a whole pass
+        return records

@@ -89,9 +89,8 @@ from connectors.http import (
     Rate,
     TokenCredentialMembers,
     TokenCredentials,
-    drain_pages,
 )
-from connectors.watermarks import PendingWatermarks
+from connectors.watermarks import PendingWatermarks, WatermarkedPagedSource
 
 __all__ = ["DEFAULT_SYS_PROPERTIES", "ContentfulSource"]
 
@@ -119,7 +118,7 @@ class _PassCounts:
     requests: int = 0
 
 
-class ContentfulSource(TokenCredentialMembers):
+class ContentfulSource(WatermarkedPagedSource, TokenCredentialMembers):
     """Entries of one Contentful space environment as records (see the module docstring).
 
     Args:
@@ -206,7 +205,6 @@ class ContentfulSource(TokenCredentialMembers):
             "cma": ContentfulManagementCredentials(cma_token, cma_token_env),
         }
         self._state = PendingWatermarks(watermarks, owner=f"Contentful source {name}")
-        self.watermarks: MutableMapping[str, str] = self._state.store
         self.interval_minutes = interval_minutes
         self.url_prefixes = dict(url_prefixes or {})
         self.slug_field = slug_field
@@ -582,21 +580,6 @@ class ContentfulSource(TokenCredentialMembers):
         if message not in self._warned:
             self._warned.add(message)
             logger.warning("%s", message)
-
-    def commit(self, spec_key: str) -> None:
-        """Store the watermark of the pass that just completed.
-
-        Store the watermark of the pass that just completed (the engine calls this after a
-        successful pass that was not a dry run; ``fetch`` after a full drain).
-        """
-        self._state.commit(spec_key)
-
-    async def fetch(self, spec: SourceSpec, only_items: list[str] | None = None) -> list[Record]:
-        """Every record of one pass of the spec (a drain over ``fetch_page``)."""
-        records = await drain_pages(self.fetch_page, spec, only_items)
-        if only_items is None:
-            self.commit(spec.key)  # a drain is a whole pass
-        return records
 
 
 def _now_iso(clock: Clock | None) -> str:

@@ -101,7 +101,7 @@ from connectors.notion.settings import (
     PAGE_SIZE,
 )
 from connectors.notion.source import NotionSource
-from connectors.watermarks import PendingWatermarks
+from connectors.watermarks import PendingWatermarks, WatermarkMembers
 
 __all__ = [
     "DEFAULT_ACCOUNT",
@@ -778,7 +778,7 @@ def _sql_time(when: dt.datetime) -> str:
     return when.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-class NotionMcpSource(_McpConnector):
+class NotionMcpSource(WatermarkMembers, _McpConnector):
     """Pages of one Notion data source as records, read over the hosted MCP server with SQL.
 
     Records are those of ``NotionSource`` (``primary_key`` = page id, properties decoded by decode.py, no
@@ -835,7 +835,6 @@ class NotionMcpSource(_McpConnector):
         self.lookback = lookback
         self.full_scan_every = full_scan_every
         self._state = PendingWatermarks(watermarks, owner=f"Notion MCP source {name}")
-        self.watermarks: MutableMapping[str, str] = self._state.store
         self.now = now
         self.page_size = page_size
         self._init_mcp(auth, token_store, account, mcp_url, http, httpx_client_factory, rate, max_wait, call_timeout)

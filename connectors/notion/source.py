@@ -37,7 +37,7 @@ import logging
 from collections.abc import Callable, MutableMapping
 
 from connectors.core import ConfigError, Record, SourceSpec
-from connectors.http import CredentialMembers, HttpSettings, Json, NotFound, Rate, TokenCredentials, drain_pages
+from connectors.http import CredentialMembers, HttpSettings, Json, NotFound, Rate, TokenCredentials
 from connectors.notion.client import DataSourceRef, NotionClient, NotionCredentials, normalize_id
 from connectors.notion.decode import decode_properties, parse_timestamp
 from connectors.notion.settings import (
@@ -50,7 +50,7 @@ from connectors.notion.settings import (
     PAGE_SIZE,
     TOKEN_ENV,
 )
-from connectors.watermarks import PendingWatermarks
+from connectors.watermarks import PendingWatermarks, WatermarkedPagedSource
 
 __all__ = ["NotionSource"]
 
@@ -63,7 +63,7 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class NotionSource(CredentialMembers[TokenCredentials]):
+class NotionSource(WatermarkedPagedSource, CredentialMembers[TokenCredentials]):
     """Pages of one Notion data source (or database) as records.
 
     Args:
@@ -109,7 +109,6 @@ class NotionSource(CredentialMembers[TokenCredentials]):
         self.lookback = lookback
         self.full_scan_every = full_scan_every
         self._state = PendingWatermarks(watermarks, owner=f"Notion source {name}")
-        self.watermarks: MutableMapping[str, str] = self._state.store
         self.now = now
         self.page_size = page_size
         self.credentials = NotionCredentials(token, token_env)
@@ -285,19 +284,4 @@ class NotionSource(CredentialMembers[TokenCredentials]):
             record = self._record(page)
             if record is not None:
                 records.append(record)
-        return records
-
-    def commit(self, spec_key: str) -> None:
-        """Store the watermark of the pass that just completed.
-
-        Store the watermark of the pass that just completed (the engine calls this after a
-        successful pass that was not a dry run; ``fetch`` after a full drain).
-        """
-        self._state.commit(spec_key)
-
-    async def fetch(self, spec: SourceSpec, only_items: list[str] | None = None) -> list[Record]:
-        """Every record of the spec (a drain over ``fetch_page``)."""
-        records = await drain_pages(self.fetch_page, spec, only_items)
-        if only_items is None:
-            self.commit(spec.key)  # a drain is a whole pass
         return records

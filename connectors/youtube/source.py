@@ -46,7 +46,7 @@ from typing import Any
 
 from connectors.core import ConfigError, Record, SourceSpec
 from connectors.http import Clock, CredentialMembers, HttpSettings, Json, NotFound, Rate, TokenCredentials, drain_pages
-from connectors.watermarks import PendingWatermarks, parse_time
+from connectors.watermarks import PendingWatermarks, WatermarkMembers, parse_time
 from connectors.youtube.client import QuotaMeter, YouTubeClient, YouTubeCredentials, token_digest
 from connectors.youtube.settings import (
     API_BASE,
@@ -203,7 +203,7 @@ def _item_published(item: Json) -> dt.datetime | None:
 # The source
 
 
-class YouTubeSource(CredentialMembers[TokenCredentials]):
+class YouTubeSource(WatermarkMembers, CredentialMembers[TokenCredentials]):
     """The uploads of YouTube channels, one record per video (see the module docstring).
 
     Args:
@@ -263,7 +263,6 @@ class YouTubeSource(CredentialMembers[TokenCredentials]):
         self.full_refresh_every = full_refresh_every
         self.lookback = lookback
         self._state = PendingWatermarks(watermarks, owner=f"YouTube source {name}")
-        self.watermarks: MutableMapping[str, str] = self._state.store
         self.quota_budget = quota_budget
         QuotaMeter(quota_budget, clock=time.time)  # validates the budget now, not at the first page
         self.page_size = page_size
