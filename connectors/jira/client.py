@@ -21,7 +21,7 @@ import json
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx
 
@@ -39,8 +39,10 @@ from connectors.http import (
     redact_text,
 )
 from connectors.jira.settings import (
+    BASE_URL_ENV,
     CREATE_TIMEOUT,
     DEFAULT_TIMEOUT,
+    EMAIL_ENV,
     FIELD_PATH,
     ISSUE_PATH,
     JIRA_RATE,
@@ -56,6 +58,7 @@ from connectors.jira.settings import (
 
 __all__ = [
     "JiraClient",
+    "JiraCredentialArgs",
     "JiraCredentials",
     "JiraRejected",
     "NextPageTokenPagination",
@@ -98,6 +101,21 @@ def rate_limit_key_for(email: str, token: str) -> str:
     return f"jira:{credential_digest(email, token)[:12]}"
 
 
+class JiraCredentialArgs(TypedDict, total=False):
+    """The credential keywords of ``JiraSource`` and ``JiraDestination``, handed on to ``JiraCredentials``.
+
+    Declared once so the two connectors take the same six keywords (``**credentials:
+    Unpack[JiraCredentialArgs]``) without repeating them; see ``JiraCredentials`` for their meaning.
+    """
+
+    base_url: str | None
+    email: str | None
+    token: str | None
+    base_url_env: str | None
+    email_env: str | None
+    token_env: str | None
+
+
 class JiraCredentials:
     """Where a Jira connector's site, account email and API token come from, read at each use.
 
@@ -107,18 +125,19 @@ class JiraCredentials:
 
     Args:
         base_url, email, token: Explicit values (tests, or code that manages its own secrets).
-        base_url_env, email_env, token_env: Environment variable names (None: do not read one).
+        base_url_env, email_env, token_env: Environment variable names (None: do not read one; default:
+            ``JIRA_BASE_URL``, ``JIRA_EMAIL``, ``JIRA_API_TOKEN`` as in ``settings``).
     """
 
     def __init__(
         self,
         *,
-        base_url: str | None,
-        email: str | None,
-        token: str | None,
-        base_url_env: str | None,
-        email_env: str | None,
-        token_env: str | None,
+        base_url: str | None = None,
+        email: str | None = None,
+        token: str | None = None,
+        base_url_env: str | None = BASE_URL_ENV,
+        email_env: str | None = EMAIL_ENV,
+        token_env: str | None = TOKEN_ENV,
     ) -> None:
         """Check the arguments and remember them; nothing is read or sent yet."""
         self._base_url = base_url

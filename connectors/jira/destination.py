@@ -50,21 +50,18 @@ import datetime as dt
 import json
 import logging
 import os
-import re
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
 from connectors.core import ConfigError, Record, RecordError
 from connectors.http import CredentialMembers, HttpSettings, Json, NotFound, Rate
 from connectors.jira.adf import normalize_text, text_to_adf
-from connectors.jira.client import JiraClient, JiraCredentials, JiraRejected
+from connectors.jira.client import JiraClient, JiraCredentialArgs, JiraCredentials, JiraRejected
 from connectors.jira.settings import (
-    BASE_URL_ENV,
     DEFAULT_DESTINATION_FIELD_MAP,
     DEFAULT_ISSUE_TYPE,
-    EMAIL_ENV,
     JIRA_RATE,
     LISTING_PAGE_SIZE,
     MAX_CONCURRENCY,
@@ -75,15 +72,14 @@ from connectors.jira.settings import (
     MAX_SUMMARY_CHARS,
     PROBE_MISSES,
     PROJECT_ENV,
+    PROJECT_KEY_RE,
     PROPERTY_KEY,
-    TOKEN_ENV,
 )
 
 __all__ = ["JiraDestination", "Truncation", "field_kind"]
 
 logger = logging.getLogger(__name__)
 
-_PROJECT_KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,254}$")
 _SKIP = object()
 _MAX_REPORTS = 1000
 _TRUNCATION_MARK = "\n\n[truncated by durable-sync]"
@@ -158,12 +154,12 @@ class JiraDestination(CredentialMembers[JiraCredentials]):
         create_only_properties: Written on create, never on update.
         truncate_description: Cut a description over 32,767 characters (reported) instead of failing
             the record.
-        base_url, email, token: Explicit credentials (default: the environment variables).
-        base_url_env, email_env, token_env, project_env: Environment variable names.
+        project_env: The variable naming the project when ``project_key`` is not given.
         rate, http: As for ``JiraClient``.
         max_concurrency: Writes in flight at once.
         probe_misses: Missing keys in a row that end the listing's read past the index (see above).
         name: Destination name.
+        **credentials: ``base_url``, ``email``, ``token`` and their variables' names, as for ``JiraSource``.
     """
 
     stores_keys = True
@@ -179,18 +175,13 @@ class JiraDestination(CredentialMembers[JiraCredentials]):
         property_key: str = PROPERTY_KEY,
         create_only_properties: Iterable[str] = (),
         truncate_description: bool = False,
-        base_url: str | None = None,
-        email: str | None = None,
-        token: str | None = None,
-        base_url_env: str | None = BASE_URL_ENV,
-        email_env: str | None = EMAIL_ENV,
-        token_env: str | None = TOKEN_ENV,
         project_env: str | None = PROJECT_ENV,
         http: HttpSettings | None = None,
         rate: Rate | None = JIRA_RATE,
         max_concurrency: int = MAX_CONCURRENCY,
         probe_misses: int = PROBE_MISSES,
         name: str = "jira",
+        **credentials: Unpack[JiraCredentialArgs],
     ) -> None:
         """Check the arguments and remember them; nothing is read or sent yet."""
         if not title_property:
@@ -201,7 +192,7 @@ class JiraDestination(CredentialMembers[JiraCredentials]):
             raise ConfigError("JiraDestination: probe_misses must be >= 1")
         self.name = name
         self._project_key = project_key.strip().upper() if project_key else None
-        if self._project_key and not _PROJECT_KEY_RE.match(self._project_key):
+        if self._project_key and not PROJECT_KEY_RE.match(self._project_key):
             raise ConfigError(f"JiraDestination: {project_key!r} is not a Jira project key (e.g. ENG)")
         self.project_env = project_env
         self.issue_type = issue_type
@@ -210,14 +201,7 @@ class JiraDestination(CredentialMembers[JiraCredentials]):
         self.property_key = property_key
         self.create_only_properties = set(create_only_properties)
         self.truncate_description = truncate_description
-        self.credentials = JiraCredentials(
-            base_url=base_url,
-            email=email,
-            token=token,
-            base_url_env=base_url_env,
-            email_env=email_env,
-            token_env=token_env,
-        )
+        self.credentials = JiraCredentials(**credentials)
         self.http = http
         self.rate = rate
         self.max_concurrency = max_concurrency
@@ -273,7 +257,7 @@ class JiraDestination(CredentialMembers[JiraCredentials]):
         key = self.project_key()
         if not key:
             raise ConfigError(f"JiraDestination {self.name!r}: {self.config_hint}")
-        if not _PROJECT_KEY_RE.match(key):
+        if not PROJECT_KEY_RE.match(key):
             raise ConfigError(f"JiraDestination {self.name!r}: {key!r} is not a Jira project key (e.g. ENG)")
         async with self._client() as client:
             project = await client.get_project(key)

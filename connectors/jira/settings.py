@@ -5,6 +5,8 @@ Jira Cloud REST API v3. Facts and their sources are in ``README.md`` (this folde
 
 from __future__ import annotations
 
+import re
+
 import httpx
 
 from connectors.http import Rate
@@ -36,12 +38,16 @@ __all__ = [
     "PAGE_SIZE",
     "PROBE_MISSES",
     "PROJECT_ENV",
+    "PROJECT_KEY_RE",
     "PROJECT_PATH",
     "PROPERTY_KEY",
     "SEARCH_PATH",
     "SERVICE",
     "TOKEN_ENV",
 ]
+
+# A project key as Jira allows it (an upper-case letter, then upper-case letters, digits or "_"; at most 255).
+PROJECT_KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,254}$")
 
 SERVICE = "Jira"
 

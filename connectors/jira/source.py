@@ -27,23 +27,21 @@ import json
 import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Unpack
 
 from connectors.core import ConfigError, Record, SourceSpec
 from connectors.http import CredentialMembers, HttpSettings, Json, Rate, drain_pages
 from connectors.jira.adf import adf_to_text
-from connectors.jira.client import JiraClient, JiraCredentials, JiraRejected
+from connectors.jira.client import JiraClient, JiraCredentialArgs, JiraCredentials, JiraRejected
 from connectors.jira.settings import (
-    BASE_URL_ENV,
     CURSOR_VERSION,
     DEFAULT_INTERVAL_MINUTES,
     DEFAULT_SOURCE_FIELDS,
-    EMAIL_ENV,
     JIRA_RATE,
     NO_SUMMARY,
     ONLY_ITEMS_BATCH,
     PAGE_SIZE,
-    TOKEN_ENV,
+    PROJECT_KEY_RE,
 )
 
 __all__ = ["JiraSource", "issue_record", "parse_jira_datetime"]
@@ -51,7 +49,6 @@ __all__ = ["JiraSource", "issue_record", "parse_jira_datetime"]
 logger = logging.getLogger(__name__)
 
 _SLUG_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
-_PROJECT_KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,254}$")
 _ID_RE = re.compile(r"^[0-9]{1,18}$")
 _KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*-[0-9]+$")
 _ORDER_BY_RE = re.compile(r"\border\s+by\b", re.IGNORECASE)
@@ -225,8 +222,9 @@ class JiraSource(CredentialMembers[JiraCredentials]):
     Args:
         queries: ``{slug: jql}`` (or ``[(slug, jql)]``): one spec ``jql:<slug>`` each.
         projects: Project keys: one spec ``project:<KEY>`` each (``project = "KEY" ORDER BY created ASC``).
-        base_url, email, token: Explicit credentials (default: the environment variables, read at each use).
-        base_url_env, email_env, token_env: Environment variable names.
+        **credentials: ``base_url``, ``email``, ``token`` (explicit credentials; default: the environment
+            variables, read at each use) and ``base_url_env``, ``email_env``, ``token_env`` (their variable
+            names): ``JiraCredentialArgs``, as for ``JiraCredentials``.
         interval_minutes: How often each spec syncs.
         fields: Jira fields a search returns (``/search/jql`` returns only ids without them).
         custom_fields: Extra record property -> Jira field id, decoded to neutral values.
@@ -242,12 +240,6 @@ class JiraSource(CredentialMembers[JiraCredentials]):
         queries: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
         projects: Sequence[str] | None = None,
         *,
-        base_url: str | None = None,
-        email: str | None = None,
-        token: str | None = None,
-        base_url_env: str | None = BASE_URL_ENV,
-        email_env: str | None = EMAIL_ENV,
-        token_env: str | None = TOKEN_ENV,
         interval_minutes: int = DEFAULT_INTERVAL_MINUTES,
         fields: Sequence[str] = DEFAULT_SOURCE_FIELDS,
         custom_fields: Mapping[str, str] | None = None,
@@ -255,6 +247,7 @@ class JiraSource(CredentialMembers[JiraCredentials]):
         name: str = "jira",
         http: HttpSettings | None = None,
         rate: Rate | None = JIRA_RATE,
+        **credentials: Unpack[JiraCredentialArgs],
     ) -> None:
         """Check the arguments and remember them; nothing is read or sent yet."""
         if not 1 <= page_size <= 5000:
@@ -269,7 +262,7 @@ class JiraSource(CredentialMembers[JiraCredentials]):
             self._jql[f"jql:{slug}"] = jql.strip()
         for raw in projects or []:
             key = str(raw).strip().upper()
-            if not _PROJECT_KEY_RE.match(key):
+            if not PROJECT_KEY_RE.match(key):
                 raise ConfigError(f"JiraSource: {raw!r} is not a Jira project key (e.g. ENG)")
             self._jql[f"project:{key}"] = f'project = "{key}" ORDER BY created ASC'
         self.name = name
@@ -277,14 +270,7 @@ class JiraSource(CredentialMembers[JiraCredentials]):
         self.fields = tuple(dict.fromkeys(fields))
         self.custom_fields = dict(custom_fields or {})
         self.page_size = page_size
-        self.credentials = JiraCredentials(
-            base_url=base_url,
-            email=email,
-            token=token,
-            base_url_env=base_url_env,
-            email_env=email_env,
-            token_env=token_env,
-        )
+        self.credentials = JiraCredentials(**credentials)
         self.http = http
         self.rate = rate
 
