@@ -46,8 +46,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors.core import ConfigError, Record, RecordError
-from connectors.http import HttpSettings, Json, NotFound, Rate, TokenCredentialMembers
-from connectors.luma.client import LumaClient, LumaCredentials
+from connectors.http import HttpSettings, Json, NotFound, Rate
+from connectors.luma.client import LumaClient, LumaConnector
 from connectors.luma.settings import (
     API_BASE,
     DEFAULT_DURATION,
@@ -175,7 +175,7 @@ def encode_event(
     return payload
 
 
-class LumaDestination(TokenCredentialMembers):
+class LumaDestination(LumaConnector):
     """Events of the Luma calendar a key belongs to, created and updated by the engine's link map.
 
     Args:
@@ -227,7 +227,6 @@ class LumaDestination(TokenCredentialMembers):
         if not isinstance(default_duration, dt.timedelta) or default_duration < dt.timedelta(0):
             raise ConfigError(f"LumaDestination: default_duration must be a timedelta >= 0, got {default_duration!r}")
         self.name = name
-        self.credentials = LumaCredentials(token, token_env)
         self.title_property = title_property
         self.start_property = start_property
         self.end_property = end_property
@@ -237,10 +236,7 @@ class LumaDestination(TokenCredentialMembers):
         self.default_duration = default_duration
         self.visibility = visibility
         self.create_only_properties = set(create_only_properties)
-        self.base_url = base_url.rstrip("/")
-        self.http = http
-        self.rate = rate
-        self.requests_sent = 0
+        self._init_connection(token, token_env, base_url, http, rate)
 
     def __repr__(self) -> str:  # never the key
         """Name the connector, never its secret."""
@@ -269,20 +265,8 @@ class LumaDestination(TokenCredentialMembers):
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[_LumaSession]:
         """A session on the calendar of the key (the client closes with it)."""
-        key = self.token()
-        if not key:
-            raise ConfigError(f"LumaDestination {self.name!r}: {self.config_hint}")
-        client = LumaClient(
-            key,
-            base_url=self.base_url,
-            http=self.http,
-            rate=self.rate,
-        )
-        try:
-            async with client:
-                yield _LumaSession(self, client)
-        finally:
-            self.requests_sent += client.requests
+        async with self._open_client(f"LumaDestination {self.name!r}: {self.config_hint}") as client:
+            yield _LumaSession(self, client)
 
 
 class _LumaSession:

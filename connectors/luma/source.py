@@ -27,8 +27,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from connectors.core import ConfigError, Record, SourceSpec
-from connectors.http import HttpSettings, Json, Rate, TokenCredentialMembers, drain_pages
-from connectors.luma.client import LumaClient, LumaCredentials
+from connectors.http import HttpSettings, Json, Rate, drain_pages
+from connectors.luma.client import LumaClient, LumaConnector
 from connectors.luma.settings import (
     API_BASE,
     DEFAULT_INTERVAL_MINUTES,
@@ -106,7 +106,7 @@ def event_record(event: Json, *, now: dt.datetime, hosts: Any = None, api_id: st
     return Record(key, properties, body=body)
 
 
-class LumaSource(TokenCredentialMembers):
+class LumaSource(LumaConnector):
     """Events of the Luma calendar a key belongs to.
 
     Args:
@@ -147,16 +147,12 @@ class LumaSource(TokenCredentialMembers):
             raise ConfigError(f"LumaSource.page_size must be within 1..100, got {page_size!r}")
         self.after = self._bound("after", after)
         self.before = self._bound("before", before)
-        self.credentials = LumaCredentials(token, token_env)
         self.interval_minutes = interval_minutes
         self.fetch_hosts = fetch_hosts
         self.page_size = page_size
         self.now = now
         self.name = name
-        self.base_url = base_url.rstrip("/")
-        self.http = http
-        self.rate = rate
-        self.requests_sent = 0
+        self._init_connection(token, token_env, base_url, http, rate)
 
     def __repr__(self) -> str:  # never the key
         """Name the connector, never its secret."""
@@ -179,17 +175,6 @@ class LumaSource(TokenCredentialMembers):
 
     # -- reading ----------------------------------------------------------------------------------
 
-    def _client(self) -> LumaClient:
-        key = self.token()
-        if not key:
-            raise ConfigError(f"LumaSource {self.name!r}: no API key: {self.config_hint}")
-        return LumaClient(
-            key,
-            base_url=self.base_url,
-            http=self.http,
-            rate=self.rate,
-        )
-
     async def fetch_page(
         self, spec: SourceSpec, only_items: list[str] | None = None, cursor: str | None = None
     ) -> tuple[list[Record], str | None]:
@@ -198,20 +183,16 @@ class LumaSource(TokenCredentialMembers):
         ``only_items`` (event ``api_id`` s) are read one by one with ``event/get``; unknown ids (404)
         are skipped.
         """
-        client = self._client()
-        try:
-            async with client:
-                if only_items is not None:
-                    return await self._targeted(client, only_items), None
-                if cursor is None:
-                    token, after, before = None, self.after, self.before
-                else:
-                    token, after, before = self._decode(cursor)
-                body = await client.list_events(cursor=token, limit=self.page_size, after=after, before=before)
-                records = await self._records(client, [e for e in body.get("entries") or [] if isinstance(e, dict)])
-                next_token = client.pagination.next_token(body)
-        finally:
-            self.requests_sent += client.requests
+        async with self._open_client(f"LumaSource {self.name!r}: no API key: {self.config_hint}") as client:
+            if only_items is not None:
+                return await self._targeted(client, only_items), None
+            if cursor is None:
+                token, after, before = None, self.after, self.before
+            else:
+                token, after, before = self._decode(cursor)
+            body = await client.list_events(cursor=token, limit=self.page_size, after=after, before=before)
+            records = await self._records(client, [e for e in body.get("entries") or [] if isinstance(e, dict)])
+            next_token = client.pagination.next_token(body)
         if next_token is None:
             return records, None
         state = {"v": CURSOR_VERSION, "cursor": next_token, "after": after, "before": before}
