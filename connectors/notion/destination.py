@@ -45,7 +45,7 @@ import re
 from collections.abc import AsyncIterator, Collection, Iterable
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from connectors.core import (
     AuthError,
@@ -78,7 +78,7 @@ from connectors.notion.settings import (
     TOKEN_ENV,
 )
 
-__all__ = ["NotionDestination", "TruncationReport"]
+__all__ = ["NotionDestination", "NotionTargetArgs", "TruncationReport"]
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +142,57 @@ def _adopt(
     return (ids, ref.database_id, ref.data_source_id)
 
 
-class NotionDestination(CredentialMembers[TokenCredentials]):
+class NotionTargetArgs(TypedDict, total=False):
+    """Where and how ``NotionDestination`` and ``NotionMcpDestination`` write (the same record mapping).
+
+    Declared once for the two destinations (``**target: Unpack[NotionTargetArgs]``); the meaning and
+    defaults are ``NotionDestination``'s: ``data_source_id`` (None), ``title_property`` (``"Name"``),
+    ``key_property`` (``"Key"``), ``synced_property`` (``"Last synced"``), ``create_only_properties`` (none),
+    ``create_missing_options`` (False), ``parent_page_id`` (None).
+    """
+
+    data_source_id: str | None
+    title_property: str
+    key_property: str
+    synced_property: str | None
+    create_only_properties: Iterable[str]
+    create_missing_options: bool
+    parent_page_id: str | None
+
+
+class _NotionTarget:
+    """The members both Notion destinations keep about their target, set by :meth:`_init_target`."""
+
+    def _init_target(
+        self,
+        owner: str,
+        name: str,
+        database_id: str | None,
+        max_concurrency: int,
+        *,
+        data_source_id: str | None = None,
+        title_property: str = "Name",
+        key_property: str = "Key",
+        synced_property: str | None = "Last synced",
+        create_only_properties: Iterable[str] = (),
+        create_missing_options: bool = False,
+        parent_page_id: str | None = None,
+    ) -> None:
+        self.name = name
+        ids = _checked_ids(owner, title_property, key_property, database_id, data_source_id, parent_page_id)
+        self.database_id, self.data_source_id, self.parent_page_id = ids
+        self.title_property = title_property
+        self.key_property = key_property
+        self.synced_property = synced_property
+        self.create_only_properties = set(create_only_properties)
+        self.create_missing_options = create_missing_options
+        self.max_concurrency = max_concurrency
+        self.truncations: collections.deque[TruncationReport] = collections.deque(maxlen=_MAX_REPORTS)
+        self._resolved: tuple[tuple[str | None, str | None], str | None, str] | None = None
+        self._warned: set[str] = set()
+
+
+class NotionDestination(_NotionTarget, CredentialMembers[TokenCredentials]):
     """Pages of one Notion data source, created and updated by key.
 
     Args:
@@ -159,6 +209,8 @@ class NotionDestination(CredentialMembers[TokenCredentials]):
         create_missing_options: Let Notion add select/multi-select options that do not exist yet
             (otherwise such a value is a ``RecordError`` naming the option).
         parent_page_id: The page under which ``ensure_schema`` may create the database.
+            (``data_source_id`` to ``parent_page_id`` are the ``**target`` keywords, ``NotionTargetArgs``,
+            shared with ``NotionMcpDestination``.)
         token: The integration token; default: the ``token_env`` variable, read at each use.
         token_env: Environment variable of the token.
         database_id_env: Environment variable of the database id (None: do not read one).
@@ -177,13 +229,6 @@ class NotionDestination(CredentialMembers[TokenCredentials]):
         self,
         database_id: str | None = None,
         *,
-        data_source_id: str | None = None,
-        title_property: str = "Name",
-        key_property: str = "Key",
-        synced_property: str | None = "Last synced",
-        create_only_properties: Iterable[str] = (),
-        create_missing_options: bool = False,
-        parent_page_id: str | None = None,
         token: str | None = None,
         token_env: str | None = TOKEN_ENV,
         database_id_env: str | None = DATABASE_ID_ENV,
@@ -192,27 +237,15 @@ class NotionDestination(CredentialMembers[TokenCredentials]):
         http: HttpSettings | None = None,
         max_concurrency: int = MAX_CONCURRENCY,
         name: str = "notion",
+        **target: Unpack[NotionTargetArgs],
     ) -> None:
         """Check the arguments; nothing is read or sent yet."""
-        self.name = name
-        ids = _checked_ids(
-            "NotionDestination", title_property, key_property, database_id, data_source_id, parent_page_id
-        )
-        self.database_id, self.data_source_id, self.parent_page_id = ids
-        self.title_property = title_property
-        self.key_property = key_property
-        self.synced_property = synced_property
-        self.create_only_properties = set(create_only_properties)
-        self.create_missing_options = create_missing_options
+        self._init_target("NotionDestination", name, database_id, max_concurrency, **target)
         self.credentials = NotionCredentials(token, token_env)
         self.database_id_env = database_id_env
         self.base_url = base_url
         self.rate = rate
         self.http = http
-        self.max_concurrency = max_concurrency
-        self.truncations: collections.deque[TruncationReport] = collections.deque(maxlen=_MAX_REPORTS)
-        self._resolved: tuple[tuple[str | None, str | None], str | None, str] | None = None
-        self._warned: set[str] = set()
 
     # -- configuration ----------------------------------------------------------------------------
 

@@ -56,14 +56,13 @@ Notion's message. Pauses are keyed on ``credential_key = "notion-mcp:<account>"`
 
 from __future__ import annotations
 
-import collections
 import datetime as dt
 import json
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, MutableMapping
 from contextlib import asynccontextmanager
-from typing import Any, Literal, cast
+from typing import Any, Literal, Unpack, cast
 
 import httpx
 
@@ -81,13 +80,12 @@ from connectors.mcp import (
 from connectors.notion.client import DataSourceRef, normalize_id
 from connectors.notion.decode import decode_properties
 from connectors.notion.destination import (
-    _MAX_REPORTS,
     NotionDestination,
-    TruncationReport,
+    NotionTargetArgs,
     _adopt,
-    _checked_ids,
     _key_text,
     _NotionSession,
+    _NotionTarget,
 )
 from connectors.notion.encode import BODY, Truncation, payload_size, split_text, utf16_len
 from connectors.notion.schema import Schema, schema_to_properties
@@ -502,7 +500,7 @@ async def _resolve(mcp: McpSession, object_id: str, *, owner: str) -> DataSource
 # The destination
 
 
-class NotionMcpDestination(_McpConnector):
+class NotionMcpDestination(_NotionTarget, _McpConnector):
     """Pages of one Notion data source over the hosted MCP server, created and updated by key.
 
     Same record mapping as ``NotionDestination`` (see its docstring and the module docstring here for
@@ -538,13 +536,6 @@ class NotionMcpDestination(_McpConnector):
         self,
         database_id: str | None = None,
         *,
-        data_source_id: str | None = None,
-        title_property: str = "Name",
-        key_property: str = "Key",
-        synced_property: str | None = "Last synced",
-        create_only_properties: Iterable[str] = (),
-        create_missing_options: bool = False,
-        parent_page_id: str | None = None,
         auth: AuthLike | None = None,
         token_store: TokenStore | None = None,
         account: str = DEFAULT_ACCOUNT,
@@ -556,23 +547,11 @@ class NotionMcpDestination(_McpConnector):
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
         max_concurrency: int = MAX_CONCURRENCY,
         name: str = "notion",
+        **target: Unpack[NotionTargetArgs],
     ) -> None:
         """Check the arguments and remember them; nothing is read or sent yet."""
-        self.name = name
-        ids = _checked_ids(
-            "NotionMcpDestination", title_property, key_property, database_id, data_source_id, parent_page_id
-        )
-        self.database_id, self.data_source_id, self.parent_page_id = ids
-        self.title_property = title_property
-        self.key_property = key_property
-        self.synced_property = synced_property
-        self.create_only_properties = set(create_only_properties)
-        self.create_missing_options = create_missing_options
-        self.max_concurrency = max_concurrency
-        self.truncations: collections.deque[TruncationReport] = collections.deque(maxlen=_MAX_REPORTS)
+        self._init_target("NotionMcpDestination", name, database_id, max_concurrency, **target)
         self._init_mcp(auth, token_store, account, mcp_url, http, httpx_client_factory, rate, max_wait, call_timeout)
-        self._resolved: tuple[tuple[str | None, str | None], str | None, str] | None = None
-        self._warned: set[str] = set()
 
     @property
     def configured(self) -> bool:
