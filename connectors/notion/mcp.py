@@ -60,7 +60,7 @@ import datetime as dt
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Literal, Unpack, cast
 
@@ -90,16 +90,12 @@ from connectors.notion.destination import (
 from connectors.notion.encode import BODY, Truncation, payload_size, split_text, utf16_len
 from connectors.notion.schema import Schema, schema_to_properties
 from connectors.notion.settings import (
-    DEFAULT_FULL_SCAN_EVERY_HOURS,
-    DEFAULT_INTERVAL_MINUTES,
-    DEFAULT_LOOKBACK_SECONDS,
     MAX_CONCURRENCY,
     NOTION_APP_BASE,
     NOTION_RATE,
     PAGE_SIZE,
 )
-from connectors.notion.source import NotionSource
-from connectors.watermarks import PendingWatermarks, WatermarkMembers
+from connectors.notion.source import NotionPassArgs, NotionSource, _NotionPasses
 
 __all__ = [
     "DEFAULT_ACCOUNT",
@@ -757,7 +753,7 @@ def _sql_time(when: dt.datetime) -> str:
     return when.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-class NotionMcpSource(WatermarkMembers, _McpConnector):
+class NotionMcpSource(_NotionPasses, _McpConnector):
     """Pages of one Notion data source as records, read over the hosted MCP server with SQL.
 
     Records are those of ``NotionSource`` (``primary_key`` = page id, properties decoded by decode.py, no
@@ -791,31 +787,16 @@ class NotionMcpSource(WatermarkMembers, _McpConnector):
         token_store: TokenStore | None = None,
         account: str = DEFAULT_ACCOUNT,
         mcp_url: str = NOTION_MCP_URL,
-        interval_minutes: int = DEFAULT_INTERVAL_MINUTES,
-        lookback: dt.timedelta = dt.timedelta(seconds=DEFAULT_LOOKBACK_SECONDS),
-        full_scan_every: dt.timedelta = dt.timedelta(hours=DEFAULT_FULL_SCAN_EVERY_HOURS),
-        watermarks: MutableMapping[str, str] | None = None,
-        now: Callable[[], dt.datetime] = _utcnow,
-        page_size: int = PAGE_SIZE,
-        name: str = "notion",
         http: HttpSettings | None = None,
         httpx_client_factory: Callable[..., httpx.AsyncClient] | None = None,
         rate: Rate | None = NOTION_RATE,
         max_wait: float = DEFAULT_MAX_WAIT,
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
+        **passes: Unpack[NotionPassArgs],
     ) -> None:
         """Check the arguments and remember them; nothing is read or sent yet."""
-        if not 1 <= page_size <= PAGE_SIZE:
-            raise ConfigError(f"NotionMcpSource: page_size must be within 1..{PAGE_SIZE}, got {page_size!r}")
-        self.id = normalize_id(data_source_id, what="data_source_id")
-        self.name = name
+        self._init_passes("NotionMcpSource", data_source_id, **passes)
         self.edited_property = edited_property
-        self.interval_minutes = interval_minutes
-        self.lookback = lookback
-        self.full_scan_every = full_scan_every
-        self._state = PendingWatermarks(watermarks, owner=f"Notion MCP source {name}")
-        self.now = now
-        self.page_size = page_size
         self._init_mcp(auth, token_store, account, mcp_url, http, httpx_client_factory, rate, max_wait, call_timeout)
         self._target: DataSourceRef | None = None
 
@@ -824,20 +805,7 @@ class NotionMcpSource(WatermarkMembers, _McpConnector):
         """Whether passes read only recent edits (an ``edited_property`` is set)."""
         return self.edited_property is not None
 
-    @property
-    def spec_key(self) -> str:
-        """The key of the one spec (``ds:<id>``)."""
-        return f"ds:{self.id}"
-
-    def specs(self) -> list[SourceSpec]:
-        """The units of work, one partition each."""
-        return [SourceSpec(self.spec_key, self.interval_minutes, {"id": self.id})]
-
     # -- watermarks -------------------------------------------------------------------------------
-
-    def reset(self, spec_key: str | None = None) -> None:
-        """Forget the watermark(s): the next pass reads every page."""
-        self._state.reset(spec_key)
 
     def _since_for_new_pass(self, spec_key: str) -> str | None:
         if not self.incremental:

@@ -35,6 +35,7 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Callable, MutableMapping
+from typing import TypedDict, Unpack
 
 from connectors.core import ConfigError, Record, SourceSpec
 from connectors.http import CredentialMembers, HttpSettings, Json, NotFound, Rate, TokenCredentials
@@ -50,9 +51,9 @@ from connectors.notion.settings import (
     PAGE_SIZE,
     TOKEN_ENV,
 )
-from connectors.watermarks import PendingWatermarks, WatermarkedPagedSource
+from connectors.watermarks import PendingWatermarks, WatermarkedPagedSource, WatermarkMembers
 
-__all__ = ["NotionSource"]
+__all__ = ["NotionPassArgs", "NotionSource"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,64 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class NotionSource(WatermarkedPagedSource, CredentialMembers[TokenCredentials]):
+class NotionPassArgs(TypedDict, total=False):
+    """How often and how far back ``NotionSource`` and ``NotionMcpSource`` read (the same passes).
+
+    Declared once for the two sources (``**passes: Unpack[NotionPassArgs]``); the meaning and defaults
+    are ``NotionSource``'s.
+    """
+
+    interval_minutes: int
+    lookback: dt.timedelta
+    full_scan_every: dt.timedelta
+    watermarks: MutableMapping[str, str] | None
+    now: Callable[[], dt.datetime]
+    page_size: int
+    name: str
+
+
+class _NotionPasses(WatermarkMembers):
+    """The one spec ``ds:<id>`` of both Notion sources and its watermark, set by :meth:`_init_passes`."""
+
+    def _init_passes(
+        self,
+        owner: str,
+        data_source_id: str,
+        *,
+        interval_minutes: int = DEFAULT_INTERVAL_MINUTES,
+        lookback: dt.timedelta = dt.timedelta(seconds=DEFAULT_LOOKBACK_SECONDS),
+        full_scan_every: dt.timedelta = dt.timedelta(hours=DEFAULT_FULL_SCAN_EVERY_HOURS),
+        watermarks: MutableMapping[str, str] | None = None,
+        now: Callable[[], dt.datetime] = _utcnow,
+        page_size: int = PAGE_SIZE,
+        name: str = "notion",
+    ) -> None:
+        if not 1 <= page_size <= PAGE_SIZE:
+            raise ConfigError(f"{owner}: page_size must be within 1..{PAGE_SIZE}, got {page_size!r}")
+        self.id = normalize_id(data_source_id, what="data_source_id")
+        self.name = name
+        self.interval_minutes = interval_minutes
+        self.lookback = lookback
+        self.full_scan_every = full_scan_every
+        self._state = PendingWatermarks(watermarks, owner=f"{owner} {name}")
+        self.now = now
+        self.page_size = page_size
+
+    @property
+    def spec_key(self) -> str:
+        """The key of the one spec (``ds:<id>``)."""
+        return f"ds:{self.id}"
+
+    def specs(self) -> list[SourceSpec]:
+        """The units of work, one partition each."""
+        return [SourceSpec(self.spec_key, self.interval_minutes, {"id": self.id})]
+
+    def reset(self, spec_key: str | None = None) -> None:
+        """Forget the watermark(s): the next pass reads every page."""
+        self._state.reset(spec_key)
+
+
+class NotionSource(WatermarkedPagedSource, _NotionPasses, CredentialMembers[TokenCredentials]):
     """Pages of one Notion data source (or database) as records.
 
     Args:
@@ -79,6 +137,7 @@ class NotionSource(WatermarkedPagedSource, CredentialMembers[TokenCredentials]):
         page_size: Pages per query (at most 100).
         name: Source name.
         base_url, rate, http: As for ``NotionClient``.
+        **passes: ``interval_minutes`` to ``name`` above (``NotionPassArgs``, shared with ``NotionMcpSource``).
     """
 
     def __init__(
@@ -87,30 +146,15 @@ class NotionSource(WatermarkedPagedSource, CredentialMembers[TokenCredentials]):
         *,
         token: str | None = None,
         token_env: str | None = TOKEN_ENV,
-        interval_minutes: int = DEFAULT_INTERVAL_MINUTES,
         incremental: bool = True,
-        lookback: dt.timedelta = dt.timedelta(seconds=DEFAULT_LOOKBACK_SECONDS),
-        full_scan_every: dt.timedelta = dt.timedelta(hours=DEFAULT_FULL_SCAN_EVERY_HOURS),
-        watermarks: MutableMapping[str, str] | None = None,
-        now: Callable[[], dt.datetime] = _utcnow,
-        page_size: int = PAGE_SIZE,
-        name: str = "notion",
         base_url: str = NOTION_API_BASE,
         rate: Rate | None = NOTION_RATE,
         http: HttpSettings | None = None,
+        **passes: Unpack[NotionPassArgs],
     ) -> None:
         """Check the arguments; nothing is read or sent yet."""
-        if not 1 <= page_size <= PAGE_SIZE:
-            raise ConfigError(f"NotionSource: page_size must be within 1..{PAGE_SIZE}, got {page_size!r}")
-        self.id = normalize_id(data_source_id, what="data_source_id")
-        self.name = name
-        self.interval_minutes = interval_minutes
+        self._init_passes("NotionSource", data_source_id, **passes)
         self.incremental = incremental
-        self.lookback = lookback
-        self.full_scan_every = full_scan_every
-        self._state = PendingWatermarks(watermarks, owner=f"Notion source {name}")
-        self.now = now
-        self.page_size = page_size
         self.credentials = NotionCredentials(token, token_env)
         self.base_url = base_url
         self.rate = rate
@@ -119,15 +163,6 @@ class NotionSource(WatermarkedPagedSource, CredentialMembers[TokenCredentials]):
         self._warned = False
 
     # -- configuration ----------------------------------------------------------------------------
-
-    @property
-    def spec_key(self) -> str:
-        """The key of the one spec (``ds:<id>``)."""
-        return f"ds:{self.id}"
-
-    def specs(self) -> list[SourceSpec]:
-        """The units of work, one partition each."""
-        return [SourceSpec(self.spec_key, self.interval_minutes, {"id": self.id})]
 
     def token(self) -> str | None:
         """The integration token now (the one given, else the variable's)."""
@@ -140,10 +175,6 @@ class NotionSource(WatermarkedPagedSource, CredentialMembers[TokenCredentials]):
         state = self._state.load(spec_key or self.spec_key)
         high = state.get("high")
         return parse_timestamp(high) if high else None
-
-    def reset(self, spec_key: str | None = None) -> None:
-        """Forget the watermark(s): the next pass reads every page."""
-        self._state.reset(spec_key)
 
     def _since_for_new_pass(self, spec_key: str) -> str | None:
         if not self.incremental:
