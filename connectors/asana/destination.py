@@ -43,7 +43,7 @@ import datetime as dt
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Collection, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Collection, Iterable, Mapping
 from contextlib import aclosing, asynccontextmanager
 from typing import Any
 from urllib.parse import quote
@@ -527,15 +527,7 @@ class _AsanaSession:
         """
         data = await self._data(record, synced_at, skip=())
         data["projects"] = [self.project_gid]
-        refused: RecordError | None = None
-        try:
-            task = await self.client.create_task(data)
-        except HTTPAuthError as err:
-            refused = self._refused_field(err, record.primary_key)
-            if refused is None:
-                raise
-        if refused is not None:
-            raise refused
+        task = await self._write(self.client.create_task(data), record.primary_key)
         return str(task["gid"])
 
     async def update(self, existing_id: str, record: Record, synced_at: dt.datetime) -> bool:
@@ -545,21 +537,28 @@ class _AsanaSession:
             RecordError: The task is gone, a value does not fit, or Asana rejected it.
         """
         data = await self._data(record, synced_at, skip=self.dest.create_only_properties)
-        refused: RecordError | None = None
         try:
-            await self.client.update_task(existing_id, data)
+            await self._write(self.client.update_task(existing_id, data), record.primary_key)
         except NotFound as err:
             raise RecordError(
                 f"Asana task {existing_id} not found (deleted, or no longer visible to this token)",
                 primary_key=record.primary_key,
             ) from err
+        return True
+
+    async def _write(self, call: Awaitable[Json], primary_key: str) -> Json:
+        """The answer of a create or update; a 403 that names one field is that field's ``RecordError``.
+
+        The ``RecordError`` is raised outside the ``except`` so it does not carry the 403 as its context.
+        """
+        refused: RecordError | None = None
+        try:
+            return await call
         except HTTPAuthError as err:
-            refused = self._refused_field(err, record.primary_key)
+            refused = self._refused_field(err, primary_key)
             if refused is None:
                 raise
-        if refused is not None:
-            raise refused
-        return True
+        raise refused
 
     async def query_existing_rows(self) -> AsyncIterator[tuple[str, str]]:
         """Every (key, task gid) of the project, 100 tasks per request.
