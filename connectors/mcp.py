@@ -74,7 +74,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Collection, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import anyio
 import httpx
@@ -118,6 +118,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "AuthLike",
     "BearerAuth",
+    "McpConnectionArgs",
     "McpConnector",
     "McpSession",
     "McpToolError",
@@ -126,6 +127,7 @@ __all__ = [
     "ToolResult",
     "classify_tool_error",
     "open_mcp_session",
+    "pop_mcp_connection",
 ]
 
 logger = logging.getLogger(__name__)
@@ -749,7 +751,48 @@ def _timeout(timeout: float | httpx.Timeout) -> httpx.Timeout:
 
 
 AuthLike = httpx.Auth | TokenSource | str
+_UNSET: Any = object()  # "not given" where None is a meaning of its own (rate=None: no limiter)
 """What an MCP connector accepts as ``auth``: the OAuth provider's ``httpx.Auth``, a token callable or a token."""
+
+
+class McpConnectionArgs(TypedDict, total=False):
+    """The connection keywords every MCP connector takes, declared once (``Unpack[McpConnectionArgs]``).
+
+    Attributes:
+        auth: The OAuth provider's ``httpx.Auth``, a token callable or a token (default: the login kept
+            in ``token_store`` for ``account``).
+        token_store: Where ``durable-sync auth login`` keeps tokens.
+        account: The login's account name (default: the connector's ``mcp_default_account``).
+        mcp_url: The MCP endpoint (default: the connector's ``mcp_default_url``).
+        http: Transport, sleep, clock and retry policy (:class:`~connectors.http.HttpSettings`).
+        httpx_client_factory: mcp's client factory protocol, for full control.
+        rate: Requests per second of the account (default: the connector's ``mcp_default_rate``).
+        max_wait: Longest tool-level rate-limit wait slept in-process (longer: ``RateLimited``).
+        call_timeout: Seconds one tool call may take.
+    """
+
+    auth: AuthLike | None
+    token_store: TokenStore | None
+    account: str
+    mcp_url: str
+    http: HttpSettings | None
+    httpx_client_factory: Callable[..., httpx.AsyncClient] | None
+    rate: Rate | None
+    max_wait: float
+    call_timeout: float
+
+
+def pop_mcp_connection(options: dict[str, Any]) -> McpConnectionArgs:
+    """Take the ``McpConnectionArgs`` keywords out of a connector's ``**options`` (they are removed).
+
+    For a connector whose own keywords also travel as ``**options``: the rest goes to its other
+    initializer, which still refuses an unknown keyword.
+
+    Args:
+        options: The keywords given to the constructor (a copy the caller may change).
+    """
+    keys = McpConnectionArgs.__optional_keys__
+    return cast(McpConnectionArgs, {key: options.pop(key) for key in list(options) if key in keys})
 
 
 class McpConnector:
@@ -767,33 +810,37 @@ class McpConnector:
     credential_prefix: str = "mcp"
     mcp_service: str = "MCP"
     mcp_read_only_tools: Collection[str] = frozenset()
+    mcp_default_account: str = "mcp"
+    mcp_default_url: str = ""
+    mcp_default_rate: Rate | None = None
 
     def _init_mcp(
         self,
-        auth: AuthLike | None,
-        token_store: TokenStore | None,
-        account: str,
-        mcp_url: str,
-        http: HttpSettings | None,
-        httpx_client_factory: Callable[..., httpx.AsyncClient] | None,
-        rate: Rate | None,
-        max_wait: float,
-        call_timeout: float,
+        *,
+        auth: AuthLike | None = None,
+        token_store: TokenStore | None = None,
+        account: str | None = None,
+        mcp_url: str | None = None,
+        http: HttpSettings | None = None,
+        httpx_client_factory: Callable[..., httpx.AsyncClient] | None = None,
+        rate: Rate | None = _UNSET,
+        max_wait: float = DEFAULT_MAX_WAIT,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT,
     ) -> None:
         """Remember the credential, the endpoint and the HTTP settings (nothing is opened yet).
 
-        Remember the credential, the endpoint and the HTTP settings (nothing is opened yet); positional,
-        in this order, so the three MCP connectors call it in one line.
+        The keywords are ``McpConnectionArgs``; what is not given takes the class's ``mcp_default_*``.
         """
+        account = self.mcp_default_account if account is None else account
         if not account:
             raise ConfigError(f"{type(self).__name__}: account must be non-empty")
         self.auth = auth
         self.token_store = token_store
         self.account = account
-        self.mcp_url = mcp_url
+        self.mcp_url = mcp_url if mcp_url is not None else self.mcp_default_url
         self.http = http if http is not None else HttpSettings()
         self.httpx_client_factory = httpx_client_factory
-        self.rate = rate
+        self.rate = self.mcp_default_rate if rate is _UNSET else rate
         self.max_wait = max_wait
         self.call_timeout = call_timeout
 

@@ -48,18 +48,15 @@ import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import quote
 
-import httpx
-
-from connectors.auth.tokens import TokenStore
 from connectors.contentful.destination import check_field_map
 from connectors.contentful.encode import ContentTypeSpec, FieldSpec, encode_fields
 from connectors.contentful.settings import DEFAULT_ENVIRONMENT, DEFAULT_LOCALE, MAX_VERSION_RETRIES
 from connectors.core import AuthError, ConfigError, Record, RecordError, TransientError
-from connectors.http import DEFAULT_MAX_WAIT, HttpSettings, Json, Rate, redact_text
-from connectors.mcp import DEFAULT_CALL_TIMEOUT, AuthLike, McpConnector, McpSession, McpToolError
+from connectors.http import Json, redact_text
+from connectors.mcp import McpConnectionArgs, McpConnector, McpSession, McpToolError
 
 __all__ = [
     "CONTENTFUL_MCP_URL",
@@ -385,6 +382,8 @@ class ContentfulMcpDestination(McpConnector):
     credential_prefix = "contentful-mcp"
     mcp_service = SERVICE
     mcp_read_only_tools = READ_ONLY_TOOLS
+    mcp_default_account = DEFAULT_ACCOUNT
+    mcp_default_url = CONTENTFUL_MCP_URL
 
     def __init__(
         self,
@@ -396,16 +395,8 @@ class ContentfulMcpDestination(McpConnector):
         default_locale: str = DEFAULT_LOCALE,
         publish: bool = False,
         create_only_properties: Iterable[str] = (),
-        auth: AuthLike | None = None,
-        token_store: TokenStore | None = None,
-        account: str = DEFAULT_ACCOUNT,
-        mcp_url: str = CONTENTFUL_MCP_URL,
-        http: HttpSettings | None = None,
-        httpx_client_factory: Callable[..., httpx.AsyncClient] | None = None,
-        rate: Rate | None = None,
-        max_wait: float = DEFAULT_MAX_WAIT,
-        call_timeout: float = DEFAULT_CALL_TIMEOUT,
         name: str = "contentful-mcp",
+        **connection: Unpack[McpConnectionArgs],
     ) -> None:
         """Check the arguments and remember them; nothing is read or sent yet."""
         if not field_map:
@@ -421,7 +412,7 @@ class ContentfulMcpDestination(McpConnector):
         self.default_locale = default_locale
         self.publish = publish
         self.create_only_properties = set(create_only_properties)
-        self._init_mcp(auth, token_store, account, mcp_url, http, httpx_client_factory, rate, max_wait, call_timeout)
+        self._init_mcp(**connection)
         self.name = name
         self.publish_refusals = 0
 

@@ -60,22 +60,19 @@ import datetime as dt
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Literal, Unpack, cast
 
-import httpx
-
-from connectors.auth.tokens import TokenStore
 from connectors.core import ConfigError, Record, RecordError, SourceSpec, TransientError
-from connectors.http import DEFAULT_MAX_WAIT, HttpSettings, Json, Rate, drain_pages
+from connectors.http import Json, drain_pages
 from connectors.mcp import (
-    DEFAULT_CALL_TIMEOUT,
-    AuthLike,
+    McpConnectionArgs,
     McpConnector,
     McpSession,
     McpToolError,
     ToolResult,
+    pop_mcp_connection,
 )
 from connectors.notion.client import DataSourceRef, normalize_id
 from connectors.notion.decode import decode_properties
@@ -464,6 +461,17 @@ class _McpConnector(McpConnector):
     credential_prefix = "notion-mcp"
     mcp_service = SERVICE
     mcp_read_only_tools = READ_ONLY_TOOLS
+    mcp_default_account = DEFAULT_ACCOUNT
+    mcp_default_url = NOTION_MCP_URL
+    mcp_default_rate = NOTION_RATE
+
+
+class _NotionMcpDestinationArgs(NotionTargetArgs, McpConnectionArgs, total=False):
+    """``NotionMcpDestination``'s keywords besides ``database_id``, ``max_concurrency`` and ``name``."""
+
+
+class _NotionMcpSourceArgs(NotionPassArgs, McpConnectionArgs, total=False):
+    """``NotionMcpSource``'s keywords besides ``data_source_id`` and ``edited_property``."""
 
 
 async def _resolve(mcp: McpSession, object_id: str, *, owner: str) -> DataSourceRef:
@@ -532,22 +540,14 @@ class NotionMcpDestination(_NotionTarget, _McpConnector):
         self,
         database_id: str | None = None,
         *,
-        auth: AuthLike | None = None,
-        token_store: TokenStore | None = None,
-        account: str = DEFAULT_ACCOUNT,
-        mcp_url: str = NOTION_MCP_URL,
-        http: HttpSettings | None = None,
-        httpx_client_factory: Callable[..., httpx.AsyncClient] | None = None,
-        rate: Rate | None = NOTION_RATE,
-        max_wait: float = DEFAULT_MAX_WAIT,
-        call_timeout: float = DEFAULT_CALL_TIMEOUT,
         max_concurrency: int = MAX_CONCURRENCY,
         name: str = "notion",
-        **target: Unpack[NotionTargetArgs],
+        **options: Unpack[_NotionMcpDestinationArgs],
     ) -> None:
         """Check the arguments and remember them; nothing is read or sent yet."""
+        target: dict[str, Any] = dict(options)
+        self._init_mcp(**pop_mcp_connection(target))
         self._init_target("NotionMcpDestination", name, database_id, max_concurrency, **target)
-        self._init_mcp(auth, token_store, account, mcp_url, http, httpx_client_factory, rate, max_wait, call_timeout)
 
     @property
     def configured(self) -> bool:
@@ -783,21 +783,13 @@ class NotionMcpSource(_NotionPasses, _McpConnector):
         data_source_id: str,
         *,
         edited_property: str | None = None,
-        auth: AuthLike | None = None,
-        token_store: TokenStore | None = None,
-        account: str = DEFAULT_ACCOUNT,
-        mcp_url: str = NOTION_MCP_URL,
-        http: HttpSettings | None = None,
-        httpx_client_factory: Callable[..., httpx.AsyncClient] | None = None,
-        rate: Rate | None = NOTION_RATE,
-        max_wait: float = DEFAULT_MAX_WAIT,
-        call_timeout: float = DEFAULT_CALL_TIMEOUT,
-        **passes: Unpack[NotionPassArgs],
+        **options: Unpack[_NotionMcpSourceArgs],
     ) -> None:
         """Check the arguments and remember them; nothing is read or sent yet."""
+        passes: dict[str, Any] = dict(options)
+        self._init_mcp(**pop_mcp_connection(passes))
         self._init_passes("NotionMcpSource", data_source_id, **passes)
         self.edited_property = edited_property
-        self._init_mcp(auth, token_store, account, mcp_url, http, httpx_client_factory, rate, max_wait, call_timeout)
         self._target: DataSourceRef | None = None
 
     @property
