@@ -39,7 +39,7 @@ import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from urllib.parse import quote
 
 from connectors.contentful.client import ContentfulClient, ContentfulManagementCredentials, is_version_mismatch
@@ -68,7 +68,7 @@ from connectors.contentful.settings import (
 from connectors.core import ConfigError, Record, RecordError
 from connectors.http import HttpSettings, Json, NotFound, Rate, TokenCredentialMembers
 
-__all__ = ["ContentfulDestination", "check_field_map"]
+__all__ = ["ContentfulDestination", "ContentfulTargetArgs", "check_field_map"]
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,53 @@ def check_field_map(
             raise ConfigError(f"{where}: {ct} field {field_id!r} (field_map[{prop!r}]): {reason}")
 
 
-class ContentfulDestination(TokenCredentialMembers):
+class ContentfulTargetArgs(TypedDict, total=False):
+    """Where and how ``ContentfulDestination`` and ``ContentfulMcpDestination`` write entries (the same mapping).
+
+    Declared once for the two destinations (``Unpack[ContentfulTargetArgs]``); the meaning and defaults
+    are ``ContentfulDestination``'s: ``environment`` (``master``), ``default_locale`` (``en-US``),
+    ``publish`` (False), ``create_only_properties`` (none).
+    """
+
+    environment: str
+    default_locale: str
+    publish: bool
+    create_only_properties: Iterable[str]
+
+
+class _ContentfulTarget:
+    """The members both Contentful destinations keep about their target, set by :meth:`_init_target`."""
+
+    def _init_target(
+        self,
+        owner: str,
+        space_id: str,
+        content_type: str,
+        field_map: Mapping[str, str],
+        *,
+        environment: str = DEFAULT_ENVIRONMENT,
+        default_locale: str = DEFAULT_LOCALE,
+        publish: bool = False,
+        create_only_properties: Iterable[str] = (),
+    ) -> list[str]:
+        """Check the field map (not empty, no field written twice), remember the target; the field ids."""
+        if not field_map:
+            raise ConfigError(f"{owner}: field_map must map at least one record property to a field id")
+        targets = list(field_map.values())
+        doubled = sorted({f for f in targets if targets.count(f) > 1})
+        if doubled:
+            raise ConfigError(f"{owner}: field_map writes several properties to field(s) {doubled}")
+        self.space_id = space_id
+        self.content_type = content_type
+        self.field_map = dict(field_map)
+        self.environment = environment
+        self.default_locale = default_locale
+        self.publish = publish
+        self.create_only_properties = set(create_only_properties)
+        return targets
+
+
+class ContentfulDestination(_ContentfulTarget, TokenCredentialMembers):
     """Entries of one Contentful content type, created and updated by key (see the module docstring).
 
     Args:
@@ -141,12 +187,8 @@ class ContentfulDestination(TokenCredentialMembers):
         content_type: str,
         field_map: Mapping[str, str],
         *,
-        environment: str = DEFAULT_ENVIRONMENT,
-        default_locale: str = DEFAULT_LOCALE,
         cma_token: str | None = None,
         cma_token_env: str | None = CMA_TOKEN_ENV,
-        publish: bool = False,
-        create_only_properties: Iterable[str] = (),
         id_prefix: str = DEFAULT_ID_PREFIX,
         key_field: str | None = None,
         body_field: str | None = None,
@@ -155,31 +197,20 @@ class ContentfulDestination(TokenCredentialMembers):
         http: HttpSettings | None = None,
         rate: Rate | None = None,
         max_concurrency: int = MAX_CONCURRENCY,
+        **target: Unpack[ContentfulTargetArgs],
     ) -> None:
         """Check the arguments and remember them; nothing is read or sent yet."""
         if not space_id or not content_type:
             raise ConfigError("ContentfulDestination needs a space_id and a content_type")
-        if not field_map:
-            raise ConfigError("ContentfulDestination: field_map must map at least one record property to a field id")
-        targets = list(field_map.values())
-        doubled = sorted({f for f in targets if targets.count(f) > 1})
-        if doubled:
-            raise ConfigError(f"ContentfulDestination: field_map writes several properties to field(s) {doubled}")
+        targets = self._init_target("ContentfulDestination", space_id, content_type, field_map, **target)
         for special, what in ((key_field, "key_field"), (body_field, "body_field")):
             if special is not None and special in targets:
                 raise ConfigError(f"ContentfulDestination: {what} {special!r} is also a field_map target")
         if key_field is not None and key_field == body_field:
             raise ConfigError("ContentfulDestination: key_field and body_field must differ")
-        self.space_id = space_id
-        self.content_type = content_type
-        self.field_map = dict(field_map)
-        self.environment = environment
-        self.default_locale = default_locale
         self.credentials = ContentfulManagementCredentials(
             cma_token, cma_token_env, what="a Contentful Content Management API personal access token"
         )
-        self.publish = publish
-        self.create_only_properties = set(create_only_properties)
         self.id_prefix = check_prefix(id_prefix)
         self.key_field = key_field
         self.body_field = body_field

@@ -51,12 +51,12 @@ from dataclasses import dataclass, field
 from typing import Any, Unpack
 from urllib.parse import quote
 
-from connectors.contentful.destination import check_field_map
+from connectors.contentful.destination import ContentfulTargetArgs, _ContentfulTarget, check_field_map
 from connectors.contentful.encode import ContentTypeSpec, FieldSpec, encode_fields
-from connectors.contentful.settings import DEFAULT_ENVIRONMENT, DEFAULT_LOCALE, MAX_VERSION_RETRIES
+from connectors.contentful.settings import DEFAULT_ENVIRONMENT, MAX_VERSION_RETRIES
 from connectors.core import AuthError, ConfigError, Record, RecordError, TransientError
 from connectors.http import Json, redact_text
-from connectors.mcp import McpConnectionArgs, McpConnector, McpSession, McpToolError
+from connectors.mcp import McpConnectionArgs, McpConnector, McpSession, McpToolError, pop_mcp_connection
 
 __all__ = [
     "CONTENTFUL_MCP_URL",
@@ -353,7 +353,11 @@ def content_type_of(text: str) -> Json | None:
 # The destination
 
 
-class ContentfulMcpDestination(McpConnector):
+class _ContentfulMcpDestinationArgs(ContentfulTargetArgs, McpConnectionArgs, total=False):
+    """``ContentfulMcpDestination``'s keywords besides the space, content type, field map and name."""
+
+
+class ContentfulMcpDestination(_ContentfulTarget, McpConnector):
     """Entries of one Contentful content type over the hosted MCP server (see the module docstring).
 
     Args:
@@ -391,27 +395,13 @@ class ContentfulMcpDestination(McpConnector):
         content_type: str,
         field_map: Mapping[str, str],
         *,
-        environment: str = DEFAULT_ENVIRONMENT,
-        default_locale: str = DEFAULT_LOCALE,
-        publish: bool = False,
-        create_only_properties: Iterable[str] = (),
         name: str = "contentful-mcp",
-        **connection: Unpack[McpConnectionArgs],
+        **options: Unpack[_ContentfulMcpDestinationArgs],
     ) -> None:
         """Check the arguments and remember them; nothing is read or sent yet."""
-        if not field_map:
-            raise ConfigError("ContentfulMcpDestination: field_map must map at least one record property to a field")
-        targets = list(field_map.values())
-        doubled = sorted({f for f in targets if targets.count(f) > 1})
-        if doubled:
-            raise ConfigError(f"ContentfulMcpDestination: field_map writes several properties to field(s) {doubled}")
-        self.space_id = space_id
-        self.content_type = content_type
-        self.field_map = dict(field_map)
-        self.environment = environment
-        self.default_locale = default_locale
-        self.publish = publish
-        self.create_only_properties = set(create_only_properties)
+        target: dict[str, Any] = dict(options)
+        connection = pop_mcp_connection(target)
+        self._init_target("ContentfulMcpDestination", space_id, content_type, field_map, **target)
         self._init_mcp(**connection)
         self.name = name
         self.publish_refusals = 0
