@@ -662,9 +662,12 @@ def _mask_url(match: re.Match[str]) -> str:
 
 
 def redact_error_text(text: str, *, foreign: bool = True) -> str:
-    """An error message as ``describe_error`` shows it: URL userinfo and query values and token shapes
-    masked, and for foreign errors (whose wording we do not control) ``Bearer …`` and ``key=…`` pairs
-    too; whitespace collapsed. For messages that arrive as text (a serialized error of another process)."""
+    """An error message as ``describe_error`` shows it, secrets masked.
+
+    URL userinfo and query values and token shapes are masked, and for foreign errors (whose wording
+    we do not control) ``Bearer …`` and ``key=…`` pairs too; whitespace is collapsed. For messages that
+    arrive as text (a serialized error of another process).
+    """
     text = _URL_RE.sub(_mask_url, text)
     text = _TOKEN_SHAPES_RE.sub(_REDACTED, text)
     if foreign:

@@ -209,7 +209,9 @@ async def _run_schedule(url: str, rounds: list[dict[str, Any]], page_size: int) 
     route = Route(source, dest, name="prop")
     stores: list[StateStore] = []
     # Short leases: a "dead" pass's partition is taken over within a fraction of a second.
-    lease = {"lease_seconds": 0.1, "lease_wait": 0.3}
+    # (Several passes share one event loop on a busy machine: a lease much shorter than a loop turn
+    # would be taken over from a live pass, which no real lease of 20 s sees.)
+    lease = {"lease_seconds": 0.25, "lease_wait": 0.6}
 
     def set_specs(specs: dict[str, set[str]]) -> None:
         for p in PARTITIONS:
@@ -243,7 +245,7 @@ async def _run_schedule(url: str, rounds: list[dict[str, Any]], page_size: int) 
         dest.faults = None
         calm = StateStore(url)
         stores.append(calm)
-        await asyncio.sleep(0.2)  # the dead passes' leases run out
+        await asyncio.sleep(0.3)  # the dead passes' leases run out
         settled: set[str] = set()
         for _ in range(4):
             for p in PARTITIONS:
