@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import datetime as dt
 import random
 from collections.abc import AsyncIterator
@@ -102,6 +103,14 @@ class Faults:
     lost_at: int | None  # the n-th create lands, then its answer is lost
 
 
+# The pass ("process") a destination call belongs to: its faults, and its state store, whose death
+# is the process's — a killed worker sends nothing more (its coroutines in this one shared event loop
+# would otherwise go on writing after it "died", which no killed process does).
+PROCESS: contextvars.ContextVar[tuple[Faults, MortalStore | None]] = contextvars.ContextVar(
+    "PROCESS", default=(Faults(0, None, None), None)
+)
+
+
 class Destination(MemoryDestination):
     """A memory destination that never deduplicates, counts every create per key, and yields to the
     other passes (and injects faults) where a pass's generated schedule says."""
@@ -109,20 +118,24 @@ class Destination(MemoryDestination):
     def __init__(self) -> None:
         super().__init__(max_concurrency=3)
         self.creates_per_key: dict[str, int] = {}
-        self.faults: Faults | None = None
 
     @contextlib.asynccontextmanager
     async def connect(self) -> AsyncIterator[_MemorySession]:
-        faults = self.faults or Faults(0, None, None)
-        yield _Session(self, faults)
+        faults, store = PROCESS.get()
+        yield _Session(self, faults, store)
 
 
 class _Session(_MemorySession):
-    def __init__(self, dest: Destination, faults: Faults) -> None:
+    def __init__(self, dest: Destination, faults: Faults, store: MortalStore | None) -> None:
         super().__init__(dest)
         self.rng = random.Random(faults.seed)
         self.faults = faults
+        self.store = store
         self.n = 0
+
+    def _alive(self) -> None:
+        if self.store is not None and self.store.dead:
+            raise Crash("the process is gone: nothing more is sent")
 
     async def _yield(self) -> None:
         for _ in range(self.rng.randint(0, 3)):
@@ -135,6 +148,7 @@ class _Session(_MemorySession):
 
     async def create(self, record: Record, synced_at: dt.datetime) -> str:
         await self._yield()
+        self._alive()
         self.n += 1
         if self.faults.transient_at == self.n:
             raise TransientError("503 before the create landed")
@@ -148,6 +162,7 @@ class _Session(_MemorySession):
 
     async def update(self, existing_id: str, record: Record, synced_at: dt.datetime) -> bool:
         await self._yield()
+        self._alive()
         return await super().update(existing_id, record, synced_at)
 
 
@@ -227,7 +242,7 @@ async def _run_schedule(url: str, rounds: list[dict[str, Any]], page_size: int) 
             only_items=tuple(keys[:2]) if spec["mode"] == "targeted" and keys else None,
             **lease,
         )
-        dest.faults = Faults(spec["seed"], spec["transient_at"], spec["lost_at"])
+        PROCESS.set((Faults(spec["seed"], spec["transient_at"], spec["lost_at"]), store))
         with contextlib.suppress(BaseException):
             await run_pass(route, partition, store, options)
 
@@ -242,7 +257,7 @@ async def _run_schedule(url: str, rounds: list[dict[str, Any]], page_size: int) 
         # Quiesce: no faults; every partition in turn until each has had a complete pass that began
         # from the start (a pass resumed at a checkpoint does not re-read the pages before it, so a
         # change there waits for the next pass, as it would in production) and failed nothing.
-        dest.faults = None
+        PROCESS.set((Faults(0, None, None), None))
         calm = StateStore(url)
         stores.append(calm)
         await asyncio.sleep(0.3)  # the dead passes' leases run out
