@@ -173,45 +173,37 @@ def _check_results(
     return checks
 
 
-def _log_pause(
+def _log_checks_before_failing(
     context: dg.AssetExecutionContext,
     route: Route,
     partition: str,
     store: StateStore,
     asset_key: dg.AssetKey,
     *,
-    fallback: str,
+    paused: str | None = None,
 ) -> None:
-    """Log, from a run about to fail because the partition is paused, what the UI should show.
+    """Log the checks as the state store has them, from a run about to fail.
 
-    Otherwise the UI keeps the partition's last green materialization and reads the run's checks as
-    "execution failed": a failed ``not_paused`` check and an observation on the partition say why
-    nothing syncs and what to run; the other checks keep their stored state.
+    Otherwise Dagster shows every check of the failed run as "execution failed" — a red
+    ``no_duplicate_keys`` after a configuration error although nothing was listed — and the UI keeps
+    the partition's last green materialization.
+
+    Args:
+        context: The asset's execution context.
+        route: The route.
+        partition: The partition key.
+        store: The state store.
+        asset_key: The route's asset key.
+        paused: Why the run stopped when the partition is paused (the engine's message): then the
+            ``not_paused`` check fails with the pause and an observation on the partition says what
+            to run; otherwise only the check is logged.
     """
     pause = store.paused(route.pause_scopes(partition))
     others = [r for r in _check_results(route, partition, store, asset_key) if r.check_name != NOT_PAUSED]
-    for event in [
-        *(_as_evaluation(r) for r in others),
-        *pause_events(route.name, partition, pause, fallback=fallback, asset_key=asset_key),
-    ]:
-        context.log_event(event)
-
-
-def _log_checks_before_failing(
-    context: dg.AssetExecutionContext, route: Route, partition: str, store: StateStore, asset_key: dg.AssetKey
-) -> None:
-    """Log the checks as the state store has them, from a run about to fail for a reason they do not measure.
-
-    Such a reason is a configuration error or a long rate-limit wait. Otherwise Dagster would show
-    every check of the failed run as "execution failed": a red ``no_duplicate_keys`` although
-    nothing was listed.
-    """
-    others = [r for r in _check_results(route, partition, store, asset_key) if r.check_name != NOT_PAUSED]
     for result in others:
         context.log_event(_as_evaluation(result))
-    checks = pause_events(route.name, partition, store.paused(route.pause_scopes(partition)), asset_key=asset_key)
-    for event in checks:
-        if isinstance(event, dg.AssetCheckEvaluation):
+    for event in pause_events(route.name, partition, pause, fallback=paused or "", asset_key=asset_key):
+        if paused is not None or isinstance(event, dg.AssetCheckEvaluation):
             context.log_event(event)
 
 
@@ -320,13 +312,13 @@ def build_route(
             spec = route.spec_for(partition)
             result = asyncio.run(run_pass(route, partition, store, options, spec=spec, progress=progress))
         except Paused as err:
-            _log_pause(context, route, partition, store, asset_key, fallback=str(err))
+            _log_checks_before_failing(context, route, partition, store, asset_key, paused=str(err))
             raise dg.Failure(
                 description=str(err), metadata={"reason": "paused", "scope": err.scope}, allow_retries=False
             ) from None
         except AuthError as err:
             # The pause this run just set shows on the partition at once (check + observation).
-            _log_pause(context, route, partition, store, asset_key, fallback=describe_error(err))
+            _log_checks_before_failing(context, route, partition, store, asset_key, paused=describe_error(err))
             raise dg.Failure(
                 description=(
                     f"{route.name}/{partition}: credential rejected — {describe_error(err)}. "

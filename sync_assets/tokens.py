@@ -177,7 +177,7 @@ class EncryptedTokenStore:
 
     def load(self, account: str) -> tuple[OAuthToken, int] | None:
         """The account's token and its version, or None."""
-        with self.store._read() as conn:
+        with self.store.db.read() as conn:
             row = conn.execute(
                 sa.select(tokens.c.ciphertext, tokens.c.version).where(tokens.c.account == account)
             ).first()
@@ -189,7 +189,7 @@ class EncryptedTokenStore:
         """Store ``token`` if the stored version is still ``expected_version`` (see ``TokenStore.save``)."""
         blob = self.encrypt(account, token)
         now = utcnow()
-        with self.store._write() as conn:
+        with self.store.db.write() as conn:
             if expected_version is None:
                 exists = conn.execute(sa.select(tokens.c.version).where(tokens.c.account == account)).first()
                 if exists is not None:
@@ -209,7 +209,7 @@ class EncryptedTokenStore:
         """Store ``token`` whatever is stored; returns the new version."""
         blob = self.encrypt(account, token)
         now = utcnow()
-        with self.store._write() as conn:
+        with self.store.db.write() as conn:
             row = conn.execute(sa.select(tokens.c.version).where(tokens.c.account == account)).first()
             if row is None:
                 conn.execute(tokens.insert().values(account=account, ciphertext=blob, version=1, updated_at=now))
@@ -224,12 +224,12 @@ class EncryptedTokenStore:
 
     def delete(self, account: str) -> bool:
         """Forget the account's token; returns whether there was one."""
-        with self.store._write() as conn:
+        with self.store.db.write() as conn:
             return bool(conn.execute(tokens.delete().where(tokens.c.account == account)).rowcount)
 
     def accounts(self) -> list[tuple[str, int, dt.datetime]]:
         """``(account, version, updated_at)`` of every stored token (nothing decrypted)."""
-        with self.store._read() as conn:
+        with self.store.db.read() as conn:
             rows = conn.execute(sa.select(tokens.c.account, tokens.c.version, tokens.c.updated_at)).all()
         out = []
         for account, version, updated in rows:

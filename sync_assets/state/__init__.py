@@ -32,9 +32,6 @@ lock with ``SELECT … FOR UPDATE``.
 from __future__ import annotations
 
 import threading
-from contextlib import AbstractContextManager
-
-from sqlalchemy.engine import Connection
 
 from sync_assets.state._blobs import BlobLockStore, BlobMapping
 from sync_assets.state._control import ControlStore, Pause, SyncRequest
@@ -154,14 +151,6 @@ class StateStore(LinkStore, ListingStore, PassStore, OutcomeStore, ControlStore,
     def display_url(self) -> str:
         """The URL without its password."""
         return redact(self.url)
-
-    def _write(self) -> AbstractContextManager[Connection]:
-        # A write transaction (``sync_assets.tokens`` works in the store's transactions).
-        return self.db.write()
-
-    def _read(self) -> AbstractContextManager[Connection]:
-        # A read transaction, rolled back at the end.
-        return self.db.read()
 
     def forget_route(self, route: str) -> None:
         """Delete everything stored for a route (tests and `durable-sync` maintenance)."""
