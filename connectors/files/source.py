@@ -49,6 +49,7 @@ from connectors.files.settings import (
     MAX_CONVERSION_WARNINGS,
     TRUE_STRINGS,
 )
+from connectors.http import drain_pages
 
 __all__ = ["FileSpec", "FilesSource"]
 
@@ -703,13 +704,7 @@ class FilesSource:
 
     async def fetch(self, spec: SourceSpec, only_items: list[str] | None = None) -> list[Record]:
         """Every record of the spec (or just ``only_items``): a drain over ``fetch_page``."""
-        out: list[Record] = []
-        cursor: str | None = None
-        while True:
-            page, cursor = await self.fetch_page(spec, only_items, cursor)
-            out.extend(page)
-            if cursor is None:
-                return out
+        return await drain_pages(self.fetch_page, spec, only_items)
 
     def _read_page(self, stream: _RowStream) -> tuple[list[Record], _Position | None]:
         records: list[Record] = []
