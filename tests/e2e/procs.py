@@ -96,19 +96,33 @@ def graphql(port: int, query: str, variables: dict[str, Any] | None = None, time
     return data["data"]
 
 
-def wait_ready(port: int, proc: subprocess.Popen, log_path: Path, timeout: float = 120) -> None:
+def wait_ready(port: int, proc: subprocess.Popen, log_path: Path, timeout: float = 240) -> None:
+    """Wait until the webserver answers ``/server_info`` and GraphQL lists asset nodes.
+
+    On a loaded 2-core CI machine the webserver has once needed more than two minutes; the timeout is
+    generous, and a failure says what the last probe saw and what the webserver itself logged (the
+    tail of the log is usually the daemon's chatter).
+    """
     deadline = time.time() + timeout
+    last: Exception | None = None
     while time.time() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"dagster exited early:\n{log_path.read_text()[-4000:]}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2) as r:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5) as r:
                 if r.status == 200:
-                    graphql(port, "{ assetNodes { id } }")
+                    graphql(port, "{ assetNodes { id } }", timeout=30)
                     return
-        except Exception:
+        except Exception as err:
+            last = err
             time.sleep(0.5)
-    raise AssertionError(f"dagster did not come up:\n{log_path.read_text()[-4000:]}")
+    text = log_path.read_text()
+    own = [line for line in text.splitlines() if "dagster.daemon" not in line]
+    raise AssertionError(
+        f"dagster did not come up on port {port} in {timeout:.0f} s; last probe: {last!r}\n"
+        + "\n".join(own[-60:])
+        + f"\n--- tail ---\n{text[-1500:]}"
+    )
 
 
 def wait_for(predicate, timeout: float, interval: float = 1.0, what: str = "condition"):
