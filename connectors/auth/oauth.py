@@ -88,6 +88,7 @@ from authlib.oauth2.auth import ClientAuth
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from authlib.oauth2.rfc8414.well_known import get_well_known_url
+from publicsuffixlist import PublicSuffixList
 
 from connectors.auth.tokens import OAuthToken
 from connectors.core import AuthError, ConfigError, RateLimited, TransientError
@@ -140,31 +141,10 @@ DEFAULT_RETRY = RetryPolicy(max_attempts=3, base_delay=1.0, max_delay=10.0)
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
-# Second-level labels under two-letter country codes that are public suffixes (example.co.uk).
-_PUBLIC_SECOND_LEVEL = frozenset(
-    {"ac", "co", "com", "edu", "gov", "gv", "go", "ltd", "mil", "ne", "net", "nom", "or", "org", "plc", "sch"}
-)
-# Shared-hosting suffixes where sibling subdomains belong to different people.
-_SHARED_HOSTING = frozenset(
-    {
-        "amazonaws.com",
-        "appspot.com",
-        "azurewebsites.net",
-        "cloudfront.net",
-        "firebaseapp.com",
-        "fly.dev",
-        "github.io",
-        "herokuapp.com",
-        "netlify.app",
-        "ngrok-free.app",
-        "ngrok.io",
-        "onrender.com",
-        "pages.dev",
-        "vercel.app",
-        "web.app",
-        "workers.dev",
-    }
-)
+# The Public Suffix List bundled with the package (never downloaded), private section included:
+# tenants of shared hosting (``alice.github.io``, ``bucket.s3.amazonaws.com``) are separate sites.
+# A TLD the list does not know (``.test``, ``.internal``) counts as a one-label public suffix.
+_PSL = PublicSuffixList(accept_unknown=True, only_icann=False)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -300,19 +280,17 @@ def is_loopback_host(host: str) -> bool:
 
 
 def site_of(host: str) -> str:
-    """The registrable domain ("site") of ``host``, by a heuristic without the Public Suffix List.
+    """The registrable domain ("site") of ``host``, by the Public Suffix List.
 
     - loopback hosts are all one site (``"loopback"``); an IP address is its own site;
-    - a host under a two-letter country code whose second-level label is a known public one
-      (``co``, ``com``, ``org``, ``ac``, ...) keeps three labels: ``api.example.co.uk`` ->
-      ``example.co.uk``;
-    - a host under a known shared-hosting suffix (``github.io``, ``herokuapp.com``, ``vercel.app``,
-      ...) keeps three labels, since sibling subdomains there belong to different people;
-    - otherwise the last two labels: ``mcp.notion.com`` -> ``notion.com`` (what durable-sync 0.3 did).
+    - otherwise the host's registrable domain, one label below its longest public suffix, private
+      suffixes included: ``mcp.notion.com`` -> ``notion.com``, ``api.example.co.uk`` ->
+      ``example.co.uk``, ``alice.s3.amazonaws.com`` -> ``alice.s3.amazonaws.com`` (``s3.amazonaws.com``
+      is a public suffix, so Alice and Mallory there are two sites);
+    - a TLD missing from the list counts as a one-label suffix: ``mcp.example.test`` -> ``example.test``;
+    - a host that is itself a public suffix (``github.io``, ``co.uk``) or a single label is its own site.
 
-    It errs on the strict side: an unlisted multi-label suffix makes two sites look like one only
-    if they share that suffix's last two labels, and an unlisted private suffix treats its tenants
-    as one site; both are refused or accepted exactly as 0.3 did, never worse.
+    The list is the copy bundled with ``publicsuffixlist``; upgrading the package refreshes it.
     """
     host = host.strip("[]").rstrip(".").lower()
     if is_loopback_host(host):
@@ -321,13 +299,7 @@ def site_of(host: str) -> str:
         return str(ipaddress.ip_address(host))
     except ValueError:
         pass
-    labels = [label for label in host.split(".") if label]
-    if len(labels) <= 2:
-        return ".".join(labels)
-    last_two = ".".join(labels[-2:])
-    if last_two in _SHARED_HOSTING or (len(labels[-1]) == 2 and labels[-2] in _PUBLIC_SECOND_LEVEL):
-        return ".".join(labels[-3:])
-    return last_two
+    return _PSL.privatesuffix(host) or host
 
 
 def check_endpoint(

@@ -173,6 +173,18 @@ def test_check_endpoint_extra_sites_trust_a_named_authorization_server() -> None
         ("api.example.co.uk", "example.co.uk"),
         ("evil.co.uk", "evil.co.uk"),
         ("alice.github.io", "alice.github.io"),
+        ("alice.s3.amazonaws.com", "alice.s3.amazonaws.com"),
+        ("a.blogspot.com", "a.blogspot.com"),
+        ("x.pythonanywhere.com", "x.pythonanywhere.com"),
+        ("login.example.co.uk", "example.co.uk"),
+        ("Deep.Login.Example.CO.UK.", "example.co.uk"),
+        # Not in the list: the TLD counts as a one-label public suffix.
+        ("mcp.example.test", "example.test"),
+        ("a.b.corp.internal", "corp.internal"),
+        # A public suffix, or a single label, is a site of its own (never a wider one).
+        ("github.io", "github.io"),
+        ("co.uk", "co.uk"),
+        ("intranet", "intranet"),
         ("127.0.0.1", "loopback"),
         ("localhost", "loopback"),
         ("::1", "loopback"),
@@ -183,11 +195,37 @@ def test_site_of(host: str, site: str) -> None:
     assert oauth.site_of(host) == site
 
 
-def test_check_endpoint_keeps_apart_tenants_of_shared_suffixes() -> None:
-    with pytest.raises(ConfigError):
-        oauth.check_endpoint("https://mallory.github.io/token", "https://alice.github.io/mcp")
-    with pytest.raises(ConfigError):
-        oauth.check_endpoint("https://evil.co.uk/token", "https://good.co.uk/mcp")
+@pytest.mark.parametrize(
+    ("endpoint_host", "resource_host"),
+    [
+        ("mallory.github.io", "alice.github.io"),
+        ("evil.co.uk", "good.co.uk"),
+        # Private suffixes of the Public Suffix List: the tenants are different people.
+        ("mallory.s3.amazonaws.com", "alice.s3.amazonaws.com"),
+        ("b.blogspot.com", "a.blogspot.com"),
+        ("y.pythonanywhere.com", "x.pythonanywhere.com"),
+        # The suffix itself is not the tenant's site either.
+        ("github.io", "alice.github.io"),
+        ("login.corp.internal", "mcp.other.internal"),
+    ],
+)
+def test_check_endpoint_keeps_apart_tenants_of_shared_suffixes(endpoint_host: str, resource_host: str) -> None:
+    with pytest.raises(ConfigError, match="not on the site"):
+        oauth.check_endpoint(f"https://{endpoint_host}/token", f"https://{resource_host}/mcp")
+
+
+@pytest.mark.parametrize(
+    ("endpoint_host", "resource_host"),
+    [
+        ("login.example.co.uk", "api.example.co.uk"),
+        ("auth.alice.s3.amazonaws.com", "alice.s3.amazonaws.com"),
+        ("login.corp.internal", "mcp.corp.internal"),
+        ("alice.github.io", "alice.github.io"),
+    ],
+)
+def test_check_endpoint_accepts_hosts_of_one_registrable_domain(endpoint_host: str, resource_host: str) -> None:
+    url = f"https://{endpoint_host}/token"
+    assert oauth.check_endpoint(url, f"https://{resource_host}/mcp") == url
 
 
 # --------------------------------------------------------------------------------------------------
