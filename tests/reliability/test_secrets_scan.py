@@ -1,19 +1,25 @@
 """Secrets scan: every connector's credential, after a real Dagster run, is nowhere it must not be.
 
 For every contract case that talks HTTP, one route runs through ``materialize_route`` on a real
-(SQLite) Dagster instance in a temporary directory: the connector's secrets — collected from its
-token/key attributes, and the fakes' issued tokens — must not appear in the instance's storage
-(event log, run storage, compute logs), the process output, the logs or the state store.
+(SQLite) Dagster instance in a temporary directory, configured by the repo's ``dagster.yaml`` (so its
+``python_logs`` puts the connectors' own log lines in the event log), with one injected 503 so the
+HTTP toolkit logs a retry line: the connector's secrets — collected from its token/key attributes,
+and the fakes' issued tokens — must not appear in the instance's storage (event log rows, run
+storage, compute logs), the process output, the logs or the state store.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pytest
+import yaml
 
 from connectors.memory import MemoryDestination, MemorySource
 from sync_assets.routes import Route
@@ -24,6 +30,9 @@ from tests.sync_assets.helpers import FAST_RETRY
 
 pytestmark = pytest.mark.reliability
 
+REPO = Path(__file__).resolve().parents[2]
+# The HTTP toolkit's retry line (connectors/http/retry.py): "<Service> <VERB> <path> -> 503; retry 1/4 in 1.00 s".
+RETRY_LINE = re.compile(r" -> 503; retry 1/\d+ in \d")
 SECRET_ATTRS = ("token", "api_key", "secret", "password", "_key")
 NOT_SECRETS = {"key_property", "key_field", "primary_key", "rate_limit_key", "credential_key", "property_key"}
 
@@ -65,14 +74,39 @@ def scan(root: Path, extra: dict[str, str], secrets: set[str]) -> list[tuple[str
     return [(where, s[:4] + "…") for where, text in haystacks.items() for s in secrets if s in text]
 
 
-def run_route(route: Route, partition: str, tmp_path: Path) -> None:
+@pytest.fixture(autouse=True)
+def _restore_logger_levels() -> Iterator[None]:
+    """python_logs sets the managed loggers' levels for the whole process; put them back afterwards."""
+    saved = {name: logging.getLogger(name).level for name in ("connectors", "sync_assets")}
+    yield
+    for name, level in saved.items():
+        logging.getLogger(name).setLevel(level)
+
+
+def run_route(
+    route: Route, partition: str, tmp_path: Path, inject_503: Callable[[int, int], None] | None
+) -> dict[str, str]:
+    """Run the route once on an instance configured by the repo's dagster.yaml, one 503 injected.
+
+    Returns the run's event log rows (messages and serialized events) as scan haystacks.
+    """
+    assert inject_503 is not None, "an HTTP case needs inject_failures, to make the toolkit log a retry"
     store = StateStore(f"sqlite:///{tmp_path / 'state.sqlite3'}")
     home = tmp_path / "dagster"
     home.mkdir()
-    with dg.instance_for_test(temp_dir=str(home)) as instance:
-        run = materialize_route(route, partition, store=store, instance=instance, retry_policy=FAST_RETRY)
-        assert run.success, run.failure
-    store.dispose()
+    config = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    try:
+        with dg.instance_for_test(temp_dir=str(home), overrides=config) as instance:
+            inject_503(1, 503)
+            run = materialize_route(route, partition, store=store, instance=instance, retry_policy=FAST_RETRY)
+            assert run.success, run.failure
+            events = instance.all_logs(run.result.run_id)
+    finally:
+        store.dispose()
+    # The scan below covers the connector's own lines only if they reached the event log.
+    # (The message names no event: it would print the very secrets this test looks for.)
+    assert any(RETRY_LINE.search(e.user_message) for e in events), f"no retry line in {len(events)} event log rows"
+    return {f"event log row {i}": dg.serialize_value(e) for i, e in enumerate(events)}
 
 
 def _cells(objects: Any) -> list[Any]:
@@ -101,12 +135,12 @@ def test_source_secrets_stay_out_of_dagster_and_output(case, tmp_path, capfd, ca
         assert secrets, f"{case.name}: found no secret to look for"
         route = Route(harness.source, MemoryDestination(), name="scan_source")
         partition = next(k for k, s in route.specs_by_partition().items() if s.key == harness.spec.key)
-        run_route(route, partition, tmp_path)
+        rows = run_route(route, partition, tmp_path, harness.inject_failures)
     finally:
         loop.run_until_complete(cm.__aexit__(None, None, None))
         loop.close()
     out, err = capfd.readouterr()
-    assert scan(tmp_path, {"stdout": out, "stderr": err, "logs": caplog.text}, secrets) == []
+    assert scan(tmp_path, {"stdout": out, "stderr": err, "logs": caplog.text, **rows}, secrets) == []
 
 
 @pytest.mark.parametrize("case", HTTP_DESTINATIONS, ids=lambda c: c.name)
@@ -118,9 +152,9 @@ def test_destination_secrets_stay_out_of_dagster_and_output(case, tmp_path, capf
         secrets = secrets_of(harness.destination) | fake_tokens(*_cells([harness.revoke, harness.inject_failures]))
         assert secrets, f"{case.name}: found no secret to look for"
         route = Route(MemorySource({"all": harness.records}), harness.destination, name="scan_destination")
-        run_route(route, "all", tmp_path)
+        rows = run_route(route, "all", tmp_path, harness.inject_failures)
     finally:
         loop.run_until_complete(cm.__aexit__(None, None, None))
         loop.close()
     out, err = capfd.readouterr()
-    assert scan(tmp_path, {"stdout": out, "stderr": err, "logs": caplog.text}, secrets) == []
+    assert scan(tmp_path, {"stdout": out, "stderr": err, "logs": caplog.text, **rows}, secrets) == []
