@@ -9,6 +9,8 @@
     durable-sync pause ROUTE [--spec KEY] [--reason TEXT]  |  pause --credential KEY
     durable-sync resume ROUTE [--spec KEY]  |  resume --credential KEY
     durable-sync connectors                     installed connectors (entry points)
+    durable-sync migrate [--url URL] [--check]  upgrade the state database's schema (--check: exit 1
+                                                when an upgrade is pending)
 
 Routes come from the module named by ``--module`` or ``DURABLE_SYNC_ROUTES_MODULE`` (default
 ``sync_assets.definitions``), attribute ``routes``; the current directory is on the import path, as
@@ -665,6 +667,14 @@ def cmd_connectors(args: argparse.Namespace, store: StateStore | None) -> int:
     return 0
 
 
+def cmd_migrate(args: argparse.Namespace, store: StateStore | None) -> int:
+    from sync_assets.state import migrate_command
+
+    code, line = migrate_command(args.url or args.state_url, check=args.check)
+    print(line)
+    return code
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="durable-sync", description="Operate durable-sync routes.")
     p.add_argument("--module", help=f"module with the 'routes' list (default {DEFAULT_MODULE})")
@@ -713,6 +723,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("connectors", help="installed connectors")
     s.set_defaults(fn=cmd_connectors)
 
+    s = sub.add_parser("migrate", help="upgrade the state database's schema to this durable-sync's")
+    s.add_argument("--url", help="state store URL (default: --state-url, DURABLE_SYNC_STATE_URL or DAGSTER_HOME)")
+    s.add_argument("--check", action="store_true", help="only report; exit 1 when an upgrade is pending")
+    s.set_defaults(fn=cmd_migrate)
+
     auth = sub.add_parser("auth", help="OAuth accounts: keygen, status, logout, reencrypt")
     auth_sub = auth.add_subparsers(dest="auth_command", required=True)
     k = auth_sub.add_parser("keygen", help="print a new DURABLE_SYNC_ENC_KEY")
@@ -752,7 +767,7 @@ def main(argv: Sequence[str] | None = None, *, routes: Sequence[Route] | None = 
     args = build_parser().parse_args(argv)
     load_dotenv(Path.cwd() / ".env")
     try:
-        if args.fn is cmd_connectors or (args.fn is cmd_auth and args.auth_command == "keygen"):
+        if args.fn in (cmd_connectors, cmd_migrate) or (args.fn is cmd_auth and args.auth_command == "keygen"):
             return int(args.fn(args, None) or 0)
         store = StateStore(args.state_url) if args.state_url else StateStore.shared()
         return int(args.fn(args, store) or 0)

@@ -23,6 +23,12 @@ other through ``self``: what one transaction needs of another concern (the fence
 failure counts) is a module function taking the connection, so each class reads — and type-checks —
 alone. Everything is re-exported here; import from ``sync_assets.state``, not from the modules.
 
+Schema. The tables are in ``_schema``; a database gets there through the alembic revisions in
+``migrations/`` (own version table ``ds_alembic_version``, never Dagster's ``alembic_version``).
+Opening a store creates an empty database at the head revision and refuses one at an older revision
+with ``StateSchemaError`` naming the fix, ``durable-sync migrate`` (``_migrate`` has the whole table
+of cases, the adoption of databases from before migrations, and the locking).
+
 Transactions. SQLite runs in WAL mode and every write transaction starts ``BEGIN IMMEDIATE`` (a
 deferred transaction that reads and then writes can fail at once under a concurrent writer, whatever
 the busy timeout); reads start a plain deferred ``BEGIN``. On PostgreSQL, ``locked()`` takes a row
@@ -40,14 +46,23 @@ from sync_assets.state._db import normalise_url as _normalise_url
 from sync_assets.state._leases import Fence, LeaseInfo, LeaseLost, LeaseStore
 from sync_assets.state._links import Claims, Link, LinkMap, LinkStore
 from sync_assets.state._listing import ListingStore, ReconcileResult
+from sync_assets.state._migrate import (
+    SchemaStatus,
+    StateSchemaError,
+    ensure_schema,
+    head_revision,
+    migrate_command,
+    schema_status,
+)
+from sync_assets.state._migrate import migrate as migrate_state
 from sync_assets.state._outcomes import Outcome, OutcomeStore
 from sync_assets.state._passes import Checkpoint, PassRecord, PassStore
 from sync_assets.state._schema import (
     LISTING_LEASE,
     SCHEMA_VERSION,
+    VERSION_TABLE,
     blobs,
     checkpoints,
-    ensure_schema,
     leases,
     links,
     listing,
@@ -67,6 +82,7 @@ __all__ = [
     "DEFAULT_STATE_FILE",
     "LISTING_LEASE",
     "SCHEMA_VERSION",
+    "VERSION_TABLE",
     "BlobLockStore",
     "BlobMapping",
     "Checkpoint",
@@ -87,24 +103,30 @@ __all__ = [
     "PassStore",
     "Pause",
     "ReconcileResult",
+    "SchemaStatus",
     "SharedBlobs",
+    "StateSchemaError",
     "StateStore",
     "SyncRequest",
     "blobs",
     "checkpoints",
     "default_state_url",
+    "head_revision",
     "leases",
     "links",
     "listing",
     "locks",
     "meta",
     "metadata",
+    "migrate_command",
+    "migrate_state",
     "outcomes",
     "partition_state",
     "passes",
     "pauses",
     "requests",
     "route_state",
+    "schema_status",
     "tokens",
     "utcnow",
 ]
@@ -119,19 +141,25 @@ class StateStore(LinkStore, ListingStore, PassStore, OutcomeStore, ControlStore,
     Args:
         url: A SQLAlchemy URL (``sqlite:///path``, ``postgresql://…``); default from the environment
             (``default_state_url``).
+        auto_migrate: Upgrade a database at an older schema revision instead of refusing it
+            (``StateSchemaError``: run ``durable-sync migrate``); for embedded and development use.
     """
 
     _shared: dict[str, StateStore] = {}
     _shared_lock = threading.Lock()
 
-    def __init__(self, url: str | None = None) -> None:
-        """Open (and create or upgrade, when needed) the state database at ``url``."""
+    def __init__(self, url: str | None = None, *, auto_migrate: bool = False) -> None:
+        """Open the state database at ``url``: create it when empty, refuse it at another revision."""
         db = Database(url)
         super().__init__(db)
         self.url = db.url
         self.dialect = db.dialect
         self.engine = db.engine
-        ensure_schema(db)
+        try:
+            ensure_schema(db, auto_migrate=auto_migrate)
+        except BaseException:
+            db.engine.dispose()
+            raise
 
     @classmethod
     def shared(cls, url: str | None = None) -> StateStore:

@@ -1,22 +1,28 @@
-"""The state store's tables, its schema version, and the upgrade of an older database.
+"""The state store's tables and its schema version (the revisions that build them: ``migrations/``).
 
 Keys. Every table is keyed by route, so two routes never collide. The link map is keyed by
 ``(route, primary_key)``, not by partition: two specs of one route that both yield a key (a repo in
 an org spec and in a named-repos spec) must map to one destination row. ``partition`` on a link is
 the spec that last wrote it, used for per-partition counts and the link map handed downstream.
 
-Every table is prefixed ``ds_``, so the store can share Dagster's own PostgreSQL database. New tables
-come from ``create_all``; new columns of existing tables from ``_upgrade`` (bump ``SCHEMA_VERSION``).
+Every table is prefixed ``ds_``, so the store can share Dagster's own PostgreSQL database; alembic
+keeps the store's revision in its own ``ds_alembic_version`` (Dagster's is ``alembic_version``).
+
+Changing the schema. ``metadata`` here is what the code reads and writes; the database gets there only
+through a revision. So a change is two edits: the table here, and a new file in
+``migrations/versions/`` (its id the next schema version, ``0003``, revising the last) that makes the
+same change with ``op``; then bump ``SCHEMA_VERSION``. A test builds a database from the revisions
+and compares it with this metadata, and one checks that the last revision is ``SCHEMA_VERSION``.
+Opening the store on a database at an older revision is refused until ``durable-sync migrate`` ran
+(``_migrate``).
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
-from sync_assets.state._db import Database, log
-
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 2  # the last revision's id, as a number (ds_meta keeps it for releases before alembic)
+VERSION_TABLE = "ds_alembic_version"  # not alembic's default: Dagster's own migrations use that one
 LISTING_LEASE = "*listing"  # partition keys never hold '*' (routes.partition_key_for)
 
 metadata = sa.MetaData()
@@ -185,38 +191,3 @@ meta = sa.Table(
     sa.Column("key", sa.String(50), primary_key=True),
     sa.Column("value", sa.String(200), nullable=False),
 )
-
-
-def ensure_schema(db: Database) -> None:
-    """Create the missing tables, then check (or upgrade) the database's schema version.
-
-    Raises:
-        RuntimeError: The database was written by a newer durable-sync.
-    """
-    metadata.create_all(db.engine, checkfirst=True)
-    with db.write() as conn:
-        q = sa.select(meta.c.value).where(meta.c.key == "schema_version")
-        if db.dialect == "postgresql":
-            q = q.with_for_update()  # one process upgrades; the others wait and see the new version
-        row = conn.execute(q).first()
-        if row is None:
-            db.upsert(conn, meta, [{"key": "schema_version", "value": str(SCHEMA_VERSION)}], ["key"])
-        elif int(row[0]) > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"the state database {db.display_url} has schema version {row[0]}, newer than "
-                f"this durable-sync ({SCHEMA_VERSION}); upgrade durable-sync-dagster"
-            )
-        elif int(row[0]) < SCHEMA_VERSION:
-            _upgrade(db, conn, int(row[0]))
-
-
-def _upgrade(db: Database, conn: Connection, version: int) -> None:
-    """Bring an older state database up to SCHEMA_VERSION (new tables come from create_all)."""
-    if version < 2:
-        # 2: route-level listing facts (ds_leases is a new table).
-        for column, kind in (("listing_started_at", "TIMESTAMP WITH TIME ZONE"), ("duplicate_keys", "TEXT")):
-            if db.dialect == "sqlite":
-                kind = "DATETIME" if column.endswith("_at") else "TEXT"
-            conn.exec_driver_sql(f"ALTER TABLE ds_route_state ADD COLUMN {column} {kind}")
-    conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
-    log.info("state database %s upgraded from schema %d to %d", db.display_url, version, SCHEMA_VERSION)

@@ -119,6 +119,13 @@ def test_newer_schema_is_refused(tmp_path):
     url = f"sqlite:///{tmp_path / 's.db'}"
     store = StateStore(url)
     with store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE ds_alembic_version SET version_num = '0099'"))
+    store.dispose()
+    with pytest.raises(RuntimeError, match="revision 0099, newer than this durable-sync knows"):
+        StateStore(url)
+    # A release from before migrations only wrote ds_meta: its number is read the same way.
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE ds_alembic_version"))
         conn.execute(sa.text("UPDATE ds_meta SET value = '99' WHERE key = 'schema_version'"))
     store.dispose()
     with pytest.raises(RuntimeError, match="schema version 99, newer"):

@@ -3,9 +3,11 @@ ANALYZE run (a fresh deployment has no statistics), and an older state database 
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
-from sync_assets.state import SCHEMA_VERSION, Fence, StateStore
+from sync_assets.cli import main
+from sync_assets.state import SCHEMA_VERSION, Fence, StateSchemaError, StateStore
 
 ROUTE = "r"
 
@@ -78,15 +80,19 @@ def _downgrade_to_v1(store: StateStore) -> None:
         conn.exec_driver_sql("DROP TABLE ds_leases")
         conn.exec_driver_sql("ALTER TABLE ds_route_state DROP COLUMN listing_started_at")
         conn.exec_driver_sql("ALTER TABLE ds_route_state DROP COLUMN duplicate_keys")
+        conn.exec_driver_sql("DROP TABLE ds_alembic_version")  # that release kept its version in ds_meta only
         conn.exec_driver_sql("DELETE FROM ds_meta WHERE key = 'schema_version'")
         conn.exec_driver_sql("INSERT INTO ds_meta (key, value) VALUES ('schema_version', '1')")
 
 
-def test_a_schema_1_database_upgrades_in_place_and_keeps_its_data(store):
+def test_a_schema_1_database_is_refused_then_migrated_in_place_and_keeps_its_data(store):
     _fill(store, links=300, listed=300)
     store.commit_page(ROUTE, "p", failures=[("bad", "boom")])
     _downgrade_to_v1(store)
     store.dispose()
+    with pytest.raises(StateSchemaError, match=r"revision 0001 .*run `durable-sync migrate`"):
+        StateStore(store.url)
+    assert main(["migrate", "--url", store.url]) == 0
     upgraded = StateStore(store.url)
     try:
         with upgraded.engine.connect() as conn:
