@@ -109,12 +109,22 @@ def _load_routes(module: str | None) -> list[Route]:
     return list(routes)
 
 
+def _route_errors(module: str | None) -> list[Any]:
+    """The routes of the module that failed to load (``route_errors``: name, path, error), if it lists them."""
+    if _ROUTES_OVERRIDE is not None:
+        return []
+    return list(getattr(_import_routes_module(_module_name(module)), "route_errors", None) or [])
+
+
 def _route(routes: Sequence[Route], name: str, module: str | None = None) -> Route:
     for r in routes:
         if r.name == name:
             if not r.enabled:
                 raise UsageError(f"route {name} is disabled: {r.disabled_reason or 'not configured'}")
             return r
+    for e in _route_errors(module):
+        if e.name == name:
+            raise UsageError(f"route {name} is not loaded: {e.error} ({e.path})")
     known = ", ".join(r.name for r in routes) or "none"
     where = "" if _ROUTES_OVERRIDE is not None else f" in module {_module_name(module)}"
     raise UsageError(
@@ -310,6 +320,10 @@ def cmd_status(args: argparse.Namespace, store: StateStore) -> int:
         if r.name in (dagster or {}).get("routes", {}):
             entry["runs_in_flight"] = runs_view["in_flight"]
         report.append(entry)
+    if not args.route:
+        # Routes whose configuration is invalid: kept out of the graph, shown here with the file to fix.
+        for e in _route_errors(args.module):
+            report.append({"route": e.name, "enabled": False, "invalid": e.error, "path": e.path, "partitions": []})
     if args.json:
         print(json.dumps(report, indent=2, default=str))
         return 0
@@ -319,6 +333,9 @@ def cmd_status(args: argparse.Namespace, store: StateStore) -> int:
     elif "error" in dagster:
         print(f"dagster: cannot read the instance: {dagster['error']}")
     for entry in report:
+        if "invalid" in entry:
+            print(f"\n{entry['route']}: NOT LOADED — {entry['invalid']} ({entry['path']})")
+            continue
         if not entry["enabled"]:
             print(f"\n{entry['route']}: disabled — {entry['disabled_reason']}")
             continue

@@ -35,7 +35,10 @@ def main() -> int:
     """
     import dagster as dg
 
-    from sync_assets.definitions import defs, routes
+    from sync_assets.project import load_project
+
+    project = load_project()
+    defs, routes = project.definitions(), project.routes
 
     if not os.environ.get("DAGSTER_HOME"):
         print("DAGSTER_HOME is not set; run this through `make demo`.", file=sys.stderr)

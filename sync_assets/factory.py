@@ -36,7 +36,6 @@ from sync_assets.checks import (
     pause_verdict,
 )
 from sync_assets.engine import LeaseLost, PartitionBusy, PassOptions, PassResult, PassStats, Paused, run_pass
-from sync_assets.freshness import freshness_result, freshness_sensor, not_overdue_spec
 from sync_assets.io_managers import LinkMapIOManager
 from sync_assets.monitor import stale_run_sensor
 from sync_assets.resources import SyncStateResource
@@ -50,6 +49,7 @@ from sync_assets.sensors import (
     sync_now_sensor,
 )
 from sync_assets.state import LinkMap, StateStore, utcnow
+from sync_assets.systems import bind_route, resource_keys
 
 __all__ = [
     "NOT_PAUSED",
@@ -171,8 +171,6 @@ def _check_results(
             description=description,
         )
     )
-    # The route-wide verdict the freshness sensor reports: a declared check must come from every run.
-    checks.append(freshness_result(route, store, asset_key))
     return checks
 
 
@@ -274,6 +272,7 @@ def build_route(
     Returns:
         The route's partitions, asset and job.
     """
+    route_def = route
     partitions_def = dg.DynamicPartitionsDefinition(name=route.name)
     asset_key = dg.AssetKey([route.name])
     destination_kind = re.sub(r"[^a-z0-9]", "", route.destination.name.lower()) or "destination"
@@ -291,9 +290,10 @@ def build_route(
             dg.AssetCheckSpec(NO_FAILED_RECORDS, asset=asset_key, description="No record failed to sync."),
             dg.AssetCheckSpec(NO_DUPLICATE_KEYS, asset=asset_key, description="One destination row per primary key."),
             not_paused_spec(asset_key, partitions_def),
-            not_overdue_spec(asset_key),
         ],
         retry_policy=retry_policy,
+        # The resources the route's ends are built from (routes declared in YAML), shown in the UI.
+        required_resource_keys={"sync_state", *resource_keys(route)},
         # A pass that finds its partition held by another one ends without a materialization.
         output_required=False,
         io_manager_key="link_map_io_manager",
@@ -301,10 +301,12 @@ def build_route(
         tags={"durable_sync/route": route.name},
     )
     def _sync(
-        context: dg.AssetExecutionContext, config: SyncConfig, sync_state: SyncStateResource
+        context: dg.AssetExecutionContext, config: SyncConfig
     ):  # -> MaterializeResult carrying the LinkMap (annotating it would make the output type Nothing)
+        sync_state: SyncStateResource = context.resources.sync_state
         store = sync_state.store()
         partition = context.partition_key
+        route = bind_route(route_def, context.resources)
         options = PassOptions(
             full_refresh=config.full_refresh,
             only_items=tuple(config.only_items) if config.only_items else None,
@@ -430,6 +432,7 @@ def build_definitions(
     state: SyncStateResource | None = None,
     resources: dict[str, Any] | None = None,
     retry_policy: dg.RetryPolicy | None = SYNC_RETRY_POLICY,
+    shared_sensors: bool = True,
 ) -> dg.Definitions:
     """The Dagster definitions of a deployment's routes.
 
@@ -440,6 +443,8 @@ def build_definitions(
         state: The state store resource (default: from ``DURABLE_SYNC_STATE_URL`` / ``DAGSTER_HOME``).
         resources: Extra resources.
         retry_policy: The sync assets' retry policy for transient failures.
+        shared_sensors: Add the deployment-wide sensors (sync-now, auth-resume, failures, stale runs);
+            False for one route's definitions merged with others' (``RouteComponent.build_defs``).
     """
     enabled = [r for r in routes if r.enabled]
     seen: dict[str, Route] = {}
@@ -464,13 +469,12 @@ def build_definitions(
     route_defs = [build_route(r, source_specs[r.source.name].key, assets, retry_policy=retry_policy) for r in enabled]
     jobs = [rd.job for rd in route_defs]
     sensors = [dispatcher_sensor(rd) for rd in route_defs]
-    if route_defs:
+    if route_defs and shared_sensors:
         sensors += [
             sync_now_sensor(route_defs),
             auth_resume_sensor(route_defs),
             failure_sensor(route_defs),
             stale_run_sensor(route_defs),
-            freshness_sensor(route_defs),
         ]
     schedules = [reconcile_schedule(rd) for rd in route_defs]
     all_resources: dict[str, Any] = {

@@ -10,8 +10,9 @@ import dataclasses
 import datetime as dt
 import inspect
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from connectors.core import (
     ConfigError,
@@ -24,7 +25,7 @@ from connectors.core import (
     Transform,
 )
 
-__all__ = ["Route", "compose", "partition_key_for", "restrict_to_owned"]
+__all__ = ["EndBinding", "Route", "compose", "partition_key_for", "restrict_to_owned"]
 
 _ROUTE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
 _PARTITION_UNSAFE = re.compile(r"[^A-Za-z0-9:_.\-]")
@@ -72,6 +73,24 @@ def compose(*transforms: Transform | None) -> AsyncTransform | None:
     return _composed
 
 
+@dataclass(frozen=True)
+class EndBinding:
+    """How one end of a route is built from a named Dagster resource, when it is.
+
+    The route's connector is built from the resource when the code location loads (for the sensors)
+    and again in each run, from the run's resource (``sync_assets.systems``).
+
+    Attributes:
+        resource: The resource key (``github``, ``notion``, ...).
+        options: The route's options for this end (``orgs``, ``database_id``, ...).
+        envs: The variable behind each secret field of the resource (names only, never values).
+    """
+
+    resource: str
+    options: Mapping[str, Any]
+    envs: Mapping[str, str] = field(default_factory=dict)
+
+
 @dataclass(frozen=True, eq=False)
 class Route:
     """Records of ``source`` mirrored into ``destination``.
@@ -87,6 +106,8 @@ class Route:
         description: Shown on the asset in the Dagster UI.
         enabled: False keeps the route out of the deployment (e.g. its env vars are unset).
         disabled_reason: Why it is disabled, shown by ``durable-sync status``.
+        source_binding: The resource the source is built from (routes declared in YAML), if any.
+        destination_binding: The resource the destination is built from, if any.
     """
 
     source: Source
@@ -99,6 +120,8 @@ class Route:
     enabled: bool = True
     disabled_reason: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    source_binding: EndBinding | None = None
+    destination_binding: EndBinding | None = None
 
     def __post_init__(self) -> None:
         """Check the connectors have the contract's members and normalise the name and ownership."""

@@ -17,7 +17,7 @@ from sync_assets.routes import Route
 def project_defs():
     import sync_assets.definitions as module
 
-    return importlib.reload(module).defs
+    return importlib.reload(module).load_definitions()
 
 
 def test_definitions_load_and_validate(project_defs):
@@ -35,7 +35,7 @@ def test_asset_graph_snapshot(project_defs):
     assert {k.to_user_string() for k in route.child_keys} == {"files_to_sqlite_link_report"}
     assert isinstance(route.partitions_def, dg.DynamicPartitionsDefinition)
     assert route.partitions_def.name == "files_to_sqlite"
-    assert {c.name for c in route.check_keys} == {"no_failed_records", "no_duplicate_keys", "not_paused", "not_overdue"}
+    assert {c.name for c in route.check_keys} == {"no_failed_records", "no_duplicate_keys", "not_paused"}
     assert graph.get(dg.AssetKey("files")).is_external
 
 
@@ -48,7 +48,6 @@ def test_jobs_sensors_schedules_snapshot(project_defs):
         "durable_sync_auth_resume",
         "durable_sync_failures",
         "durable_sync_stale_runs",
-        "durable_sync_freshness",
     }
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in repo.sensor_defs)
     assert {s.name for s in repo.schedule_defs} == {"files_to_sqlite_reconcile"}
@@ -132,7 +131,7 @@ def test_every_route_joins_the_graph_when_configured(monkeypatch):
     import sync_assets.definitions as module
 
     module = importlib.reload(module)
-    dg.Definitions.validate_loadable(module.defs)
+    dg.Definitions.validate_loadable(module.load_definitions())
     names = {r.name for r in module.routes if r.enabled}
     assert names == {
         "files_to_sqlite",
