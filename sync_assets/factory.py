@@ -36,6 +36,7 @@ from sync_assets.checks import (
     pause_verdict,
 )
 from sync_assets.engine import LeaseLost, PartitionBusy, PassOptions, PassResult, PassStats, Paused, run_pass
+from sync_assets.freshness import freshness_result, freshness_sensor, not_overdue_spec
 from sync_assets.io_managers import LinkMapIOManager
 from sync_assets.monitor import stale_run_sensor
 from sync_assets.resources import SyncStateResource
@@ -171,6 +172,8 @@ def _check_results(
             description=description,
         )
     )
+    # The route-wide verdict the freshness sensor reports: a declared check must come from every run.
+    checks.append(freshness_result(route, store, asset_key))
     return checks
 
 
@@ -290,6 +293,7 @@ def build_route(
             dg.AssetCheckSpec(NO_FAILED_RECORDS, asset=asset_key, description="No record failed to sync."),
             dg.AssetCheckSpec(NO_DUPLICATE_KEYS, asset=asset_key, description="One destination row per primary key."),
             not_paused_spec(asset_key, partitions_def),
+            not_overdue_spec(asset_key),
         ],
         retry_policy=retry_policy,
         # The resources the route's ends are built from (routes declared in YAML), shown in the UI.
@@ -475,6 +479,7 @@ def build_definitions(
             auth_resume_sensor(route_defs),
             failure_sensor(route_defs),
             stale_run_sensor(route_defs),
+            freshness_sensor(route_defs),
         ]
     schedules = [reconcile_schedule(rd) for rd in route_defs]
     all_resources: dict[str, Any] = {
