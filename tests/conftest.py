@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -84,3 +85,13 @@ def _isolated_home(tmp_path, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.delenv("DURABLE_SYNC_STATE_URL", raising=False)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _restore_managed_logger_levels() -> Iterator[None]:
+    """A run on an instance with ``python_logs`` sets our loggers to INFO for the rest of the process;
+    put their levels back so a later test's ``caplog`` at DEBUG sees what it expects whatever ran first."""
+    saved = {name: logging.getLogger(name).level for name in ("connectors", "sync_assets")}
+    yield
+    for name, level in saved.items():
+        logging.getLogger(name).setLevel(level)
