@@ -94,9 +94,7 @@ def test_importing_and_loading_the_code_location_writes_nothing_and_reads_no_sec
         print({{"opened": opened, "enabled": enabled, "github_token": token}})
         """
     )
-    out = subprocess.run(
-        [sys.executable, "-c", script], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
-    )
+    out = subprocess.run([sys.executable, "-c", script], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     result = ast.literal_eval(out.stdout.strip().splitlines()[-1])
     assert result["opened"] == []
