@@ -35,10 +35,11 @@ prod-local: install
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: install
+lint: install home
 	$(VENV)/bin/ruff format --check sync_assets connectors tests bench deploy
 	$(VENV)/bin/ruff check sync_assets connectors tests bench deploy
 	$(VENV)/bin/mypy sync_assets connectors
+	DAGSTER_HOME="$(DAGSTER_HOME)" $(VENV)/bin/dg check defs
 
 bench: install
 	$(PY) bench/run_all.py $(BENCH_ARGS)
