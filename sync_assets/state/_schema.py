@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 2  # the last revision's id, as a number (ds_meta keeps it for releases before alembic)
+SCHEMA_VERSION = 3  # the last revision's id, as a number (ds_meta keeps it for releases before alembic)
 VERSION_TABLE = "ds_alembic_version"  # not alembic's default: Dagster's own migrations use that one
 LISTING_LEASE = "*listing"  # partition keys never hold '*' (routes.partition_key_for)
 
@@ -183,6 +183,18 @@ locks = sa.Table(
     metadata,
     sa.Column("name", sa.String(200), primary_key=True),
     sa.Column("taken_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+# Schema 3: one row per credential (``rate_limit_key``) with its GCRA state, shared by every process
+# that uses the credential: ``tat`` is the theoretical arrival time of its next request and
+# ``blocked_until`` the end of a server-named wait (a 429's Retry-After), both epoch seconds.
+rate_limits = sa.Table(
+    "ds_rate_limits",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("tat", sa.Float, nullable=False),
+    sa.Column("blocked_until", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 meta = sa.Table(

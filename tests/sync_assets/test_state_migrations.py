@@ -244,17 +244,17 @@ def test_tables_without_any_version_count_as_the_schema_they_have(tmp_path, caps
 
 # ----------------------------------------------------------------- a release that adds a column
 
-_REVISION_3 = '''"""Test only: a release that adds one column.
+_NEXT_REVISION = '''"""Test only: a release that adds one column.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: {new}
+Revises: {old}
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "{new}"
+down_revision = "{old}"
 branch_labels = None
 depends_on = None
 
@@ -276,14 +276,17 @@ def test_a_database_at_the_old_head_is_refused_by_code_that_adds_a_column_until_
     store.commit_page(ROUTE, "p", linked=[("k1", "id-1", "h")])
     store.dispose()
 
+    # The release after this one: its revision chains on today's head, whatever number that is.
+    old = head_revision()
+    new = f"{int(old) + 1:04d}"
     newer = tmp_path / "migrations"
     shutil.copytree(migrate_module.SCRIPT_LOCATION, newer, ignore=shutil.ignore_patterns("__pycache__"))
-    (newer / "versions" / "r0003_note.py").write_text(_REVISION_3)
+    (newer / "versions" / f"r{new}_note.py").write_text(_NEXT_REVISION.format(old=old, new=new))
     monkeypatch.setattr(migrate_module, "SCRIPT_LOCATION", newer)
-    assert head_revision() == "0003"
+    assert head_revision() == new
 
     with pytest.raises(
-        StateSchemaError, match=r"at revision 0002, this durable-sync needs 0003: run `durable-sync migrate`"
+        StateSchemaError, match=rf"at revision {old}, this durable-sync needs {new}: run `durable-sync migrate`"
     ):
         StateStore(url)
     # The other commands say so too, in one line, and exit 2 (a configuration error).
@@ -291,18 +294,18 @@ def test_a_database_at_the_old_head_is_refused_by_code_that_adds_a_column_until_
     assert code == 2 and "run `durable-sync migrate`" in err
 
     code, out, _ = _cli(capsys, "migrate", "--check", "--url", url)
-    assert code == 1 and "at revision 0002, this durable-sync needs 0003" in out
+    assert code == 1 and f"at revision {old}, this durable-sync needs {new}" in out
     code, out, _ = _cli(capsys, "migrate", "--url", url)
-    assert code == 0 and "upgraded from revision 0002 to 0003" in out
+    assert code == 0 and f"upgraded from revision {old} to {new}" in out
     code, out, _ = _cli(capsys, "migrate", "--check", "--url", url)
-    assert code == 0 and "at revision 0003, the head" in out
+    assert code == 0 and f"at revision {new}, the head" in out
 
     engine = _engine(url)
     try:
         assert "note" in {c["name"] for c in sa.inspect(engine).get_columns("ds_links")}
     finally:
         engine.dispose()
-    assert _scalar(url, "SELECT value FROM ds_meta WHERE key = 'schema_version'") == "3"
+    assert _scalar(url, "SELECT value FROM ds_meta WHERE key = 'schema_version'") == str(int(new))
     upgraded = StateStore(url)
     try:
         assert upgraded.get_links(ROUTE, ["k1"])["k1"].destination_id == "id-1"
