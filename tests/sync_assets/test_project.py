@@ -364,3 +364,19 @@ def test_status_lists_a_route_that_did_not_load(tmp_path, monkeypatch, capsys):
     assert "typo_route: NOT LOADED" in capsys.readouterr().out
     assert main(["--state-url", state, "--module", "my_routes", "sync", "typo_route"]) == 2
     assert "route typo_route is not loaded" in capsys.readouterr().err
+
+
+def test_the_readme_route_file_loads(tmp_path, monkeypatch):
+    """The README's complete example is a route this code loads (and enables once its variables are set)."""
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("```yaml\n# sync_assets/defs/people/defs.yaml\n", 1)[1].split("```", 1)[0]
+    path = _write_route(tmp_path / "defs", "people", block)
+    monkeypatch.setenv("NOTION_TOKEN", "test-secret-value")
+    monkeypatch.setenv("PEOPLE_NOTION_DATABASE_ID", SETTINGS["NOTION_DATABASE_ID"])
+    project = load_project(path.parent.parent)
+    assert project.errors == []
+    (route,) = project.routes
+    assert route.enabled and route.name == "people_to_notion"
+    assert route.owns == frozenset({"Name", "Age", "Joined"})
+    assert route.destination.create_only_properties == {"Created"}
+    assert route.specs_by_partition()["people"].interval_minutes == 15
