@@ -152,3 +152,16 @@ def test_every_route_joins_the_graph_when_configured(monkeypatch):
     for k in env:  # leave the module as the rest of the session expects it
         monkeypatch.delenv(k, raising=False)
     importlib.reload(module)
+
+
+def test_resources_and_components_snapshot(project_defs):
+    """The resources the UI lists (one per system, plus the state store and the link-map IO manager),
+    and the demo route built from its component file, requiring the resource it names."""
+    repo = project_defs.get_repository_def()
+    systems = {"files", "demo_files", "github", "notion", "asana", "jira", "youtube", "luma", "contentful"}
+    assert systems | {"sync_state", "link_map_io_manager"} <= set(repo.get_top_level_resources())
+    demo = repo.asset_graph.get(dg.AssetKey("files_to_sqlite")).assets_def
+    assert {"sync_state", "demo_files"} <= demo.required_resource_keys
+    from sync_assets.project import DEFS_DIR
+
+    assert (DEFS_DIR / "files_to_sqlite" / "defs.yaml").read_text().startswith("# The embedded demo")
