@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 3  # the last revision's id, as a number (ds_meta keeps it for releases before alembic)
+SCHEMA_VERSION = 4  # the last revision's id, as a number (ds_meta keeps it for releases before alembic)
 VERSION_TABLE = "ds_alembic_version"  # not alembic's default: Dagster's own migrations use that one
 LISTING_LEASE = "*listing"  # partition keys never hold '*' (routes.partition_key_for)
 
@@ -195,6 +195,30 @@ rate_limits = sa.Table(
     sa.Column("tat", sa.Float, nullable=False),
     sa.Column("blocked_until", sa.Float, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Schema 4: the twin records of a two-way route (``sync_assets.routes.TwoWayRoute``), keyed by the
+# pair's name: the key on each side and ``fields``, a JSON object of each field's value hash when the
+# two sides last agreed (what tells an edit from the echo of our own write).
+pairs = sa.Table(
+    "ds_pairs",
+    metadata,
+    sa.Column("pair", sa.String(200), primary_key=True),
+    sa.Column("a_key", sa.String(1024), primary_key=True),
+    sa.Column("b_key", sa.String(1024), nullable=False),
+    sa.Column("fields", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ds_pairs_b", "pair", "b_key", unique=True),
+)
+
+# Schema 4: rows a route with ``on_missing`` marked as gone from its source (un-marked when they return).
+missing = sa.Table(
+    "ds_missing",
+    metadata,
+    sa.Column("route", sa.String(200), primary_key=True),
+    sa.Column("primary_key", sa.String(1024), primary_key=True),
+    sa.Column("destination_id", sa.String(1024), nullable=False),
+    sa.Column("marked_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 meta = sa.Table(

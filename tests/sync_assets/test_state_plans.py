@@ -78,6 +78,9 @@ def _downgrade_to_v1(store: StateStore) -> None:
     """Make the database look like one written by the schema-1 release (its tables and data)."""
     with store.engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE ds_leases")
+        # Tables of later schemas (3: rate limits; 4: two-way pairs, missing marks).
+        for table in ("ds_rate_limits", "ds_pairs", "ds_missing"):
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
         conn.exec_driver_sql("ALTER TABLE ds_route_state DROP COLUMN listing_started_at")
         conn.exec_driver_sql("ALTER TABLE ds_route_state DROP COLUMN duplicate_keys")
         conn.exec_driver_sql("DROP TABLE ds_alembic_version")  # that release kept its version in ds_meta only
