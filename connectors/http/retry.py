@@ -23,12 +23,15 @@ How one request travels through :class:`RetryTransport` (the client's transport,
 
 The wait is the server's when it names one (``Retry-After`` in seconds or as an HTTP date; else, on a
 rate limit, ``X-RateLimit-Reset`` / ``X-Contentful-RateLimit-Reset`` / ``RateLimit-Reset`` as epoch
-seconds, delta seconds or an ISO timestamp), otherwise exponential backoff with jitter
-(``base_delay * 2**n``, at most ``max_delay``). A server-named wait also blocks the whole credential
-until then, so concurrent requests do not hammer a limited API. A server-named wait longer than
-``max_wait`` (GitHub's hourly budget resets up to an hour later) is never slept: ``RateLimited`` is
-raised at once with ``retry_after`` so the orchestrator reschedules the partition, and every other
-request on the credential fails fast the same way until the block ends. When the attempts run out,
+seconds, delta seconds or an ISO timestamp), otherwise backoff with jitter, at most ``max_delay``:
+exponential by default (``base_delay * 2**n``), or linear (``base_delay * (n + 1)``) or constant
+(``base_delay``) as ``RetryPolicy.backoff_kind`` says, or as the route running the request says
+(:func:`backoff_scope`: a route's ``backoff=`` reaches every client its pass uses). A server-named
+wait also blocks the whole credential until then, so concurrent requests do not hammer a limited
+API. A server-named wait longer than ``max_wait`` (GitHub's hourly budget resets up to an hour
+later) is never slept: ``RateLimited`` is raised at once with ``retry_after`` so the orchestrator
+reschedules the partition, and every other request on the credential fails fast the same way until
+the block ends. When the attempts run out,
 a rate limit raises ``RateLimited`` and anything else ``TransientError``.
 
 Failures after which the server may have acted on the request (a read timeout, a dropped connection,
@@ -56,6 +59,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import contextvars
 import dataclasses
 import datetime as dt
 import email.utils
@@ -66,7 +70,7 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,6 +89,7 @@ from connectors.core import (
 
 __all__ = [
     "AMBIGUOUS_STATUSES",
+    "BACKOFF_KINDS",
     "BODY_LIMIT",
     "DEFAULT_MAX_WAIT",
     "DEFAULT_RETRY_STATUSES",
@@ -104,6 +109,7 @@ __all__ = [
     "RetryPolicy",
     "RetryTransport",
     "Sleep",
+    "backoff_scope",
     "classify_response",
     "error_for_response",
     "make_client",
@@ -131,6 +137,8 @@ DEFAULT_MAX_DELAY = 60.0  # seconds; longest single backoff sleep of our own cho
 # orchestrator to reschedule, not for a worker to sleep through.
 DEFAULT_MAX_WAIT = 120.0
 DEFAULT_JITTER = 0.25  # backoff is multiplied by a random factor in [1 - jitter, 1 + jitter]
+# How our own waits grow with each failure: base_delay * 2**(n-1), base_delay * n, or base_delay.
+BACKOFF_KINDS = ("exponential", "linear", "constant")
 
 # Statuses retried besides rate limits (429 and GitHub's rate-limited 403 always are). 529 is Notion's
 # service_overload; 408 means the server gave up waiting for our request.
@@ -248,6 +256,9 @@ class RetryPolicy:
         retry_ambiguous: Whether to retry failures after which the server may have acted (read
             timeouts, dropped connections, 500/502/504). Turn off per request for non-idempotent
             creates: ``extensions=retry_options(retry_ambiguous=False)``.
+        backoff_kind: How our own waits grow (one of ``BACKOFF_KINDS``): ``exponential``
+            (``base_delay * 2**(n-1)``), ``linear`` (``base_delay * n``) or ``constant``
+            (``base_delay``), n being the failures so far. A :func:`backoff_scope` overrides it.
     """
 
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
@@ -257,9 +268,13 @@ class RetryPolicy:
     jitter: float = DEFAULT_JITTER
     retry_statuses: frozenset[int] = DEFAULT_RETRY_STATUSES
     retry_ambiguous: bool = True
+    backoff_kind: str = "exponential"
 
     def __post_init__(self) -> None:
-        """Refuse impossible values (no attempt, negative delays, jitter outside [0, 1])."""
+        """Refuse impossible values (no attempt, negative delays, jitter outside [0, 1], unknown backoff)."""
+        if self.backoff_kind not in BACKOFF_KINDS:
+            kinds = ", ".join(BACKOFF_KINDS)
+            raise ConfigError(f"RetryPolicy.backoff_kind must be one of {kinds}, got {self.backoff_kind!r}")
         if self.max_attempts < 1:
             raise ConfigError(f"RetryPolicy.max_attempts must be >= 1, got {self.max_attempts!r}")
         if min(self.base_delay, self.max_delay, self.max_wait) < 0:
@@ -270,10 +285,44 @@ class RetryPolicy:
 
     def backoff(self, failures: int, rng: random.Random | None = None) -> float:
         """The backoff before the attempt after ``failures`` failures (1-based), jittered."""
-        delay = min(self.max_delay, self.base_delay * 2 ** max(0, failures - 1))
+        n = max(1, failures)
+        if self.backoff_kind == "linear":
+            delay = self.base_delay * n
+        elif self.backoff_kind == "constant":
+            delay = self.base_delay
+        else:
+            delay = self.base_delay * 2 ** min(n - 1, 64)  # capped exponent: no float overflow
+        delay = min(self.max_delay, delay)
         if self.jitter:
             delay *= 1 + self.jitter * (2 * (rng or random).random() - 1)
         return max(0.0, min(delay, self.max_delay))
+
+
+_SCOPED_BACKOFF: contextvars.ContextVar[str | None] = contextvars.ContextVar("durable_sync_backoff", default=None)
+
+
+@contextlib.contextmanager
+def backoff_scope(kind: str | None) -> Iterator[None]:
+    """Every request sent inside the block (by any client) backs off as ``kind``; None changes nothing.
+
+    This is how a route's ``backoff=`` reaches the HTTP retries of the connectors its pass uses,
+    whichever client they build and whatever their own ``RetryPolicy``: the sync asset runs the pass
+    inside ``backoff_scope(route.http_backoff)``. It is a context variable, so it follows the pass
+    into ``asyncio.run`` and its tasks, and concurrent passes in one process each keep their own.
+
+    Args:
+        kind: One of ``BACKOFF_KINDS``, or None.
+
+    Raises:
+        ConfigError: ``kind`` is not a backoff kind.
+    """
+    if kind is not None and kind not in BACKOFF_KINDS:
+        raise ConfigError(f"backoff must be one of {', '.join(BACKOFF_KINDS)}, got {kind!r}")
+    token = _SCOPED_BACKOFF.set(kind)
+    try:
+        yield
+    finally:
+        _SCOPED_BACKOFF.reset(token)
 
 
 def retry_options(**overrides: Any) -> dict[str, Any]:
@@ -748,8 +797,13 @@ class RetryTransport(httpx.AsyncBaseTransport):
     def _policy_for(self, request: httpx.Request) -> RetryPolicy:
         overrides = request.extensions.get(RETRY_EXTENSION)
         if isinstance(overrides, RetryPolicy):
-            return overrides
-        return dataclasses.replace(self.policy, **overrides) if overrides else self.policy
+            policy = overrides
+        else:
+            policy = dataclasses.replace(self.policy, **overrides) if overrides else self.policy
+        scoped = _SCOPED_BACKOFF.get()
+        if scoped is not None and scoped != policy.backoff_kind:
+            policy = dataclasses.replace(policy, backoff_kind=scoped)  # the route's word wins
+        return policy
 
     def _fail(
         self,
