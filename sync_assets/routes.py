@@ -24,6 +24,7 @@ from connectors.core import (
     SourceSpec,
     Transform,
 )
+from connectors.http import BACKOFF_KINDS
 
 __all__ = ["EndBinding", "Route", "compose", "partition_key_for", "restrict_to_owned"]
 
@@ -108,6 +109,13 @@ class Route:
         disabled_reason: Why it is disabled, shown by ``durable-sync status``.
         source_binding: The resource the source is built from (routes declared in YAML), if any.
         destination_binding: The resource the destination is built from, if any.
+        retry_policy: The sync asset's ``dagster.RetryPolicy`` for transient failures, instead of the
+            deployment's (``build_definitions(retry_policy=...)``). Typed loosely: this module stays
+            free of Dagster.
+        backoff: How retries back off, one of ``exponential``, ``linear``, ``constant``: both the
+            asset's retry policy (``Backoff.EXPONENTIAL``, ``Backoff.LINEAR``, none) and the HTTP
+            retries of the connectors in the route's passes. None: as ``retry_policy`` says, else
+            each side's default (exponential).
     """
 
     source: Source
@@ -122,6 +130,8 @@ class Route:
     tags: dict[str, str] = field(default_factory=dict)
     source_binding: EndBinding | None = None
     destination_binding: EndBinding | None = None
+    retry_policy: Any = None
+    backoff: str | None = None
 
     def __post_init__(self) -> None:
         """Check the connectors have the contract's members and normalise the name and ownership."""
@@ -147,6 +157,21 @@ class Route:
             object.__setattr__(self, "owns", frozenset(self.owns))
         if self.reconcile_every <= dt.timedelta(0):
             raise ConfigError(f"Route {name}: reconcile_every must be positive")
+        if self.backoff is not None and self.backoff not in BACKOFF_KINDS:
+            raise ConfigError(f"Route {name}: backoff must be one of {', '.join(BACKOFF_KINDS)}, got {self.backoff!r}")
+        if self.retry_policy is not None and not hasattr(self.retry_policy, "max_retries"):
+            raise ConfigError(f"Route {name}: retry_policy must be a dagster.RetryPolicy, got {self.retry_policy!r}")
+
+    @property
+    def http_backoff(self) -> str | None:
+        """How the HTTP retries of the route's passes back off: ``backoff``, else ``retry_policy``'s, else None.
+
+        None leaves each client's own ``RetryPolicy`` as it is (exponential unless a system says otherwise).
+        """
+        if self.backoff is not None or self.retry_policy is None:
+            return self.backoff
+        kind = getattr(self.retry_policy.backoff, "value", None)  # Backoff.LINEAR -> "LINEAR"
+        return str(kind).lower() if kind is not None else "constant"  # no backoff: a constant delay
 
     # ------------------------------------------------------------------------------------------
 
