@@ -26,6 +26,7 @@ class: it has the capability when it has the member)::
     Configurable              configured: bool           settings present, else a ConfigError
     ConfigHinting             config_hint: str           what to set when not configured
     SchemaEnsuring            async ensure_schema(schema) create the target, never alter it
+    SchemaBootstrap           async bootstrap_schema(sample, apply=)  add what a sample needs, never alter
     ConcurrentDestination     max_concurrency: int       writes in flight at once (default 4)
     KeyStoringDestination     stores_keys: bool | None   the listing shows every row we created
     LengthLimitedDestination  max_value_length: int      longer strings are record errors
@@ -35,6 +36,15 @@ class: it has the capability when it has the member)::
 
 One member per protocol, because the engine looks each up on its own (a source may ``reset`` without
 ``commit``); a member set to None counts as absent, as ``getattr(obj, name, None)`` did.
+
+Enrich hooks. A source may take ``enrich=``: an ``EnrichHook`` ``(record, EnrichContext) -> record | None``
+(sync or async) run on every record of a page while the page's client is open (``EnrichContext``: the
+client, the spec, the source's name). ``enrich_records`` runs it: a hook that raises fails its record
+only (the record reaches the engine carrying an ``EnrichFailed`` value, so it is reported and retried
+like any invalid record); ``AuthError`` and ``RateLimited`` still stop the page (they are about the
+credential, not the record); a hook that returns anything but a Record or None is a ``ConfigError``.
+A destination may take ``session_enrich=``: a ``SessionEnrich`` ``(session, record, creating)`` run in
+the open session before each write (durable-sync 0.3's Notion hook); None skips the write.
 
 Neutral values (``Record.properties``): ``str``, ``int``, ``float`` (finite), ``bool``, ``list[str]``,
 ``datetime.date``, ``datetime.datetime`` (timezone-aware) and ``None``. They reach the destination as those
@@ -58,14 +68,17 @@ The error tree (one place classifies HTTP statuses: ``connectors.http``)::
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
+import inspect
+import logging
 import math
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 __all__ = [
     "CONTRACT_VERSION",
@@ -86,6 +99,9 @@ __all__ = [
     "Destination",
     "DestinationHTTPError",
     "DestinationSession",
+    "EnrichContext",
+    "EnrichFailed",
+    "EnrichHook",
     "IncrementalSource",
     "InvalidValue",
     "KeyStoringDestination",
@@ -98,7 +114,10 @@ __all__ = [
     "RecordError",
     "ReportingConnector",
     "ResettableSource",
+    "SchemaBootstrap",
+    "SchemaChange",
     "SchemaEnsuring",
+    "SessionEnrich",
     "Source",
     "SourceSpec",
     "SyncError",
@@ -107,11 +126,16 @@ __all__ = [
     "auth_error_in_chain",
     "classify_status",
     "describe_error",
+    "enrich_records",
     "neutral_type_error",
     "redact_error_text",
+    "run_session_enrich",
+    "sample_kinds",
 ]
 
 CONTRACT_VERSION = 1
+
+logger = logging.getLogger(__name__)
 
 NEUTRAL_TYPES: tuple[type, ...] = (str, int, float, bool, list, dt.date, dt.datetime, type(None))
 
@@ -424,6 +448,44 @@ class SchemaEnsuring(Protocol):
 
     async def ensure_schema(self, schema: Any) -> str | None:
         """Create the target for ``schema`` when it is missing; never alters an existing one."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaChange:
+    """One line of a schema bootstrap: a column to create, or an existing one that does not fit.
+
+    Attributes:
+        action: ``"create"`` (missing: created by an apply) or ``"mismatch"`` (it exists with another
+            type: reported, never altered).
+        name: The column (property, custom field) name.
+        kind: The kind it needs, in the destination's words (``number``, ``rich_text``, ``enum``).
+        detail: For a mismatch, what is there instead; for a create, extra facts (options).
+    """
+
+    action: str
+    name: str
+    kind: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        """One line for people."""
+        if self.action == "create":
+            return f"create {self.name!r} ({self.kind}{', ' + self.detail if self.detail else ''})"
+        return f"leave {self.name!r} alone: it is {self.detail}, the source's values are {self.kind}"
+
+
+@runtime_checkable
+class SchemaBootstrap(Protocol):
+    """A destination that can add the columns a sample of records needs (never altering one)."""
+
+    async def bootstrap_schema(self, sample: Sequence[Record], *, apply: bool) -> list[SchemaChange]:
+        """What the destination lacks for ``sample`` (and creates it when ``apply``).
+
+        Only missing columns are created; an existing column of another type is reported as a
+        ``mismatch`` and left alone. Without ``apply`` nothing is written. A second apply reports
+        no ``create``.
+        """
         ...
 
 
@@ -782,6 +844,189 @@ def neutral_type_error(name: str, value: Any) -> str | None:
                 return f"property {name!r}: list items must be strings, got {type(item).__name__}"
         return None
     return f"property {name!r}: unsupported type {type(value).__name__} (neutral types only)"
+
+
+def sample_kinds(records: Iterable[Record]) -> dict[str, str]:
+    """The neutral kind of each property of sample ``records``, in first-seen order.
+
+    Kinds: ``checkbox`` (bool), ``number`` (int, float), ``datetime``, ``date``, ``list`` (of str),
+    ``text`` (str, and any property whose values mix kinds; a date and a datetime mix to
+    ``datetime``, ints and floats are one kind). A property whose values are all None is left out:
+    a sample cannot tell what it holds.
+    """
+    seen: dict[str, set[str]] = {}
+    for record in records:
+        for name, value in record.properties.items():
+            kinds = seen.setdefault(name, set())
+            if value is None or isinstance(value, InvalidValue):
+                continue
+            if isinstance(value, bool):
+                kinds.add("checkbox")
+            elif isinstance(value, (int, float)):
+                kinds.add("number")
+            elif isinstance(value, dt.datetime):
+                kinds.add("datetime")
+            elif isinstance(value, dt.date):
+                kinds.add("date")
+            elif isinstance(value, (list, tuple)):
+                kinds.add("list")
+            else:
+                kinds.add("text")
+    out: dict[str, str] = {}
+    for name, kinds in seen.items():
+        if kinds == {"date", "datetime"}:
+            kinds = {"datetime"}
+        if kinds:
+            out[name] = next(iter(kinds)) if len(kinds) == 1 else "text"
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Enrich hooks (source side and destination side)
+
+ClientT = TypeVar("ClientT")
+
+ENRICH_CONCURRENCY = 8
+"""Records of one page enriched at once (each hook may make its own calls)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EnrichContext(Generic[ClientT]):
+    """What a source's ``enrich`` hook may use besides the record: the live page.
+
+    Attributes:
+        client: The source's client of the page being read (rate limited, retried and
+            authenticated like the source's own calls), for extra calls; valid only during the hook.
+        spec: The spec (partition) being read.
+        source: The source's name.
+    """
+
+    client: ClientT
+    spec: SourceSpec
+    source: str
+
+
+EnrichHook = Callable[[Record, Any], "Record | Awaitable[Record | None] | None"]
+"""``(record, ctx) -> record``, sync or async; None drops the record; a raise fails that record only."""
+
+SessionEnrich = Callable[[Any, Record, bool], "Record | Awaitable[Record | None] | None"]
+"""``(session, record, creating) -> record``, sync or async, run in the destination's open session
+before each write (``creating``: a create, not an update); None skips the write."""
+
+
+class EnrichFailed(InvalidValue):
+    """Stands in for every value of a record whose enrich hook raised: the record fails on its own."""
+
+    __slots__ = ("_message",)
+
+    def __init__(self, message: str) -> None:
+        """Why the hook failed (already redacted)."""
+        self._message = message
+
+    @property
+    def message(self) -> str:
+        """What the hook raised."""
+        return self._message
+
+    def __repr__(self) -> str:
+        """Shown in plans and logs."""
+        return f"EnrichFailed({self._message!r})"
+
+
+def _check_enriched(result: Any, owner: str) -> Record | None:
+    if result is not None and not isinstance(result, Record):
+        raise ConfigError(f"{owner}: enrich returned {type(result).__name__}, expected a Record or None")
+    return result
+
+
+def _failed(record: Record, err: BaseException, owner: str) -> Record:
+    message = f"enrich hook failed: {describe_error(err)}"
+    logger.warning("%s: record %s: %s", owner, record.primary_key, message)
+    marker = EnrichFailed(message)
+    # Every value, not one extra property: a route's ``owns`` may keep any subset of them.
+    properties: dict[str, Any] = {name: marker for name in record.properties} or {"enrich": marker}
+    return Record(record.primary_key, properties, record.body)
+
+
+async def enrich_records(
+    hook: EnrichHook | None,
+    records: Sequence[Record],
+    ctx: Any,
+    *,
+    owner: str,
+    concurrency: int = ENRICH_CONCURRENCY,
+) -> list[Record]:
+    """Run a source's ``enrich`` hook on the records of one page, ``concurrency`` at a time, in order.
+
+    A record the hook drops (None) is left out. A hook that raises fails that record only: it comes
+    back with every value replaced by an ``EnrichFailed`` (the engine reports it as invalid and
+    writes the rest of the page). ``AuthError`` and ``RateLimited`` are about the credential, not the
+    record, and stop the page as the source's own calls would.
+
+    Args:
+        hook: The hook, or None (the records are returned as they are).
+        records: The page's records.
+        ctx: The hook's live context (``EnrichContext`` or a source's richer one).
+        owner: Who runs it, for messages (``Jira source 'jira'``).
+        concurrency: Hooks in flight at once.
+
+    Raises:
+        ConfigError: The hook returned something else than a Record or None.
+        AuthError, RateLimited: Raised by the hook (its client's calls).
+    """
+    if hook is None or not records:
+        return list(records)
+    semaphore = asyncio.Semaphore(max(1, concurrency))
+
+    async def one(record: Record) -> Record | None:
+        async with semaphore:
+            try:
+                result = hook(record, ctx)
+                if inspect.isawaitable(result):
+                    result = await result
+            except (AuthError, RateLimited, ConfigError):
+                raise
+            except Exception as err:
+                return _failed(record, err, owner)
+        return _check_enriched(result, owner)
+
+    tasks = [asyncio.ensure_future(one(r)) for r in records]
+    try:
+        results = await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    return [r for r in results if r is not None]
+
+
+async def run_session_enrich(
+    hook: SessionEnrich | None, session: Any, record: Record, *, creating: bool, owner: str
+) -> Record | None:
+    """Run a destination's ``session_enrich`` hook before one write.
+
+    Returns:
+        The record to write (the hook's), or None: skip the write.
+
+    Raises:
+        RecordError: The hook raised (this record fails; the pass goes on).
+        AuthError, RateLimited: Raised by the hook's calls (the credential's, not the record's).
+        ConfigError: The hook returned something else than a Record or None.
+    """
+    if hook is None:
+        return record
+    try:
+        result = hook(session, record, creating)
+        if inspect.isawaitable(result):
+            result = await result
+    except (AuthError, RateLimited, ConfigError, RecordError):
+        raise
+    except Exception as err:
+        raise RecordError(
+            f"{owner}: session_enrich failed: {describe_error(err)}", primary_key=record.primary_key
+        ) from err
+    return _check_enriched(result, owner)
 
 
 def replace_record(record: Record, **changes: Any) -> Record:

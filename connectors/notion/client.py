@@ -214,6 +214,11 @@ class NotionClient(JsonApiClient):
             "PATCH", f"/v1/blocks/{block_id}/children", json={"children": list(children)}, create=True
         )
 
+    async def update_data_source(self, data_source_id: str, body: Json) -> Json:
+        # Adding the same properties again changes nothing: a retry after an ambiguous failure is safe.
+        """``PATCH /v1/data_sources/{id}`` (``properties`` adds or changes those named; others stay)."""
+        return await self.request("PATCH", f"/v1/data_sources/{data_source_id}", json=body)
+
     async def create_database(self, body: Json) -> Json:
         """``POST /v1/databases`` (never resent after an ambiguous failure)."""
         return await self.request("POST", "/v1/databases", json=body, create=True)

@@ -42,7 +42,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Collection, Iterable
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypedDict, Unpack
@@ -52,8 +52,11 @@ from connectors.core import (
     ConfigError,
     Record,
     RecordError,
+    SchemaChange,
+    SessionEnrich,
     SyncError,
     TransientError,
+    run_session_enrich,
 )
 from connectors.http import CredentialMembers, HTTPRecordError, HttpSettings, Json, NotFound, Rate, TokenCredentials
 from connectors.notion.client import DataSourceRef, NotionClient, NotionCredentials, normalize_id
@@ -67,7 +70,7 @@ from connectors.notion.encode import (
     payload_size,
     rich_text,
 )
-from connectors.notion.schema import Schema, schema_to_properties
+from connectors.notion.schema import Schema, infer_schema, schema_to_properties
 from connectors.notion.settings import (
     DATABASE_ID_ENV,
     MAX_CONCURRENCY,
@@ -86,6 +89,16 @@ KEY_TYPES = frozenset({"rich_text", "number"})
 _CHILDREN_OVERHEAD = len(',"children":[]')
 _MAX_REPORTS = 1000
 _MAX_SAFE_INTEGER = 2**53  # Notion numbers are doubles: larger integers would not read back exactly
+
+# Existing property types that take the values of an inferred kind (encode.py writes text into a
+# select, a URL or an email as well as into rich text): anything else is a mismatch, left alone.
+_FITS: dict[str, frozenset[str]] = {
+    "rich_text": frozenset({"rich_text", "title", "select", "status", "url", "email", "phone_number"}),
+    "number": frozenset({"number"}),
+    "checkbox": frozenset({"checkbox"}),
+    "date": frozenset({"date"}),
+    "multi_select": frozenset({"multi_select"}),
+}
 
 
 @dataclass(frozen=True)
@@ -148,7 +161,7 @@ class NotionTargetArgs(TypedDict, total=False):
     Declared once for the two destinations (``**target: Unpack[NotionTargetArgs]``); the meaning and
     defaults are ``NotionDestination``'s: ``data_source_id`` (None), ``title_property`` (``"Name"``),
     ``key_property`` (``"Key"``), ``synced_property`` (``"Last synced"``), ``create_only_properties`` (none),
-    ``create_missing_options`` (False), ``parent_page_id`` (None).
+    ``create_missing_options`` (False), ``parent_page_id`` (None), ``session_enrich`` (None).
     """
 
     data_source_id: str | None
@@ -158,6 +171,7 @@ class NotionTargetArgs(TypedDict, total=False):
     create_only_properties: Iterable[str]
     create_missing_options: bool
     parent_page_id: str | None
+    session_enrich: SessionEnrich | None
 
 
 class _NotionTarget:
@@ -177,8 +191,12 @@ class _NotionTarget:
         create_only_properties: Iterable[str] = (),
         create_missing_options: bool = False,
         parent_page_id: str | None = None,
+        session_enrich: SessionEnrich | None = None,
     ) -> None:
         self.name = name
+        if session_enrich is not None and not callable(session_enrich):
+            raise ConfigError(f"{owner}: session_enrich must be callable, got {session_enrich!r}")
+        self.session_enrich = session_enrich
         ids = _checked_ids(owner, title_property, key_property, database_id, data_source_id, parent_page_id)
         self.database_id, self.data_source_id, self.parent_page_id = ids
         self.title_property = title_property
@@ -190,6 +208,40 @@ class _NotionTarget:
         self.truncations: collections.deque[TruncationReport] = collections.deque(maxlen=_MAX_REPORTS)
         self._resolved: tuple[tuple[str | None, str | None], str | None, str] | None = None
         self._warned: set[str] = set()
+
+    def _inferred(self, sample: Sequence[Record]) -> Schema:
+        """The schema ``sample`` needs: its properties, the key (Text) and the synced stamp (Date)."""
+        return infer_schema(sample, title=self.title_property, key=self.key_property, synced=self.synced_property)
+
+    def _schema_diff(self, schema: Schema, existing: Mapping[str, Json]) -> tuple[list[SchemaChange], Json]:
+        """What the data source lacks for ``schema`` (and the ``properties`` that add it); never a change.
+
+        The title column is the data source's title property, whatever it is called: never created.
+        """
+        changes: list[SchemaChange] = []
+        missing: Json = {}
+        for name, spec in schema_to_properties(schema).items():
+            ((kind, config),) = spec.items()
+            if kind == "title":
+                continue
+            have = existing.get(name)
+            if have is None:
+                missing[name] = spec
+                options = [str(o["name"]) for o in (config or {}).get("options") or []]
+                changes.append(SchemaChange("create", name, kind, f"options {', '.join(options)}" if options else ""))
+                continue
+            fits = KEY_TYPES if name == self.key_property else _FITS.get(kind, frozenset({kind}))
+            if have.get("type") not in fits:
+                changes.append(SchemaChange("mismatch", name, kind, f"a {have.get('type')} property"))
+        return changes, missing
+
+    def _new_database_plan(self, schema: Schema) -> list[SchemaChange]:
+        where = f"under page {self.parent_page_id}" if self.parent_page_id else "at the top of the workspace"
+        changes = [SchemaChange("create", schema.name or self.name, "database", where)]
+        for name, spec in schema_to_properties(schema).items():
+            ((kind, _),) = spec.items()
+            changes.append(SchemaChange("create", name, kind))
+        return changes
 
 
 class NotionDestination(_NotionTarget, CredentialMembers[TokenCredentials]):
@@ -209,7 +261,10 @@ class NotionDestination(_NotionTarget, CredentialMembers[TokenCredentials]):
         create_missing_options: Let Notion add select/multi-select options that do not exist yet
             (otherwise such a value is a ``RecordError`` naming the option).
         parent_page_id: The page under which ``ensure_schema`` may create the database.
-            (``data_source_id`` to ``parent_page_id`` are the ``**target`` keywords, ``NotionTargetArgs``,
+        session_enrich: A hook ``(session, record, creating) -> record | None`` (sync or async) run in the
+            open session before each write: it may read Notion through ``session.client`` (or, over MCP,
+            ``session.mcp``); None skips the write; a raise fails that record only.
+            (``data_source_id`` to ``session_enrich`` are the ``**target`` keywords, ``NotionTargetArgs``,
             shared with ``NotionMcpDestination``.)
         token: The integration token; default: the ``token_env`` variable, read at each use.
         token_env: Environment variable of the token.
@@ -330,6 +385,33 @@ class NotionDestination(_NotionTarget, CredentialMembers[TokenCredentials]):
         async with client:
             target = await self._target(client)
             yield _NotionSession(self, client, target)
+
+    async def bootstrap_schema(self, sample: Sequence[Record], *, apply: bool) -> list[SchemaChange]:
+        """The properties the data source lacks for ``sample``; with ``apply``, add them.
+
+        Missing properties are added in one ``PATCH /v1/data_sources/{id}``; an existing property of
+        another type is reported (``mismatch``) and left alone. With no database configured, the
+        database itself is planned (and created by ``ensure_schema`` under ``parent_page_id``).
+        """
+        schema = self._inferred(sample)
+        if self._ids() == (None, None):
+            if not self.parent_page_id:
+                raise ConfigError(
+                    f"NotionDestination {self.name!r}: no database configured and no parent_page_id to create one under"
+                )
+            changes = self._new_database_plan(schema)
+            if apply:
+                await self.ensure_schema(schema)
+            return changes
+        async with self._client(self._require_token()) as client:
+            target = await self._target(client)
+            changes, missing = self._schema_diff(schema, target.properties)
+            if apply and missing:
+                await client.update_data_source(target.data_source_id, {"properties": missing})
+                logger.warning(
+                    "Notion %s: added %s to data source %s", self.name, ", ".join(missing), target.data_source_id
+                )
+        return changes
 
     async def ensure_schema(self, schema: Schema) -> str | None:
         """Create the database from ``schema`` under ``parent_page_id``, when none is configured.
@@ -482,12 +564,22 @@ class _NotionSession:
 
     # -- the session protocol ---------------------------------------------------------------------
 
-    async def create(self, record: Record, synced_at: dt.datetime) -> str:
-        """Create the page (body included) and return its id.
+    async def _session_enriched(self, record: Record, *, creating: bool) -> Record | None:
+        """The record after the destination's ``session_enrich`` hook (None: skip the write)."""
+        return await run_session_enrich(
+            self.dest.session_enrich, self, record, creating=creating, owner=f"Notion {self.dest.name}"
+        )
+
+    async def create(self, record: Record, synced_at: dt.datetime) -> str | bool:
+        """Create the page (body included) and return its id (False: ``session_enrich`` skipped it).
 
         Raises:
             RecordError: A value does not fit (see encode.py), or Notion rejected the page (400).
         """
+        enriched = await self._session_enriched(record, creating=True)
+        if enriched is None:
+            return False
+        record = enriched
         properties = self._properties(record, synced_at, skip=())
         blocks, truncation = body_blocks(record.body)
         if truncation is not None:
@@ -529,6 +621,10 @@ class _NotionSession:
         Raises:
             RecordError: The page is in the trash or gone, or a value does not fit.
         """
+        enriched = await self._session_enriched(record, creating=False)
+        if enriched is None:
+            return False
+        record = enriched
         properties = self._properties(record, synced_at, skip=self.dest.create_only_properties)
         request = {"properties": properties}
         self._check_size("update", payload_size(request), record.primary_key)

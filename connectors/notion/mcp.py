@@ -23,6 +23,7 @@ Tools used (argument shapes of the hosted server)::
     notion-create-pages        {"parent": {"data_source_id"}, "pages": [{"properties", "content"?}]}
     notion-update-page         {"page_id", "command": "update_properties", "properties"}
     notion-create-database     {"parent"?: {"page_id"}, "title", "schema": "CREATE TABLE (...)"}
+    notion-update-data-source  {"data_source_id", "statements": "ADD COLUMN <column DDL>; ..."}  (bootstrap)
 
 The flat property format: title/text as plain strings, numbers as JSON numbers, checkboxes
 ``"__YES__"``/``"__NO__"``, select/status as the option name, multi-select as an array of names, dates
@@ -60,11 +61,11 @@ import datetime as dt
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Literal, Unpack, cast
 
-from connectors.core import ConfigError, Record, RecordError, SourceSpec, TransientError
+from connectors.core import ConfigError, Record, RecordError, SchemaChange, SourceSpec, TransientError
 from connectors.http import Json, drain_pages
 from connectors.mcp import (
     McpConnectionArgs,
@@ -124,6 +125,7 @@ TOOL_QUERY = "notion-query-data-sources"
 TOOL_CREATE_PAGES = "notion-create-pages"
 TOOL_UPDATE_PAGE = "notion-update-page"
 TOOL_CREATE_DATABASE = "notion-create-database"
+TOOL_UPDATE_DATA_SOURCE = "notion-update-data-source"
 READ_ONLY_TOOLS = frozenset({TOOL_FETCH, TOOL_QUERY})
 """Resent after an ambiguous failure (a read timeout, a 502); creates and updates are not."""
 
@@ -429,15 +431,18 @@ def body_content(body: str | None, *, max_units: int = MAX_CONTENT_CHARS) -> tup
 
 def schema_to_ddl(schema: Schema) -> str:
     """The ``CREATE TABLE`` of ``notion-create-database`` for an inferred schema (via the REST mapping)."""
-    columns = []
-    for name, spec in schema_to_properties(schema).items():
-        ((kind, config),) = spec.items()
-        ddl = _DDL_TYPES[kind]
-        if kind in ("select", "multi_select"):
-            options = ", ".join("'" + str(o["name"]).replace("'", "''") + "'" for o in config.get("options") or [])
-            ddl = f"{ddl}({options})"
-        columns.append(f"{_sql_ident(name)} {ddl}")
+    columns = [_column_ddl(name, spec) for name, spec in schema_to_properties(schema).items()]
     return f"CREATE TABLE ({', '.join(columns)})"
+
+
+def _column_ddl(name: str, spec: Mapping[str, Any]) -> str:
+    """One column of the hosted server's DDL (``"Tags" MULTI_SELECT('a', 'b')``) from a REST property spec."""
+    ((kind, config),) = spec.items()
+    ddl = _DDL_TYPES[kind]
+    if kind in ("select", "multi_select"):
+        options = ", ".join("'" + str(o["name"]).replace("'", "''") + "'" for o in (config or {}).get("options") or [])
+        ddl = f"{ddl}({options})"
+    return f"{_sql_ident(name)} {ddl}"
 
 
 def _table(data_source_id: str) -> str:
@@ -603,6 +608,36 @@ class NotionMcpDestination(_NotionTarget, _McpConnector):
             target = await self._target(mcp)
             yield _NotionMcpSession(self, mcp, target)
 
+    async def bootstrap_schema(self, sample: Sequence[Record], *, apply: bool) -> list[SchemaChange]:
+        """The properties the data source lacks for ``sample``; with ``apply``, add them.
+
+        Missing properties are added with one ``notion-update-data-source`` call (``ADD COLUMN``
+        statements, nothing else); an existing property of another type is reported (``mismatch``) and
+        left alone. With no database configured, the database is planned (and created by
+        ``ensure_schema``).
+        """
+        schema = self._inferred(sample)
+        if (self.database_id, self.data_source_id) == (None, None):
+            changes = self._new_database_plan(schema)
+            if apply:
+                await self.ensure_schema(schema)
+            return changes
+        async with self._open() as mcp:
+            target = await self._target(mcp)
+            changes, missing = self._schema_diff(schema, target.properties)
+            if apply and missing:
+                statements = "; ".join(f"ADD COLUMN {_column_ddl(n, spec)}" for n, spec in missing.items())
+                await mcp.call(
+                    TOOL_UPDATE_DATA_SOURCE, {"data_source_id": target.data_source_id, "statements": statements}
+                )
+                logger.warning(
+                    "Notion %s: added %s to data source %s over MCP",
+                    self.name,
+                    ", ".join(missing),
+                    target.data_source_id,
+                )
+        return changes
+
     async def ensure_schema(self, schema: Schema) -> str | None:
         """Create the database from ``schema`` when none is configured (create-only).
 
@@ -648,12 +683,16 @@ class _NotionMcpSession(_NotionSession):
         self.mcp = mcp
 
     # The contract allows True ("created, id unknown"); the REST session always knows the id.
-    async def create(self, record: Record, synced_at: dt.datetime) -> str | bool:  # type: ignore[override]
+    async def create(self, record: Record, synced_at: dt.datetime) -> str | bool:
         """Create the page (body as its Markdown content) and return its id.
 
         Raises:
             RecordError: A value does not fit (encode.py), or the tool rejected the page.
         """
+        enriched = await self._session_enriched(record, creating=True)
+        if enriched is None:
+            return False
+        record = enriched
         properties = self._properties(record, synced_at, skip=())
         page: Json = {"properties": to_flat_properties(properties)}
         content, truncation = body_content(record.body)
@@ -680,6 +719,10 @@ class _NotionMcpSession(_NotionSession):
         Raises:
             RecordError: The page is in the trash or gone, or a value does not fit.
         """
+        enriched = await self._session_enriched(record, creating=False)
+        if enriched is None:
+            return False
+        record = enriched
         properties = self._properties(record, synced_at, skip=self.dest.create_only_properties)
         arguments = {
             "page_id": existing_id,

@@ -183,6 +183,7 @@ _CAPABILITIES = {
     core.Configurable: "configured",
     core.ConfigHinting: "config_hint",
     core.SchemaEnsuring: "ensure_schema",
+    core.SchemaBootstrap: "bootstrap_schema",
     core.ConcurrentDestination: "max_concurrency",
     core.KeyStoringDestination: "stores_keys",
     core.LengthLimitedDestination: "max_value_length",

@@ -653,6 +653,7 @@ class FakeNotion:
                 route("/v1/databases", self._create_database, "POST"),
                 route("/v1/databases/{id}", self._get_database, "GET"),
                 route("/v1/data_sources/{id}", self._get_data_source, "GET"),
+                route("/v1/data_sources/{id}", self._update_data_source, "PATCH"),
                 route("/v1/data_sources/{id}/query", self._query, "POST"),
                 route("/v1/pages", self._create_page, "POST"),
                 route("/v1/pages/{id}", self._get_page, "GET"),
@@ -867,6 +868,32 @@ class FakeNotion:
 
     def _get_data_source(self, workspace: str, body: Json, request: Request, object_id: str) -> tuple[Json, bool]:
         return self._data_source_json(self._data_source(workspace, object_id)), False
+
+    def _update_data_source(self, workspace: str, body: Json, request: Request, object_id: str) -> tuple[Json, bool]:
+        """``PATCH /v1/data_sources/{id}``: each named property is added, replaced, or removed (``null``)."""
+        ds = self._data_source(workspace, object_id)
+        specs = body.get("properties") or {}
+        if not isinstance(specs, dict):
+            raise _invalid("body.properties should be an object.")
+        for name, spec in specs.items():
+            if spec is None:
+                if ds.properties.get(name, {}).get("type") == "title":
+                    raise _invalid("Cannot delete the title property.")
+                ds.properties.pop(name, None)
+                continue
+            kind = _spec_type(spec)
+            if kind is None:
+                raise _invalid(f"body.properties.{name} should have a property type.")
+            if kind == "status":
+                raise _invalid("Creating new status database properties is currently not supported.")
+            used = frozenset(str(p["id"]) for p in ds.properties.values())
+            (built,) = _schema({name: spec}, lambda taken, used=used: self._property_ids(used | set(taken))).values()
+            old = ds.properties.get(name)
+            if old is not None:
+                built["id"] = old["id"]  # Notion keeps a property's id when its type changes
+            ds.properties[name] = built
+        ds.last_edited_time = self.clock()
+        return self._data_source_json(ds), True
 
     def _create_database(self, workspace: str, body: Json, request: Request) -> tuple[Json, bool]:
         parent = body.get("parent")

@@ -207,6 +207,15 @@ TOOLS: list[types.Tool] = [
         annotations=types.ToolAnnotations(readOnlyHint=False, idempotentHint=False),
     ),
     types.Tool(
+        name="notion-update-data-source",
+        title="Update Notion data source",
+        description="Updates a data source's schema with SQL DDL statements (ADD COLUMN, DROP COLUMN, ...).",
+        inputSchema=_schema_input(
+            {"data_source_id": {"type": "string"}, "statements": {"type": "string"}}, ["data_source_id", "statements"]
+        ),
+        annotations=types.ToolAnnotations(readOnlyHint=False, idempotentHint=False),
+    ),
+    types.Tool(
         name="notion-create-database",
         title="Create Notion database",
         description="Creates a new Notion database from a SQL DDL CREATE TABLE statement.",
@@ -387,6 +396,7 @@ class FakeNotionMcp:
             "notion-create-pages": self._create_pages,
             "notion-update-page": self._update_page,
             "notion-create-database": self._create_database,
+            "notion-update-data-source": self._update_data_source,
         }.get(name)
         rest = _Rest(self, self._rest_token())
         try:
@@ -584,6 +594,24 @@ class FakeNotionMcp:
         return json.dumps(answer), answer
 
     # -- notion-create-database ------------------------------------------------------------------
+
+    async def _update_data_source(self, rest: _Rest, args: Json) -> tuple[str, Json | None]:
+        """``ADD COLUMN <column DDL>`` and ``DROP COLUMN "<name>"`` statements, separated by semicolons."""
+        data_source_id = _object_id(str(args.get("data_source_id") or ""))
+        properties: Json = {}
+        for statement in _split_top(str(args.get("statements") or ""), ";"):
+            if not statement.strip():
+                continue
+            drop = re.match(r'\s*DROP\s+COLUMN\s+"((?:[^"]|"")*)"\s*$', statement, re.I)
+            if drop:
+                properties[drop.group(1).replace('""', '"')] = None
+                continue
+            add = re.match(r"\s*ADD\s+COLUMN\s+(.*)$", statement, re.I | re.S)
+            if not add:
+                raise _ToolFailure(f"Unsupported statement: {statement.strip()[:100]}")
+            properties.update(_parse_ddl(f"CREATE TABLE ({add.group(1)})", title=False))
+        await rest("PATCH", f"/v1/data_sources/{data_source_id}", {"properties": properties})
+        return f'Updated the data source <data-source url="collection://{data_source_id}"/>.', None
 
     async def _create_database(self, rest: _Rest, args: Json) -> tuple[str, Json | None]:
         specs = _parse_ddl(str(args.get("schema") or 'CREATE TABLE ("Name" TITLE)'))
@@ -855,7 +883,7 @@ _DDL_COLUMN = re.compile(r'\s*"((?:[^"]|"")+)"\s+([A-Za-z_]+)\s*(.*)$', re.S)
 _DDL_OPTION = re.compile(r"'((?:[^']|'')*)'(?::\s*[a-z]+)?")
 
 
-def _split_top(text: str) -> list[str]:
+def _split_top(text: str, separator: str = ",") -> list[str]:
     parts, depth, quote, current = [], 0, "", ""
     for ch in text:
         if quote:
@@ -867,7 +895,7 @@ def _split_top(text: str) -> list[str]:
             depth += 1
         elif ch == ")":
             depth -= 1
-        elif ch == "," and depth == 0:
+        elif ch == separator and depth == 0:
             parts.append(current)
             current = ""
             continue
@@ -877,7 +905,7 @@ def _split_top(text: str) -> list[str]:
     return parts
 
 
-def _parse_ddl(ddl: str) -> Json:
+def _parse_ddl(ddl: str, *, title: bool = True) -> Json:
     """REST property specs from ``CREATE TABLE ("Name" TITLE, "Tags" MULTI_SELECT('a':blue), ...)``."""
     match = re.match(r'\s*CREATE\s+TABLE\s*(?:"[^"]*"\s*)?\((.*)\)\s*;?\s*$', ddl, re.S | re.I)
     if not match:
@@ -896,7 +924,7 @@ def _parse_ddl(ddl: str) -> Json:
             args = re.match(r"\s*\((.*)\)", rest, re.S)
             spec["options"] = [o.replace("''", "'") for o in _DDL_OPTION.findall(args.group(1) if args else "")]
         specs[name] = spec
-    if not any(s["type"] == "title" for s in specs.values()):
+    if title and not any(s["type"] == "title" for s in specs.values()):
         specs = {"Name": {"type": "title"}, **specs}
     return specs
 
