@@ -111,12 +111,18 @@ class RouteComponent(dg.Component, dg.Resolvable, dg.Model):
     interval_minutes: int | None = None
     enabled: bool = True
 
-    def _end(self, end: str, resources: Mapping[str, SystemResource]) -> tuple[str, SystemResource, dict[str, Any]]:
+    def _end(
+        self, end: str, resources: Mapping[str, SystemResource], broken: Mapping[str, str]
+    ) -> tuple[str, SystemResource, dict[str, Any]]:
         raw = dict(self.source if end == "source" else self.destination)
         system = raw.get("system")
         key = raw.get("resource") or system
         if not key:
             raise ConfigError(f"route {self.name}: {end} needs 'system' (one of: {', '.join(sorted(resources))})")
+        if str(key) in broken:
+            raise ConfigError(
+                f"route {self.name}: {end} uses resource {key!r}, which is misconfigured: {broken[str(key)]}"
+            )
         resource = resources.get(str(key))
         if resource is None:
             raise ConfigError(
@@ -139,6 +145,7 @@ class RouteComponent(dg.Component, dg.Resolvable, dg.Model):
         resources: Mapping[str, SystemResource],
         *,
         env_refs: Mapping[tuple[str, str], list[str]] | None = None,
+        broken: Mapping[str, str] | None = None,
     ) -> Route:
         """The route, its connectors built from ``resources`` (nothing is called, no secret is read).
 
@@ -146,12 +153,13 @@ class RouteComponent(dg.Component, dg.Resolvable, dg.Model):
             resources: The resources by key (``sync_assets.systems.default_resources()``).
             env_refs: The variables the route's YAML reads per ``(end, option)``, named in "not
                 configured" reasons.
+            broken: Resources that failed to configure, by key, with why (a route using one fails).
 
         Raises:
             ConfigError: An unknown resource or option, a bad value, a bad name.
         """
-        src_key, src_res, src_opts = self._end("source", resources)
-        dst_key, dst_res, dst_opts = self._end("destination", resources)
+        src_key, src_res, src_opts = self._end("source", resources, broken or {})
+        dst_key, dst_res, dst_opts = self._end("destination", resources, broken or {})
         source = src_res.source(src_opts, where=f"route {self.name}: source ({src_res.system})")
         destination = dst_res.destination(dst_opts, where=f"route {self.name}: destination ({dst_res.system})")
         missing: list[str] = []
@@ -191,7 +199,9 @@ class RouteComponent(dg.Component, dg.Resolvable, dg.Model):
         return build_definitions([route], resources=dict(resources), shared_sensors=False)
 
 
-def load_route_file(path: Path, resources: Mapping[str, SystemResource]) -> Route | None:
+def load_route_file(
+    path: Path, resources: Mapping[str, SystemResource], broken: Mapping[str, str] | None = None
+) -> Route | None:
     """The route declared by one ``defs.yaml`` (None when the file declares another component type).
 
     Raises:
@@ -215,7 +225,7 @@ def load_route_file(path: Path, resources: Mapping[str, SystemResource]) -> Rout
         component = RouteComponent.resolve_from_yaml(yaml.safe_dump(attributes, sort_keys=False))
     except Exception as err:  # pydantic / template errors: the message names the field
         raise ConfigError(f"{path}: {_first_lines(str(err))}") from None
-    return component.build_route(resources, env_refs=env_references(attributes))
+    return component.build_route(resources, env_refs=env_references(attributes), broken=broken)
 
 
 def _first_lines(text: str, n: int = 6) -> str:

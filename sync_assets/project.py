@@ -21,7 +21,7 @@ import dagster as dg
 from connectors.core import ConfigError, describe_error
 from sync_assets.components import load_route_file
 from sync_assets.routes import Route
-from sync_assets.systems import SystemResource, default_resources
+from sync_assets.systems import SystemResource, load_resources
 
 __all__ = ["DEFS_DIR", "Project", "RouteError", "load_project"]
 
@@ -96,17 +96,21 @@ def load_project(
 
     Args:
         defs_dir: The folder of ``<route>/defs.yaml`` files (default: ``sync_assets/defs``).
-        resources: The resources routes name (default: ``sync_assets.systems.default_resources()``).
+        resources: The resources routes name (default: the shipped ones, ``sync_assets.systems``; one
+            whose settings are bad keeps out only the routes that use it).
         modules: Python modules with a ``routes`` list (the Python API), loaded the same way.
 
     Returns:
         The routes that loaded, the errors of those that did not, and the resources.
     """
-    project = Project(resources=dict(resources if resources is not None else default_resources()))
+    broken: dict[str, str] = {}
+    if resources is None:
+        resources, broken = load_resources()
+    project = Project(resources=dict(resources))
     folder = defs_dir or DEFS_DIR
     for path in sorted(folder.rglob("defs.yaml")) if folder.is_dir() else []:
         try:
-            route = load_route_file(path, project.resources)
+            route = load_route_file(path, project.resources, broken)
         except (ConfigError, ValueError, TypeError) as err:
             rel = _relative(path)
             project.errors.append(RouteError(_route_name_of(path), rel, describe_error(err)))

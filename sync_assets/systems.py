@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -40,6 +40,8 @@ __all__ = [
     "YouTubeResource",
     "bind_route",
     "default_resources",
+    "load_resources",
+    "resource_factories",
     "resource_keys",
     "secret",
 ]
@@ -637,37 +639,73 @@ def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(name, "").strip() or default
 
 
-def default_resources() -> dict[str, SystemResource]:
-    """The resources the shipped routes use, configured from the environment (secrets by name only).
+def _env_number(name: str, default: float, kind: type[int] | type[float] = int) -> Any:
+    raw = _env(name)
+    if raw is None:
+        return kind(default)
+    try:
+        return kind(raw)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"{name}={raw!r} is not {what}") from None
+
+
+def resource_factories() -> dict[str, Callable[[], SystemResource]]:
+    """How each shipped resource is configured from the environment (secrets by name only).
 
     Keys are the systems' names; a route's ``source.system`` / ``destination.system`` selects one (or
     ``resource:`` names another key, e.g. a second GitHub credential).
     """
     return {
-        "files": FilesResource(),
-        "demo_files": FilesResource(seed_demo=True),
-        "github": GitHubResource(
+        "files": lambda: FilesResource(),
+        "demo_files": lambda: FilesResource(seed_demo=True),
+        "github": lambda: GitHubResource(
             token=secret("GITHUB_TOKEN"),
             base_url=_env("GITHUB_API_URL", "https://api.github.com") or "",
-            page_size=int(_env("GITHUB_PAGE_SIZE", "100") or 100),
+            page_size=_env_number("GITHUB_PAGE_SIZE", 100),
         ),
-        "notion": NotionResource(
+        "notion": lambda: NotionResource(
             token=secret("NOTION_TOKEN"),
             transport=(_env("NOTION_TRANSPORT", "rest") or "rest").lower(),
             base_url=_env("NOTION_API_URL", "https://api.notion.com") or "",
-            requests_per_second=float(_env("NOTION_REQUESTS_PER_SECOND", "3") or 3),
+            requests_per_second=_env_number("NOTION_REQUESTS_PER_SECOND", 3, float),
             mcp_url=_env("NOTION_MCP_URL", "https://mcp.notion.com/mcp") or "",
         ),
-        "asana": AsanaResource(
+        "asana": lambda: AsanaResource(
             token=secret("ASANA_PAT"),
             paid=(_env("ASANA_PAID", "") or "").lower() in ("1", "true", "yes"),
             base_url=_env("ASANA_API_URL", "https://app.asana.com/api/1.0") or "",
         ),
-        "jira": JiraResource(site=_env("JIRA_BASE_URL"), email=_env("JIRA_EMAIL"), api_token=secret("JIRA_API_TOKEN")),
-        "youtube": YouTubeResource(api_key=secret("YOUTUBE_API_KEY")),
-        "luma": LumaResource(api_key=secret("LUMA_API_KEY")),
-        "contentful": ContentfulResource(delivery_token=secret("CONTENTFUL_DELIVERY_TOKEN")),
+        "jira": lambda: JiraResource(
+            site=_env("JIRA_BASE_URL"), email=_env("JIRA_EMAIL"), api_token=secret("JIRA_API_TOKEN")
+        ),
+        "youtube": lambda: YouTubeResource(api_key=secret("YOUTUBE_API_KEY")),
+        "luma": lambda: LumaResource(api_key=secret("LUMA_API_KEY")),
+        "contentful": lambda: ContentfulResource(delivery_token=secret("CONTENTFUL_DELIVERY_TOKEN")),
     }
+
+
+def load_resources() -> tuple[dict[str, SystemResource], dict[str, str]]:
+    """Every shipped resource that configures, and why each of the others does not (by key).
+
+    A bad setting (``GITHUB_PAGE_SIZE=abc``) keeps out only the routes using that resource.
+    """
+    resources: dict[str, SystemResource] = {}
+    errors: dict[str, str] = {}
+    for key, make in resource_factories().items():
+        try:
+            resources[key] = make()
+        except (ConfigError, ValueError) as err:
+            errors[key] = " ".join(str(err).split())[:300]
+    return resources, errors
+
+
+def default_resources() -> dict[str, SystemResource]:
+    """The shipped resources, configured from the environment; raises on a bad setting."""
+    resources, errors = load_resources()
+    if errors:
+        raise ConfigError("; ".join(f"resource {k}: {e}" for k, e in errors.items()))
+    return resources
 
 
 def resource_keys(route: Route) -> set[str]:

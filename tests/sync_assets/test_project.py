@@ -380,3 +380,30 @@ def test_the_readme_route_file_loads(tmp_path, monkeypatch):
     assert route.owns == frozenset({"Name", "Age", "Joined"})
     assert route.destination.create_only_properties == {"Created"}
     assert route.specs_by_partition()["people"].interval_minutes == 15
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "broken_route", "message"),
+    [
+        ("YOUTUBE_CHANNELS", "@x", "youtube_to_notion", "'@x' is not a channel id"),
+        (
+            "GITHUB_PAGE_SIZE",
+            "abc",
+            "github_to_notion",
+            "resource 'github', which is misconfigured: GITHUB_PAGE_SIZE='abc'",
+        ),
+        ("GITHUB_INTERVAL_MINUTES", "soon", "github_to_asana", "interval_minutes"),
+    ],
+)
+def test_one_malformed_value_keeps_out_only_the_routes_it_touches(monkeypatch, variable, value, broken_route, message):
+    for name in SECRETS:
+        monkeypatch.setenv(name, "test-secret-value")
+    for name, setting in SETTINGS.items():
+        monkeypatch.setenv(name, setting)
+    monkeypatch.setenv(variable, value)
+    project = load_project()
+    errors = {e.name: e.error for e in project.errors}
+    assert broken_route in errors and message in errors[broken_route]
+    loaded = {r.name for r in project.routes if r.enabled}
+    assert "files_to_sqlite" in loaded and "jira_to_notion" in loaded and broken_route not in loaded
+    dg.Definitions.validate_loadable(project.definitions())
