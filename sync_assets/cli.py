@@ -11,6 +11,9 @@
     durable-sync connectors                     installed connectors (entry points)
     durable-sync migrate [--url URL] [--check]  upgrade the state database's schema (--check: exit 1
                                                 when an upgrade is pending)
+    durable-sync webhooks [--host H] [--port P] serve the vendors' webhooks (sync-now requests for the
+                                                changed items); --show-notion-token prints Notion's
+                                                handshake token
 
 Routes come from the module named by ``--module`` or ``DURABLE_SYNC_ROUTES_MODULE`` (default
 ``sync_assets.definitions``), attribute ``routes``; the current directory is on the import path, as
@@ -692,6 +695,22 @@ def cmd_migrate(args: argparse.Namespace, store: StateStore | None) -> int:
     return code
 
 
+def cmd_webhooks(args: argparse.Namespace, store: StateStore) -> int:
+    from sync_assets import webhooks
+
+    if args.show_notion_token:
+        token = webhooks.show_notion_token(store)
+        if token is None:
+            print("no Notion handshake received yet (create the subscription with this server reachable)")
+            return 1
+        print(token)
+        return 0
+    config = webhooks.WebhookConfig(max_body=args.max_body, contentful_ttl=args.contentful_ttl)
+    routes = [r for r in _load_routes(args.module) if r.enabled]
+    webhooks.serve(routes, store, host=args.host, port=args.port, config=config)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="durable-sync", description="Operate durable-sync routes.")
     p.add_argument("--module", help=f"module with the 'routes' list (default {DEFAULT_MODULE})")
@@ -744,6 +763,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--url", help="state store URL (default: --state-url, DURABLE_SYNC_STATE_URL or DAGSTER_HOME)")
     s.add_argument("--check", action="store_true", help="only report; exit 1 when an upgrade is pending")
     s.set_defaults(fn=cmd_migrate)
+
+    s = sub.add_parser("webhooks", help="serve vendors' webhooks: signed events become sync-now requests")
+    s.add_argument("--host", default="127.0.0.1", help="interface to bind (default %(default)s)")
+    s.add_argument("--port", type=int, default=8790, help="port (default %(default)s)")
+    s.add_argument("--max-body", type=int, default=2 * 1024 * 1024, help="largest body in bytes (default %(default)s)")
+    s.add_argument(
+        "--contentful-ttl", type=float, default=300.0, help="seconds a signed Contentful request stays valid"
+    )
+    s.add_argument("--show-notion-token", action="store_true", help="print Notion's handshake token and exit")
+    s.set_defaults(fn=cmd_webhooks)
 
     auth = sub.add_parser("auth", help="OAuth accounts: keygen, status, logout, reencrypt")
     auth_sub = auth.add_subparsers(dest="auth_command", required=True)
