@@ -33,13 +33,13 @@ import datetime as dt
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from connectors.core import ConfigError, Record, RecordError, TransientError, auth_error_in_chain
+from connectors.core import ConfigError, Record, RecordError, SchemaChange, TransientError, auth_error_in_chain
 from connectors.files._values import check_value_lengths, flat_row, iso_datetime, neutral_kind
 from connectors.files.settings import (
     COLUMN_TYPES,
@@ -286,6 +286,54 @@ class SQLiteDestination:
             yield session
         finally:
             await asyncio.to_thread(session.close)
+
+    async def bootstrap_schema(self, sample: Sequence[Record], *, apply: bool) -> list[SchemaChange]:
+        """The table and columns ``sample`` needs that do not exist yet; with ``apply``, create them.
+
+        Columns are otherwise created by the first write of each property; a bootstrap creates them up
+        front (declared ``types`` get their SQL type, the others none, as on write). An existing column
+        whose declared SQL type would convert a sampled kind is reported (``mismatch``) and left alone.
+        Without ``apply`` nothing is created, not even the file.
+        """
+        kinds: dict[str, str] = {}
+        for record in sample:
+            for prop, value in record.properties.items():
+                try:
+                    kind = neutral_kind(prop, value)
+                except RecordError:
+                    continue  # an invalid value says nothing about the column
+                if kind is not None:
+                    kinds.setdefault(prop, kind)
+        return await asyncio.to_thread(self._bootstrap, kinds, apply)
+
+    def _bootstrap(self, kinds: Mapping[str, str], apply: bool) -> list[SchemaChange]:
+        session = _SQLiteSession(self)
+        try:
+            conn = session._reader()
+            exists = conn is not None and _table_exists(conn, self.table)
+            if exists:
+                assert conn is not None
+                session._check_key_column(conn)
+            columns = _load_mapping(conn, self.table) if exists and conn is not None else {}
+            changes: list[SchemaChange] = []
+            if not exists:
+                changes.append(SchemaChange("create", self.table, "table", f"in {self.path}"))
+            missing: list[tuple[str, str]] = []
+            for prop, kind in kinds.items():
+                known = columns.get(prop)
+                declared = self.types.get(prop)
+                if known is None:
+                    sql = _DECLARED_SQL_TYPES[declared] if declared else "no declared type"
+                    changes.append(SchemaChange("create", prop, declared or kind, sql))
+                    missing.append((prop, declared or kind))
+                elif kind not in _AFFINITY_KEEPS[known.affinity]:
+                    changes.append(SchemaChange("mismatch", prop, kind, f"a column of {known.affinity} affinity"))
+            if apply and (missing or not exists):
+                session._writer()  # the file, the metadata table and the table
+                session._transaction(lambda: [session._column_for(prop, kind) for prop, kind in missing])
+            return changes
+        finally:
+            session.close()
 
     def check_record(self, record: Record) -> str | None:
         """Why a write of ``record`` would be refused (a ``RecordError``'s message), or None.
