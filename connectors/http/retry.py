@@ -15,7 +15,9 @@ How one request travels through :class:`RetryTransport` (the client's transport,
     for each attempt (at most RetryPolicy.max_attempts):
         take a concurrency slot of the credential        (max_concurrent / max_concurrent_writes)
         wait while the credential is blocked             (an earlier 429 with Retry-After, on any client)
-        take a token from the credential's rate limiter  (aiolimiter, one per credential and event loop)
+        take a token from the credential's rate limiter  (aiolimiter, one per credential and event loop;
+                                                          in a run: a slot of the schedule every
+                                                          process shares, connectors.http.limits)
         send
         2xx/3xx, or a 4xx that is not a rate limit       -> return the response (raise_for_status maps it)
         429, GitHub's rate-limited 403, 408/5xx/529,
@@ -43,7 +45,10 @@ The per-credential registry is module level, so every client in the process that
 ``AsyncLimiter`` (and ``asyncio.Semaphore``) bind to the first event loop that uses them and warn when
 reused on another, so limiters and semaphores are kept per (credential, event loop) in a weak mapping,
 while the "blocked until" time is shared by all loops. A new ``asyncio.run`` (a new Dagster run in the
-same process) therefore starts with a fresh token bucket but still honours a block.
+same process) therefore starts with a fresh token bucket but still honours a block. Where a run
+installs shared limits (:func:`~connectors.http.limits.use_shared_limits`, over the state store),
+a credential with a ``rate`` is paced by the schedule all processes share instead, and a block is
+written there too, so that every process using the credential waits.
 
 Errors raised here (``HTTPAuthError``, ``HTTPRateLimited``, ``HTTPTransientError``, ``HTTPRecordError``,
 ``NotFound``) are subclasses of the ``connectors.core`` tree carrying ``status_code`` (0 when no
@@ -86,6 +91,7 @@ from connectors.core import (
     TransientError,
     classify_status,
 )
+from connectors.http.limits import Rate, SharedLimits, current_shared_limits
 
 __all__ = [
     "AMBIGUOUS_STATUSES",
@@ -206,38 +212,6 @@ Clock = Callable[[], float]
 
 # --------------------------------------------------------------------------------------------------
 # Specs
-
-
-@dataclass(frozen=True, slots=True)
-class Rate:
-    """A request rate: ``requests`` per ``per_seconds``, with bursts of up to ``burst`` requests.
-
-    Attributes:
-        requests: How many requests the window allows (may be fractional: ``Rate(1, 2)``).
-        per_seconds: The window, in seconds.
-        burst: How many requests may go at once after an idle spell (default: ``requests``, at least 1).
-    """
-
-    requests: float
-    per_seconds: float = 1.0
-    burst: int | None = None
-
-    def __post_init__(self) -> None:
-        """Refuse a rate that is not positive and finite, or a burst below 1."""
-        if not (self.requests > 0 and self.per_seconds > 0 and math.isfinite(self.requests / self.per_seconds)):
-            raise ConfigError(f"Rate needs requests > 0 and per_seconds > 0, got {self!r}")
-        if self.burst is not None and self.burst < 1:
-            raise ConfigError(f"Rate.burst must be >= 1, got {self.burst!r}")
-
-    @property
-    def capacity(self) -> int:
-        """The bucket size: ``burst``, or ``requests`` rounded down (at least 1)."""
-        return self.burst if self.burst is not None else max(1, int(self.requests))
-
-    def limiter(self) -> AsyncLimiter:
-        """A fresh ``AsyncLimiter`` with this rate and burst (aiolimiter's bucket size is ``max_rate``)."""
-        capacity = self.capacity
-        return AsyncLimiter(capacity, capacity * self.per_seconds / self.requests)
 
 
 @dataclass(frozen=True, slots=True)
@@ -824,8 +798,28 @@ class RetryTransport(httpx.AsyncBaseTransport):
             credential=self.credential,
         )
 
+    def _shared(self) -> tuple[SharedLimits, str, Rate] | None:
+        """The run's shared limits with this credential's key and rate (None: this process's own limiter)."""
+        shared = current_shared_limits()
+        if shared is None or self.credential is None or self._state.rate is None:
+            return None
+        return shared, self.credential, self._state.rate
+
+    async def _blocked_until(self, shared: tuple[SharedLimits, str, Rate] | None) -> float:
+        if shared is None:
+            return self._state.blocked_until
+        limits, key, _ = shared
+        return max(self._state.blocked_until, await limits.blocked_until(key))
+
+    async def _block_until(self, when: float) -> None:
+        self._state.block_until(when)
+        if (shared := self._shared()) is not None:
+            limits, key, _ = shared
+            await limits.block_until(key, when)  # every process on the credential waits with us
+
     async def _wait_unblocked(self, request: httpx.Request, policy: RetryPolicy) -> None:
-        while (remaining := self._state.blocked_until - self._clock()) > 0:
+        shared = self._shared()
+        while (remaining := await self._blocked_until(shared) - self._clock()) > 0:
             if remaining > policy.max_wait:
                 raise self._fail(
                     RateLimited,
@@ -841,9 +835,17 @@ class RetryTransport(httpx.AsyncBaseTransport):
     async def _send_once(self, request: httpx.Request, policy: RetryPolicy) -> httpx.Response:
         limits = self._state.limits()
         async with limits.slot(request.method):
+            shared = self._shared()
             await self._wait_unblocked(request, policy)
-            if limits.limiter is not None:
-                await limits.limiter.acquire()
+            if shared is None:
+                if limits.limiter is not None:
+                    await limits.limiter.acquire()
+            else:
+                # The schedule shared by every process replaces this process's limiter; no slot
+                # means another process has just blocked the credential: wait (or give up) as it says.
+                limits_, key, rate = shared
+                while not await limits_.acquire(key, rate):
+                    await self._wait_unblocked(request, policy)
             return await self._inner.handle_async_request(request)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -889,11 +891,11 @@ class RetryTransport(httpx.AsyncBaseTransport):
             now = self._clock()
             hint = server_wait(response, now, rate_limited=rate_limited)
             if hint is not None and hint > policy.max_wait:
-                self._state.block_until(now + hint)
+                await self._block_until(now + hint)
                 raise await self._give_up(response, RateLimited, hint, failures)
             if hint is not None and hint > 0:
                 wait = hint
-                self._state.block_until(now + hint)  # every request on the credential waits with us
+                await self._block_until(now + hint)  # every request on the credential waits with us
             elif status == 403:
                 wait = max(RATE_LIMIT_FALLBACK_WAIT, policy.backoff(failures, self._rng))
             else:

@@ -15,6 +15,7 @@ and its transactions, ``_db``), and the tables in ``_schema``::
     _control   ControlStore  pauses, the sync-now inbox, partition backoff and last failure
     _leases    LeaseStore    partition and listing leases, and the fence of a write transaction
     _blobs     BlobLockStore connector blobs and named cross-process locks
+    _limits    RateLimitStore the rate limit per credential every process shares (GCRA rows)
 
 ``StateStore`` is the one façade: it *is* each of them (it inherits them all, over one
 ``Database``), so callers keep one object and one import, a call costs no delegation hop on the
@@ -44,6 +45,7 @@ from sync_assets.state._control import ControlStore, Pause, SyncRequest
 from sync_assets.state._db import DEFAULT_STATE_FILE, Database, default_state_url, redact, utcnow
 from sync_assets.state._db import normalise_url as _normalise_url
 from sync_assets.state._leases import Fence, LeaseInfo, LeaseLost, LeaseStore
+from sync_assets.state._limits import RateLimitRow, RateLimitStore
 from sync_assets.state._links import Claims, Link, LinkMap, LinkStore
 from sync_assets.state._listing import ListingStore, ReconcileResult
 from sync_assets.state._migrate import (
@@ -73,6 +75,7 @@ from sync_assets.state._schema import (
     partition_state,
     passes,
     pauses,
+    rate_limits,
     requests,
     route_state,
     tokens,
@@ -102,6 +105,8 @@ __all__ = [
     "PassRecord",
     "PassStore",
     "Pause",
+    "RateLimitRow",
+    "RateLimitStore",
     "ReconcileResult",
     "SchemaStatus",
     "SharedBlobs",
@@ -124,6 +129,7 @@ __all__ = [
     "partition_state",
     "passes",
     "pauses",
+    "rate_limits",
     "requests",
     "route_state",
     "schema_status",
@@ -135,7 +141,9 @@ __all__ = [
 _ROUTE_TABLES = (links, listing, route_state, outcomes, checkpoints, passes, requests, partition_state, leases)
 
 
-class StateStore(LinkStore, ListingStore, PassStore, OutcomeStore, ControlStore, LeaseStore, BlobLockStore):
+class StateStore(
+    LinkStore, ListingStore, PassStore, OutcomeStore, ControlStore, LeaseStore, BlobLockStore, RateLimitStore
+):
     """The one state store. Create with ``StateStore(url)`` or ``StateStore.shared(url)``.
 
     Args:
