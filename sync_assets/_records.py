@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from connectors.compat.adapters import as_record
 from connectors.core import (
     AuthClassifier,
     AuthError,
@@ -73,10 +74,14 @@ _PLAIN_TYPES = frozenset({str, int, bool, type(None)})
 def validate_record(record: Any, *, max_value_length: int | None = None) -> tuple[Record | None, str | None]:
     """Check a record against the contract; returns ``(normalised_record, None)`` or ``(None, error)``.
 
-    Normalisation: the key is stripped; tuples become lists.
+    Normalisation: the key is stripped; tuples become lists; a durable-sync ``Record`` becomes ours.
     """
     if not isinstance(record, Record):
-        return None, f"not a Record: {type(record).__name__}"
+        # durable-sync's own Record (a connector still importing the installed durable_sync) is copied.
+        converted = as_record(record)
+        if converted is None:
+            return None, f"not a Record: {type(record).__name__}"
+        record = converted
     key = record.primary_key
     if not isinstance(key, str):
         if isinstance(key, int) and not isinstance(key, bool):
