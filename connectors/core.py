@@ -456,8 +456,8 @@ class SchemaChange:
     """One line of a schema bootstrap: a column to create, or an existing one that does not fit.
 
     Attributes:
-        action: ``"create"`` (missing: created by an apply) or ``"mismatch"`` (it exists with another
-            type: reported, never altered).
+        action: ``"create"`` (missing: created by an apply), ``"mismatch"`` (it exists with another
+            type: reported, never altered) or ``"skip"`` (the destination has no column type for it).
         name: The column (property, custom field) name.
         kind: The kind it needs, in the destination's words (``number``, ``rich_text``, ``enum``).
         detail: For a mismatch, what is there instead; for a create, extra facts (options).
@@ -472,6 +472,8 @@ class SchemaChange:
         """One line for people."""
         if self.action == "create":
             return f"create {self.name!r} ({self.kind}{', ' + self.detail if self.detail else ''})"
+        if self.action == "skip":
+            return f"skip {self.name!r} ({self.kind}): {self.detail}"
         return f"leave {self.name!r} alone: it is {self.detail}, the source's values are {self.kind}"
 
 

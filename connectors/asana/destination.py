@@ -43,7 +43,7 @@ import datetime as dt
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Awaitable, Collection, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Collection, Iterable, Mapping, Sequence
 from contextlib import aclosing, asynccontextmanager
 from typing import Any
 from urllib.parse import quote
@@ -75,7 +75,7 @@ from connectors.asana.settings import (
     PROJECT_ENV,
     TOKEN_ENV,
 )
-from connectors.core import ConfigError, Record, RecordError, TransientError, auth_error_in_chain
+from connectors.core import ConfigError, Record, RecordError, SchemaChange, TransientError, auth_error_in_chain
 from connectors.http import (
     CredentialMembers,
     HTTPAuthError,
@@ -266,6 +266,12 @@ class AsanaDestination(CredentialMembers[TokenCredentials]):
             max_concurrent=self.max_concurrent_reads,
             max_concurrent_writes=self.max_concurrent_writes,
         )
+
+    async def bootstrap_schema(self, sample: Sequence[Record], *, apply: bool) -> list[SchemaChange]:
+        """The custom fields the project lacks for ``sample``; with ``apply``, add them (``schema.py``)."""
+        from connectors.asana.schema import bootstrap_schema
+
+        return await bootstrap_schema(self, sample, apply=apply)
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[_AsanaSession]:

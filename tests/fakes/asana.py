@@ -745,6 +745,9 @@ class FakeAsana:
                 route("/workspaces/{gid}/users", self._workspace_users, "GET"),
                 route("/projects/{gid}", self._get_project, "GET"),
                 route("/projects/{gid}/custom_field_settings", self._custom_field_settings, "GET"),
+                route("/projects/{gid}/addCustomFieldSetting", self._add_custom_field_setting, "POST"),
+                route("/workspaces/{gid}/custom_fields", self._workspace_custom_fields, "GET"),
+                route("/custom_fields", self._create_custom_field, "POST"),
                 route("/projects/{gid}/tasks", self._project_tasks, "GET"),
                 route("/tasks", self._list_tasks, "GET"),
                 route("/tasks", self._create_task, "POST"),
@@ -970,6 +973,64 @@ class FakeAsana:
             raise _Fail(402, FREE_FIELD_SETTINGS_MESSAGE)
         items = [self._setting_json(project, g) for g in project.field_gids]
         return self._paginate(f"/projects/{gid}/custom_field_settings", query, items)
+
+    # Schema bootstrap: workspace custom fields, and adding one to a project. Duplicate-name and
+    # already-added wordings are the fake's (Asana documents the rule, not the message).
+
+    def _workspace_custom_fields(self, me: FakeUser, body: Any, query: Mapping[str, str], gid: str) -> tuple[int, Json]:
+        if gid not in self.workspaces or gid not in me.workspaces:
+            raise _unknown(gid)
+        if not self.premium.get(gid, True):
+            raise _Fail(402, FREE_CUSTOM_FIELDS_MESSAGE)
+        opt = self._opt_fields(query)
+        items = [
+            self._project_fields(f.as_json(), opt, ("gid", "resource_type", "name", "resource_subtype"))
+            for f in self.fields.values()
+            if f.workspace == gid
+        ]
+        return self._paginate(f"/workspaces/{gid}/custom_fields", query, items)
+
+    def _create_custom_field(self, me: FakeUser, body: Any, query: Mapping[str, str]) -> tuple[int, Json]:
+        data = self._envelope(body)
+        workspace = data.get("workspace")
+        if not isinstance(workspace, str) or not workspace:
+            raise _bad("workspace: Missing input")
+        if workspace not in self.workspaces or workspace not in me.workspaces:
+            raise _bad(f"workspace: Not a recognized ID: {workspace}")
+        if not self.premium.get(workspace, True):
+            raise _Fail(402, FREE_CUSTOM_FIELDS_MESSAGE)
+        name = data.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise _bad("name: Missing input")
+        kind = data.get("resource_subtype") or data.get("type")
+        if kind not in FIELD_TYPES - {"people"}:
+            raise _bad(f"resource_subtype: Not a valid custom field type: {kind!r}")
+        if any(f.workspace == workspace and f.name.casefold() == name.casefold() for f in self.fields.values()):
+            raise _bad(f"name: A custom field named {name!r} already exists in this workspace")
+        options = data.get("enum_options") or []
+        if kind in ("enum", "multi_enum") and not isinstance(options, list):
+            raise _bad("enum_options: Not a list")
+        if kind == "number" and not isinstance(data.get("precision", 0), int):
+            raise _bad("precision: Not an integer")
+        names = [str(o.get("name")) if isinstance(o, dict) else str(o) for o in options]
+        cf = FakeCustomField(_new_gid(), name, str(kind), workspace, [FakeEnumOption(_new_gid(), n) for n in names])
+        self.fields[cf.gid] = cf
+        return 201, {"data": cf.as_json()}
+
+    def _add_custom_field_setting(
+        self, me: FakeUser, body: Any, query: Mapping[str, str], gid: str
+    ) -> tuple[int, Json]:
+        project = self._visible_project(me, gid)
+        if not self.premium.get(project.workspace, True):
+            raise _Fail(402, FREE_FIELD_SETTINGS_MESSAGE)
+        field_gid = self._envelope(body).get("custom_field")
+        cf = self.fields.get(str(field_gid))
+        if cf is None or cf.workspace != project.workspace:
+            raise _bad(f"custom_field: Not a recognized ID: {field_gid}")
+        if cf.gid in project.field_gids:
+            raise _bad(f"custom_field: The custom field {cf.name!r} is already on this project")
+        project.field_gids.append(cf.gid)
+        return 200, {"data": self._setting_json(project, cf.gid)}
 
     def _list_project(self, me: FakeUser, query: Mapping[str, str], project_gid: str, path: str) -> tuple[int, Json]:
         self._visible_project(me, project_gid)
