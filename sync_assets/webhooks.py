@@ -571,6 +571,7 @@ class _Handler:
         return b"".join(chunks)
 
     async def handle(self, request: Any) -> Any:
+        from starlette.concurrency import run_in_threadpool
         from starlette.responses import JSONResponse
 
         vendor = request.path_params["vendor"]
@@ -578,7 +579,8 @@ class _Handler:
             body = await self._body(request)
             if _media_type(request.headers.get("content-type")) not in CONTENT_TYPES[vendor]:
                 raise Refused(415, f"content type must be {' or '.join(sorted(CONTENT_TYPES[vendor]))}")
-            status, answer = self._process(vendor, request, body)
+            # The state store's calls block: off the event loop, so one slow commit holds no other request.
+            status, answer = await run_in_threadpool(self._process, vendor, request, body)
         except Refused as refusal:
             logger.warning("webhook %s refused (%s): %s", vendor, refusal.status, refusal.reason)
             return JSONResponse({"error": refusal.reason}, status_code=refusal.status)
