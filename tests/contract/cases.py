@@ -596,3 +596,16 @@ DESTINATION_CASES += [
     DestinationCase("contentful", contentful_destination),
     DestinationCase("luma", luma_destination),
 ]
+
+# Spotify and ListenBrainz (music connectors keyed by ISRC): cases in their own test folders.
+from tests.connectors.listenbrainz import cases as _listenbrainz  # noqa: E402
+from tests.connectors.spotify import cases as _spotify  # noqa: E402
+
+SOURCE_CASES += [
+    SourceCase("spotify", lambda tmp_path: _spotify.spotify_source(tmp_path)),
+    SourceCase("listenbrainz", lambda tmp_path: _listenbrainz.listenbrainz_source(tmp_path)),
+]
+DESTINATION_CASES += [
+    DestinationCase("spotify", lambda tmp_path: _spotify.spotify_destination(tmp_path)),
+    DestinationCase("listenbrainz", lambda tmp_path: _listenbrainz.listenbrainz_destination(tmp_path)),
+]

@@ -1,0 +1,195 @@
+"""``SpotifyClient``: a typed client of the Spotify Web API (the user's saved tracks and search).
+
+Every request goes through ``connectors.http.JsonApiClient``: the per-token limiter (``SPOTIFY_RATE``),
+retries with backoff on 5xx and timeouts, and on 429 the server's ``Retry-After`` (slept through up
+to ``RetryPolicy.max_wait``, else ``RateLimited`` for the orchestrator). A 401 (the access token
+expired or was revoked) and a 403 (a scope is missing) are ``AuthError`` s: only a new token helps.
+
+Pagination is a named strategy (:class:`OffsetNextPagination`): send ``offset``; the next page starts
+after this one's items while the body names a ``next`` URL. The offset (not the URL) is what a cursor
+stores, so a resumed pass asks the same question of a fresh client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from connectors.core import ConfigError
+from connectors.http import (
+    HttpSettings,
+    Json,
+    JsonApiClient,
+    Rate,
+    TokenCredentialMembers,
+    TokenCredentials,
+    TokenPagination,
+)
+from connectors.isrc import normalize_isrc
+from connectors.spotify.settings import (
+    API_BASE,
+    DEFAULT_TIMEOUT,
+    PAGE_SIZE,
+    SAVE_LIMIT,
+    SAVED_TRACKS_PATH,
+    SEARCH_PATH,
+    SERVICE,
+    SPOTIFY_RATE,
+)
+
+__all__ = [
+    "OffsetNextPagination",
+    "SpotifyClient",
+    "SpotifyConnector",
+    "SpotifyCredentials",
+    "first_track_id",
+    "track_isrc",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class SpotifyCredentials(TokenCredentials):
+    """The OAuth access token of a Spotify source or destination (``SPOTIFY_ACCESS_TOKEN`` by default)."""
+
+    system = "spotify"
+    what = "a Spotify OAuth access token with the user-library-read and user-library-modify scopes"
+
+
+class OffsetNextPagination(TokenPagination):
+    """Send ``offset``; the next page starts after this one's items while ``next`` names a URL (Spotify)."""
+
+    name = "offset+next"
+
+    def next_token(self, body: Mapping[str, Any]) -> str | None:
+        """The offset of the next page as text, or None after the last one."""
+        items = body.get("items")
+        if not body.get("next") or not isinstance(items, list) or not items:
+            return None
+        offset = body.get("offset")
+        return str((offset if isinstance(offset, int) else 0) + len(items))
+
+
+def track_isrc(track: Mapping[str, Any]) -> str:
+    """The track's ISRC in canonical form, or "" (local files and some releases have none)."""
+    ids = track.get("external_ids")
+    return normalize_isrc(ids.get("isrc")) if isinstance(ids, dict) else ""
+
+
+def first_track_id(body: Mapping[str, Any]) -> str | None:
+    """The id of the first track of a ``/search`` answer, or None when nothing matched."""
+    tracks = body.get("tracks")
+    items = tracks.get("items") if isinstance(tracks, dict) else None
+    for item in items or []:
+        if isinstance(item, dict) and isinstance(item.get("id"), str) and item["id"]:
+            return str(item["id"])
+    return None
+
+
+def _quoted(text: str) -> str:
+    # Search's field filters take a quoted phrase; a quote inside it would end the phrase early.
+    return '"' + text.replace('"', " ").strip() + '"'
+
+
+class SpotifyClient(JsonApiClient):
+    """A Spotify Web API client for one access token (a :class:`~connectors.http.JsonApiClient`).
+
+    Args:
+        token: The OAuth access token, sent as ``Authorization: Bearer …``.
+        base_url: API base (a fake in tests).
+        rate: The token's request rate (shared by every client of the same token).
+        http: Transport, sleep, clock and retry policy (:class:`~connectors.http.HttpSettings`).
+    """
+
+    service = SERVICE
+    pagination = OffsetNextPagination()
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        base_url: str = API_BASE,
+        rate: Rate | None = SPOTIFY_RATE,
+        http: HttpSettings | None = None,
+    ) -> None:
+        """Check the token and build the client."""
+        if not token:
+            raise ConfigError("SpotifyClient needs an access token")
+        super().__init__(
+            base_url=base_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            credential=SpotifyCredentials(token).rate_limit_key,
+            rate=rate,
+            http=http,
+            timeout=DEFAULT_TIMEOUT,
+        )
+
+    async def saved_tracks(self, *, offset: int = 0, limit: int = PAGE_SIZE) -> Json:
+        """One page of the user's saved tracks (``items`` of ``{added_at, track}``, ``next``, ``total``)."""
+        body = await self.request("GET", SAVED_TRACKS_PATH, params={"limit": limit, "offset": offset})
+        return body if isinstance(body, dict) else {}
+
+    async def all_saved_tracks(self) -> AsyncIterator[Json]:
+        """Every saved-track item of the library, page by page."""
+
+        async def fetch(token: str | None) -> Json:
+            return await self.saved_tracks(offset=int(token or 0))
+
+        async for body in self.pagination.pages(fetch):
+            for item in body.get("items") or []:
+                if isinstance(item, dict):
+                    yield item
+
+    async def search_isrc(self, isrc: str) -> str | None:
+        """The id of the catalogue track with this ISRC, or None."""
+        body = await self.request("GET", SEARCH_PATH, params={"q": f"isrc:{isrc}", "type": "track", "limit": 1})
+        return first_track_id(body or {})
+
+    async def search_name(self, title: str, artist: str = "") -> str | None:
+        """The id of the first track matching a title (and an artist), or None."""
+        query = f"track:{_quoted(title)}" + (f" artist:{_quoted(artist)}" if artist.strip() else "")
+        body = await self.request("GET", SEARCH_PATH, params={"q": query, "type": "track", "limit": 1})
+        return first_track_id(body or {})
+
+    async def save(self, ids: list[str]) -> None:
+        """Save tracks to the user's library (at most ``SAVE_LIMIT``); saving one twice changes nothing."""
+        if len(ids) > SAVE_LIMIT:
+            raise ConfigError(f"Spotify saves at most {SAVE_LIMIT} tracks per call, got {len(ids)}")
+        # Idempotent on Spotify's side, so an ambiguous failure may be retried (no ``create=True``).
+        await self.request("PUT", SAVED_TRACKS_PATH, json={"ids": ids})
+
+
+class SpotifyConnector(TokenCredentialMembers):
+    """What ``SpotifySource`` and ``SpotifyDestination`` share: the token, the connection settings, a client.
+
+    Attributes:
+        name: The connector's name (set by the subclass).
+        base_url, http, rate: As for :class:`SpotifyClient`.
+        requests_sent: Requests sent by this connector's clients so far.
+    """
+
+    name: str
+
+    def _init_connection(
+        self, token: str | None, token_env: str | None, base_url: str, http: HttpSettings | None, rate: Rate | None
+    ) -> None:
+        self.credentials = SpotifyCredentials(token, token_env)
+        self.base_url = base_url.rstrip("/")
+        self.http = http
+        self.rate = rate
+        self.requests_sent = 0
+
+    @asynccontextmanager
+    async def _open_client(self, no_token: str) -> AsyncIterator[SpotifyClient]:
+        """An open client of the token (``ConfigError(no_token)`` without one); its requests are counted."""
+        token = self.token()
+        if not token:
+            raise ConfigError(no_token)
+        client = SpotifyClient(token, base_url=self.base_url, http=self.http, rate=self.rate)
+        try:
+            async with client:
+                yield client
+        finally:
+            self.requests_sent += client.requests
