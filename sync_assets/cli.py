@@ -5,7 +5,11 @@
                                                 enqueue a sync-now request (a run within seconds);
                                                 with --items it waits for the pass and names the
                                                 keys the source did not return
-    durable-sync plan ROUTE --spec KEY          dry run: what would be created / updated / unchanged
+    durable-sync plan ROUTE --spec KEY          dry run: the schema it lacks, then what would be
+                                                created / updated / unchanged
+    durable-sync schema ROUTE [--spec KEY] [--apply]  the destination fields the source's records need
+                                                (sampled); --apply creates the missing ones, never
+                                                alters an existing one
     durable-sync pause ROUTE [--spec KEY] [--reason TEXT]  |  pause --credential KEY
     durable-sync resume ROUTE [--spec KEY]  |  resume --credential KEY
     durable-sync connectors                     installed connectors (entry points)
@@ -536,9 +540,37 @@ def _progress_printer() -> Any:
     return show
 
 
+def _schema_report(route: Route, key: str, *, apply: bool, pages: int = 1) -> Any:
+    from sync_assets.bootstrap import bootstrap_route
+
+    return asyncio.run(bootstrap_route(route, key, apply=apply, pages=pages))
+
+
+def cmd_schema(args: argparse.Namespace, store: StateStore) -> int:
+    route = _route(_load_routes(args.module), args.route, args.module)
+    key = _partitions(route, [args.spec])[0] if args.spec else None
+    report = _schema_report(route, key or _partitions(route, None)[0], apply=args.apply, pages=args.pages)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+        return 0
+    for line in report.lines():
+        print(line)
+    if report.creates and not args.apply:
+        print(f"nothing written; durable-sync schema {route.name} --apply creates them")
+    return 0
+
+
 def cmd_plan(args: argparse.Namespace, store: StateStore) -> int:
+    from connectors.core import SchemaBootstrap
+
     route = _route(_load_routes(args.module), args.route, args.module)
     (key,) = _partitions(route, [args.spec])
+    schema: Any = None
+    if isinstance(route.destination, SchemaBootstrap):
+        try:
+            schema = _schema_report(route, key, apply=False)
+        except SyncError as schema_error:  # the plan of the records still says what it can
+            schema = describe_error(schema_error)
     options = PassOptions(
         plan=True, full_refresh=args.full_refresh, only_items=tuple(args.items) if args.items else None
     )
@@ -547,14 +579,16 @@ def cmd_plan(args: argparse.Namespace, store: StateStore) -> int:
         sys.stderr.write("\n")
     s = result.stats
     if args.json:
-        print(
-            json.dumps(
-                {"stats": s.as_dict(), "sample": result.planned, "failures": result.failures},
-                indent=2,
-                default=str,
-            )
-        )
+        view = {"stats": s.as_dict(), "sample": result.planned, "failures": result.failures}
+        if schema is not None:
+            view["schema"] = schema if isinstance(schema, str) else schema.as_dict()
+        print(json.dumps(view, indent=2, default=str))
         return 0
+    if isinstance(schema, str):
+        print(f"schema of {route.name}: cannot tell ({schema})")
+    elif schema is not None:
+        for line in schema.lines():
+            print(line)
     print(f"plan for {route.name}/{key} (nothing written):")
     print(
         f"  would create {s.created}, update {s.updated}; unchanged {s.unchanged}; skipped {s.skipped}; invalid {s.failed}"
@@ -746,6 +780,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--full-refresh", action="store_true")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_plan)
+
+    s = sub.add_parser("schema", help="the destination fields a route's records need; --apply creates them")
+    s.add_argument("route")
+    s.add_argument("--spec", help="the spec whose first page is sampled (default: the first)")
+    s.add_argument("--apply", action="store_true", help="create what is missing (never alters what exists)")
+    s.add_argument("--pages", type=int, default=1, help="source pages to sample (default %(default)s)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_schema)
 
     for name, fn in (("pause", cmd_pause), ("resume", cmd_resume)):
         s = sub.add_parser(name, help=f"{name} a route, a spec or a credential")

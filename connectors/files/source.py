@@ -599,6 +599,17 @@ class FilesSource:
         """Where the records come from, for logs and the UI."""
         return ", ".join(f"{fs.key}={fs.path}" for fs in self.file_specs.values())
 
+    def declared_types(self, spec_key: str) -> dict[str, str]:
+        """Property -> declared type name of one spec (``FileSpec.types`` without the key and body).
+
+        A schema bootstrap (``durable-sync schema``) types a column from it even when the sampled
+        rows leave that column empty.
+        """
+        fs = self.file_specs.get(spec_key)
+        if fs is None:
+            return {}
+        return {col: t for col, t in fs.types.items() if col not in (fs.key_column, fs.body_column)}
+
     def close(self) -> None:
         """Close every reader kept between pages (they are also closed at the end of each pass)."""
         while self._readers:
