@@ -13,6 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	$(VENV)/bin/pip install --quiet --no-deps durable-sync==0.3.0  # read, never imported, by tests/compat (its temporalio dependency is left out)
 	touch $@
 
 install: $(VENV)/.installed
