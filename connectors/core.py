@@ -33,6 +33,8 @@ class: it has the capability when it has the member)::
     DescribedDestination      describe() -> str          where the rows are
     ListingSession            query_existing_rows()      (key, id) pairs, duplicates included
     CheckingSession           check_record(record)       what a write would refuse, without writing
+    MissingMarkingSession     async mark_missing(id, on) mark a row gone from the source, or unmark it
+    DeletionReportingSource   deleted_keys(spec_key)     keys a pass saw deleted (on_missing marks them)
 
 One member per protocol, because the engine looks each up on its own (a source may ``reset`` without
 ``commit``); a member set to None counts as absent, as ``getattr(obj, name, None)`` did.
@@ -95,6 +97,7 @@ __all__ = [
     "Configurable",
     "CredentialFingerprinted",
     "CredentialKeyed",
+    "DeletionReportingSource",
     "DescribedDestination",
     "Destination",
     "DestinationHTTPError",
@@ -107,6 +110,7 @@ __all__ = [
     "KeyStoringDestination",
     "LengthLimitedDestination",
     "ListingSession",
+    "MissingMarkingSession",
     "PagedSource",
     "RateLimitKeyed",
     "RateLimited",
@@ -557,6 +561,28 @@ class CheckingSession(Protocol):
 
         A plan counts such records as failures instead of creates or updates.
         """
+        ...
+
+
+@runtime_checkable
+class MissingMarkingSession(Protocol):
+    """A destination session that can mark a row as no longer at the source (``Route(on_missing="mark")``)."""
+
+    async def mark_missing(self, destination_id: str, missing: bool) -> None:
+        """Mark the row ``destination_id`` as gone from the source (``missing``) or take the mark off.
+
+        Never deletes: an archive the destination has (Notion's trash, Asana's completed) or a
+        column/property it sets. Marking a row already marked is a no-op.
+        """
+        ...
+
+
+@runtime_checkable
+class DeletionReportingSource(Protocol):
+    """A source whose passes see deletions (a sync API's deleted entries, a trash) and report them."""
+
+    def deleted_keys(self, spec_key: str) -> list[str]:
+        """Keys of ``spec_key`` the last pass saw deleted; the engine reads them at the end of a pass."""
         ...
 
 

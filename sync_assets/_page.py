@@ -17,9 +17,10 @@ from connectors.core import (
     Record,
     describe_error,
 )
-from sync_assets._pass_state import PassState
+from sync_assets._missing import MissingSteps
 from sync_assets._plan import PagePlan, PreparedPage, classify_page, hash_page, prepare_page
 from sync_assets._records import is_auth, is_systemic
+from sync_assets._two_way import TwoWayPage, TwoWaySteps
 from sync_assets._write import PageWriter, WriteResult
 from sync_assets.routes import credential_scope
 from sync_assets.state import Checkpoint, Claims, Link, utcnow
@@ -31,7 +32,7 @@ DEFERRED_LIMIT = 10_000  # creates claimed by another partition kept for a retry
 FAILURE_SAMPLE = 100  # failures kept on the result
 
 
-class PageSteps(PassState):
+class PageSteps(TwoWaySteps, MissingSteps):
     """The page steps of ``sync_assets.engine._Pass``."""
 
     async def _process_page(
@@ -60,15 +61,34 @@ class PageSteps(PassState):
                 stats.records += prepared.seen
             stats.skipped += prepared.skipped
             stats.deduplicated += prepared.deduplicated
-        plan = self._classify(prepared.records)
+        if not extra:
+            self._note_seen(raw)
+        two_way: TwoWayPage | None = None
+        records = prepared.records
+        if self.route.two_way is not None:
+            # Records with a twin are planned field by field; the rest are creates (with their twin's
+            # field names), through the ordinary claims below.
+            two_way = await self._two_way_page(records)
+            records = two_way.new
+        plan = self._classify(records)
         failures = prepared.failures + plan.failures
+        updates = plan.updates
+        if two_way is not None:
+            failures += two_way.failures
+            plan.unchanged += two_way.unchanged
+            updates = updates + two_way.updates
         stats.created += len(plan.adopted)
         stats.unchanged += len(plan.unchanged)
         if self.options.plan:
-            self._plan_page(plan.creates, plan.updates, plan.unchanged, failures)
+            self._plan_page(plan.creates, updates, plan.unchanged, failures)
             return
         self.leases.check()
-        written = await self._writer(failures).write(plan.creates, plan.updates)
+        await self._unmark_returned(prepared.records.keys())
+        written = await self._writer(failures).write(plan.creates, updates)
+        if two_way is not None:
+            # Before the page's links: a pair stored and its link lost to a crash is found again by
+            # the pair (never created twice); the intent left pending makes the next pass list first.
+            self._commit_two_way(two_way, written.linked)
         self._commit_page(written, plan.unchanged, next_cursor, targeted)
 
     def _classify(self, records: dict[str, Record]) -> PagePlan:

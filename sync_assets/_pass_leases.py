@@ -18,7 +18,9 @@ import uuid
 from connectors.core import SyncError
 from sync_assets.state import LISTING_LEASE, Fence, LeaseLost, StateStore, utcnow
 
-__all__ = ["PartitionBusy", "PassLeases"]
+__all__ = ["PAIR_LEASE", "PartitionBusy", "PassLeases"]
+
+PAIR_LEASE = "*pair"  # the lease a two-way pair's passes share (partition keys never hold '*')
 
 log = logging.getLogger("sync_assets.engine")
 
@@ -64,6 +66,7 @@ class PassLeases:
         self.wait = wait
         self.fences: list[Fence] = []
         self.lost = False
+        self.owners: dict[str, str] = {}  # holder -> the lease's route, when not ``route`` (a pair's)
 
     async def take_partition(self) -> Fence:
         """The partition's lease, waiting up to ``wait`` seconds for another pass to give it up.
@@ -71,12 +74,28 @@ class PassLeases:
         Raises:
             PartitionBusy: Another pass still holds it.
         """
-        fence = Fence(self.partition, uuid.uuid4().hex, self.seconds)
+        return await self._take(self.name, self.partition)
+
+    async def take_pair(self, pair: str) -> Fence:
+        """A two-way pair's lease (``PAIR_LEASE`` of the pair): its two directions never run at once.
+
+        Raises:
+            PartitionBusy: The other direction's pass holds it.
+        """
+        return await self._take(pair, PAIR_LEASE)
+
+    def _route_of(self, fence: Fence) -> str:
+        return self.owners.get(fence.holder, self.name)
+
+    async def _take(self, route: str, name: str) -> Fence:
+        fence = Fence(name, uuid.uuid4().hex, self.seconds)
+        if route != self.name:
+            self.owners[fence.holder] = route
         deadline = time.monotonic() + self.wait
         delay = 0.1
         while True:
             taken, previous = self.store.acquire_lease(
-                self.name, self.partition, fence.holder, seconds=fence.seconds, run_id=self.run_id
+                route, name, fence.holder, seconds=fence.seconds, run_id=self.run_id
             )
             if taken:
                 if previous is not None and previous.released_at is None and previous.holder != fence.holder:
@@ -93,7 +112,8 @@ class PassLeases:
             if remaining <= 0:
                 holder = previous.run_id if previous is not None else None
                 raise PartitionBusy(
-                    f"route {self.name} partition {self.partition}: another pass holds it"
+                    f"route {route} {'partition ' + name if route == self.name else 'lease ' + name}: "
+                    "another pass holds it"
                     + (f" (run {holder})" if holder else "")
                     + "; nothing was written. That pass brings the partition up to date; the next due "
                     "run follows it.",
@@ -112,7 +132,7 @@ class PassLeases:
             await asyncio.sleep(self.seconds / 3)
             for fence in list(self.fences):
                 try:
-                    held = self.store.renew_lease(self.name, fence)
+                    held = self.store.renew_lease(self._route_of(fence), fence)
                 except Exception:  # the database is away: the fenced commits decide
                     log.warning("%s/%s: could not renew lease %s", self.name, self.partition, fence.name, exc_info=True)
                     continue
@@ -125,7 +145,7 @@ class PassLeases:
         if fence in self.fences:
             self.fences.remove(fence)
         try:
-            self.store.release_lease(self.name, fence)
+            self.store.release_lease(self._route_of(fence), fence)
         except Exception:  # it expires by itself
             log.warning("%s/%s: could not release lease %s", self.name, self.partition, fence.name, exc_info=True)
 

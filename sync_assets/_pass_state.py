@@ -117,3 +117,6 @@ class PassState:
         self.started_at = self.synced_at = self.lease_taken_at
         self.full_refresh = options.full_refresh
         self.cp_options: dict[str, Any] = {}
+        self.conflicts: list[tuple[str, str, str]] = []  # two-way: (key, field, winning side), a sample
+        # on_missing: the keys a complete full pass saw (None: not tracked, e.g. a resumed pass).
+        self.seen_keys: set[str] | None = None

@@ -88,6 +88,9 @@ class PassStats:
         resumed_from: The page a resumed pass went on from.
         reconciled: Whether the pass listed the destination (or used a listing that served it).
         not_found: Targeted: keys asked for that the source did not return.
+        conflicts: Two-way: fields edited on both sides since the last pass (resolved by the policy).
+        missing_marked: ``on_missing``: rows marked as gone from the source by this pass.
+        missing_cleared: ``on_missing``: rows whose key came back, the mark taken off.
     """
 
     created: int = 0
@@ -107,6 +110,9 @@ class PassStats:
     resumed_from: int | None = None
     reconciled: bool = False
     not_found: list[str] = field(default_factory=list)  # targeted: keys asked for the source did not return
+    conflicts: int = 0
+    missing_marked: int = 0
+    missing_cleared: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """The stats as a JSON-ready dict (stored with the checkpoint and the pass history)."""
@@ -133,6 +139,7 @@ class PassResult:
             20 each; empty for a real pass.
         duplicate_keys: Keys the listing showed more than once, with their destination ids.
         extra: The connectors' ``pass_metadata()``, prefixed with their names.
+        conflicts: Two-way: ``(key, field, winning side)`` of conflicts, at most 50.
     """
 
     route: str
@@ -143,3 +150,4 @@ class PassResult:
     planned: dict[str, list[str]] = field(default_factory=dict)
     duplicate_keys: list[tuple[str, list[str]]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # the connectors' pass_metadata()
+    conflicts: list[tuple[str, str, str]] = field(default_factory=list)

@@ -25,7 +25,8 @@ members up once per pass with ``isinstance`` against the capability protocols of
 classify: no I/O), written by ``sync_assets._write`` and committed by ``sync_assets._page``; the
 listing is ``sync_assets._reconcile``, the leases ``sync_assets._pass_leases``, hashing, validation
 and error classes ``sync_assets._records``, the options/stats/result types ``sync_assets._results``
-(re-exported here, where callers import them from).
+(re-exported here, where callers import them from); a two-way route's page step is
+``sync_assets._two_way``, ``on_missing`` is ``sync_assets._missing``.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from connectors.core import (
     ConfigHinting,
     Configurable,
     IncrementalSource,
+    MissingMarkingSession,
     PagedSource,
     ReportingConnector,
     ResettableSource,
@@ -114,6 +116,10 @@ class _Pass(PageSteps, ReconcileSteps):
         # One pass of a partition at a time, however the run was launched: the lease, not a run
         # tag or a pool, is the guarantee. Every commit of the pass is fenced by it.
         self.fence = await self.leases.take_partition()
+        if self.route.two_way is not None:
+            # The two directions of a pair never run at once: a pass reads the other side back and
+            # stores the pair's baselines, which the other direction's pass reads.
+            await self.leases.take_pair(self.route.two_way.pair)
         self.lease_taken_at = utcnow()
         renewer = asyncio.ensure_future(self.leases.renew_forever())
         try:
@@ -196,6 +202,7 @@ class _Pass(PageSteps, ReconcileSteps):
             planned=self.planned if opts.plan else {},
             duplicate_keys=self.duplicate_keys,
             extra=self._connector_metadata(),
+            conflicts=list(self.conflicts),
         )
 
     async def _sync(
@@ -208,12 +215,21 @@ class _Pass(PageSteps, ReconcileSteps):
             source.reset(self.spec.key)
         async with self.dest.connect() as session:
             self.session = session
+            if self.route.on_missing is not None and not isinstance(session, MissingMarkingSession):
+                raise ConfigError(
+                    f"route {self.name}: on_missing={self.route.on_missing!r}, but destination "
+                    f"{self.dest.name} cannot mark rows (it has no mark_missing)"
+                )
+            if self.route.on_missing is not None and use_checkpoint and cp is None:
+                self.seen_keys = set()  # a resumed pass did not see the pages before its cursor
             if self._should_reconcile(resumed=cp is not None):
                 await self._reconcile()
             await self._page_loop(cursor, self.options.only_items is not None)
             if incremental and use_checkpoint:
                 await self._retry_unseen_failures()
             await self._retry_deferred()
+            if self.route.on_missing is not None and use_checkpoint:
+                await self._mark_missing(incremental=incremental)
         if use_checkpoint and isinstance(source, CommittingSource):
             # The pass is complete and was not a dry run: an incremental source may now store
             # the watermark it reached (it holds it until this call).

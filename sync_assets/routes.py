@@ -1,7 +1,10 @@
-"""A route: records of one source mirrored into one destination.
+"""A route: records of one source mirrored into one destination; a two-way route: two of them, paired.
 
-Two-way sync is two routes, and every field has exactly one owning route (``owns``). A route's name
-is its identity everywhere: the asset key, the partitions definition, the state store's namespace.
+A route's name is its identity everywhere: the asset key, the partitions definition, the state
+store's namespace. ``TwoWayRoute`` pairs two systems that both read and write: it expands to two
+routes (``a_to_b``, ``b_to_a``) that share one table of twins (``ds_pairs``), so a row one of them
+created is never copied back as new, the read-back of a write is never echoed, and each field is
+resolved by its owner or by the later edit (``sync_assets._two_way``).
 """
 
 from __future__ import annotations
@@ -26,8 +29,19 @@ from connectors.core import (
 )
 from connectors.http import BACKOFF_KINDS
 
-__all__ = ["EndBinding", "Route", "compose", "partition_key_for", "restrict_to_owned"]
+__all__ = [
+    "ON_MISSING",
+    "EndBinding",
+    "Route",
+    "TwoWay",
+    "TwoWayRoute",
+    "compose",
+    "partition_key_for",
+    "restrict_to_owned",
+]
 
+ON_MISSING = ("mark",)  # the values of Route.on_missing besides None
+POLICIES = ("last_writer_wins", "owner")
 _ROUTE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
 _PARTITION_UNSAFE = re.compile(r"[^A-Za-z0-9:_.\-]")
 
@@ -116,6 +130,11 @@ class Route:
             asset's retry policy (``Backoff.EXPONENTIAL``, ``Backoff.LINEAR``, none) and the HTTP
             retries of the connectors in the route's passes. None: as ``retry_policy`` says, else
             each side's default (exponential).
+        on_missing: ``"mark"``: when a complete full pass no longer yields a linked key, mark its row
+            (the destination's ``mark_missing``: Notion's trash, Asana's completed, a SQLite column)
+            and take the mark off when the key returns. Never on a targeted, resumed, failed or plan
+            pass; nothing is deleted. None (default): off.
+        two_way: Set on the two routes of a ``TwoWayRoute`` (not by hand).
     """
 
     source: Source
@@ -132,6 +151,8 @@ class Route:
     destination_binding: EndBinding | None = None
     retry_policy: Any = None
     backoff: str | None = None
+    on_missing: str | None = None
+    two_way: TwoWay | None = None
 
     def __post_init__(self) -> None:
         """Check the connectors have the contract's members and normalise the name and ownership."""
@@ -157,6 +178,10 @@ class Route:
             object.__setattr__(self, "owns", frozenset(self.owns))
         if self.reconcile_every <= dt.timedelta(0):
             raise ConfigError(f"Route {name}: reconcile_every must be positive")
+        if self.on_missing is not None and self.on_missing not in ON_MISSING:
+            raise ConfigError(f"Route {name}: on_missing must be None or one of {', '.join(ON_MISSING)}")
+        if self.two_way is not None and (self.transform is not None or self.owns is not None):
+            raise ConfigError(f"Route {name}: a two-way route maps its fields itself (no transform, no owns)")
         if self.backoff is not None and self.backoff not in BACKOFF_KINDS:
             raise ConfigError(f"Route {name}: backoff must be one of {', '.join(BACKOFF_KINDS)}, got {self.backoff!r}")
         if self.retry_policy is not None and not hasattr(self.retry_policy, "max_retries"):
@@ -222,6 +247,173 @@ class Route:
             self.destination_scope,
             self.source_scope,
         ]
+
+
+@dataclass(frozen=True)
+class TwoWay:
+    """What one of the two routes of a ``TwoWayRoute`` knows of the pairing (built by ``TwoWayRoute``).
+
+    Attributes:
+        pair: The pair's name (the key of its twins in the state store).
+        side: The side this route reads: ``a`` or ``b``.
+        fields: ``(name on A, name on B)`` of every synced field; A's names are the canonical ones.
+        policy: ``last_writer_wins`` or ``owner``.
+        owners: Canonical field name -> the side that owns it (``a``/``b``); an owned field is
+            written only from its owner, whatever the policy.
+        modified: The property holding each side's modification time (A's, B's), or None.
+        tie: The side that wins a conflict whose modification times are equal or unknown.
+        peer_route: The name of the other direction's route.
+        peer_source: The other side's source: what a pass reads back before it writes (a conflict
+            needs both sides' current values).
+    """
+
+    pair: str
+    side: str
+    fields: tuple[tuple[str, str], ...]
+    policy: str
+    owners: Mapping[str, str]
+    modified: tuple[str | None, str | None]
+    tie: str
+    peer_route: str
+    peer_source: Source
+
+    @property
+    def peer_side(self) -> str:
+        """The side this route writes."""
+        return "b" if self.side == "a" else "a"
+
+    def canonical(self, properties: Mapping[str, Any], side: str) -> dict[str, Any]:
+        """The synced fields of a record of ``side``, by their canonical (A) name; absent fields left out."""
+        index = 0 if side == "a" else 1
+        return {pair[0]: properties[pair[index]] for pair in self.fields if pair[index] in properties}
+
+    def outgoing(self, values: Mapping[str, Any], side: str) -> dict[str, Any]:
+        """Canonical ``values`` under ``side``'s property names (what a write to that side sends)."""
+        index = 0 if side == "a" else 1
+        return {pair[index]: values[pair[0]] for pair in self.fields if pair[0] in values}
+
+    def modified_at(self, properties: Mapping[str, Any], side: str) -> dt.datetime | None:
+        """The record's modification time on ``side``, when the route names its property and it holds one."""
+        name = self.modified[0 if side == "a" else 1]
+        value = properties.get(name) if name else None
+        if isinstance(value, dt.datetime):
+            return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+        if isinstance(value, str):
+            try:
+                parsed = dt.datetime.fromisoformat(value)
+            except ValueError:
+                return None
+            return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
+        return None
+
+    def writes(self, field_name: str) -> bool:
+        """Whether this route writes ``field_name`` (canonical): not when the other side owns it."""
+        owner = self.owners.get(field_name)
+        return owner is None or owner == self.side
+
+
+@dataclass(frozen=True, eq=False)
+class TwoWayRoute:
+    """Two systems that both read and write, kept in step field by field; it expands to two routes.
+
+    ``routes()`` gives ``<a>_to_<b>`` and ``<b>_to_<a>``. They share the pair's twins (``ds_pairs``):
+    a row either of them created is linked to its origin and never copied back as new; a pass reads
+    a record's fields against what both sides last agreed on, so the read-back of our own write is
+    no change (no echo) and only the fields edited since are written (nothing else is overwritten).
+    A field edited on both sides since the last pass is a conflict, resolved by ``policy`` and
+    reported (the ``no_conflicts`` check, ``durable-sync status``). Deletions are never propagated.
+    The two directions of a pair never run at once (a lease of the pair).
+
+    Args:
+        a: Side A's ``(source, destination)``: both over the same records (the source's keys are the
+            destination's ids: Notion page ids, Jira issue ids, SQLite row keys…).
+        b: Side B's ``(source, destination)``.
+        fields: Synced fields, A's property name -> B's (a field not listed is never written).
+        name: The pair's name (default ``<a>_and_<b>``); the routes are ``<a>_to_<b>`` and ``<b>_to_<a>``.
+        policy: ``last_writer_wins`` (the side whose record was modified later wins a conflict) or
+            ``owner`` (every field has an owner in ``owners``; only the owner's edits are written).
+        owners: A's field name -> ``a`` or ``b``; an owned field is written only from its owner.
+        modified: The properties holding each side's modification time (e.g. Notion's
+            ``last_edited_time`` property, Jira's ``Updated``); a conflict without both is won by ``tie``.
+        tie: The side that wins when the modification times are equal or unknown.
+        on_missing: As ``Route.on_missing``, for both routes.
+        reconcile_every: As ``Route.reconcile_every``.
+        description: Shown on both assets.
+        enabled: False keeps both routes out of the deployment.
+        tags: Tags of both assets.
+    """
+
+    a: tuple[Source, Destination]
+    b: tuple[Source, Destination]
+    fields: Mapping[str, str]
+    name: str = ""
+    policy: str = "last_writer_wins"
+    owners: Mapping[str, str] = field(default_factory=dict)
+    modified: tuple[str | None, str | None] = (None, None)
+    tie: str = "a"
+    on_missing: str | None = None
+    reconcile_every: dt.timedelta = dt.timedelta(days=1)
+    description: str | None = None
+    enabled: bool = True
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Check the policy, the owners and the field map."""
+        a_name, b_name = self.a[0].name, self.b[0].name
+        name = (self.name or f"{a_name}_and_{b_name}").replace("-", "_")
+        if not _ROUTE_NAME_RE.match(name):
+            raise ConfigError(f"TwoWayRoute name {name!r}: use letters, digits and '_', at most 100 characters")
+        object.__setattr__(self, "name", name)
+        if self.policy not in POLICIES:
+            raise ConfigError(f"TwoWayRoute {name}: policy must be one of {', '.join(POLICIES)}")
+        if not self.fields:
+            raise ConfigError(f"TwoWayRoute {name}: fields is empty; name the fields both sides keep in step")
+        if len(set(self.fields.values())) != len(self.fields):
+            raise ConfigError(f"TwoWayRoute {name}: two fields of A map to one field of B")
+        if self.tie not in ("a", "b"):
+            raise ConfigError(f"TwoWayRoute {name}: tie must be 'a' or 'b'")
+        for field_name, owner in self.owners.items():
+            if field_name not in self.fields:
+                raise ConfigError(f"TwoWayRoute {name}: owners names {field_name!r}, which is not in fields")
+            if owner not in ("a", "b"):
+                raise ConfigError(f"TwoWayRoute {name}: the owner of {field_name!r} must be 'a' or 'b'")
+        if self.policy == "owner":
+            unowned = sorted(set(self.fields) - set(self.owners))
+            if unowned:
+                raise ConfigError(f"TwoWayRoute {name}: policy 'owner' needs an owner for {', '.join(unowned)}")
+
+    def routes(self) -> tuple[Route, Route]:
+        """The two routes: ``<a>_to_<b>`` (A's source into B's destination) and ``<b>_to_<a>``."""
+        (a_source, a_dest), (b_source, b_dest) = self.a, self.b
+        a_to_b = f"{a_source.name}_to_{b_dest.name}".replace("-", "_")
+        b_to_a = f"{b_source.name}_to_{a_dest.name}".replace("-", "_")
+        common = {
+            "pair": self.name,
+            "fields": tuple(self.fields.items()),
+            "policy": self.policy,
+            "owners": dict(self.owners),
+            "modified": self.modified,
+            "tie": self.tie,
+        }
+        out = []
+        for source, dest, route_name, side, peer, peer_source in (
+            (a_source, b_dest, a_to_b, "a", b_to_a, b_source),
+            (b_source, a_dest, b_to_a, "b", a_to_b, a_source),
+        ):
+            out.append(
+                Route(
+                    source,
+                    dest,
+                    name=route_name,
+                    reconcile_every=self.reconcile_every,
+                    description=self.description,
+                    enabled=self.enabled,
+                    tags=dict(self.tags),
+                    on_missing=self.on_missing,
+                    two_way=TwoWay(side=side, peer_route=peer, peer_source=peer_source, **common),  # type: ignore[arg-type]
+                )
+            )
+        return out[0], out[1]
 
 
 def credential_key(obj: object) -> str:

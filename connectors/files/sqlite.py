@@ -218,6 +218,8 @@ class SQLiteDestination:
         create_only_properties: Properties written on create only, never by ``update``.
         max_value_length: Longest string (or list item) accepted; longer is a ``RecordError``.
         name: Destination name.
+        missing_property: The bool property ``on_missing`` sets on a row whose key left the source
+            (``mark_missing``), and clears when it returns.
 
     Raises:
         ConfigError: A bad table or key column name, or an unknown type in ``types``.
@@ -237,6 +239,7 @@ class SQLiteDestination:
         create_only_properties: Iterable[str] = (),
         max_value_length: int | None = None,
         name: str = "sqlite",
+        missing_property: str = "Missing at source",
     ) -> None:
         """Check the arguments (see Raises above); the file is opened only when a session first needs it."""
         self.table = _check_name("table", table)
@@ -263,6 +266,7 @@ class SQLiteDestination:
         self.create_only_properties = set(create_only_properties)
         self.max_value_length = max_value_length
         self.rate_limit_key = f"sqlite:{self.path}"
+        self.missing_property = missing_property
 
     @property
     def config_hint(self) -> str:
@@ -764,6 +768,23 @@ class _SQLiteSession:
         kinds = self.dest.kinds_of(record)
         async with self.lock:
             return await asyncio.to_thread(self._write, self._update, existing_id, record, kinds, synced_at)
+
+    async def mark_missing(self, destination_id: str, missing: bool) -> None:
+        """``on_missing``: set the row's ``missing_property`` (a bool column) to ``missing``; nothing else changes.
+
+        Raises:
+            RecordError: No row has that id.
+        """
+        record = Record(f"row {destination_id}", {self.dest.missing_property: bool(missing)}, None)
+        async with self.lock:
+            await asyncio.to_thread(self._write, self._set_missing, destination_id, record)
+
+    def _set_missing(self, existing_id: str, record: Record) -> None:
+        assert self.conn is not None
+        sets = self._assignments(record, {self.dest.missing_property: "bool"}, skip=set())
+        sql = f"UPDATE {self.qtable} SET {', '.join(f'{c} = ?' for c, _ in sets)} WHERE id = ?"
+        if self.conn.execute(sql, [v for _, v in sets] + [int(existing_id)]).rowcount == 0:
+            raise RecordError(f"SQLite {self.dest.table}: row {existing_id} not found", primary_key=record.primary_key)
 
     async def query_existing_rows(self) -> AsyncIterator[tuple[str, str]]:
         """Every (key, id) in id order, read ``SQLITE_LIST_BATCH`` rows per query (none without a table)."""
