@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import httpx
 import pytest
 
+from connectors import core
 from connectors.compat import http as compat_http
 from connectors.compat.linkstore import InMemoryLinkStore
 from connectors.compat.route import Route
 from connectors.http import HttpSettings
+from sync_assets._records import credential_fingerprint
 from sync_assets.engine import run_pass
 from sync_assets.state import StateStore
 from tests.compat import original
@@ -215,3 +216,22 @@ def test_the_port_rewrites_import_lines_only():
             for before, after in zip(text.splitlines(), ported_text.splitlines(), strict=True):
                 if before != after:
                     assert original._IMPORT_LINE.match(before), (system, name, before)
+
+
+async def test_a_ported_source_rejected_with_401_pauses_a_credential_that_lifts_when_the_secret_changes(
+    ported, sqlite_store, monkeypatch
+):
+    world = World(ported, monkeypatch)
+    monkeypatch.setenv("GITHUB_TOKEN", "test-token-revoked")
+    github_to_asana, _ = world.routes(sqlite_store)
+    with (
+        compat_http.using(HttpSettings(transport=world.transport, sleep=_no_sleep)),
+        pytest.raises(core.AuthError),
+    ):
+        await run_pass(github_to_asana, f"org:{ORG}", sqlite_store)
+    pause = sqlite_store.pauses()["credential:github:GITHUB_TOKEN"]
+    assert pause.source == "auth" and pause.fingerprint
+    assert credential_fingerprint(github_to_asana.source) == pause.fingerprint  # unchanged: stays paused
+    monkeypatch.setenv("GITHUB_TOKEN", world.github.token)
+    assert credential_fingerprint(github_to_asana.source) not in (None, pause.fingerprint)  # the sensor lifts it
+    assert world.asana.counters.creates == 0
