@@ -34,8 +34,10 @@ __all__ = [
     "FilesResource",
     "GitHubResource",
     "JiraResource",
+    "ListenBrainzResource",
     "LumaResource",
     "NotionResource",
+    "SpotifyResource",
     "SystemResource",
     "YouTubeResource",
     "bind_route",
@@ -634,6 +636,145 @@ class FilesResource(SystemResource):
         )
 
 
+# ---------------------------------------------------------------------------------------------- Spotify
+
+
+class _SpotifySourceOptions(Options):
+    interval_minutes: int = 120
+
+
+class _SpotifyDestinationOptions(Options):
+    title_property: str = "Name"
+    artist_property: str = "Artist"
+    search_by_name: bool = True
+    create_only: Sequence[str] = ()
+
+
+class SpotifyResource(SystemResource):
+    """Spotify: the user's saved tracks, as a source and as a destination (keyed by ISRC).
+
+    Attributes:
+        access_token: An OAuth access token with ``user-library-read`` / ``user-library-modify``
+            (``secret("SPOTIFY_ACCESS_TOKEN")``); it lasts an hour, so renew the variable (or its file).
+        base_url: The API root.
+    """
+
+    system: ClassVar[str] = "spotify"
+    secret_fields: ClassVar[tuple[str, ...]] = ("access_token",)
+
+    access_token: str | None = None
+    base_url: str = "https://api.spotify.com/v1"
+
+    def source(self, options: Mapping[str, Any], *, where: str, envs: Mapping[str, str] | None = None) -> Source:
+        """A ``SpotifySource``."""
+        from connectors.spotify import SpotifySource
+
+        o = parse_options(_SpotifySourceOptions, options, where=where)
+        secret_args = self._secret("access_token", envs)
+        return SpotifySource(
+            token=secret_args["token"],
+            token_env=secret_args["token_env"] or "SPOTIFY_ACCESS_TOKEN",
+            interval_minutes=o.interval_minutes,
+            base_url=self.base_url,
+        )
+
+    def destination(
+        self, options: Mapping[str, Any], *, where: str, envs: Mapping[str, str] | None = None
+    ) -> Destination:
+        """A ``SpotifyDestination`` saving tracks found by ISRC."""
+        from connectors.spotify import SpotifyDestination
+
+        o = parse_options(_SpotifyDestinationOptions, options, where=where)
+        secret_args = self._secret("access_token", envs)
+        return SpotifyDestination(
+            token=secret_args["token"],
+            token_env=secret_args["token_env"] or "SPOTIFY_ACCESS_TOKEN",
+            title_property=o.title_property,
+            artist_property=o.artist_property,
+            search_by_name=o.search_by_name,
+            create_only_properties=set(o.create_only),
+            base_url=self.base_url,
+        )
+
+
+# ---------------------------------------------------------------------------------------------- ListenBrainz
+
+
+class _ListenBrainzSourceOptions(Options):
+    user: str | None = None
+    interval_minutes: int = 120
+
+
+class _ListenBrainzDestinationOptions(Options):
+    user: str | None = None
+    create_only: Sequence[str] = ()
+
+
+class ListenBrainzResource(SystemResource):
+    """ListenBrainz: a user's loved recordings, as a source and as a destination (keyed by ISRC).
+
+    ISRCs and recordings are matched with MusicBrainz (one request a second, a descriptive User-Agent).
+
+    Attributes:
+        token: The user token (``secret("LISTENBRAINZ_TOKEN")``); the source reads public feedback
+            without it, but the resource names it for both ends.
+        user_agent: The ``User-Agent`` sent to MusicBrainz (an application, a version, a contact).
+        base_url: The ListenBrainz API root.
+        musicbrainz_url: The MusicBrainz web service root.
+    """
+
+    system: ClassVar[str] = "listenbrainz"
+    secret_fields: ClassVar[tuple[str, ...]] = ("token",)
+
+    token: str | None = None
+    user_agent: str = "durable-sync-dagster/0.4 ( ListenBrainz connector )"
+    base_url: str = "https://api.listenbrainz.org"
+    musicbrainz_url: str = "https://musicbrainz.org/ws/2"
+
+    def source(self, options: Mapping[str, Any], *, where: str, envs: Mapping[str, str] | None = None) -> Source:
+        """A ``ListenBrainzSource``; MusicBrainz's MBID → ISRC answers are cached in the state store."""
+        from connectors.listenbrainz import ListenBrainzSource
+        from sync_assets.state import SharedBlobs
+
+        o = parse_options(_ListenBrainzSourceOptions, options, where=where)
+        return ListenBrainzSource(
+            o.user,
+            interval_minutes=o.interval_minutes,
+            isrc_cache=SharedBlobs().mapping("listenbrainz-isrc"),
+            user_agent=self.user_agent,
+            base_url=self.base_url,
+            musicbrainz_url=self.musicbrainz_url,
+        )
+
+    def destination(
+        self, options: Mapping[str, Any], *, where: str, envs: Mapping[str, str] | None = None
+    ) -> Destination:
+        """A ``ListenBrainzDestination`` loving the user's recordings found by ISRC."""
+        from connectors.listenbrainz import ListenBrainzDestination
+
+        o = parse_options(_ListenBrainzDestinationOptions, options, where=where)
+        secret_args = self._secret("token", envs)
+        return ListenBrainzDestination(
+            o.user,
+            token=secret_args["token"],
+            token_env=secret_args["token_env"] or "LISTENBRAINZ_TOKEN",
+            user_agent=self.user_agent,
+            create_only_properties=set(o.create_only),
+            base_url=self.base_url,
+            musicbrainz_url=self.musicbrainz_url,
+        )
+
+    def source_missing(self, options: Mapping[str, Any]) -> list[tuple[str, ...]]:
+        """A ListenBrainz source needs the user whose loves it reads."""
+        o = parse_options(_ListenBrainzSourceOptions, options, where="listenbrainz")
+        return [] if o.user else [("user",)]
+
+    def destination_missing(self, options: Mapping[str, Any]) -> list[tuple[str, ...]]:
+        """A ListenBrainz destination needs the user the token belongs to."""
+        o = parse_options(_ListenBrainzDestinationOptions, options, where="listenbrainz")
+        return [] if o.user else [("user",)]
+
+
 def _env(name: str, default: str | None = None) -> str | None:
     """A non-secret setting from the environment (URLs, flags), read when the code location loads."""
     return os.environ.get(name, "").strip() or default
@@ -682,6 +823,11 @@ def resource_factories() -> dict[str, Callable[[], SystemResource]]:
         "youtube": lambda: YouTubeResource(api_key=secret("YOUTUBE_API_KEY")),
         "luma": lambda: LumaResource(api_key=secret("LUMA_API_KEY")),
         "contentful": lambda: ContentfulResource(delivery_token=secret("CONTENTFUL_DELIVERY_TOKEN")),
+        "spotify": lambda: SpotifyResource(access_token=secret("SPOTIFY_ACCESS_TOKEN")),
+        "listenbrainz": lambda: ListenBrainzResource(
+            token=secret("LISTENBRAINZ_TOKEN"),
+            user_agent=_env("MUSICBRAINZ_USER_AGENT", ListenBrainzResource.model_fields["user_agent"].default) or "",
+        ),
     }
 
 

@@ -125,6 +125,9 @@ def test_every_route_joins_the_graph_when_configured(monkeypatch):
         "CONTENTFUL_SPACE_ID": "space1",
         "CONTENTFUL_DELIVERY_TOKEN": "x",
         "CONTENTFUL_NOTION_DATABASE_ID": db,
+        "SPOTIFY_ACCESS_TOKEN": "x",
+        "LISTENBRAINZ_TOKEN": "x",
+        "LISTENBRAINZ_USER": "acme-listener",
         "NOTION_TRANSPORT": "mcp",
     }
     for k, v in env.items():
@@ -142,6 +145,7 @@ def test_every_route_joins_the_graph_when_configured(monkeypatch):
         "youtube_to_notion",
         "luma_to_asana",
         "contentful_to_notion",
+        "spotify_to_listenbrainz",
     }
     by_name = {r.name: r for r in module.routes}
     assert type(by_name["github_to_notion"].destination).__name__ == "NotionMcpDestination"

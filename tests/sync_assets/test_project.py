@@ -29,6 +29,7 @@ SHIPPED = {
     "youtube_to_notion",
     "luma_to_asana",
     "contentful_to_notion",
+    "spotify_to_listenbrainz",
 }
 SECRETS = [
     "GITHUB_TOKEN",
@@ -38,6 +39,8 @@ SECRETS = [
     "YOUTUBE_API_KEY",
     "LUMA_API_KEY",
     "CONTENTFUL_DELIVERY_TOKEN",
+    "SPOTIFY_ACCESS_TOKEN",
+    "LISTENBRAINZ_TOKEN",
 ]
 SETTINGS = {
     "GITHUB_ORGS": "acme",
@@ -52,6 +55,7 @@ SETTINGS = {
     "LUMA_ASANA_PROJECT_GID": "1200000000000002",
     "CONTENTFUL_SPACE_ID": "space1",
     "CONTENTFUL_NOTION_DATABASE_ID": "0123456789abcdef0123456789abcdec",
+    "LISTENBRAINZ_USER": "acme-listener",
 }
 
 
