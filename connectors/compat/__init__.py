@@ -13,6 +13,7 @@ here (the README's "Coming from durable-sync" says what else to expect)::
     durable_sync.auth.oauth.token         -> connectors.compat.auth.oauth.token (current_access_token)
     durable_sync.route                    -> connectors.compat.route      (Route: our Route, adapted ends)
     durable_sync.registry                 -> connectors.compat.registry   (durable-sync's entry-point groups)
+    from temporalio import activity       -> from connectors.compat import activity (heartbeats: no-ops)
 
 Temporal itself has no counterpart: ``durable_sync.worker``, ``bootstrap``, ``workflows`` and
 ``activities`` are replaced by Dagster (``sync_assets``).

@@ -103,6 +103,11 @@ class ConnectorInfo:
     distribution: str
     version: str
 
+    @property
+    def kinds(self) -> str:
+        """What it offers: ``source``, ``destination`` or ``source+destination``."""
+        return "+".join(k for k, v in (("source", self.source), ("destination", self.destination)) if v)
+
 
 def discover() -> list[ConnectorInfo]:
     """Every ported connector registered in durable-sync's groups (nothing is imported)."""

@@ -371,3 +371,44 @@ def test_the_registry_reads_durable_syncs_groups_without_durable_sync_or_this_pr
     assert not dists & {"durable-sync", "durable_sync", "durable-sync-dagster", "durable_sync_dagster"}
     with pytest.raises(LookupError, match="no ported source"):
         compat_registry.load_source("github")
+
+
+def _dist_info(root, name: str, version: str, entry_points: str, requires: tuple[str, ...] = ()) -> None:
+    info = root / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    meta = [f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}"] + [f"Requires-Dist: {r}" for r in requires]
+    (info / "METADATA").write_text("\n".join(meta) + "\n")
+    (info / "entry_points.txt").write_text(entry_points)
+
+
+def test_the_registry_lists_contrib_connectors_but_not_durable_syncs_own_and_checks_the_contract(tmp_path, monkeypatch):
+    _dist_info(
+        tmp_path,
+        "durable-sync",
+        "0.3.0",
+        "[durable_sync.sources]\ngithub = durable_sync.connectors.github.source:GitHubSource\n",
+    )
+    _dist_info(
+        tmp_path,
+        "durable-sync-contrib",
+        "0.1.0",
+        "[durable_sync.sources]\nspotify = durable_sync_contrib.spotify.source:SpotifySource\n"
+        "[durable_sync.destinations]\nlistenbrainz = durable_sync_contrib.listenbrainz.destination:X\n",
+        ("durable-sync>=0.3", "httpx>=0.27"),
+    )
+    _dist_info(
+        tmp_path,
+        "durable-sync-future",
+        "1.0.0",
+        "[durable_sync.sources]\nfuture = durable_sync_future:FutureSource\n",
+        ("durable-sync>=0.4",),
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    info = {i.name: i for i in compat_registry.discover()}
+    assert set(info) == {"spotify", "listenbrainz", "future"}
+    assert info["spotify"].distribution == "durable-sync-contrib" and info["listenbrainz"].kinds == "destination"
+    assert compat_registry.source_names() == ["future", "spotify"]
+    with pytest.raises(core.ConfigError, match=r"durable-sync>=0\.4"):
+        compat_registry.load_source("future")
+    with pytest.raises(ModuleNotFoundError):  # allowed, then imported (the package is not installed here)
+        compat_registry.load_source("spotify")
