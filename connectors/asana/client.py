@@ -12,13 +12,20 @@ Asana wraps every body in an envelope: requests send ``{"data": {...}}``, answer
 Creating a task is not idempotent: it is sent with ``retry_options(retry_ambiguous=False)``, so after a
 read timeout or a 500/502/504 the error surfaces instead of a second task; the engine's reconcile then
 adopts the task by its key field. Updates (``PUT``) set values and are safe to resend.
+
+:meth:`AsanaClient.batch` sends up to 10 actions in one ``POST /batch`` (developers.asana.com/docs/
+batch-requests): Asana answers 200 with one ``{status_code, headers, body}`` per action, in order, and
+each action's failure is returned as the typed error a single request would have raised. A batch
+holding a create is not resent after an ambiguous failure either. A 429 fails the whole batch ("If
+any of the actions ... would exceed any of the enforced limits, the entire request will fail"), so
+the transport's retry of the batch is safe.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -26,14 +33,16 @@ import httpx
 from connectors.asana.settings import (
     ASANA_API_BASE,
     ASANA_FREE_RATE,
+    BATCH_PATH,
     CREATE_TIMEOUT,
     DEFAULT_TIMEOUT,
+    MAX_BATCH_ACTIONS,
     MAX_CONCURRENT_READS,
     MAX_CONCURRENT_WRITES,
     PAGE_SIZE,
     SERVICE,
 )
-from connectors.core import ConfigError, TransientError
+from connectors.core import ConfigError, SyncError, TransientError
 from connectors.http import (
     HTTPRecordError,
     HttpSettings,
@@ -212,6 +221,54 @@ class AsanaClient(JsonApiClient):
         """``PUT /tasks/{gid}`` (setting values is idempotent, so it is retried): the task."""
         params = {"opt_fields": ",".join(opt_fields)} if opt_fields else None
         return dict((await self.request("PUT", f"/tasks/{task_gid}", json={"data": data}, params=params))["data"])
+
+    async def batch(self, actions: Sequence[Mapping[str, Any]]) -> list[Json | SyncError]:
+        """``POST /batch``: up to 10 actions in one request; per action its ``data``, or its own error.
+
+        Each action is ``{"method": "post"|"put"|..., "relative_path": "/tasks", "data": {...},
+        "options": {"fields": [...]}}``. An action that failed is returned (not raised) as the error a
+        single request would raise: ``HTTPRecordError`` (400, 402), ``NotFound``, ``HTTPAuthError``
+        (401/403), ``HTTPTransientError`` (5xx).
+
+        Raises:
+            ConfigError: No actions, or more than 10.
+            TransientError: The answer does not hold one result per action (the batch's outcome is
+                unknown; a create in it may have happened).
+            SyncError: The batch request itself failed (auth, a rate limit past the retries, a lost
+                answer to a batch holding a create).
+        """
+        if not 1 <= len(actions) <= MAX_BATCH_ACTIONS:
+            raise ConfigError(f"Asana batch: 1 to {MAX_BATCH_ACTIONS} actions, got {len(actions)}")
+        create = any(str(action.get("method", "")).lower() == "post" for action in actions)
+        body = await self.request("POST", BATCH_PATH, json={"data": {"actions": list(actions)}}, create=create)
+        results = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(results, list) or len(results) != len(actions):
+            got = len(results) if isinstance(results, list) else "no"
+            raise TransientError(f"{SERVICE} POST {BATCH_PATH}: {got} results for {len(actions)} actions")
+        out: list[Json | SyncError] = []
+        for action, result in zip(actions, results, strict=True):
+            result = result if isinstance(result, dict) else {}
+            status = result.get("status_code")
+            answer = result.get("body")
+            if isinstance(status, int) and 200 <= status < 300 and isinstance(answer, dict):
+                data = answer.get("data")
+                if isinstance(data, dict):
+                    out.append(dict(data))
+                    continue
+            out.append(self._action_error(action, status, answer, result.get("headers")))
+        return out
+
+    def _action_error(self, action: Mapping[str, Any], status: Any, answer: Any, headers: Any) -> SyncError:
+        """The typed error of one failed action, as if it had been sent alone (same classes, redaction)."""
+        request = self._http.build_request(str(action.get("method", "GET")).upper(), str(action.get("relative_path")))
+        code = status if isinstance(status, int) and status >= 400 else 502  # a 2xx without data: unusable
+        response = httpx.Response(
+            code,
+            json=answer if answer is not None else {},
+            headers={str(k): str(v) for k, v in headers.items()} if isinstance(headers, dict) else None,
+            request=request,
+        )
+        return self.error_for(response)
 
     async def get_task(self, task_gid: str, *, opt_fields: Iterable[str] = ()) -> Json:
         """``GET /tasks/{gid}``: the task (``opt_fields`` only, when given)."""

@@ -32,6 +32,12 @@ Decisions (the user-facing version is in README.md):
   every other 403 and every 401 is an ``AuthError`` (pauses the credential).
 - **Creates** are never resent after an ambiguous failure (timeout, 500/502/504): the error surfaces
   and the engine's next reconcile adopts the task by its key field.
+- **Batches.** With ``batch=True`` (the default) creates and updates go through Asana's Batch API,
+  10 actions a ``POST /batch``: the session's :class:`~connectors.http.batch.Batcher` gathers the
+  engine's concurrent writes (20 in flight) and answers each with its own action's result, so a
+  rejected task is that record's ``RecordError`` and the others land. Asana counts each action
+  against the rate limit and the concurrent-write limit as if sent alone, so batching saves round
+  trips (about 10x fewer requests), not quota; one batch is in flight at a time.
 - **Listing** pages ``GET /projects/{gid}/tasks`` 100 at a time. Offset tokens expire; an expired one
   restarts the listing from the first page once (tasks already listed are not listed again); a second
   expiry fails the listing as a ``TransientError`` (the pass is retried later).
@@ -66,7 +72,9 @@ from connectors.asana.settings import (
     ASANA_APP_BASE,
     ASANA_FREE_RATE,
     ASANA_PAID_RATE,
+    BATCH_MAX_CONCURRENCY,
     DEFAULT_KEY_FIELD,
+    MAX_BATCH_ACTIONS,
     MAX_CONCURRENCY,
     MAX_CONCURRENT_READS,
     MAX_CONCURRENT_WRITES,
@@ -75,7 +83,15 @@ from connectors.asana.settings import (
     PROJECT_ENV,
     TOKEN_ENV,
 )
-from connectors.core import ConfigError, Record, RecordError, SchemaChange, TransientError, auth_error_in_chain
+from connectors.core import (
+    ConfigError,
+    Record,
+    RecordError,
+    SchemaChange,
+    SyncError,
+    TransientError,
+    auth_error_in_chain,
+)
 from connectors.http import (
     CredentialMembers,
     HTTPAuthError,
@@ -86,6 +102,7 @@ from connectors.http import (
     Rate,
     TokenCredentials,
 )
+from connectors.http.batch import Batcher
 
 __all__ = ["AsanaDestination"]
 
@@ -122,7 +139,9 @@ class AsanaDestination(CredentialMembers[TokenCredentials]):
         paid: The workspace is on a paid plan (1,500 requests a minute per token).
         max_concurrent_reads: GETs in flight per token (Asana allows 50).
         max_concurrent_writes: Writes in flight per token (Asana allows 15).
-        max_concurrency: Writes this destination keeps in flight (the engine's workers).
+        max_concurrency: Writes this destination keeps in flight (the engine's workers); default 20
+            with ``batch`` (two batches' worth), else 8.
+        batch: Send creates and updates through Asana's Batch API, 10 a request (see above).
         name: Destination name.
     """
 
@@ -147,7 +166,8 @@ class AsanaDestination(CredentialMembers[TokenCredentials]):
         paid: bool = False,
         max_concurrent_reads: int = MAX_CONCURRENT_READS,
         max_concurrent_writes: int = MAX_CONCURRENT_WRITES,
-        max_concurrency: int = MAX_CONCURRENCY,
+        max_concurrency: int | None = None,
+        batch: bool = True,
         name: str = "asana",
     ) -> None:
         """Check the arguments and remember them; nothing is read or sent yet."""
@@ -183,6 +203,9 @@ class AsanaDestination(CredentialMembers[TokenCredentials]):
         self.rate = rate if rate is not None else (ASANA_PAID_RATE if paid else ASANA_FREE_RATE)
         self.max_concurrent_reads = max_concurrent_reads
         self.max_concurrent_writes = max_concurrent_writes
+        self.batch = batch
+        if max_concurrency is None:
+            max_concurrency = BATCH_MAX_CONCURRENCY if batch else MAX_CONCURRENCY
         self.max_concurrency = max_concurrency
         # (workspace gid, gid/email casefolded) -> user gid; users do not change gids.
         self._users: dict[tuple[str, str], str] = {}
@@ -311,7 +334,11 @@ class AsanaDestination(CredentialMembers[TokenCredentials]):
                     project_gid,
                 )
                 fields = []
-            yield _AsanaSession(self, client, project_gid, project, fields)
+            session = _AsanaSession(self, client, project_gid, project, fields)
+            try:
+                yield session
+            finally:
+                await session.aclose()
 
 
 class _AsanaSession:
@@ -342,6 +369,15 @@ class _AsanaSession:
                 )
                 continue
             self.fields[field_name] = field
+        self.batcher: Batcher[Json, Json] | None = None
+        if dest.batch:
+            self.batcher = Batcher(
+                self._send_batch,
+                max_size=MAX_BATCH_ACTIONS,
+                # Asana counts each action as a write in flight: only whole batches that fit are sent at once.
+                max_in_flight=max(1, dest.max_concurrent_writes // MAX_BATCH_ACTIONS),
+                name=f"asana {dest.name}",
+            )
         self.key_gid: str | None = None
         if dest.key_field is not None:
             key = self.fields.get(dest.key_field)
@@ -373,6 +409,31 @@ class _AsanaSession:
         if key not in self._warned:
             self._warned.add(key)
             logger.warning("%s", message)
+
+    async def aclose(self) -> None:
+        """Send the writes still gathered for a batch and wait for the batches in flight."""
+        if self.batcher is not None:
+            await self.batcher.aclose()
+
+    async def _send_batch(self, actions: list[Json]) -> list[Json | SyncError]:
+        return await self.client.batch(actions)
+
+    async def _create_task(self, data: Json) -> Json:
+        if self.batcher is None:
+            return await self.client.create_task(data)
+        action = {"method": "post", "relative_path": "/tasks", "data": data, "options": {"fields": ["gid"]}}
+        return await self.batcher.submit(action)
+
+    async def _update_task(self, task_gid: str, data: Json) -> Json:
+        if self.batcher is None:
+            return await self.client.update_task(task_gid, data)
+        action = {
+            "method": "put",
+            "relative_path": f"/tasks/{quote(task_gid, safe='')}",
+            "data": data,
+            "options": {"fields": ["gid"]},
+        }
+        return await self.batcher.submit(action)
 
     # -- users ------------------------------------------------------------------------------------
 
@@ -533,7 +594,7 @@ class _AsanaSession:
         """
         data = await self._data(record, synced_at, skip=())
         data["projects"] = [self.project_gid]
-        task = await self._write(self.client.create_task(data), record.primary_key)
+        task = await self._write(self._create_task(data), record.primary_key)
         return str(task["gid"])
 
     async def update(self, existing_id: str, record: Record, synced_at: dt.datetime) -> bool:
@@ -544,7 +605,7 @@ class _AsanaSession:
         """
         data = await self._data(record, synced_at, skip=self.dest.create_only_properties)
         try:
-            await self._write(self.client.update_task(existing_id, data), record.primary_key)
+            await self._write(self._update_task(existing_id, data), record.primary_key)
         except NotFound as err:
             raise RecordError(
                 f"Asana task {existing_id} not found (deleted, or no longer visible to this token)",

@@ -16,10 +16,13 @@ __all__ = [
     "ASANA_APP_BASE",
     "ASANA_FREE_RATE",
     "ASANA_PAID_RATE",
+    "BATCH_MAX_CONCURRENCY",
+    "BATCH_PATH",
     "CREATE_TIMEOUT",
     "DEFAULT_KEY_FIELD",
     "DEFAULT_TIMEOUT",
     "FREE_REQUESTS_PER_MINUTE",
+    "MAX_BATCH_ACTIONS",
     "MAX_CONCURRENCY",
     "MAX_CONCURRENT_READS",
     "MAX_CONCURRENT_WRITES",
@@ -68,6 +71,17 @@ MAX_CONCURRENT_WRITES = 15
 MAX_CONCURRENCY = 8
 """Writes one destination keeps in flight (the engine's workers); the per-token cap above is shared by
 every route using the token."""
+
+# --- Batch API (developers.asana.com/docs/batch-requests) -------------------------------------------
+
+BATCH_PATH = "/batch"
+MAX_BATCH_ACTIONS = 10
+"""Actions per ``POST /batch`` ("The maximum number of actions allowed in a single batch request is 10")."""
+
+BATCH_MAX_CONCURRENCY = 20
+"""The engine's writes in flight when batching: two batches' worth, so the next batch fills while one
+is sent. Asana counts every action of a batch against the rate limit and the 15 concurrent writes, so
+one batch of 10 is sent at a time (``MAX_CONCURRENT_WRITES // MAX_BATCH_ACTIONS``)."""
 
 # --- Size limits ----------------------------------------------------------------------------------
 

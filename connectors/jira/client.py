@@ -10,6 +10,12 @@ a read timeout, a dropped connection or a 500/502/504 the issue may exist, and r
 a second one; the error surfaces instead (``TransientError``) and the destination's listing adopts
 the issue by its entity property. Edits and reads are idempotent and retried.
 
+:meth:`JiraClient.bulk_create` sends up to 50 creates in one ``POST /rest/api/3/issue/bulk``: Jira
+answers 201 when any was created (400 when none was) with ``issues`` (the created ones) and
+``errors`` (``failedElementNumber``: the 0-based index of the element, ``elementErrors`` in the 400
+shape below). Each element's outcome is returned on its own: the created issue, its ``JiraRejected``,
+or None when Jira's answer cannot be mapped back (see the method).
+
 A 400 carries Jira's error shape ``{"errorMessages": [...], "errors": {"<field id>": "<message>"}}``;
 it is raised as :class:`JiraRejected` with both parts parsed, so a destination can name the field.
 """
@@ -37,15 +43,18 @@ from connectors.http import (
     Rate,
     error_for_response,
     redact_text,
+    retry_options,
 )
 from connectors.jira.settings import (
     BASE_URL_ENV,
+    BULK_CREATE_PATH,
     CREATE_TIMEOUT,
     DEFAULT_TIMEOUT,
     EMAIL_ENV,
     FIELD_PATH,
     ISSUE_PATH,
     JIRA_RATE,
+    MAX_BULK_CREATE,
     MAX_CONCURRENT,
     MAX_RECONCILE_IDS,
     MAX_SEARCH_PROPERTIES,
@@ -404,6 +413,71 @@ class JiraClient(JsonApiClient):
             raise RecordError(f"{SERVICE}: create issue answered without an id: {json.dumps(result)[:200]}")
         return result
 
+    async def bulk_create(self, bodies: Sequence[Json]) -> list[Json | SyncError | None]:
+        """``POST /rest/api/3/issue/bulk``: up to 50 creates; per element its ``{id, key, self}``, error or None.
+
+        Never resent after an ambiguous failure (like a single create). Jira lists the created
+        issues without saying which element each came from (JRACLOUD-81005); they are taken in
+        request order, skipping the ``failedElementNumber``s, and only when their number adds up.
+        When it does not, the created elements are None (created, id unknown): the destination's
+        listing finds them by their entity property.
+
+        Raises:
+            ConfigError: No bodies, or more than 50.
+            SyncError: The request itself failed (auth, a rate limit past the retries, a lost answer).
+        """
+        if not 1 <= len(bodies) <= MAX_BULK_CREATE:
+            raise ConfigError(f"Jira bulk create: 1 to {MAX_BULK_CREATE} issues, got {len(bodies)}")
+        response = await self._http.request(
+            "POST",
+            self.url_for(BULK_CREATE_PATH),
+            json={"issueUpdates": list(bodies)},
+            extensions=retry_options(retry_ambiguous=False),
+            timeout=self.create_timeout,
+        )
+        self.requests += 1
+        try:
+            await response.aread()
+            answer = _json_or_none(response)
+            # 400 with the bulk shape: every element failed, each with its own errors.
+            bulk_shape = isinstance(answer, dict) and isinstance(answer.get("errors"), list)
+            if response.status_code >= 400 and not (response.status_code == 400 and bulk_shape):
+                raise self.error_for(response)
+        finally:
+            await response.aclose()
+        answer = answer if isinstance(answer, dict) else {}
+        results: list[Json | SyncError | None] = [None] * len(bodies)
+        failed: set[int] = set()
+        for error in answer.get("errors") or []:
+            number = error.get("failedElementNumber") if isinstance(error, dict) else None
+            if isinstance(number, int) and 0 <= number < len(bodies) and number not in failed:
+                failed.add(number)
+                results[number] = self._element_error(error)
+        created = [i for i in answer.get("issues") or [] if isinstance(i, dict) and i.get("id")]
+        landed = [n for n in range(len(bodies)) if n not in failed]
+        if len(created) == len(landed):
+            for number, issue in zip(landed, created, strict=True):
+                results[number] = issue
+        else:
+            logger.warning(
+                "%s bulk create: %d issues created for %d elements not refused; their ids are left to the listing",
+                SERVICE,
+                len(created),
+                len(landed),
+            )
+        return results
+
+    def _element_error(self, error: Json) -> SyncError:
+        """One failed element's error, as a single create's answer with its ``status`` would raise it."""
+        status = error.get("status")
+        details = error.get("elementErrors")
+        response = httpx.Response(
+            status if isinstance(status, int) and status >= 400 else 400,
+            json=details if isinstance(details, dict) else {},
+            request=self._http.build_request("POST", self.url_for(ISSUE_PATH)),
+        )
+        return self.error_for(response)
+
     async def edit_issue(self, id_or_key: str, body: Json) -> None:
         """``PUT /rest/api/3/issue/{idOrKey}`` (204). Setting fields is idempotent, so it is retried."""
         await self.request("PUT", f"{ISSUE_PATH}/{id_or_key}", json=body)
@@ -426,3 +500,10 @@ class JiraClient(JsonApiClient):
         """``GET /rest/api/3/field``: every system and custom field (id, name, schema)."""
         result = await self.request("GET", FIELD_PATH)
         return [f for f in result if isinstance(f, dict)] if isinstance(result, list) else []
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json() if response.content.strip() else None
+    except ValueError:
+        return None

@@ -16,6 +16,16 @@ update"), so an issue never exists without its key: a crash or a lost answer aft
 leave an unkeyed issue behind (durable-sync created, then stamped in a second call, and duplicated
 when it died in between — W15). The create itself is never resent after an ambiguous failure.
 
+**Bulk create** (``batch=True``, the default): creates go 50 at a time through ``POST
+/rest/api/3/issue/bulk`` — the session's :class:`~connectors.http.batch.Batcher` gathers the engine's
+concurrent creates (100 in flight) and hands each its own outcome: its issue id, its own
+``RecordError`` (mapped by ``failedElementNumber``), or "created, id unknown" when Jira's list of
+created issues cannot be matched to the request (the listing then adopts them by their property).
+Each issue carries its key property in the same element, so a lost bulk answer duplicates nothing.
+Updates stay one ``PUT`` each: Jira's bulk edit (``POST /rest/api/3/bulk/issues/fields``) sets the
+SAME values on every selected issue and runs asynchronously (a task to poll), so it cannot carry a
+page of different records.
+
 **Finding our issues again** (``query_existing_rows``): entity properties set over REST are not
 JQL-searchable (that needs an app's ``jira:entityProperty`` index module), so the listing scopes by
 project — ``project = "KEY" ORDER BY created ASC`` through ``/search/jql`` — and reads the property
@@ -57,13 +67,16 @@ from typing import Any, Unpack
 
 from connectors.core import ConfigError, Record, RecordError
 from connectors.http import CredentialMembers, HttpSettings, Json, NotFound, Rate
+from connectors.http.batch import Batcher
 from connectors.jira.adf import normalize_text, text_to_adf
 from connectors.jira.client import JiraClient, JiraCredentialArgs, JiraCredentials, JiraRejected
 from connectors.jira.settings import (
+    BATCH_MAX_CONCURRENCY,
     DEFAULT_DESTINATION_FIELD_MAP,
     DEFAULT_ISSUE_TYPE,
     JIRA_RATE,
     LISTING_PAGE_SIZE,
+    MAX_BULK_CREATE,
     MAX_CONCURRENCY,
     MAX_DESCRIPTION_CHARS,
     MAX_LABEL_CHARS,
@@ -156,7 +169,8 @@ class JiraDestination(CredentialMembers[JiraCredentials]):
             the record.
         project_env: The variable naming the project when ``project_key`` is not given.
         rate, http: As for ``JiraClient``.
-        max_concurrency: Writes in flight at once.
+        max_concurrency: Writes in flight at once; default 100 with ``batch`` (two bulk requests' worth), else 4.
+        batch: Create issues 50 a request with Jira's bulk create (see above).
         probe_misses: Missing keys in a row that end the listing's read past the index (see above).
         name: Destination name.
         **credentials: ``base_url``, ``email``, ``token`` and their variables' names, as for ``JiraSource``.
@@ -178,7 +192,8 @@ class JiraDestination(CredentialMembers[JiraCredentials]):
         project_env: str | None = PROJECT_ENV,
         http: HttpSettings | None = None,
         rate: Rate | None = JIRA_RATE,
-        max_concurrency: int = MAX_CONCURRENCY,
+        max_concurrency: int | None = None,
+        batch: bool = True,
         probe_misses: int = PROBE_MISSES,
         name: str = "jira",
         **credentials: Unpack[JiraCredentialArgs],
@@ -204,6 +219,9 @@ class JiraDestination(CredentialMembers[JiraCredentials]):
         self.credentials = JiraCredentials(**credentials)
         self.http = http
         self.rate = rate
+        self.batch = batch
+        if max_concurrency is None:
+            max_concurrency = BATCH_MAX_CONCURRENCY if batch else MAX_CONCURRENCY
         self.max_concurrency = max_concurrency
         self.probe_misses = probe_misses
         self.truncations: collections.deque[Truncation] = collections.deque(maxlen=_MAX_REPORTS)
@@ -269,7 +287,11 @@ class JiraDestination(CredentialMembers[JiraCredentials]):
                 names = ", ".join(str(t.get("name")) for t in types) or "none"
                 raise ConfigError(f"Jira project {key} has no issue type {self.issue_type!r} (it has: {names})")
             catalog = await client.get_fields()
-            yield _JiraSession(self, client, key, str(issue_type.get("id")), catalog)
+            session = _JiraSession(self, client, key, str(issue_type.get("id")), catalog)
+            try:
+                yield session
+            finally:
+                await session.aclose()
 
 
 class _JiraSession:
@@ -283,6 +305,11 @@ class _JiraSession:
         self.project_key = project_key
         self.issue_type_id = issue_type_id
         self._warned: set[str] = set()
+        self.batcher: Batcher[Json, Json | None] | None = None
+        if dest.batch:
+            self.batcher = Batcher(
+                client.bulk_create, max_size=MAX_BULK_CREATE, max_in_flight=2, name=f"jira {dest.name}"
+            )
         by_id: dict[str, _Field] = {}
         by_name: dict[str, list[_Field]] = {}
         for raw in catalog:
@@ -323,6 +350,11 @@ class _JiraSession:
         if key not in self._warned:
             self._warned.add(key)
             logger.warning("%s", message)
+
+    async def aclose(self) -> None:
+        """Send the creates still gathered for a bulk request and wait for the ones in flight."""
+        if self.batcher is not None:
+            await self.batcher.aclose()
 
     def _truncated(self, primary_key: str, field: str, length: int, limit: int) -> None:
         report = Truncation(primary_key, field, length, limit)
@@ -451,8 +483,8 @@ class _JiraSession:
 
     # -- the session protocol ---------------------------------------------------------------------
 
-    async def create(self, record: Record, synced_at: dt.datetime) -> str:
-        """Create the issue, our key in the same request; return its id.
+    async def create(self, record: Record, synced_at: dt.datetime) -> str | bool:
+        """Create the issue, our key in the same request; return its id (True: created, id unknown).
 
         Raises:
             RecordError: A value does not fit, or Jira rejected the issue (400).
@@ -472,9 +504,14 @@ class _JiraSession:
             "properties": [{"key": self.dest.property_key, "value": {"pk": pk}}],
         }
         try:
-            created = await self.client.create_issue(body)
+            if self.batcher is not None:
+                created = await self.batcher.submit(body)
+            else:
+                created = await self.client.create_issue(body)
         except JiraRejected as err:
             raise self._explain(err, fields, pk) from err
+        if created is None:
+            return True  # Jira's bulk answer could not be matched to this element; the listing adopts it
         issue_id = str(created["id"])
         if issue_id.isdigit():
             self.dest.recent_ids.append(int(issue_id))

@@ -13,6 +13,8 @@ from connectors.http import Rate
 
 __all__ = [
     "BASE_URL_ENV",
+    "BATCH_MAX_CONCURRENCY",
+    "BULK_CREATE_PATH",
     "CREATE_TIMEOUT",
     "CURSOR_VERSION",
     "DEFAULT_DESTINATION_FIELD_MAP",
@@ -25,6 +27,7 @@ __all__ = [
     "ISSUE_PATH",
     "JIRA_RATE",
     "LISTING_PAGE_SIZE",
+    "MAX_BULK_CREATE",
     "MAX_CONCURRENCY",
     "MAX_CONCURRENT",
     "MAX_DESCRIPTION_CHARS",
@@ -58,6 +61,8 @@ SEARCH_PATH = "/rest/api/3/search/jql"
 (``startAt`` paging) answers 410 Gone since CHANGE-2046 and is never called."""
 
 ISSUE_PATH = "/rest/api/3/issue"
+BULK_CREATE_PATH = "/rest/api/3/issue/bulk"
+"""Bulk create: up to 50 issues a request, each with its fields and properties (``IssueUpdateDetails``)."""
 FIELD_PATH = "/rest/api/3/field"
 PROJECT_PATH = "/rest/api/3/project"
 
@@ -164,7 +169,14 @@ MAX_CONCURRENT = 5
 """Requests in flight per token."""
 
 MAX_CONCURRENCY = 4
-"""Writes in flight at once per destination."""
+"""Writes in flight at once per destination (without bulk create)."""
+
+MAX_BULK_CREATE = 50
+"""Issues per ``POST /rest/api/3/issue/bulk`` ("Creates upto 50 issues")."""
+
+BATCH_MAX_CONCURRENCY = 100
+"""Writes in flight at once with bulk create: two bulk requests' worth, so the next one fills while one
+is sent (the engine's writers are coroutines; the HTTP requests stay within ``MAX_CONCURRENT``)."""
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 CREATE_TIMEOUT = httpx.Timeout(60.0, connect=10.0)

@@ -40,6 +40,17 @@ What it enforces, as the real API does (developers.asana.com/docs):
   know (``invalidate_offsets``) answers 400 "offset: Not a valid offset for this query." (this wording
   is the fake's; Asana's for that case is not documented). Without ``limit`` a listing
   of more than 1,000 objects answers 400 "The result is too large. You should use pagination".
+- The Batch API (/docs/batch-requests): ``POST /batch`` with ``{"data": {"actions": [{"method",
+  "relative_path", "data", "options"}]}}``, 1 to 10 actions (none: 400; more: 400 — the fake's wording),
+  answers 200 with ``{"data": [{"status_code", "headers", "body"}]}`` in action order, each action
+  dispatched to its endpoint (``options.fields`` is its ``opt_fields``; a create's result carries a
+  ``location`` header; an unknown route is a 404 "No matching route for request"; a nested batch 400).
+  Every action counts against the rate limit and the concurrent-write limit as a request of its own,
+  and if any would exceed a limit the whole batch answers 429. Faults (``fail_next``) match the batch
+  request (``path=r"^/batch$"``), then each action by its own verb and path (``method="POST",
+  path=r"^/tasks$"`` fails the first create action: its result carries the error; with ``after`` the
+  action took effect first). ``counters.batches`` counts batch requests, ``counters.creates`` /
+  ``updates`` the tasks written either way.
 - ``opt_fields``: listings answer compact objects (gid, name, resource_type, resource_subtype) unless
   fields are asked for; then gid, resource_type and the asked fields, dotted paths narrowing nested
   objects (``custom_fields.text_value`` gives ``{"gid", "text_value"}`` per custom field).
@@ -125,6 +136,9 @@ FREE_CUSTOM_FIELDS_MESSAGE = "Custom Fields are not available for free users or 
 FREE_FIELD_SETTINGS_MESSAGE = "Custom Field Settings are not available for free users."
 MAX_NOTES = 65_535
 MAX_LIMIT = 100
+MAX_BATCH_ACTIONS = 10
+NO_ROUTE_MESSAGE = "No matching route for request"
+_TASK_PATH = re.compile(r"^/tasks/(\d+)$")
 UNPAGINATED_MAX = 1000
 FIELD_TYPES = frozenset({"text", "number", "enum", "multi_enum", "date", "people"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -341,6 +355,7 @@ class Counters(RequestCounters):
     """The shared counters, and reads, creates, updates and 429s for too many requests in flight."""
 
     reads: int = 0
+    batches: int = 0
     creates: int = 0
     updates: int = 0
     concurrency_limited: int = 0
@@ -641,7 +656,7 @@ class FakeAsana:
         return self.log.matching(method, path)
 
     def requests_per_minute(self) -> dict[int, int]:
-        """Requests ACCEPTED per minute-long window of the clock (window index -> count)."""
+        """Requests ACCEPTED per minute-long window of the clock (window index -> count; a batch counts its actions)."""
         return dict(self._accepted_per_minute)
 
     # -- serialization ---------------------------------------------------------------------------
@@ -753,6 +768,7 @@ class FakeAsana:
                 route("/tasks", self._create_task, "POST"),
                 route("/tasks/{gid}", self._get_task, "GET"),
                 route("/tasks/{gid}", self._update_task, "PUT"),
+                route("/batch", self._batch, "POST"),
             ]
         )
 
@@ -766,14 +782,17 @@ class FakeAsana:
         token: str | None = None
         slot: tuple[str, bool] | None = None
         status = 500
+        # Asana counts each action of a batch as a request of its own (rate and concurrency alike).
+        cost = _batch_size(raw) if path == "/batch" else 1
+        batch_write = path == "/batch" and _batch_writes(raw)
         try:
             try:
                 with self._lock:
                     self.counters.requests += 1
                     now = self.clock()
                     token, user = self._authenticate(request)
-                    self._take_quota(token, now)
-                    slot = self._take_slot(token, write)
+                    self._take_quota(token, now, cost)
+                    slot = self._take_slot(token, write or batch_write, cost)
                 for _ in range(self.latency):
                     await asyncio.sleep(0)  # while in flight, so concurrent requests overlap
                 with self._lock:
@@ -787,7 +806,9 @@ class FakeAsana:
                             raise _bad("Could not parse request data, invalid JSON") from None
                     kwargs = dict(request.path_params)
                     status, result = handler(user, body, query, **kwargs)
-                    if write:
+                    if path == "/batch":
+                        pass  # each write action was counted by _batch_action
+                    elif write:
                         self.counters.writes += 1
                     else:
                         self.counters.reads += 1
@@ -801,13 +822,13 @@ class FakeAsana:
             with self._lock:
                 at = self.clock()
                 if status != 429:
-                    self._accepted_per_minute[int(at // 60)] += 1
+                    self._accepted_per_minute[int(at // 60)] += cost  # a batch's actions count one each
                 self.log.append(LoggedRequest(method, path, query, status, body, at, token))
             return response
         finally:
             if slot is not None:
                 with self._lock:
-                    self._in_flight[slot] -= 1
+                    self._in_flight[slot] -= cost
 
     def _authenticate(self, request: Request) -> tuple[str, FakeUser]:
         token = bearer_token(request.headers.get("authorization"))
@@ -816,22 +837,23 @@ class FakeAsana:
             raise _Fail(401, "Not Authorized")
         return token, self.users[user_gid]
 
-    def _take_quota(self, token: str, now: float) -> None:
+    def _take_quota(self, token: str, now: float, cost: int = 1) -> None:
         if self.rate_per_minute is None:
             return
-        wait = self._windows.take(token, limit=self.rate_per_minute, now=now)
+        waits = [self._windows.take(token, limit=self.rate_per_minute, now=now) for _ in range(cost)]
+        wait = max((w for w in waits if w is not None), default=None)
         if wait is not None:
             self.counters.rate_limited += 1
             raise _Fail(429, RATE_LIMIT_MESSAGE, retry_after=wait)
 
-    def _take_slot(self, token: str, write: bool) -> tuple[str, bool]:
+    def _take_slot(self, token: str, write: bool, cost: int = 1) -> tuple[str, bool]:
         slot = (token, write)
         cap = self.max_writes if write else self.max_reads
-        if self._in_flight[slot] >= cap:
+        if self._in_flight[slot] + cost > cap:
             self.counters.concurrency_limited += 1
             self.counters.rate_limited += 1
             raise _Fail(429, RATE_LIMIT_MESSAGE, retry_after=1)
-        self._in_flight[slot] += 1
+        self._in_flight[slot] += cost
         in_flight = self._in_flight[slot]
         if write:
             self.max_in_flight_writes = max(self.max_in_flight_writes, in_flight)
@@ -1086,6 +1108,55 @@ class FakeAsana:
         self.counters.updates += 1
         return 200, {"data": self._project_fields(self._task_json(staged), self._opt_fields(query), ())}
 
+    def _batch(self, me: FakeUser, body: Any, query: Mapping[str, str]) -> tuple[int, Json]:
+        actions = self._envelope(body).get("actions")
+        if not isinstance(actions, list) or not actions:
+            raise _bad("actions: Missing input")
+        if len(actions) > MAX_BATCH_ACTIONS:
+            raise _bad(f"actions: At most {MAX_BATCH_ACTIONS} actions are allowed in a batch request")
+        self.counters.batches += 1
+        return 200, {"data": [self._batch_action(me, action) for action in actions]}
+
+    def _batch_action(self, me: FakeUser, action: Any) -> Json:
+        """One action's ``{status_code, headers, body}``, as its endpoint would have answered it."""
+        try:
+            if not isinstance(action, dict):
+                raise _bad("actions: Not an object")
+            method = str(action.get("method") or "").upper()
+            path = action.get("relative_path")
+            if not isinstance(path, str) or not path.startswith("/"):
+                raise _bad("relative_path: Missing input")
+            if "?" in path:
+                raise _bad("relative_path: Query parameters are not accepted; put them in data")
+            options = action.get("options") or {}
+            fields = options.get("fields") if isinstance(options, dict) else None
+            query = {"opt_fields": ",".join(map(str, fields))} if isinstance(fields, list) and fields else {}
+            data = action.get("data")
+            task = _TASK_PATH.match(path)
+            headers: Json = {}
+            fault = self._faults.take(method, path)
+            if fault is not None and not fault.after:
+                raise _fault_error(fault)
+            if path == "/batch":
+                raise _bad("Nested calls to the batch API are not allowed")
+            if path == "/tasks" and method == "POST":
+                status, answer = self._create_task(me, {"data": data}, query)
+                headers["location"] = f"{API_PREFIX}/tasks/{answer['data']['gid']}"
+            elif task and method == "PUT":
+                status, answer = self._update_task(me, {"data": data}, query, task.group(1))
+            elif task and method == "GET":
+                status, answer = self._get_task(me, None, query, task.group(1))
+            else:
+                raise _Fail(404, NO_ROUTE_MESSAGE)
+            if method in WRITE_METHODS:
+                self.counters.writes += 1
+            if fault is not None:  # after=True: the action took effect, its result is an error
+                raise _fault_error(fault)
+            return {"status_code": status, "headers": headers, "body": answer}
+        except _Fail as fail:
+            self.counters.errors += 1
+            return {"status_code": fail.status, "headers": {}, "body": json.loads(fail.response().body)}
+
     # -- validation ------------------------------------------------------------------------------
 
     @staticmethod
@@ -1270,6 +1341,26 @@ def _parse_datetime(value: Any, what: str) -> dt.datetime:
             if when.tzinfo is not None:
                 return when
     raise _bad(f"{what}: Not a valid ISO 8601 date-time with a time zone: {value!r}")
+
+
+def _batch_actions(raw: bytes) -> list[Any]:
+    try:
+        body = json.loads(raw) if raw else None
+    except ValueError:
+        return []
+    data = body.get("data") if isinstance(body, dict) else None
+    actions = data.get("actions") if isinstance(data, dict) else None
+    return actions if isinstance(actions, list) else []
+
+
+def _batch_size(raw: bytes) -> int:
+    """Requests a batch counts as: one per action (at least one for a malformed batch)."""
+    return max(1, min(len(_batch_actions(raw)), MAX_BATCH_ACTIONS))
+
+
+def _batch_writes(raw: bytes) -> bool:
+    """Whether a batch's actions are writes (they then count against the concurrent-write limit)."""
+    return any(isinstance(a, dict) and str(a.get("method", "")).upper() in WRITE_METHODS for a in _batch_actions(raw))
 
 
 @contextlib.contextmanager

@@ -37,6 +37,11 @@ What it enforces, as Jira Cloud does:
 - ``GET``/``POST /rest/api/3/search`` (and ``/rest/api/2/search``) answer **410 Gone** (CHANGE-2046).
 - ``POST /rest/api/3/issue`` with ``fields`` and a ``properties`` array (set in the same request),
   ``PUT``/``GET /rest/api/3/issue/{idOrKey}``, ``PUT``/``GET .../properties/{propertyKey}``,
+  ``POST /rest/api/3/issue/bulk`` (``{"issueUpdates": [...]}``, at most 50; each element validated as
+  a single create; the answer ``{"issues": [{id, key, self}...], "errors": [{"status",
+  "elementErrors": {"errorMessages", "errors"}, "failedElementNumber"}]}`` — created issues in request
+  order, ``failedElementNumber`` the 0-based index of a failed element; 201 when any was created, 400
+  when none was; more than 50 elements is a 400 with the fake's wording),
   ``GET /rest/api/3/field``, ``GET /rest/api/3/project/{key}``, ``GET /rest/api/3/myself``.
 - Validation in Jira's shape ``{"errorMessages": [...], "errors": {"<field>": "<message>"}}`` (400):
   unknown or off-screen field ("Field 'x' cannot be set. It is not on the appropriate screen, or
@@ -102,6 +107,7 @@ MAX_LABEL = 255
 MAX_PROPERTY_KEY = 255
 MAX_PROPERTY_VALUE = 32_768
 MAX_RECONCILE = 50
+MAX_BULK_CREATE = 50
 MAX_SEARCH_PROPERTIES = 5
 MAX_RESULTS_WITH_FIELDS = 100
 MAX_RESULTS_IDS_ONLY = 5000
@@ -338,6 +344,7 @@ class Counters(RequestCounters):
     """The shared counters, and issues created."""
 
     creates: int = 0
+    bulk_creates: int = 0
 
 
 # --------------------------------------------------------------------------------------------------
@@ -934,6 +941,7 @@ class FakeJira:
                 route(f"{API}/search", self._removed, ["GET", "POST"]),
                 route("/rest/api/2/search", self._removed, ["GET", "POST"]),
                 route(f"{API}/issue", self._create, ["POST"]),
+                route(f"{API}/issue/bulk", self._bulk_create, ["POST"]),
                 route(f"{API}/issue/{{id}}", self._get_issue, ["GET"]),
                 route(f"{API}/issue/{{id}}", self._edit, ["PUT"]),
                 route(f"{API}/issue/{{id}}/properties/{{prop}}", self._get_property, ["GET"]),
@@ -1133,6 +1141,30 @@ class FakeJira:
         self.counters.writes += 1
         self.counters.creates += 1
         return 201, {"id": issue.id, "key": issue.key, "self": f"{self.site}{API}/issue/{issue.id}"}
+
+    def _bulk_create(self, email: str, body: Any, params: Mapping[str, str]) -> tuple[int, Any]:
+        updates = body.get("issueUpdates") if isinstance(body, dict) else None
+        if not isinstance(updates, list) or not updates:
+            raise _Fail(400, ["The request must contain 'issueUpdates'."])
+        if len(updates) > MAX_BULK_CREATE:
+            raise _Fail(400, [f"The bulk create request can contain at most {MAX_BULK_CREATE} issues."])
+        self.counters.bulk_creates += 1
+        issues: list[Json] = []
+        errors: list[Json] = []
+        for number, update in enumerate(updates):
+            try:
+                _, created = self._create(email, update, params)
+            except _Fail as fail:
+                errors.append(
+                    {
+                        "status": fail.status,
+                        "elementErrors": {"errorMessages": fail.messages, "errors": fail.errors},
+                        "failedElementNumber": number,
+                    }
+                )
+                continue
+            issues.append(created)
+        return (201 if issues else 400), {"issues": issues, "errors": errors}
 
     def _edit(self, email: str, body: Any, params: Mapping[str, str], id: str) -> tuple[int, Any]:
         issue = self._lookup(id)

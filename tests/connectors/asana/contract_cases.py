@@ -10,7 +10,8 @@ read back from the fake's state (there is no Asana source), each custom value de
 type: number -> int/float as sent, multi-enum -> option names, date -> ``date`` or (with a time)
 an aware UTC ``datetime``, the same instant as the one sent.
 
-Failures are injected on the task writes only (``POST /tasks``, ``PUT /tasks/{gid}``); a revoked
+Failures are injected on the task writes only (``POST /batch``, which carries them by default, or
+``POST /tasks``, ``PUT /tasks/{gid}``); a revoked
 personal access token answers 401 from the next call on (reading the project at connect).
 """
 
@@ -32,7 +33,7 @@ __all__ = ["ASANA_SCHEMA", "asana_destination"]
 
 KEY_FIELD = "Source ID"
 SYNCED_FIELD = "Last synced"
-WRITES = r"^/tasks"  # POST /tasks (create) and PUT /tasks/{gid} (update); listings are /projects/...
+WRITES = r"^/(tasks(/\d+)?|batch)$"  # task writes, one by one or in a batch (the default)
 
 ASANA_SCHEMA: dict[str, Any] = {
     KEY_FIELD: "text",

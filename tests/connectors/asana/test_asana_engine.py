@@ -48,7 +48,7 @@ async def test_a_second_pass_writes_nothing_and_a_change_is_one_update(
     make_dest: MakeDest, fake: FakeAsana, project: FakeProject, sqlite_store: StateStore
 ) -> None:
     source = MemorySource({"all": records(5)})
-    route = Route(source, make_dest())
+    route = Route(source, make_dest(batch=False))  # counts single requests; batched: test_asana_batch.py
     first = await run_pass(route, "all", sqlite_store, PassOptions())
     assert first.stats.created == 5 and len(fake.tasks(project.gid)) == 5
     assert len(fake.requests("POST")) == 5
@@ -67,7 +67,7 @@ async def test_a_second_pass_writes_nothing_and_a_change_is_one_update(
 async def test_a_create_whose_answer_was_lost_is_adopted_not_duplicated(
     make_dest: MakeDest, fake: FakeAsana, project: FakeProject, sqlite_store: StateStore
 ) -> None:
-    route = Route(MemorySource({"all": records(5)}), make_dest())
+    route = Route(MemorySource({"all": records(5)}), make_dest(batch=False))
     fake.fail_next(1, 502, after=True, method="POST", path=r"^/tasks$")
     with pytest.raises(TransientError):
         await run_pass(route, "all", sqlite_store, PassOptions())
@@ -127,6 +127,7 @@ async def test_writes_stay_within_asanas_concurrency_and_per_minute_limits(
         ),
         rate=FAST,  # only the fake's budget and Retry-After pace this test
         max_concurrency=40,  # more workers than Asana allows writes in flight
+        batch=False,  # one request per write; the batched variant is in test_asana_batch.py
     )
     route = Route(MemorySource({"all": records(400)}, page_size=100), dest)
     start = time.now

@@ -170,7 +170,7 @@ def replay_dest(replay: Replay, time: FakeTime, **kwargs: Any) -> AsanaDestinati
         base_url=API,
         http=HttpSettings(transport=httpx.MockTransport(replay), retry=NO_JITTER, sleep=time.sleep, clock=time.clock),
         rate=FAST,
-        **kwargs,
+        **{"batch": False, **kwargs},  # the replayed answers are those of single requests
     )
 
 

@@ -17,8 +17,9 @@ text fields take ``str``; the destination writes a bool as its lower-case text).
 from the fake's state: each field decoded from its Jira shape (ADF -> text, ``YYYY-MM-DD`` -> date,
 Jira's date-time -> an aware datetime).
 
-Failures are injected on the issue writes only (``POST /issue``, ``PUT /issue/{id}``), not on the
-listing's searches and reads by key; a revoked API token answers 401 from the next call on.
+Failures are injected on the issue writes only (``POST /issue/bulk`` by default, ``POST /issue``,
+``PUT /issue/{id}``), not on the listing's searches and reads by key; a revoked API token answers
+401 from the next call on.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from tests.fakes.jira import FakeIssue, FakeJira
 __all__ = ["jira_destination", "jira_source"]
 
 PROJECT = "ENG"
-WRITES = r"/rest/api/3/issue(/\d+)?$"  # create (POST /issue) and edit (PUT /issue/{id}); reads use keys
+WRITES = r"/rest/api/3/issue(/\d+|/bulk)?$"  # creates (POST /issue/bulk, /issue) and edits; reads use keys
 
 
 def _served(fake: FakeJira) -> Callable[[int], int]:

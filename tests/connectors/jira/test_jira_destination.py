@@ -27,6 +27,7 @@ async def test_create_writes_every_field_in_its_jira_shape_and_the_key_in_the_sa
     team = fake.add_custom_field("Team", "select", options=["Platform", "Data"])
     points = fake.add_custom_field("Story points", "number")
     dest = make_dest(
+        batch=False,  # the single create's request is inspected; bulk: test_jira_bulk.py
         field_map={
             "Labels": "labels",
             "Priority": "priority",
@@ -37,7 +38,7 @@ async def test_create_writes_every_field_in_its_jira_shape_and_the_key_in_the_sa
             "Affects": "versions",
             "Team": "Team",  # a custom field by NAME
             "Points": points,
-        }
+        },
     )
     record = Record(
         "gh-1",

@@ -73,7 +73,9 @@ async def test_a_lost_create_answer_is_adopted_not_duplicated_even_before_search
     fake.set_index_delay(600)
     fake.drop_next(1, method="POST", path=r"/issue$")  # created, but the answer never arrives
     with pytest.raises(TransientError):
-        await run_pass(Route(MemorySource({"all": records(5)}), make_dest(max_concurrency=1)), "all", store)
+        await run_pass(
+            Route(MemorySource({"all": records(5)}), make_dest(max_concurrency=1, batch=False)), "all", store
+        )
     assert fake.counters.creates == 1  # the page's intents stay pending: the next pass lists first
     assert store.pending_intents("memory_to_jira", "all") == 5 and store.link_count("memory_to_jira", "all") == 0
 
