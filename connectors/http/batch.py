@@ -130,7 +130,11 @@ class Batcher(Generic[T, R]):
                     raise RuntimeError(f"Batcher {self.name}: {len(results)} results for a batch of {len(batch)} items")
             except BaseException as err:  # every caller of the batch gets the batch's error
                 for _, future in batch:
-                    if not future.done():
+                    if future.done():
+                        continue
+                    if isinstance(err, asyncio.CancelledError):
+                        future.cancel()  # the batch was cancelled (its loop is closing): so are its callers
+                    else:
                         future.set_exception(err)
                 if not isinstance(err, Exception):
                     raise  # cancellation and exits go on after the callers are told
