@@ -89,6 +89,7 @@ class PassStats:
         reconciled: Whether the pass listed the destination (or used a listing that served it).
         not_found: Targeted: keys asked for that the source did not return.
         conflicts: Two-way: fields edited on both sides since the last pass (resolved by the policy).
+        conflict_sample: Two-way: ``key: field (side X won)`` of the first 20 conflicts.
         missing_marked: ``on_missing``: rows marked as gone from the source by this pass.
         missing_cleared: ``on_missing``: rows whose key came back, the mark taken off.
     """
@@ -111,6 +112,7 @@ class PassStats:
     reconciled: bool = False
     not_found: list[str] = field(default_factory=list)  # targeted: keys asked for the source did not return
     conflicts: int = 0
+    conflict_sample: list[str] = field(default_factory=list)  # "key: field (side X won)", at most 20
     missing_marked: int = 0
     missing_cleared: int = 0
 

@@ -40,6 +40,7 @@ __all__ = ["CONFLICT_SAMPLE", "TwoWayPage", "TwoWaySteps", "value_hash"]
 log = logging.getLogger("sync_assets.engine")
 
 CONFLICT_SAMPLE = 50  # conflicts kept on a pass's result (all are counted)
+CONFLICT_STATS_SAMPLE = 20  # ... and in its stored stats (the no_conflicts check, status)
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=lambda v: v.isoformat())
 
 
@@ -225,6 +226,8 @@ class TwoWaySteps(PassState):
 
     def _conflict(self, key: str, field_name: str, winner: str) -> None:
         self.stats.conflicts += 1
+        if len(self.stats.conflict_sample) < CONFLICT_STATS_SAMPLE:
+            self.stats.conflict_sample.append(f"{key}: {field_name} (side {winner} won)")
         if len(self.conflicts) < CONFLICT_SAMPLE:
             self.conflicts.append((key, field_name, winner))
         log.info("%s: conflict on %s of %s: side %s wins", self.name, field_name, key, winner)

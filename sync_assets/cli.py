@@ -158,6 +158,10 @@ def _partitions(route: Route, specs: Sequence[str] | None) -> list[str]:
 def _fmt_stats(stats: dict[str, Any]) -> str:
     keys = ("created", "updated", "unchanged", "skipped", "failed", "pages")
     parts = [f"{k} {stats.get(k, 0)}" for k in keys]
+    # Two-way conflicts and on_missing marks, when the pass had any.
+    for key, label in (("conflicts", "conflicts"), ("missing_marked", "marked missing"), ("missing_cleared", "unmarked")):
+        if stats.get(key):
+            parts.append(f"{label} {stats[key]}")
     if stats.get("seconds") is not None:
         parts.append(f"{stats['seconds']:.1f}s")
     return ", ".join(parts)

@@ -35,6 +35,7 @@ from sync_assets.checks import (
     pause_events,
     pause_verdict,
 )
+from sync_assets.conflicts import conflicts_result, no_conflicts_spec
 from sync_assets.engine import LeaseLost, PartitionBusy, PassOptions, PassResult, PassStats, Paused, run_pass
 from sync_assets.freshness import freshness_result, freshness_sensor, not_overdue_spec
 from sync_assets.io_managers import LinkMapIOManager
@@ -142,6 +143,8 @@ def _check_results(
             description="Records that failed validation or whose write failed; retried every pass.",
         )
     ]
+    if route.two_way is not None:
+        checks.append(conflicts_result(route, partition, store, asset_key))
     when, dups, dup_keys = store.last_reconcile(route.name)
     dup_md = "\n".join(f"- `{k}`: {', '.join(ids)}" for k, ids in dup_keys)
     checks.append(
@@ -290,6 +293,7 @@ def build_route(
         description=route.description
         or f"Records of {route.source.name} mirrored into {route.destination.name}; one partition per spec.",
         check_specs=[
+            *([no_conflicts_spec(asset_key)] if route.two_way is not None else []),
             dg.AssetCheckSpec(NO_FAILED_RECORDS, asset=asset_key, description="No record failed to sync."),
             dg.AssetCheckSpec(NO_DUPLICATE_KEYS, asset=asset_key, description="One destination row per primary key."),
             not_paused_spec(asset_key, partitions_def),
