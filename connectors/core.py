@@ -128,8 +128,10 @@ __all__ = [
     "Transform",
     "TransientError",
     "auth_error_in_chain",
+    "checked_hook",
     "classify_status",
     "describe_error",
+    "enrich_one",
     "enrich_records",
     "neutral_type_error",
     "redact_error_text",
@@ -961,6 +963,17 @@ class EnrichFailed(InvalidValue):
         return f"EnrichFailed({self._message!r})"
 
 
+def checked_hook(hook: Any, owner: str, what: str = "enrich") -> Any:
+    """``hook`` itself when it is None or callable (a connector's ``enrich=`` / ``session_enrich=``).
+
+    Raises:
+        ConfigError: It is neither.
+    """
+    if hook is not None and not callable(hook):
+        raise ConfigError(f"{owner}: {what} must be callable, got {hook!r}")
+    return hook
+
+
 def _check_enriched(result: Any, owner: str) -> Record | None:
     if result is not None and not isinstance(result, Record):
         raise ConfigError(f"{owner}: enrich returned {type(result).__name__}, expected a Record or None")
@@ -1008,15 +1021,7 @@ async def enrich_records(
 
     async def one(record: Record) -> Record | None:
         async with semaphore:
-            try:
-                result = hook(record, ctx)
-                if inspect.isawaitable(result):
-                    result = await result
-            except (AuthError, RateLimited, ConfigError):
-                raise
-            except Exception as err:
-                return _failed(record, err, owner)
-        return _check_enriched(result, owner)
+            return await enrich_one(hook, record, ctx, owner=owner)
 
     tasks = [asyncio.ensure_future(one(r)) for r in records]
     try:
@@ -1027,6 +1032,24 @@ async def enrich_records(
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
     return [r for r in results if r is not None]
+
+
+async def enrich_one(hook: EnrichHook, record: Record, ctx: Any, *, owner: str) -> Record | None:
+    """Run a source's ``enrich`` hook on one record (the semantics of ``enrich_records``).
+
+    Raises:
+        ConfigError: The hook returned something else than a Record or None.
+        AuthError, RateLimited: Raised by the hook (its client's calls).
+    """
+    try:
+        result = hook(record, ctx)
+        if inspect.isawaitable(result):
+            result = await result
+    except (AuthError, RateLimited, ConfigError):
+        raise
+    except Exception as err:
+        return _failed(record, err, owner)
+    return _check_enriched(result, owner)
 
 
 async def run_session_enrich(

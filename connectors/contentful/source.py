@@ -54,7 +54,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping, MutableMapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from connectors.contentful.client import (
@@ -80,7 +80,16 @@ from connectors.contentful.settings import (
     MAX_TIE_IDS,
     SYNC_PAGE_SIZE,
 )
-from connectors.core import ConfigError, Record, SourceSpec, TransientError
+from connectors.core import (
+    ConfigError,
+    EnrichContext,
+    EnrichHook,
+    Record,
+    SourceSpec,
+    TransientError,
+    checked_hook,
+    enrich_records,
+)
 from connectors.http import (
     Clock,
     HTTPRecordError,
@@ -116,6 +125,7 @@ class _PassCounts:
     deletions: int = 0
     skipped: int = 0
     requests: int = 0
+    deleted_ids: list[str] = field(default_factory=list)
 
 
 class ContentfulSource(WatermarkedPagedSource, TokenCredentialMembers):
@@ -143,6 +153,9 @@ class ContentfulSource(WatermarkedPagedSource, TokenCredentialMembers):
         deleted_property: Emit deletions as records with this bool property (see the module docstring).
         page_size: Items per Sync API page / entries per CMA page (at most 1000).
         cma_lookback: Subtracted from the last CMA pass's newest update time.
+        enrich: A per-entry hook ``(record, EnrichContext) -> record | None`` (sync or async) run while the
+            page's ``ContentfulClient`` is open (``ctx.client`` for extra calls); a raise fails that record
+            only. Deletion records are not enriched.
         name: Source name.
         cda_base_url, cma_base_url: API bases (fakes in tests).
         transport, rate, retry, sleep, clock: As for ``ContentfulClient``.
@@ -171,6 +184,7 @@ class ContentfulSource(WatermarkedPagedSource, TokenCredentialMembers):
         deleted_property: str | None = None,
         page_size: int = SYNC_PAGE_SIZE,
         cma_lookback: dt.timedelta = dt.timedelta(seconds=DEFAULT_CMA_LOOKBACK_SECONDS),
+        enrich: EnrichHook | None = None,
         name: str = "contentful",
         cda_base_url: str = CDA_BASE,
         cma_base_url: str = CMA_BASE,
@@ -212,6 +226,7 @@ class ContentfulSource(WatermarkedPagedSource, TokenCredentialMembers):
         self.deleted_property = deleted_property
         self.page_size = page_size
         self.cma_lookback = cma_lookback
+        self.enrich: EnrichHook | None = checked_hook(enrich, f"ContentfulSource {name!r}")
         self.name = name
         self.cda_base_url = cda_base_url
         self.cma_base_url = cma_base_url
@@ -241,6 +256,11 @@ class ContentfulSource(WatermarkedPagedSource, TokenCredentialMembers):
     def credentials(self) -> TokenCredentials:  # type: ignore[override]
         """The token of the current mode (the engine's credential members are that token's)."""
         return self.tokens[self.mode()]
+
+    def deleted_keys(self, spec_key: str) -> list[str]:
+        """Ids of the entries the last pass saw unpublished or deleted (``DeletedEntry``), for ``on_missing``."""
+        counts = self._counts.get(spec_key)
+        return list(counts.deleted_ids) if counts is not None else []
 
     def pass_metadata(self, spec: SourceSpec) -> dict[str, Any]:
         """What the last pass of ``spec`` read.
@@ -501,6 +521,7 @@ class ContentfulSource(WatermarkedPagedSource, TokenCredentialMembers):
                 continue
             if kind == "DeletedEntry":
                 counts.deletions += 1
+                counts.deleted_ids.append(str(entry_id))
                 logger.info("Contentful source %s: entry %s was unpublished or deleted", self.name, entry_id)
                 if self.deleted_property:
                     records.append(Record(str(entry_id), {self.deleted_property: True}))
@@ -523,7 +544,14 @@ class ContentfulSource(WatermarkedPagedSource, TokenCredentialMembers):
                 content_type = await self._content_type(client, content_type.id) or content_type
             records.append(self._record(item, content_type, api))
             counts.entries += 1
-        return records
+        if self.enrich is None:
+            return records
+        # Entries only: a deletion record stands for an entry that is gone, there is nothing to enrich
+        # (the Sync API lists an id once per answer, so moving deletions last reorders nothing that matters).
+        deletions = [r for r in records if self.deleted_property and r.properties.keys() == {self.deleted_property}]
+        entries = [r for r in records if not any(r is d for d in deletions)]
+        ctx = EnrichContext(client, spec, self.name)
+        return await enrich_records(self.enrich, entries, ctx, owner=f"Contentful source {self.name!r}") + deletions
 
     def _sys_properties(self, api: Api) -> dict[str, str]:
         if self.sys_properties is not None:

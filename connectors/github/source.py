@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import inspect
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -33,7 +32,17 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from connectors.auth import env_secret
-from connectors.core import AuthError, ConfigError, RateLimited, Record, SourceSpec
+from connectors.core import (
+    AuthError,
+    ConfigError,
+    EnrichContext,
+    EnrichHook,
+    RateLimited,
+    Record,
+    SourceSpec,
+    checked_hook,
+    enrich_one,
+)
 from connectors.github.client import (
     SHARED_ETAG_CACHE,
     ETagStore,
@@ -77,8 +86,11 @@ _REPO_NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 
 
 @dataclass(frozen=True, slots=True)
-class RepoContext:
-    """What a per-repo ``enrich`` hook may look at besides the record.
+class RepoContext(EnrichContext[GitHubClient]):
+    """What a per-repo ``enrich`` hook may look at besides the record (the live context of every source).
+
+    ``client`` (the page's ``GitHubClient``, for extra calls, conditional and rate limited like the rest;
+    valid only during the call), ``spec`` and ``source`` as ``connectors.core.EnrichContext``, plus:
 
     Attributes:
         raw_repo: The repo payload as GitHub sent it (``GET /orgs/{org}/repos`` or ``/repos/{o}/{r}``).
@@ -86,19 +98,12 @@ class RepoContext:
         languages: ``{language: bytes}`` (empty when ``fetch_languages=False``).
         contributors: The first page of contributors as sent, bots included (empty when
             ``fetch_contributors=False``).
-        client: The page's ``GitHubClient``, for extra calls (conditional and rate limited like the
-            rest); valid only during the call.
     """
 
     raw_repo: dict[str, Any]
     readme: str | None
     languages: dict[str, int]
     contributors: list[dict[str, Any]]
-    client: GitHubClient
-
-
-EnrichHook = Callable[[Record, RepoContext], "Record | Awaitable[Record | None] | None"]
-"""``(record, ctx) -> record``, sync or async; returning None drops the repo from the page."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -273,7 +278,8 @@ class GitHubSource:
         token_env: Environment variable holding the token.
         token_required: Without a token, raise ``ConfigError`` (default). False allows GitHub's
             unauthenticated access: public repos only, 60 requests an hour per IP address.
-        enrich: Per-repo hook ``(record, RepoContext) -> record | None``, sync or async.
+        enrich: Per-repo hook ``(record, RepoContext) -> record | None``, sync or async (the hook of every
+            source, ``connectors.core.EnrichHook``); a raise fails that repo's record only.
         fetch_readme: Fetch the README as the record body.
         fetch_languages: Fetch the "Languages" property (left out of the record when False).
         fetch_contributors: Fetch the "Contributors" property (left out of the record when False).
@@ -336,9 +342,7 @@ class GitHubSource:
             raise ConfigError(f"GitHubSource.token_env must be an environment variable name, got {token_env!r}")
         self.token_env = token_env
         self.token_required = token_required
-        if enrich is not None and not callable(enrich):
-            raise ConfigError(f"GitHubSource.enrich must be callable, got {enrich!r}")
-        self.enrich = enrich
+        self.enrich: EnrichHook | None = checked_hook(enrich, "GitHubSource")
         self.include_archived = include_archived
         self.include_forks = include_forks
         self.fetch_readme = fetch_readme
@@ -487,7 +491,7 @@ class GitHubSource:
                 repos = [r for r in listed if self._keep_org_repo(r)]
             else:
                 repos, next_cursor = await self._named_page(client, spec, cursor)
-            records = await self._enrich_page(client, self._dedupe_ids(repos))
+            records = await self._enrich_page(client, spec, self._dedupe_ids(repos))
             logger.debug(
                 "GitHub %s: %d records, %d requests (%d answered 304), next cursor %s",
                 spec.key,
@@ -608,11 +612,14 @@ class GitHubSource:
 
     # ------------------------------------------------------------------------------ enrichment
 
-    async def _enrich_page(self, client: GitHubClient, repos: Sequence[dict[str, Any]]) -> list[Record]:
-        results = await _gather_bounded([_bind(self._enrich_one, client, r) for r in repos], self.enrich_concurrency)
+    async def _enrich_page(
+        self, client: GitHubClient, spec: SourceSpec, repos: Sequence[dict[str, Any]]
+    ) -> list[Record]:
+        factories = [_bind(self._enrich_one, client, spec, r) for r in repos]
+        results = await _gather_bounded(factories, self.enrich_concurrency)
         return [r for r in results if r is not None]
 
-    async def _enrich_one(self, client: GitHubClient, repo: dict[str, Any]) -> Record | None:
+    async def _enrich_one(self, client: GitHubClient, spec: SourceSpec, repo: dict[str, Any]) -> Record | None:
         full = str(repo.get("full_name") or "")
 
         async def readme() -> str | None:
@@ -646,15 +653,10 @@ class GitHubSource:
         )
         if self.enrich is None:
             return record
-        ctx = RepoContext(raw_repo=repo, readme=text, languages=langs or {}, contributors=people or [], client=client)
-        result = self.enrich(record, ctx)
-        if inspect.isawaitable(result):
-            result = await result
-        if result is not None and not isinstance(result, Record):
-            raise ConfigError(
-                f"GitHub source {self.name!r}: enrich returned {type(result).__name__}, expected a Record or None"
-            )
-        return result
+        ctx = RepoContext(
+            client, spec, self.name, raw_repo=repo, readme=text, languages=langs or {}, contributors=people or []
+        )
+        return await enrich_one(self.enrich, record, ctx, owner=f"GitHub source {self.name!r}")
 
 
 def _bind(fn: Callable[..., Awaitable[T]], *args: Any) -> Callable[[], Awaitable[T]]:

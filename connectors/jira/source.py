@@ -29,7 +29,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Unpack
 
-from connectors.core import ConfigError, Record, SourceSpec
+from connectors.core import ConfigError, EnrichContext, EnrichHook, Record, SourceSpec, checked_hook, enrich_records
 from connectors.http import CredentialMembers, HttpSettings, Json, Rate, drain_pages
 from connectors.jira.adf import adf_to_text
 from connectors.jira.client import JiraClient, JiraCredentialArgs, JiraCredentials, JiraRejected
@@ -229,6 +229,9 @@ class JiraSource(CredentialMembers[JiraCredentials]):
         fields: Jira fields a search returns (``/search/jql`` returns only ids without them).
         custom_fields: Extra record property -> Jira field id, decoded to neutral values.
         page_size: Issues per page (Jira may return fewer).
+        enrich: A per-record hook ``(record, EnrichContext) -> record | None`` (sync or async) run while the
+            page's ``JiraClient`` is open (``ctx.client`` for extra calls: changelog, comments, remote
+            links); a raise fails that record only.
         name: Source name.
         rate, http: As for ``JiraClient``.
     """
@@ -244,6 +247,7 @@ class JiraSource(CredentialMembers[JiraCredentials]):
         fields: Sequence[str] = DEFAULT_SOURCE_FIELDS,
         custom_fields: Mapping[str, str] | None = None,
         page_size: int = PAGE_SIZE,
+        enrich: EnrichHook | None = None,
         name: str = "jira",
         http: HttpSettings | None = None,
         rate: Rate | None = JIRA_RATE,
@@ -270,6 +274,7 @@ class JiraSource(CredentialMembers[JiraCredentials]):
         self.fields = tuple(dict.fromkeys(fields))
         self.custom_fields = dict(custom_fields or {})
         self.page_size = page_size
+        self.enrich: EnrichHook | None = checked_hook(enrich, f"JiraSource {name!r}")
         self.credentials = JiraCredentials(**credentials)
         self.http = http
         self.rate = rate
@@ -339,13 +344,16 @@ class JiraSource(CredentialMembers[JiraCredentials]):
         """One page of records and the cursor of the next (None after the last)."""
         jql = self._spec_jql(spec)
         async with self._client() as client:
+            ctx = EnrichContext(client, spec, self.name)
+            owner = f"Jira source {self.name!r}"
             if only_items is not None:
-                return await self._fetch_items(client, jql, only_items, cursor)
+                records, next_cursor = await self._fetch_items(client, jql, only_items, cursor)
+                return await enrich_records(self.enrich, records, ctx, owner=owner), next_cursor
             query = _digest(jql)
             token = self._token_from(cursor, query, spec.key)
             body = await self._search(client, jql, token, spec.key)
+            records = await enrich_records(self.enrich, self._records(body, client.base_url), ctx, owner=owner)
         next_token = client.pagination.next_token(body)
-        records = self._records(body, client.base_url)
         if next_token is None:
             return records, None
         return records, _dump({"v": CURSOR_VERSION, "q": query, "t": next_token})

@@ -26,7 +26,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from connectors.core import ConfigError, Record, SourceSpec
+from connectors.core import ConfigError, EnrichContext, EnrichHook, Record, SourceSpec, checked_hook, enrich_records
 from connectors.http import HttpSettings, Json, Rate, drain_pages
 from connectors.luma.client import LumaClient, LumaConnector
 from connectors.luma.settings import (
@@ -116,6 +116,8 @@ class LumaSource(LumaConnector):
         after: Only events starting at or after this ISO time (default: all events).
         before: Only events starting before this ISO time (default: no bound).
         fetch_hosts: Read each event's hosts with ``event/get`` (one request per event).
+        enrich: A per-record hook ``(record, EnrichContext) -> record | None`` (sync or async) run while
+            the page's ``LumaClient`` is open (``ctx.client`` for extra calls); a raise fails that record only.
         page_size: ``pagination_limit``.
         now: The current time (aware), for ``Status``; injectable for tests.
         name: Source name.
@@ -133,6 +135,7 @@ class LumaSource(LumaConnector):
         after: str | dt.datetime | None = None,
         before: str | dt.datetime | None = None,
         fetch_hosts: bool = True,
+        enrich: EnrichHook | None = None,
         page_size: int = PAGE_SIZE,
         now: Callable[[], dt.datetime] = _utcnow,
         name: str = "luma",
@@ -149,6 +152,7 @@ class LumaSource(LumaConnector):
         self.before = self._bound("before", before)
         self.interval_minutes = interval_minutes
         self.fetch_hosts = fetch_hosts
+        self.enrich: EnrichHook | None = checked_hook(enrich, f"LumaSource {name!r}")
         self.page_size = page_size
         self.now = now
         self.name = name
@@ -184,14 +188,19 @@ class LumaSource(LumaConnector):
         are skipped.
         """
         async with self._open_client(f"LumaSource {self.name!r}: no API key: {self.config_hint}") as client:
+            ctx = EnrichContext(client, spec, self.name)
+            owner = f"Luma source {self.name!r}"
             if only_items is not None:
-                return await self._targeted(client, only_items), None
+                return await enrich_records(
+                    self.enrich, await self._targeted(client, only_items), ctx, owner=owner
+                ), None
             if cursor is None:
                 token, after, before = None, self.after, self.before
             else:
                 token, after, before = self._decode(cursor)
             body = await client.list_events(cursor=token, limit=self.page_size, after=after, before=before)
             records = await self._records(client, [e for e in body.get("entries") or [] if isinstance(e, dict)])
+            records = await enrich_records(self.enrich, records, ctx, owner=owner)
             next_token = client.pagination.next_token(body)
         if next_token is None:
             return records, None

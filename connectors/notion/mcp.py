@@ -907,7 +907,7 @@ class NotionMcpSource(_NotionPasses, _McpConnector):
         async with self._open() as mcp:
             target = await self._data_source(mcp, refresh=cursor is None)
             if only_items is not None:
-                return await self._fetch_items(mcp, target, only_items), None
+                return await self._enriched(mcp, spec, await self._fetch_items(mcp, target, only_items)), None
             if cursor is None:
                 after, since, started = None, self._since_for_new_pass(spec.key), self.now().isoformat()
             else:
@@ -925,9 +925,10 @@ class NotionMcpSource(_NotionPasses, _McpConnector):
                 f"ORDER BY {_sql_ident(URL_COLUMN)} LIMIT {self.page_size + 1}"
             )
             rows = rows_from_result(await mcp.call(TOOL_QUERY, _query_args(target.data_source_id, sql, params)))
-        more = len(rows) > self.page_size
-        rows = rows[: self.page_size]
-        records = [r for r in (self._record(row, target.properties) for row in rows) if r is not None]
+            more = len(rows) > self.page_size
+            rows = rows[: self.page_size]
+            records = [r for r in (self._record(row, target.properties) for row in rows) if r is not None]
+            records = await self._enriched(mcp, spec, records)
         if not more or not rows or not rows[-1].get(URL_COLUMN):
             self._finish_pass(spec.key, since, started)
             return records, None

@@ -35,9 +35,9 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Callable, MutableMapping
-from typing import TypedDict, Unpack
+from typing import Any, TypedDict, Unpack
 
-from connectors.core import ConfigError, Record, SourceSpec
+from connectors.core import ConfigError, EnrichContext, EnrichHook, Record, SourceSpec, checked_hook, enrich_records
 from connectors.http import CredentialMembers, HttpSettings, Json, NotFound, Rate, TokenCredentials
 from connectors.notion.client import DataSourceRef, NotionClient, NotionCredentials, normalize_id
 from connectors.notion.decode import decode_properties, parse_timestamp
@@ -77,6 +77,7 @@ class NotionPassArgs(TypedDict, total=False):
     watermarks: MutableMapping[str, str] | None
     now: Callable[[], dt.datetime]
     page_size: int
+    enrich: EnrichHook | None
     name: str
 
 
@@ -94,8 +95,10 @@ class _NotionPasses(WatermarkMembers):
         watermarks: MutableMapping[str, str] | None = None,
         now: Callable[[], dt.datetime] = _utcnow,
         page_size: int = PAGE_SIZE,
+        enrich: EnrichHook | None = None,
         name: str = "notion",
     ) -> None:
+        self.enrich: EnrichHook | None = checked_hook(enrich, f"{owner} {name!r}")
         if not 1 <= page_size <= PAGE_SIZE:
             raise ConfigError(f"{owner}: page_size must be within 1..{PAGE_SIZE}, got {page_size!r}")
         self.id = normalize_id(data_source_id, what="data_source_id")
@@ -120,6 +123,11 @@ class _NotionPasses(WatermarkMembers):
         """Forget the watermark(s): the next pass reads every page."""
         self._state.reset(spec_key)
 
+    async def _enriched(self, client: Any, spec: SourceSpec, records: list[Record]) -> list[Record]:
+        """The page's records after the ``enrich`` hook, run while ``client`` is open."""
+        ctx = EnrichContext(client, spec, self.name)
+        return await enrich_records(self.enrich, records, ctx, owner=f"Notion source {self.name!r}")
+
 
 class NotionSource(WatermarkedPagedSource, _NotionPasses, CredentialMembers[TokenCredentials]):
     """Pages of one Notion data source (or database) as records.
@@ -135,6 +143,9 @@ class NotionSource(WatermarkedPagedSource, _NotionPasses, CredentialMembers[Toke
         watermarks: Where the newest edit time per spec is kept (default: in memory).
         now: The current time (aware), injectable for tests.
         page_size: Pages per query (at most 100).
+        enrich: A per-record hook ``(record, EnrichContext) -> record | None`` (sync or async) run while the
+            page's client is open (``ctx.client``: a ``NotionClient``, or over MCP the ``McpSession``, for
+            extra calls such as a page's blocks); a raise fails that record only.
         name: Source name.
         base_url, rate, http: As for ``NotionClient``.
         **passes: ``interval_minutes`` to ``name`` above (``NotionPassArgs``, shared with ``NotionMcpSource``).
@@ -244,7 +255,9 @@ class NotionSource(WatermarkedPagedSource, _NotionPasses, CredentialMembers[Toke
         async with self._client() as client:
             data_source_id = await self._data_source_id(client)
             if only_items is not None:
-                return await self._fetch_items(client, data_source_id, only_items), None
+                return await self._enriched(
+                    client, spec, await self._fetch_items(client, data_source_id, only_items)
+                ), None
             if cursor is None:
                 start, since, high, after = None, self._since_for_new_pass(spec.key), None, None
             else:
@@ -256,16 +269,17 @@ class NotionSource(WatermarkedPagedSource, _NotionPasses, CredentialMembers[Toke
             body = await client.query_data_source(
                 data_source_id, filter=query_filter, sorts=SORTS, start_cursor=start, page_size=self.page_size
             )
-        records: list[Record] = []
-        for page in body.get("results") or []:
-            if not isinstance(page, dict):
-                continue
-            edited = page.get("last_edited_time")
-            if isinstance(edited, str) and (high is None or parse_timestamp(edited) > parse_timestamp(high)):
-                high = edited
-            record = self._record(page)
-            if record is not None:
-                records.append(record)
+            records: list[Record] = []
+            for page in body.get("results") or []:
+                if not isinstance(page, dict):
+                    continue
+                edited = page.get("last_edited_time")
+                if isinstance(edited, str) and (high is None or parse_timestamp(edited) > parse_timestamp(high)):
+                    high = edited
+                record = self._record(page)
+                if record is not None:
+                    records.append(record)
+            records = await self._enriched(client, spec, records)
         next_start = client.pagination.next_token(body)
         request_status = body.get("request_status")
         capped = isinstance(request_status, dict) and request_status.get("type") == "incomplete"

@@ -44,7 +44,7 @@ import urllib.parse
 from collections.abc import AsyncIterator, Iterable, MutableMapping, Sequence
 from typing import Any
 
-from connectors.core import ConfigError, Record, SourceSpec
+from connectors.core import ConfigError, EnrichContext, EnrichHook, Record, SourceSpec, checked_hook, enrich_records
 from connectors.http import Clock, CredentialMembers, HttpSettings, Json, NotFound, Rate, TokenCredentials, drain_pages
 from connectors.watermarks import PendingWatermarks, WatermarkMembers, parse_time
 from connectors.youtube.client import QuotaMeter, YouTubeClient, YouTubeCredentials, token_digest
@@ -220,6 +220,9 @@ class YouTubeSource(WatermarkMembers, CredentialMembers[TokenCredentials]):
         quota_budget: Units a day this source may spend per API key; a call over it is not sent
             (``YouTubeQuotaExceeded``). The project's quota is 10,000 by default.
         page_size: Playlist items per page (at most 50).
+        enrich: A per-record hook ``(record, EnrichContext) -> record | None`` (sync or async) run while
+            the page's ``YouTubeClient`` is open (``ctx.client`` for extra calls, metered against the
+            quota like the source's own); a raise fails that record only.
         name: Source name.
         base_url, rate, http: As for ``YouTubeClient`` (``http.clock`` also decides the quota day and
             when a full refresh is due).
@@ -239,6 +242,7 @@ class YouTubeSource(WatermarkMembers, CredentialMembers[TokenCredentials]):
         watermarks: MutableMapping[str, str] | None = None,
         quota_budget: int = DEFAULT_QUOTA_BUDGET,
         page_size: int = PAGE_SIZE,
+        enrich: EnrichHook | None = None,
         name: str = "youtube",
         base_url: str = API_BASE,
         http: HttpSettings | None = None,
@@ -266,6 +270,7 @@ class YouTubeSource(WatermarkMembers, CredentialMembers[TokenCredentials]):
         self.quota_budget = quota_budget
         QuotaMeter(quota_budget, clock=time.time)  # validates the budget now, not at the first page
         self.page_size = page_size
+        self.enrich: EnrichHook | None = checked_hook(enrich, f"YouTubeSource {name!r}")
         self.credentials = YouTubeCredentials(token, token_env)
         self.base_url = base_url.rstrip("/")
         self.http = http or HttpSettings()
@@ -436,8 +441,11 @@ class YouTubeSource(WatermarkMembers, CredentialMembers[TokenCredentials]):
         if only_items is None and cursor is None:
             self._pass_units[spec.key] = 0
         async with self._client(spec.key) as client:
+            ctx = EnrichContext(client, spec, self.name)
+            owner = f"YouTube source {self.name!r}"
             if only_items is not None:
-                return await self._targeted(client, spec, only_items), None
+                targeted = await self._targeted(client, spec, only_items)
+                return await enrich_records(self.enrich, targeted, ctx, owner=owner), None
             if cursor is None:
                 mode, since = self._plan(spec.key)
                 self._pass_mode[spec.key] = mode
@@ -474,7 +482,8 @@ class YouTubeSource(WatermarkMembers, CredentialMembers[TokenCredentials]):
                 if video_id:
                     ids.append(video_id)
             videos = await client.videos(ids) if ids else []
-        records = [r for r in (video_record(v) for v in videos) if r is not None]
+            records = [r for r in (video_record(v) for v in videos) if r is not None]
+            records = await enrich_records(self.enrich, records, ctx, owner=owner)
         next_token = body.get("nextPageToken")
         if stopped or not isinstance(next_token, str) or not next_token:
             self._finish(spec.key, mode, high)

@@ -1,0 +1,22 @@
+"""ContentfulSource's enrich hook: the live client, a property added, a raise failing its record only."""
+
+from __future__ import annotations
+
+from tests.connectors.enrich_cases import check_enriched, failing_on
+from tests.fakes.contentful import FakeContentful, FakeEnvironment
+
+
+async def test_the_hook_calls_the_live_client_and_a_raise_fails_only_its_record(
+    make_source, fake: FakeContentful, env: FakeEnvironment
+):
+    entries = [fake.add_entry(env, "author", {"name": f"Ada {i}"}) for i in range(3)]
+    bad = entries[1].id
+
+    async def version(record, ctx):  # type: ignore[no-untyped-def]
+        entry = await ctx.client.get_entry(record.primary_key)
+        return int(entry["sys"]["revision"])
+
+    source = make_source(api="cda", deleted_property="Deleted", enrich=failing_on(bad, "Revision", version))
+    records, _ = await source.fetch_page(source.specs()[0], None, None)
+    check_enriched(records, bad, "Revision")
+    assert all(r.properties["Revision"] == 1 for r in records if r.primary_key != bad)
