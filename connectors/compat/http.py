@@ -41,7 +41,7 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _settings = HttpSettings()
 # One sending client per (event loop, host, settings): the limits and blocks of a host are shared by
 # every ported connector of the process, and a new asyncio.run gets clients bound to its own loop.
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, int], httpx.AsyncClient]] = (
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, HttpSettings], httpx.AsyncClient]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -71,7 +71,7 @@ def using(new: HttpSettings) -> Iterator[HttpSettings]:
 def _client_for(host: str) -> httpx.AsyncClient:
     loop = asyncio.get_running_loop()
     per_loop = _clients.setdefault(loop, {})
-    key = (host, id(_settings))
+    key = (host, _settings)  # the settings themselves, not their id: a freed one's id may be reused
     client = per_loop.get(key)
     if client is None or client.is_closed:
         client = per_loop[key] = make_client(
