@@ -627,6 +627,17 @@ class _AsanaSession:
                 raise
         raise refused
 
+    async def mark_missing(self, destination_id: str, missing: bool) -> None:
+        """``on_missing``: complete the task (its record left the source), or reopen it when it returns.
+
+        Raises:
+            RecordError: The task is gone.
+        """
+        try:
+            await self.client.update_task(destination_id, {"completed": bool(missing)})
+        except NotFound as err:
+            raise RecordError(f"Asana task {destination_id} not found", primary_key=destination_id) from err
+
     async def query_existing_rows(self) -> AsyncIterator[tuple[str, str]]:
         """Every (key, task gid) of the project, 100 tasks per request.
 

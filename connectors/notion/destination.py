@@ -645,6 +645,20 @@ class _NotionSession:
             raise
         return True
 
+    async def mark_missing(self, destination_id: str, missing: bool) -> None:
+        """``on_missing``: move the page to Notion's trash (its record left the source), or restore it.
+
+        The trash is Notion's own archive: a page there can be restored by hand or by this call for
+        30 days, and nothing is deleted. The source of a two-way pair does not read trashed pages.
+
+        Raises:
+            RecordError: The page is gone for good.
+        """
+        try:
+            await self.client.update_page(destination_id, {"in_trash": bool(missing)})
+        except NotFound as err:
+            raise RecordError(f"Notion page {destination_id} not found", primary_key=destination_id) from err
+
     async def query_existing_rows(self) -> AsyncIterator[tuple[str, str]]:
         """Every (key, page id) of the data source, sorted by key.
 
