@@ -126,7 +126,6 @@ class _PassCounts:
     skipped: int = 0
     requests: int = 0
     deleted_ids: list[str] = field(default_factory=list)
-    deleted_ids: list[str] = field(default_factory=list)
 
 
 class ContentfulSource(WatermarkedPagedSource, TokenCredentialMembers):
@@ -257,11 +256,6 @@ class ContentfulSource(WatermarkedPagedSource, TokenCredentialMembers):
     def credentials(self) -> TokenCredentials:  # type: ignore[override]
         """The token of the current mode (the engine's credential members are that token's)."""
         return self.tokens[self.mode()]
-
-    def deleted_keys(self, spec_key: str) -> list[str]:
-        """Ids of the entries the last pass saw unpublished or deleted (``DeletedEntry``), for ``on_missing``."""
-        counts = self._counts.get(spec_key)
-        return list(counts.deleted_ids) if counts is not None else []
 
     def deleted_keys(self, spec_key: str) -> list[str]:
         """Ids of the entries the last pass saw unpublished or deleted (``DeletedEntry``), for ``on_missing``."""
@@ -527,7 +521,6 @@ class ContentfulSource(WatermarkedPagedSource, TokenCredentialMembers):
                 continue
             if kind == "DeletedEntry":
                 counts.deletions += 1
-                counts.deleted_ids.append(str(entry_id))
                 counts.deleted_ids.append(str(entry_id))
                 logger.info("Contentful source %s: entry %s was unpublished or deleted", self.name, entry_id)
                 if self.deleted_property:
