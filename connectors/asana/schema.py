@@ -21,19 +21,46 @@ after an ambiguous failure. A free workspace (402 on custom fields) is a ``Confi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
+from connectors.asana.client import AsanaClient
 from connectors.asana.encode import field_kind
 from connectors.asana.settings import NATIVE_FIELDS
 from connectors.core import ConfigError, Record, SchemaChange, sample_kinds
 from connectors.http import HTTPRecordError, Json, NotFound
 
-if TYPE_CHECKING:
-    from connectors.asana.client import AsanaClient
-    from connectors.asana.destination import AsanaDestination
 
-__all__ = ["bootstrap_schema", "wanted_fields"]
+class BootstrapTarget(Protocol):
+    """What a bootstrap reads of an ``AsanaDestination`` (a protocol, so this module never imports it)."""
+
+    name: str
+    title_property: str
+    key_field: str | None
+    synced_field: str | None
+
+    @property
+    def field_map(self) -> Mapping[str, str]:
+        """Record property -> target field."""
+        ...
+
+    @property
+    def config_hint(self) -> str:
+        """What to set when it is not configured."""
+        ...
+
+    def token(self) -> str | None:
+        """The token now."""
+        ...
+
+    def project(self) -> str | None:
+        """The project gid now."""
+        ...
+
+    def _client(self, token: str) -> AsanaClient: ...
+
+
+__all__ = ["BootstrapTarget", "bootstrap_schema", "wanted_fields"]
 
 PAYMENT_REQUIRED = 402
 MAX_ENUM_OPTIONS = 500  # Asana's limit on the options of one field (disabled ones included)
@@ -57,7 +84,7 @@ _FITS: dict[str, frozenset[str]] = {
 }
 
 
-def wanted_fields(dest: AsanaDestination, sample: Sequence[Record]) -> tuple[dict[str, Json], list[SchemaChange]]:
+def wanted_fields(dest: BootstrapTarget, sample: Sequence[Record]) -> tuple[dict[str, Json], list[SchemaChange]]:
     """The custom fields ``sample`` needs (name -> create request) and the properties skipped.
 
     The create requests lack ``workspace`` (added when sent).
@@ -121,7 +148,7 @@ def _describe(request: Json) -> str:
     return ""
 
 
-async def bootstrap_schema(dest: AsanaDestination, sample: Sequence[Record], *, apply: bool) -> list[SchemaChange]:
+async def bootstrap_schema(dest: BootstrapTarget, sample: Sequence[Record], *, apply: bool) -> list[SchemaChange]:
     """What the project lacks for ``sample`` (see the module docstring); with ``apply``, add it.
 
     Raises:
