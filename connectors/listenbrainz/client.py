@@ -62,6 +62,7 @@ __all__ = [
     "ListenBrainzConnector",
     "ListenBrainzCredentials",
     "MusicBrainzClient",
+    "RateWindow",
     "TotalCountPagination",
     "first_isrc",
     "first_recording_mbid",
@@ -125,12 +126,25 @@ def _wait_of(headers: httpx.Headers) -> float | None:
         return None
 
 
+class RateWindow:
+    """When the next request to ListenBrainz may go, as its last answer announced (shared by a connector's clients).
+
+    Attributes:
+        resume_at: Epoch seconds before which no request should be sent, or None.
+    """
+
+    def __init__(self) -> None:
+        """No window announced yet."""
+        self.resume_at: float | None = None
+
+
 class ListenBrainzClient(JsonApiClient):
     """A ListenBrainz API client for one user token (or none: reading feedback is public).
 
     Args:
         token: The user token, sent as ``Authorization: Token …``; None reads anonymously.
         public_key: The credential key of anonymous reads (default ``listenbrainz:public``).
+        window: Where the announced rate-limit window is kept (default: this client's own).
         base_url: API base (a fake in tests).
         rate: The request rate (shared by every client of the same token).
         http: Transport, sleep, clock and retry policy (:class:`~connectors.http.HttpSettings`).
@@ -144,6 +158,7 @@ class ListenBrainzClient(JsonApiClient):
         token: str | None,
         *,
         public_key: str = "listenbrainz:public",
+        window: RateWindow | None = None,
         base_url: str = API_BASE,
         rate: Rate | None = LISTENBRAINZ_RATE,
         http: HttpSettings | None = None,
@@ -160,16 +175,16 @@ class ListenBrainzClient(JsonApiClient):
             http=http,
             timeout=DEFAULT_TIMEOUT,
         )
-        self._resume_at: float | None = None
+        self.window = window if window is not None else RateWindow()
 
     def _clock(self) -> float:
         return (self.http.clock or time.time)()
 
     async def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send one request (see :meth:`JsonApiClient.request`), after the window the last answer named."""
-        if self._resume_at is not None:
-            wait = self._resume_at - self._clock()
-            self._resume_at = None
+        if self.window.resume_at is not None:
+            wait = self.window.resume_at - self._clock()
+            self.window.resume_at = None
             if wait > 0:
                 logger.info("ListenBrainz: rate-limit window used up; waiting %.0f s", wait)
                 await (self.http.sleep or asyncio.sleep)(wait)
@@ -178,7 +193,7 @@ class ListenBrainzClient(JsonApiClient):
     def _note(self, response: httpx.Response) -> None:
         wait = _wait_of(response.headers)
         if wait is not None:
-            self._resume_at = self._clock() + wait
+            self.window.resume_at = self._clock() + wait
 
     def decode(self, response: httpx.Response) -> Any:
         """The JSON body; notes the rate-limit window the answer announces."""
@@ -313,13 +328,16 @@ class ListenBrainzConnector(TokenCredentialMembers):
         self.rate = rate
         self.musicbrainz_rate = musicbrainz_rate
         self.requests_sent = 0
+        self.window = RateWindow()  # outlives each pass's clients: the next page waits if it must
 
     @asynccontextmanager
     async def _open_clients(self, token: str | None) -> AsyncIterator[tuple[ListenBrainzClient, MusicBrainzClient]]:
         """Open clients of ListenBrainz (with ``token``) and MusicBrainz; their requests are counted."""
         # Anonymous reads count per user read (and per IP address, which no key can name).
         public_key = f"listenbrainz:public:{self.user}"
-        lb = ListenBrainzClient(token, public_key=public_key, base_url=self.base_url, http=self.http, rate=self.rate)
+        lb = ListenBrainzClient(
+            token, public_key=public_key, window=self.window, base_url=self.base_url, http=self.http, rate=self.rate
+        )
         mb = MusicBrainzClient(
             user_agent=self.user_agent, base_url=self.musicbrainz_url, http=self.http, rate=self.musicbrainz_rate
         )

@@ -25,7 +25,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from connectors.core import ConfigError, Record, SourceSpec
-from connectors.http import HttpSettings, Json, Rate, drain_pages
+from connectors.http import HttpSettings, Json, NotFound, Rate, drain_pages
 from connectors.listenbrainz.client import ListenBrainzConnector, MusicBrainzClient
 from connectors.listenbrainz.settings import (
     API_BASE,
@@ -155,14 +155,21 @@ class ListenBrainzSource(ListenBrainzConnector):
             if only_items is not None:
                 wanted = {str(i).strip().upper() for i in only_items if str(i).strip()}
                 out: list[Record] = []
-                async for item in lb.all_loved(user):
+                try:
+                    loved = [item async for item in lb.all_loved(user)]
+                except NotFound:
+                    raise ConfigError(f"ListenBrainzSource {self.name!r}: ListenBrainz has no user {user!r}") from None
+                for item in loved:
                     isrc = await self._isrc(mb, item)
                     if isrc in wanted:
                         out.append(loved_record(item, isrc))
                         wanted.discard(isrc)
                 return out, None
             offset = self._offset(cursor)
-            body = await lb.loved(user, offset=offset, count=self.page_size)
+            try:
+                body = await lb.loved(user, offset=offset, count=self.page_size)
+            except NotFound:
+                raise ConfigError(f"ListenBrainzSource {self.name!r}: ListenBrainz has no user {user!r}") from None
             next_token = lb.pagination.next_token(body)
             records: dict[str, Record] = {}
             dropped = 0
