@@ -1,6 +1,8 @@
 """Connector discovery through entry points.
 
-Two groups, as in durable-sync: ``durable_sync.sources`` and ``durable_sync.destinations``. Each
+Two groups: ``durable_sync_dagster.sources`` and ``durable_sync_dagster.destinations`` — not
+durable-sync's ``durable_sync.*`` names, so the two packages installed side by side never resolve one
+name to the other's class (``connectors.compat.registry`` reads durable-sync's groups). Each
 entry resolves to a class (not an instance). A package may register a name that a core connector
 already uses; the last one registered wins, so a connector can be overridden on purpose.
 """
@@ -22,8 +24,8 @@ __all__ = [
     "source_names",
 ]
 
-SOURCES_GROUP = "durable_sync.sources"
-DESTINATIONS_GROUP = "durable_sync.destinations"
+SOURCES_GROUP = "durable_sync_dagster.sources"
+DESTINATIONS_GROUP = "durable_sync_dagster.destinations"
 
 
 @dataclass(frozen=True)
