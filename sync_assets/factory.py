@@ -324,7 +324,9 @@ def build_route(
         progress = _Progress(context, route.name, partition)
         try:
             spec = route.spec_for(partition)
-            result = asyncio.run(run_pass(route, partition, store, options, spec=spec, progress=progress))
+            # Every credential is paced by the schedule all runs share (the state store's).
+            with store.shared_rate_limits():
+                result = asyncio.run(run_pass(route, partition, store, options, spec=spec, progress=progress))
         except Paused as err:
             _log_checks_before_failing(context, route, partition, store, asset_key, paused=str(err))
             raise dg.Failure(

@@ -26,6 +26,7 @@ repeatable and quick:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -35,6 +36,7 @@ from typing import Any
 
 import dagster as dg
 
+from connectors.http import keep_local_limits
 from connectors.memory import MemoryDestination, MemorySource
 from sync_assets.engine import PassStats
 from sync_assets.factory import SyncConfig, build_route
@@ -157,6 +159,7 @@ def materialize_route(
     raise_on_error: bool = False,
     tags: dict[str, str] | None = None,
     retry_policy: dg.RetryPolicy | None = None,
+    shared_limits: bool = False,
 ) -> RouteRun:
     """Materialize one partition of a route through Dagster, as a test would.
 
@@ -178,6 +181,8 @@ def materialize_route(
         tags: Run tags (e.g. the ones the dispatcher sets, ``factory.run_tags``).
         retry_policy: The asset's retry policy; default None: no retries, so a failing test fails at
             once and ``RouteRun.failure`` names the error. Give one to test retries.
+        shared_limits: Pace the clients by the rate limits every process shares, kept in the state
+            store, as a real run does; default False: each client's in-process limiter.
 
     Returns:
         A ``RouteRun``: ``success``, ``stats``, ``metadata``, ``checks``, ``observations``, ``failure``,
@@ -198,16 +203,19 @@ def materialize_route(
         instance.add_dynamic_partitions(route.name, [partition])
     state = SyncStateResource(url=store.url)
     run_config = dg.RunConfig(ops={rd.asset.op.name: config}) if config is not None else None
-    result = dg.materialize(
-        [rd.asset, *assets],
-        partition_key=partition,
-        resources={
-            "sync_state": state,
-            "link_map_io_manager": LinkMapIOManager(state=state),
-        },
-        instance=instance,
-        run_config=run_config,
-        raise_on_error=raise_on_error,
-        tags=tags,
-    )
+    # A test's clients keep their in-process limiter (and its fake clock) unless it asks for the
+    # schedule every process shares, which a real run installs.
+    with contextlib.nullcontext() if shared_limits else keep_local_limits():
+        result = dg.materialize(
+            [rd.asset, *assets],
+            partition_key=partition,
+            resources={
+                "sync_state": state,
+                "link_map_io_manager": LinkMapIOManager(state=state),
+            },
+            instance=instance,
+            run_config=run_config,
+            raise_on_error=raise_on_error,
+            tags=tags,
+        )
     return RouteRun(result=result, route=route, partition=partition, store=store, instance=instance)

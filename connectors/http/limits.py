@@ -301,6 +301,7 @@ class SharedLimiter:
             state.slots.popleft()  # stale: sent now, it could bunch with others' fresh slots
             self.dropped += 1
         if not state.slots:
+            await asyncio.sleep(0)  # let the requests ready at the same moment queue, to claim for them too
             prefetch = int(PREFETCH_SECONDS * rate.requests / rate.per_seconds)
             n = max(1, min(rate.capacity, max(state.waiting, prefetch)))
             claim = await self._claim(key, rate, n)

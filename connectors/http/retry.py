@@ -801,7 +801,9 @@ class RetryTransport(httpx.AsyncBaseTransport):
     def _shared(self) -> tuple[SharedLimits, str, Rate] | None:
         """The run's shared limits with this credential's key and rate (None: this process's own limiter)."""
         shared = current_shared_limits()
-        if shared is None or self.credential is None or self._state.rate is None:
+        # The shared schedules are in epoch seconds: a client on an injected clock (a test's fake
+        # time) keeps its own limiter.
+        if shared is None or self.credential is None or self._state.rate is None or self._clock is not time.time:
             return None
         return shared, self.credential, self._state.rate
 
