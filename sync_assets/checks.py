@@ -3,14 +3,20 @@
 The run that meets a pause logs it (the factory); the dispatcher, which skips a paused partition,
 reports it and its end outside any run (the sensors). Both go through ``pause_events`` here, so the
 UI reads the same verdict whoever found the pause, and neither module needs the other.
+
+Severity: a pause by a rejected credential is an ERROR (it needs a human); a pause set by hand is
+somebody's decision, a WARN, until it has lasted ``DURABLE_SYNC_PAUSE_ESCALATE_AFTER`` (default one
+hour): then it is an ERROR too (``sync_assets.escalation`` reports that without a run).
 """
 
+import datetime as dt
 import warnings
 from typing import Any
 
 import dagster as dg
 
-from sync_assets.state import Pause
+from sync_assets.notify import format_duration, pause_escalate_after
+from sync_assets.state import Pause, utcnow
 
 __all__ = ["NOT_PAUSED", "NO_DUPLICATE_KEYS", "NO_FAILED_RECORDS", "not_paused_spec", "pause_events", "pause_verdict"]
 
@@ -45,7 +51,12 @@ def not_paused_spec(asset_key: dg.AssetKey, partitions_def: dg.PartitionsDefinit
 
 
 def pause_verdict(
-    route_name: str, partition: str, pause: Pause | None, fallback: str = ""
+    route_name: str,
+    partition: str,
+    pause: Pause | None,
+    fallback: str = "",
+    *,
+    now: dt.datetime | None = None,
 ) -> tuple[bool, dg.AssetCheckSeverity, str, dict[str, Any]]:
     """The ``not_paused`` verdict of one partition.
 
@@ -54,6 +65,7 @@ def pause_verdict(
         partition: The partition key.
         pause: The pause that stops the partition, or None.
         fallback: Why the partition is paused when ``pause`` is None (the pause was lifted since).
+        now: The current time, to tell a pause that lasts (default: now).
 
     Returns:
         Whether the check passes, its severity, its description and its metadata.
@@ -64,17 +76,21 @@ def pause_verdict(
     if pause is None:  # lifted between the engine's look and ours: still say what stopped the run
         return False, dg.AssetCheckSeverity.WARN, fallback, {"paused": True, "resume_with": fix}
     since = pause.paused_at.isoformat(timespec="seconds")
-    description = f"{route_name}/{partition} is paused ({pause.scope}) since {since}: {pause.reason}"
+    after = pause_escalate_after()
+    lasting = (now or utcnow()) - pause.paused_at >= after
+    longer = f", longer than {format_duration(after)}," if lasting else ""
+    description = f"{route_name}/{partition} is paused ({pause.scope}) since {since}{longer}: {pause.reason}"
     if fix not in pause.reason:
         description += f". Nothing syncs until it is lifted: {fix}"
-    # A rejected credential needs a human; a pause set by hand is somebody's decision.
-    severity = dg.AssetCheckSeverity.ERROR if pause.source == "auth" else dg.AssetCheckSeverity.WARN
+    # A rejected credential needs a human; a pause set by hand is somebody's decision, until it lasts.
+    severity = dg.AssetCheckSeverity.ERROR if pause.source == "auth" or lasting else dg.AssetCheckSeverity.WARN
     metadata: dict[str, Any] = {
         "paused": True,
         "scope": pause.scope,
         "reason": pause.reason,
         "paused_by": "a rejected credential" if pause.source == "auth" else pause.source,
         "paused_since": since,
+        "lasting": lasting,
         "resume_with": fix,
     }
     return False, severity, description, metadata

@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import dagster as dg
 
@@ -35,7 +35,7 @@ from connectors.core import ConfigError
 from sync_assets.routes import EndBinding, Route
 from sync_assets.systems import SystemResource, default_resources
 
-__all__ = ["RouteComponent", "RouteScaffolder"]
+__all__ = ["RouteComponent", "RouteRetry", "RouteScaffolder"]
 
 _ENV_REF = re.compile(r"env(?:\.([A-Za-z_][A-Za-z0-9_]*)|\(\s*['\"]([A-Za-z_][A-Za-z0-9_]*)['\"])")
 _RESERVED = ("system", "resource")
@@ -87,6 +87,32 @@ class RouteScaffolder(dg.Scaffolder):
         (request.target_path / "defs.yaml").write_text(SCAFFOLD_TEMPLATE.format(name=name))
 
 
+class RouteRetry(dg.Model):
+    """A route's ``retry:`` block: the sync asset's retries, and how they and the HTTP retries back off.
+
+    Attributes:
+        max_retries: Retries of a failed pass (default: ``SYNC_RETRY_POLICY``'s, 3).
+        delay_seconds: The first retry's delay (default: ``SYNC_RETRY_POLICY``'s, 5 s).
+        backoff: ``exponential``, ``linear`` or ``constant``: the asset's retries and the connectors'
+            HTTP retries both back off so (``Route.backoff``).
+    """
+
+    max_retries: int | None = None
+    delay_seconds: float | None = None
+    backoff: Literal["exponential", "linear", "constant"] = "exponential"
+
+    def route_kwargs(self) -> dict[str, Any]:
+        """``Route(retry_policy=..., backoff=...)`` of this block."""
+        from sync_assets.factory import SYNC_RETRY_POLICY
+
+        policy = dg.RetryPolicy(
+            max_retries=self.max_retries if self.max_retries is not None else SYNC_RETRY_POLICY.max_retries,
+            delay=self.delay_seconds if self.delay_seconds is not None else SYNC_RETRY_POLICY.delay,
+            jitter=SYNC_RETRY_POLICY.jitter,
+        )
+        return {"retry_policy": policy, "backoff": self.backoff}
+
+
 @dg.scaffold_with(RouteScaffolder)
 class RouteComponent(dg.Component, dg.Resolvable, dg.Model):
     """A route from a source system to a destination system, declared in YAML.
@@ -100,6 +126,7 @@ class RouteComponent(dg.Component, dg.Resolvable, dg.Model):
         create_only: Fields written when a row is created, never updated.
         interval_minutes: How often each partition syncs (the source's default otherwise).
         enabled: False keeps the route out of the graph.
+        retry: ``{max_retries, delay_seconds, backoff}``: the route's retries (``RouteRetry``).
     """
 
     name: str
@@ -110,6 +137,7 @@ class RouteComponent(dg.Component, dg.Resolvable, dg.Model):
     create_only: list[str] = []
     interval_minutes: int | None = None
     enabled: bool = True
+    retry: RouteRetry | None = None
 
     def _end(
         self, end: str, resources: Mapping[str, SystemResource], broken: Mapping[str, str]
@@ -184,6 +212,7 @@ class RouteComponent(dg.Component, dg.Resolvable, dg.Model):
             ),
             source_binding=EndBinding(src_key, src_opts, src_res.secret_envs()),
             destination_binding=EndBinding(dst_key, dst_opts, dst_res.secret_envs()),
+            **(self.retry.route_kwargs() if self.retry is not None else {}),
         )
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:

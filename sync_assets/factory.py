@@ -27,6 +27,7 @@ from typing import Any
 import dagster as dg
 
 from connectors.core import AuthError, ConfigError, RateLimited, describe_error
+from connectors.http import backoff_scope
 from sync_assets.checks import (
     NO_DUPLICATE_KEYS,
     NO_FAILED_RECORDS,
@@ -37,6 +38,7 @@ from sync_assets.checks import (
 )
 from sync_assets.conflicts import conflicts_result, no_conflicts_spec
 from sync_assets.engine import LeaseLost, PartitionBusy, PassOptions, PassResult, PassStats, Paused, run_pass
+from sync_assets.escalation import escalation_sensor, lasting_pause_result, lasting_pause_spec
 from sync_assets.freshness import freshness_result, freshness_sensor, not_overdue_spec
 from sync_assets.io_managers import LinkMapIOManager
 from sync_assets.monitor import stale_run_sensor
@@ -63,6 +65,7 @@ __all__ = [
     "TRIGGER_TAG",
     "RouteDefs",
     "SyncConfig",
+    "asset_retry_policy",
     "build_definitions",
     "build_route",
     "link_report_asset",
@@ -79,6 +82,29 @@ PROGRESS_EVERY_PAGES = 50  # each context.log call is an event-log row: log prog
 PROGRESS_EVERY_SECONDS = 30.0
 
 SYNC_RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+_DAGSTER_BACKOFF = {"exponential": dg.Backoff.EXPONENTIAL, "linear": dg.Backoff.LINEAR, "constant": None}
+
+
+def asset_retry_policy(route: Route, default: dg.RetryPolicy | None = SYNC_RETRY_POLICY) -> dg.RetryPolicy | None:
+    """The retry policy of a route's sync asset: the route's own, else ``default``, shaped by its ``backoff``.
+
+    Args:
+        route: The route (``Route.retry_policy`` wins over ``default``; ``Route.backoff`` sets the
+            policy's backoff: ``exponential``, ``linear``, or ``constant``, i.e. none).
+        default: The deployment's policy (None: no retries, and a route's ``backoff`` alone adds none).
+
+    Returns:
+        The policy, or None for no retries.
+    """
+    policy: dg.RetryPolicy | None = route.retry_policy if route.retry_policy is not None else default
+    if policy is None or route.backoff is None or policy.delay is None:
+        return policy  # without a delay there is nothing to grow (Dagster refuses a backoff without one)
+    return dg.RetryPolicy(
+        max_retries=policy.max_retries,
+        delay=policy.delay,
+        backoff=_DAGSTER_BACKOFF[route.backoff],
+        jitter=policy.jitter,
+    )
 
 
 def pool_name(route: Route) -> str:
@@ -175,8 +201,10 @@ def _check_results(
             description=description,
         )
     )
-    # The route-wide verdict the freshness sensor reports: a declared check must come from every run.
+    # The route-wide verdicts the freshness and escalation sensors report: a declared check must
+    # come from every run.
     checks.append(freshness_result(route, store, asset_key))
+    checks.append(lasting_pause_result(route, store, asset_key))
     return checks
 
 
@@ -273,7 +301,8 @@ def build_route(
         source_key: The asset key of the route's source system (the asset's upstream).
         downstream: Other assets; those partitioned like the route and depending on it run in the
             same job.
-        retry_policy: The asset's retry policy for transient failures (None: no retries).
+        retry_policy: The asset's retry policy for transient failures (None: no retries); the
+            route's own ``retry_policy`` and ``backoff`` win (``asset_retry_policy``).
 
     Returns:
         The route's partitions, asset and job.
@@ -298,8 +327,9 @@ def build_route(
             dg.AssetCheckSpec(NO_DUPLICATE_KEYS, asset=asset_key, description="One destination row per primary key."),
             not_paused_spec(asset_key, partitions_def),
             not_overdue_spec(asset_key),
+            lasting_pause_spec(asset_key),
         ],
-        retry_policy=retry_policy,
+        retry_policy=asset_retry_policy(route, retry_policy),
         # The resources the route's ends are built from (routes declared in YAML), shown in the UI.
         required_resource_keys={"sync_state", *resource_keys(route)},
         # A pass that finds its partition held by another one ends without a materialization.
@@ -324,8 +354,9 @@ def build_route(
         progress = _Progress(context, route.name, partition)
         try:
             spec = route.spec_for(partition)
-            # Every credential is paced by the schedule all runs share (the state store's).
-            with store.shared_rate_limits():
+            # The route's backoff reaches the HTTP retries of every client the pass builds, and every
+            # credential is paced by the schedule all runs share (the state store's).
+            with backoff_scope(route.http_backoff), store.shared_rate_limits():
                 result = asyncio.run(run_pass(route, partition, store, options, spec=spec, progress=progress))
         except Paused as err:
             _log_checks_before_failing(context, route, partition, store, asset_key, paused=str(err))
@@ -486,6 +517,7 @@ def build_definitions(
             failure_sensor(route_defs),
             stale_run_sensor(route_defs),
             freshness_sensor(route_defs),
+            escalation_sensor(route_defs),
         ]
     schedules = [reconcile_schedule(rd) for rd in route_defs]
     all_resources: dict[str, Any] = {

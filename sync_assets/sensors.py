@@ -15,12 +15,15 @@
 - **Failure sensor** stores each failed sync run's root cause per partition (``durable-sync status``
   and an observation on the asset partition). It reads the step failure's error chain, not the run
   failure message: after the retry policy gives up, the step's own error says "Exceeded max_retries
-  of 3" and only its cause holds the 503 that made every attempt fail.
+  of 3" and only its cause holds the 503 that made every attempt fail. A run refused by a credential
+  sends the ``credential_paused`` webhook once per pause, not once per failed partition run
+  (``sync_assets.notify``); a pause that lasts is ``sync_assets.escalation``'s.
 - **Reconcile schedule** (daily per route) requests a pass with a destination listing.
 
 No ``from __future__ import annotations`` here: Dagster reads the context annotations at runtime.
 """
 
+import functools
 import json
 import re
 import time
@@ -33,7 +36,7 @@ import dagster as dg
 from connectors.core import DESCRIPTION_LIMIT, redact_error_text
 from sync_assets.checks import pause_events
 from sync_assets.engine import credential_fingerprint
-from sync_assets.notify import notify_pause
+from sync_assets.notify import notify_once, notify_pause
 from sync_assets.resources import SyncStateResource
 from sync_assets.runs import PARTITION_TAG, RouteDefs, SyncConfig, route_of_run, run_tags
 from sync_assets.state import StateStore
@@ -447,7 +450,8 @@ def failure_sensor(route_defs: Sequence[RouteDefs]) -> dg.SensorDefinition:
             elif (cause := describe_step_error(data.error)) is not None:
                 messages.append(cause)
         message = "; ".join(dict.fromkeys(messages)) or (context.failure_event.message or "run failed")
-        sync_state.store().record_failure(route, partition, message, run_id=run.run_id)
+        store = sync_state.store()
+        store.record_failure(route, partition, message, run_id=run.run_id)
         # Shown on the asset partition in the UI, next to its materializations.
         context.instance.report_runless_asset_event(
             dg.AssetObservation(
@@ -457,7 +461,21 @@ def failure_sensor(route_defs: Sequence[RouteDefs]) -> dg.SensorDefinition:
             )
         )
         if paused_scope:
-            notify_pause(scope=paused_scope, route=route, partition=partition, reason=message, run_id=run.run_id)
+            # Once per pause: the other partitions' runs refused on the same credential add nothing.
+            pause = store.pauses().get(paused_scope)
+            if pause is None:
+                context.log.info(f"{paused_scope} was resumed before its pause was notified")
+                return
+            send = functools.partial(
+                notify_pause,
+                scope=paused_scope,
+                route=route,
+                partition=partition,
+                reason=message,
+                run_id=run.run_id,
+                paused_since=pause.paused_at,
+            )
+            notify_once(store, "credential_paused", pause, send)
 
     return _on_failure
 
