@@ -91,6 +91,21 @@ def in_flight_partitions(instance: dg.DagsterInstance, route_defs: Sequence[Rout
     return busy
 
 
+# A run in these still waits for the run coordinator: the sync-now sensor adds no second one behind it.
+WAITING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]
+
+
+def _waiting_partitions(instance: dg.DagsterInstance, route_defs: Sequence[RouteDefs]) -> set[str]:
+    """``route/partition`` of every sync run still in the run queue (not dequeued yet)."""
+    names = {rd.route.name for rd in route_defs}
+    out: set[str] = set()
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=WAITING)):
+        tag = run.tags.get(PARTITION_TAG)
+        if tag and tag.split("/", 1)[0] in names:
+            out.add(tag)
+    return out
+
+
 def _paused(store_pauses: dict, scopes: Sequence[str]) -> bool:
     return any(s in store_pauses for s in scopes)
 
@@ -191,7 +206,8 @@ def sync_now_sensor(route_defs: Sequence[RouteDefs]) -> dg.SensorDefinition:
     """The sync-now sensor: drains the state store's request inbox for these routes.
 
     The pending requests of one partition merge into one run (a full request wins over targeted
-    ones); requests of paused partitions wait, and other code locations' routes are left alone.
+    ones); requests of paused partitions wait, and so do those of a partition whose last run is
+    still queued (the next run takes them all); other code locations' routes are left alone.
 
     Args:
         route_defs: The routes of this code location.
@@ -219,6 +235,7 @@ def sync_now_sensor(route_defs: Sequence[RouteDefs]) -> dg.SensorDefinition:
                 grouped.setdefault((req.route, req.partition), []).append(req)
         run_requests = []
         partition_requests = []
+        waiting = _waiting_partitions(context.instance, route_defs) if grouped else set()
         for (route_name, partition), reqs in grouped.items():
             rd = by_name[route_name]
             ids = [r.id for r in reqs]
@@ -229,6 +246,11 @@ def sync_now_sensor(route_defs: Sequence[RouteDefs]) -> dg.SensorDefinition:
                 continue
             if _paused(pauses, rd.route.pause_scopes(partition)):
                 continue  # kept: it runs once the pause is lifted
+            if f"{route_name}/{partition}" in waiting:
+                # Kept until that run leaves the queue: then one new run takes everything that came
+                # meanwhile. A run per tick would queue behind one another (one run per partition
+                # at a time), each launched on its own, and a steady stream of webhooks outpaces them.
+                continue
             full_refresh = any(r.full_refresh for r in reqs)
             if full_refresh or any(r.only_items is None for r in reqs):
                 config = SyncConfig(full_refresh=full_refresh)

@@ -366,3 +366,47 @@ def test_cli_show_notion_token(sqlite_store, capsys):
     sqlite_store.put_blob("webhooks", "notion:verification_token", b"secret_test-cli-token")
     assert main(["--state-url", sqlite_store.url, "webhooks", "--show-notion-token"], routes=[]) == 0
     assert capsys.readouterr().out.strip() == "secret_test-cli-token"
+
+
+# ----------------------------------------------------------------------------- the sync-now sensor's coalescing
+
+
+@pytest.mark.parametrize(
+    "status, held",
+    [("NOT_STARTED", True), ("STARTING", False), ("STARTED", False), ("SUCCESS", False)],
+)
+def test_sync_now_holds_requests_while_the_partitions_last_run_is_queued(sqlite_store, status, held):
+    """A burst of webhooks makes one waiting run per partition, not one queued run per sensor tick.
+
+    (A test instance stores no QUEUED run without a job origin; NOT_STARTED is in the same list.)
+    """
+    import uuid
+
+    import dagster as dg
+    from dagster._core.storage.dagster_run import DagsterRun
+
+    from sync_assets.factory import PARTITION_TAG, build_definitions
+    from sync_assets.resources import SyncStateResource
+    from tests.sync_assets.helpers import FAST_RETRY, memory_route, records
+
+    route = memory_route({"a": records(3), "b": records(3, prefix="b")})
+    defs = build_definitions([route], state=SyncStateResource(url=sqlite_store.url), retry_policy=FAST_RETRY)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(route.name, ["a", "b"])
+        instance.add_run(
+            DagsterRun(
+                job_name=f"{route.name}_sync",
+                run_id=str(uuid.uuid4()),
+                status=dg.DagsterRunStatus[status],
+                tags={PARTITION_TAG: f"{route.name}/a"},
+            )
+        )
+        sqlite_store.enqueue_request(route.name, "a", only_items=["k0001"], reason="webhook")
+        sqlite_store.enqueue_request(route.name, "b", only_items=["b0001"], reason="webhook")
+        ctx = dg.build_sensor_context(
+            instance=instance, resources={"sync_state": SyncStateResource(url=sqlite_store.url)}, definitions=defs
+        )
+        result = defs.resolve_sensor_def("durable_sync_sync_now")(ctx)
+    launched = sorted(r.partition_key for r in result.run_requests)
+    assert launched == (["b"] if held else ["a", "b"])
+    assert [r.partition for r in sqlite_store.pending_requests()] == (["a"] if held else [])
