@@ -159,7 +159,11 @@ def _fmt_stats(stats: dict[str, Any]) -> str:
     keys = ("created", "updated", "unchanged", "skipped", "failed", "pages")
     parts = [f"{k} {stats.get(k, 0)}" for k in keys]
     # Two-way conflicts and on_missing marks, when the pass had any.
-    for key, label in (("conflicts", "conflicts"), ("missing_marked", "marked missing"), ("missing_cleared", "unmarked")):
+    for key, label in (
+        ("conflicts", "conflicts"),
+        ("missing_marked", "marked missing"),
+        ("missing_cleared", "unmarked"),
+    ):
         if stats.get(key):
             parts.append(f"{label} {stats[key]}")
     if stats.get("seconds") is not None:
@@ -550,7 +554,8 @@ def _schema_report(route: Route, key: str, *, apply: bool, pages: int = 1) -> An
     return asyncio.run(bootstrap_route(route, key, apply=apply, pages=pages))
 
 
-def cmd_schema(args: argparse.Namespace, store: StateStore) -> int:
+def cmd_schema(args: argparse.Namespace, store: StateStore | None) -> int:
+    # Reads the source and the destination only: no state store is opened for it.
     route = _route(_load_routes(args.module), args.route, args.module)
     key = _partitions(route, [args.spec])[0] if args.spec else None
     report = _schema_report(route, key or _partitions(route, None)[0], apply=args.apply, pages=args.pages)
@@ -859,7 +864,9 @@ def main(argv: Sequence[str] | None = None, *, routes: Sequence[Route] | None = 
     args = build_parser().parse_args(argv)
     load_dotenv(Path.cwd() / ".env")
     try:
-        if args.fn in (cmd_connectors, cmd_migrate) or (args.fn is cmd_auth and args.auth_command == "keygen"):
+        if args.fn in (cmd_connectors, cmd_migrate, cmd_schema) or (
+            args.fn is cmd_auth and args.auth_command == "keygen"
+        ):
             return int(args.fn(args, None) or 0)
         store = StateStore(args.state_url) if args.state_url else StateStore.shared()
         return int(args.fn(args, store) or 0)

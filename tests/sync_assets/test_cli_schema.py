@@ -106,6 +106,13 @@ def test_schema_against_notion_reports_a_mismatch_and_leaves_it_alone(capsys, sq
     assert types["Stars"] == "rich_text" and types["Topics"] == "multi_select"
 
 
+def test_schema_needs_no_state_store(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("DURABLE_SYNC_STATE_URL", "postgresql://nobody@127.0.0.1:1/none")  # would fail to open
+    route = files_route(tmp_path)
+    assert main(["schema", route.name], routes=[route]) == 0
+    assert "would create 7" in capsys.readouterr().out
+
+
 def test_a_destination_without_the_capability_is_one_line_and_status_2(capsys, sqlite_store):
     from connectors.memory import MemoryDestination
 
