@@ -32,7 +32,7 @@ from typing import Any, Literal
 import dagster as dg
 
 from connectors.core import ConfigError
-from sync_assets.routes import EndBinding, Route
+from sync_assets.routes import EndBinding, Route, TwoWayRoute
 from sync_assets.systems import SystemResource, default_resources
 
 __all__ = ["RouteComponent", "RouteRetry", "RouteScaffolder"]
@@ -113,6 +113,44 @@ class RouteRetry(dg.Model):
         return {"retry_policy": policy, "backoff": self.backoff}
 
 
+class TwoWayBlock(dg.Model):
+    """A route's ``two_way:`` block: the file declares both directions of a pair (``TwoWayRoute``).
+
+    The route's ``source`` and ``destination`` are side A's source and side B's destination; this
+    block adds the other two ends, so the file yields two routes: ``name`` (A to B) and ``back_name``
+    (B to A)::
+
+        two_way:
+          back_name: jira_to_notion
+          back_source: {system: jira, projects: [ENG]}          # side B's source
+          back_destination: {system: notion, database_id: ...}  # side A's destination
+          fields: {Name: Summary, Priority: Priority}            # A's property -> B's
+          policy: last_writer_wins                               # or owner (with owners:)
+          modified: [Edited, Updated]                            # each side's modification time
+
+    Attributes:
+        back_name: The name of the B-to-A route.
+        back_source: ``system`` (or ``resource``) and the options of side B's source.
+        back_destination: ``system`` (or ``resource``) and the options of side A's destination.
+        fields: Synced fields, A's property name -> B's.
+        pair: The pair's name (default ``<name>_pair``).
+        policy: ``last_writer_wins`` or ``owner``.
+        owners: A's field name -> ``a`` or ``b``.
+        modified: The properties holding A's and B's modification times.
+        tie: The side that wins a conflict when the times are equal or unknown.
+    """
+
+    back_name: str
+    back_source: dict[str, Any]
+    back_destination: dict[str, Any]
+    fields: dict[str, str]
+    pair: str | None = None
+    policy: Literal["last_writer_wins", "owner"] = "last_writer_wins"
+    owners: dict[str, Literal["a", "b"]] = {}
+    modified: list[str | None] = [None, None]
+    tie: Literal["a", "b"] = "a"
+
+
 @dg.scaffold_with(RouteScaffolder)
 class RouteComponent(dg.Component, dg.Resolvable, dg.Model):
     """A route from a source system to a destination system, declared in YAML.
@@ -126,6 +164,8 @@ class RouteComponent(dg.Component, dg.Resolvable, dg.Model):
         create_only: Fields written when a row is created, never updated.
         interval_minutes: How often each partition syncs (the source's default otherwise).
         enabled: False keeps the route out of the graph.
+        on_missing: ``mark``: mark rows whose key left the source (``Route.on_missing``).
+        two_way: Both directions of a pair in one file (``TwoWayBlock``); the file yields two routes.
         retry: ``{max_retries, delay_seconds, backoff}``: the route's retries (``RouteRetry``).
     """
 
@@ -137,12 +177,18 @@ class RouteComponent(dg.Component, dg.Resolvable, dg.Model):
     create_only: list[str] = []
     interval_minutes: int | None = None
     enabled: bool = True
+    on_missing: Literal["mark"] | None = None
+    two_way: TwoWayBlock | None = None
     retry: RouteRetry | None = None
 
     def _end(
-        self, end: str, resources: Mapping[str, SystemResource], broken: Mapping[str, str]
+        self,
+        end: str,
+        resources: Mapping[str, SystemResource],
+        broken: Mapping[str, str],
+        raw_options: Mapping[str, Any] | None = None,
     ) -> tuple[str, SystemResource, dict[str, Any]]:
-        raw = dict(self.source if end == "source" else self.destination)
+        raw = dict(raw_options if raw_options is not None else self.source if end == "source" else self.destination)
         system = raw.get("system")
         key = raw.get("resource") or system
         if not key:
@@ -210,10 +256,55 @@ class RouteComponent(dg.Component, dg.Resolvable, dg.Model):
             disabled_reason=(
                 f"not configured: set {', '.join(missing)}" if missing else None if self.enabled else "enabled: false"
             ),
+            on_missing=self.on_missing,
             source_binding=EndBinding(src_key, src_opts, src_res.secret_envs()),
             destination_binding=EndBinding(dst_key, dst_opts, dst_res.secret_envs()),
             **(self.retry.route_kwargs() if self.retry is not None else {}),
         )
+
+    def build_routes(
+        self,
+        resources: Mapping[str, SystemResource],
+        *,
+        env_refs: Mapping[tuple[str, str], list[str]] | None = None,
+        broken: Mapping[str, str] | None = None,
+    ) -> list[Route]:
+        """The file's routes: the route, or with ``two_way`` both directions of the pair (A to B first).
+
+        Raises:
+            ConfigError: As ``build_route``, or a bad ``two_way`` block.
+        """
+        route = self.build_route(resources, env_refs=env_refs, broken=broken)
+        tw = self.two_way
+        if tw is None:
+            return [route]
+        b_key, b_res, b_opts = self._end("source", resources, broken or {}, tw.back_source)
+        a_key, a_res, a_opts = self._end("destination", resources, broken or {}, tw.back_destination)
+        b_source = b_res.source(b_opts, where=f"route {tw.back_name}: source ({b_res.system})")
+        a_dest = a_res.destination(a_opts, where=f"route {tw.back_name}: destination ({a_res.system})")
+        missing = [m for m in b_res.missing() + a_res.missing() if m not in (route.disabled_reason or "")]
+        reason = route.disabled_reason
+        if missing:
+            reason = f"{reason}; set {', '.join(missing)}" if reason else f"not configured: set {', '.join(missing)}"
+        modified = [*tw.modified, None, None][:2]
+        pair = TwoWayRoute(
+            a=(route.source, a_dest),
+            b=(b_source, route.destination),
+            fields=tw.fields,
+            name=tw.pair or f"{self.name}_pair",
+            policy=tw.policy,
+            owners=dict(tw.owners),
+            modified=(modified[0], modified[1]),
+            tie=tw.tie,
+            on_missing=self.on_missing,
+            description=self.description,
+            enabled=route.enabled and not missing,
+            disabled_reason=reason,
+            route_names=(self.name, tw.back_name),
+            a_bindings=(route.source_binding, EndBinding(a_key, a_opts, a_res.secret_envs())),
+            b_bindings=(EndBinding(b_key, b_opts, b_res.secret_envs()), route.destination_binding),
+        )
+        return list(pair.routes())
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         """This route alone, for projects that load it with ``dg.load_from_defs_folder``.
@@ -224,14 +315,28 @@ class RouteComponent(dg.Component, dg.Resolvable, dg.Model):
         from sync_assets.factory import build_definitions
 
         resources = default_resources()
-        route = self.build_route(resources)
-        return build_definitions([route], resources=dict(resources), shared_sensors=False)
+        return build_definitions(self.build_routes(resources), resources=dict(resources), shared_sensors=False)
 
 
 def load_route_file(
     path: Path, resources: Mapping[str, SystemResource], broken: Mapping[str, str] | None = None
 ) -> Route | None:
     """The route declared by one ``defs.yaml`` (None when the file declares another component type).
+
+    Raises:
+        ConfigError: The file is not valid YAML, the route's attributes are not valid, or it declares
+            a two-way pair (two routes: ``load_route_files``).
+    """
+    routes = load_route_files(path, resources, broken)
+    if len(routes) > 1:
+        raise ConfigError(f"{path}: declares {len(routes)} routes (two_way); load it with load_route_files")
+    return routes[0] if routes else None
+
+
+def load_route_files(
+    path: Path, resources: Mapping[str, SystemResource], broken: Mapping[str, str] | None = None
+) -> list[Route]:
+    """The routes declared by one ``defs.yaml``: one, two for a ``two_way`` pair, none for another component.
 
     Raises:
         ConfigError: The file is not valid YAML, or the route's attributes are not valid.
@@ -246,7 +351,7 @@ def load_route_file(
     if not isinstance(doc, dict) or "type" not in doc:
         raise ConfigError(f"{path}: expected a mapping with 'type' and 'attributes'")
     if str(doc["type"]).rsplit(".", 1)[-1] != RouteComponent.__name__:
-        return None
+        return []
     attributes = doc.get("attributes")
     if not isinstance(attributes, dict):
         raise ConfigError(f"{path}: 'attributes' must be a mapping")
@@ -254,7 +359,7 @@ def load_route_file(
         component = RouteComponent.resolve_from_yaml(yaml.safe_dump(attributes, sort_keys=False))
     except Exception as err:  # pydantic / template errors: the message names the field
         raise ConfigError(f"{path}: {_first_lines(str(err))}") from None
-    return component.build_route(resources, env_refs=env_references(attributes), broken=broken)
+    return component.build_routes(resources, env_refs=env_references(attributes), broken=broken)
 
 
 def _first_lines(text: str, n: int = 6) -> str:

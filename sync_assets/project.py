@@ -19,7 +19,7 @@ from pathlib import Path
 import dagster as dg
 
 from connectors.core import ConfigError, describe_error
-from sync_assets.components import load_route_file
+from sync_assets.components import load_route_files
 from sync_assets.routes import Route
 from sync_assets.systems import SystemResource, load_resources
 
@@ -110,14 +110,13 @@ def load_project(
     folder = defs_dir or DEFS_DIR
     for path in sorted(folder.rglob("defs.yaml")) if folder.is_dir() else []:
         try:
-            route = load_route_file(path, project.resources, broken)
+            routes = load_route_files(path, project.resources, broken)
         except (ConfigError, ValueError, TypeError) as err:
             rel = _relative(path)
             project.errors.append(RouteError(_route_name_of(path), rel, describe_error(err)))
             log.warning("route in %s not loaded: %s", rel, describe_error(err))
             continue
-        if route is not None:
-            project.routes.append(route)
+        project.routes.extend(routes)  # two for a two-way pair
     for name in modules:
         try:
             project.routes.extend(importlib.import_module(name).routes)

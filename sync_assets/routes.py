@@ -189,14 +189,16 @@ class Route:
 
     @property
     def http_backoff(self) -> str | None:
-        """How the HTTP retries of the route's passes back off: ``backoff``, else ``retry_policy``'s, else None.
+        """How the HTTP retries of the route's passes back off: ``backoff``, else the policy's, else None.
 
         None leaves each client's own ``RetryPolicy`` as it is (exponential unless a system says otherwise).
         """
         if self.backoff is not None or self.retry_policy is None:
             return self.backoff
-        kind = getattr(self.retry_policy.backoff, "value", None)  # Backoff.LINEAR -> "LINEAR"
-        return str(kind).lower() if kind is not None else "constant"  # no backoff: a constant delay
+        # Backoff.LINEAR -> "linear". A policy without backoff (Dagster's default) says nothing of the
+        # HTTP retries: a constant one-second retry of every request would hammer the API.
+        kind = getattr(self.retry_policy.backoff, "value", None)
+        return str(kind).lower() if kind is not None else None
 
     # ------------------------------------------------------------------------------------------
 
@@ -265,6 +267,7 @@ class TwoWay:
         peer_route: The name of the other direction's route.
         peer_source: The other side's source: what a pass reads back before it writes (a conflict
             needs both sides' current values).
+        peer_binding: The resource ``peer_source`` is built from (routes declared in YAML), if any.
     """
 
     pair: str
@@ -276,6 +279,7 @@ class TwoWay:
     tie: str
     peer_route: str
     peer_source: Source
+    peer_binding: EndBinding | None = None
 
     @property
     def peer_side(self) -> str:
@@ -341,6 +345,10 @@ class TwoWayRoute:
         description: Shown on both assets.
         enabled: False keeps both routes out of the deployment.
         tags: Tags of both assets.
+        route_names: The two routes' names (default ``<a>_to_<b>``, ``<b>_to_<a>``).
+        disabled_reason: Why both routes are disabled, shown by ``durable-sync status``.
+        a_bindings: The resources side A's source and destination are built from (YAML), if any.
+        b_bindings: The same for side B.
     """
 
     a: tuple[Source, Destination]
@@ -356,6 +364,10 @@ class TwoWayRoute:
     description: str | None = None
     enabled: bool = True
     tags: dict[str, str] = field(default_factory=dict)
+    route_names: tuple[str, str] | None = None
+    disabled_reason: str | None = None
+    a_bindings: tuple[EndBinding | None, EndBinding | None] = (None, None)
+    b_bindings: tuple[EndBinding | None, EndBinding | None] = (None, None)
 
     def __post_init__(self) -> None:
         """Check the policy, the owners and the field map."""
@@ -385,8 +397,11 @@ class TwoWayRoute:
     def routes(self) -> tuple[Route, Route]:
         """The two routes: ``<a>_to_<b>`` (A's source into B's destination) and ``<b>_to_<a>``."""
         (a_source, a_dest), (b_source, b_dest) = self.a, self.b
-        a_to_b = f"{a_source.name}_to_{b_dest.name}".replace("-", "_")
-        b_to_a = f"{b_source.name}_to_{a_dest.name}".replace("-", "_")
+        a_to_b, b_to_a = self.route_names or (
+            f"{a_source.name}_to_{b_dest.name}".replace("-", "_"),
+            f"{b_source.name}_to_{a_dest.name}".replace("-", "_"),
+        )
+        (a_src_bind, a_dst_bind), (b_src_bind, b_dst_bind) = self.a_bindings, self.b_bindings
         common = {
             "pair": self.name,
             "fields": tuple(self.fields.items()),
@@ -396,9 +411,9 @@ class TwoWayRoute:
             "tie": self.tie,
         }
         out = []
-        for source, dest, route_name, side, peer, peer_source in (
-            (a_source, b_dest, a_to_b, "a", b_to_a, b_source),
-            (b_source, a_dest, b_to_a, "b", a_to_b, a_source),
+        for source, dest, route_name, side, peer, peer_source, bindings in (
+            (a_source, b_dest, a_to_b, "a", b_to_a, b_source, (a_src_bind, b_dst_bind, b_src_bind)),
+            (b_source, a_dest, b_to_a, "b", a_to_b, a_source, (b_src_bind, a_dst_bind, a_src_bind)),
         ):
             out.append(
                 Route(
@@ -408,9 +423,18 @@ class TwoWayRoute:
                     reconcile_every=self.reconcile_every,
                     description=self.description,
                     enabled=self.enabled,
+                    disabled_reason=self.disabled_reason,
                     tags=dict(self.tags),
                     on_missing=self.on_missing,
-                    two_way=TwoWay(side=side, peer_route=peer, peer_source=peer_source, **common),  # type: ignore[arg-type]
+                    source_binding=bindings[0],
+                    destination_binding=bindings[1],
+                    two_way=TwoWay(
+                        side=side,
+                        peer_route=peer,
+                        peer_source=peer_source,
+                        peer_binding=bindings[2],
+                        **common,  # type: ignore[arg-type]
+                    ),
                 )
             )
         return out[0], out[1]

@@ -570,8 +570,18 @@ class _SQLiteDestinationOptions(Options):
     create_only: Sequence[str] = ()
 
 
+class _SQLiteTableSourceOptions(Options):
+    path: str
+    table: str
+    key_column: str = "primary_key"
+    interval_minutes: int = 30
+
+
 class FilesResource(SystemResource):
-    """Local files: CSV/JSONL files as a source, a SQLite table as a destination.
+    """Local files: CSV/JSONL files (or a SQLite table we write) as a source, a SQLite table as a destination.
+
+    A source with ``table:`` (and ``path:``) reads the rows of a SQLite table back, keyed by row id
+    (``SQLiteTableSource``): one side of a local two-way pair.
 
     Attributes:
         base_dir: Where relative paths resolve (default: the demo directory, ``$DAGSTER_HOME/demo`` or
@@ -602,9 +612,14 @@ class FilesResource(SystemResource):
             seed_demo_data()
 
     def source(self, options: Mapping[str, Any], *, where: str, envs: Mapping[str, str] | None = None) -> Source:
-        """A ``FilesSource`` with one spec per file."""
-        from connectors.files import FileSpec, FilesSource
+        """A ``FilesSource`` with one spec per file, or with ``table:`` a ``SQLiteTableSource``."""
+        from connectors.files import FileSpec, FilesSource, SQLiteDestination
+        from connectors.files.sqlite_table import SQLiteTableSource
 
+        if "table" in options:
+            t = parse_options(_SQLiteTableSourceOptions, options, where=where)
+            table = SQLiteDestination(self._path(t.path), table=t.table, key_column=t.key_column)
+            return SQLiteTableSource(table, interval_minutes=t.interval_minutes)
         o = parse_options(_FilesSourceOptions, options, where=where)
         specs = [
             FileSpec(
@@ -856,7 +871,8 @@ def default_resources() -> dict[str, SystemResource]:
 
 def resource_keys(route: Route) -> set[str]:
     """The resource keys a route's ends are built from (none for a route of connector objects)."""
-    return {b.resource for b in (route.source_binding, route.destination_binding) if b is not None}
+    peer = route.two_way.peer_binding if route.two_way is not None else None
+    return {b.resource for b in (route.source_binding, route.destination_binding, peer) if b is not None}
 
 
 def bind_route(route: Route, resources: Any) -> Route:
@@ -873,4 +889,12 @@ def bind_route(route: Route, resources: Any) -> Route:
         where = f"route {route.name}: {end} ({resource.system})"
         build = resource.source if end == "source" else resource.destination
         changes[end] = build(binding.options, where=where, envs=binding.envs)
+    peer = route.two_way.peer_binding if route.two_way is not None else None
+    if route.two_way is not None and peer is not None:
+        # A two-way route reads the other side back before it writes: that source too is the run's.
+        resource = getattr(resources, peer.resource)
+        resource.prepare_run()
+        where = f"route {route.name}: two_way read-back ({resource.system})"
+        peer_source = resource.source(peer.options, where=where, envs=peer.envs)
+        changes["two_way"] = dataclasses.replace(route.two_way, peer_source=peer_source)
     return dataclasses.replace(route, **changes) if changes else route
