@@ -24,6 +24,7 @@ No ``from __future__ import annotations`` here: Dagster reads the sensor's annot
 
 import datetime as dt
 import functools
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from sync_assets.notify import (
     notify_escalation,
     notify_once,
     pause_escalate_after,
+    pause_identity,
 )
 from sync_assets.resources import SyncStateResource
 from sync_assets.routes import Route
@@ -93,8 +95,8 @@ class LastingPause:
 
     @property
     def key(self) -> str:
-        """What identifies the pause: its scope and start."""
-        return f"{self.pause.scope}@{self.pause.paused_at.timestamp():.0f}"
+        """What identifies the pause (``notify.pause_identity``), short."""
+        return hashlib.sha256(pause_identity(self.pause).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,9 +19,11 @@ The ``text`` field makes it usable as a Slack or Teams incoming webhook as it is
 is a secret (chat webhooks carry their token in the path): it is never logged.
 
 "Once per pause" is kept in the state store (blobs, namespace ``pause_notices``): a notice is
-claimed by inserting its row (a pause is its scope and when it started), so two sensors, two code
-locations or a restarted daemon never send it twice. A notice that could not be delivered is
-released, to be tried again by the next evaluation; the rows of pauses that ended are dropped.
+claimed by inserting its row, so two sensors, two code locations or a restarted daemon never send it
+twice. A pause is its scope and when it started; a rejected credential's pause is its scope and the
+credential's fingerprint (if the connector has one), because every run in flight that the
+credential refuses pauses it again, which moves its start. A notice that could not be delivered is released, to be tried again by
+the next evaluation; the rows of pauses that ended are dropped, so a new pause notifies anew.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ __all__ = [
     "notify_once",
     "notify_pause",
     "pause_escalate_after",
+    "pause_identity",
     "webhook_configured",
 ]
 
@@ -206,16 +209,26 @@ def notify_escalation(pause: Pause, routes: Mapping[str, list[str]], *, now: dt.
 # ----------------------------------------------------------------------------------- once per pause
 
 
+def pause_identity(pause: Pause) -> str:
+    """What makes a pause one pause for its notices (module docstring): its scope and start, or fingerprint.
+
+    Args:
+        pause: The pause.
+    """
+    if pause.source == "auth":  # a connector without a fingerprint: one pause while the scope stays paused
+        return f"{pause.scope}\nauth:{pause.fingerprint or ''}"
+    return f"{pause.scope}\nsince:{pause.paused_at.timestamp():.6f}"
+
+
 def _notice_key(event: str, pause: Pause) -> str:
     # Scopes run to 400 characters and blob keys to 200: the pause's identity, hashed.
-    identity = f"{pause.scope}\n{pause.paused_at.timestamp():.6f}"
-    return f"{event}:{hashlib.sha256(identity.encode()).hexdigest()[:40]}"
+    return f"{event}:{hashlib.sha256(pause_identity(pause).encode()).hexdigest()[:40]}"
 
 
 def _claim(store: StateStore, event: str, pause: Pause) -> bool:
     """Insert the notice's row; False when it exists (another evaluation sent it, or is sending it)."""
     value = json.dumps(
-        {"event": event, "scope": pause.scope, "paused_at": pause.paused_at.timestamp(), "claimed_at": _iso(utcnow())}
+        {"event": event, "scope": pause.scope, "pause": pause_identity(pause), "claimed_at": _iso(utcnow())}
     ).encode()
     row = {"namespace": NOTICES, "key": _notice_key(event, pause), "value": value, "updated_at": utcnow()}
     # INSERT ... ON CONFLICT DO NOTHING: one statement, so two claimants cannot both win.
@@ -250,7 +263,7 @@ def notify_once(store: StateStore, event: str, pause: Pause, send: Callable[[], 
 
 
 def forget_ended_notices(store: StateStore) -> int:
-    """Drop the notices of pauses that ended (the scope was resumed, or paused again since).
+    """Drop the notices of pauses that ended (the scope was resumed, or is paused anew since).
 
     The notices are read before the pauses: a notice is claimed only for a pause that exists, so one
     whose pause is missing from the later read has really ended (not begun meanwhile).
@@ -265,12 +278,11 @@ def forget_ended_notices(store: StateStore) -> int:
         rows = conn.execute(sa.select(blobs.c.key, blobs.c.value).where(blobs.c.namespace == NOTICES)).all()
     if not rows:
         return 0
-    current = {(p.scope, round(p.paused_at.timestamp(), 6)) for p in store.pauses().values()}
+    current = {pause_identity(p) for p in store.pauses().values()}
     dropped = 0
     for key, value in rows:
         try:
-            notice = json.loads(bytes(value))
-            live = (notice["scope"], round(float(notice["paused_at"]), 6)) in current
+            live = json.loads(bytes(value))["pause"] in current
         except (ValueError, KeyError, TypeError):
             live = False
         if not live:

@@ -292,6 +292,29 @@ def test_a_credential_pause_notifies_once_however_many_partition_runs_fail(route
         )
 
 
+def test_a_credential_paused_again_by_a_run_in_flight_is_still_one_pause(route, sqlite_store, instance, monkeypatch):
+    instance.add_dynamic_partitions(route.name, ["a"])
+    route.destination.credential = None
+    deployment = Deployment(route, sqlite_store, instance)
+    refused = _fail(deployment.defs, instance, "a")
+    first = sqlite_store.pauses()[route.destination_scope]
+    with webhook_receiver() as (url, received):
+        monkeypatch.setenv("DURABLE_SYNC_WEBHOOK_URL", url)
+        _on_failure(deployment.defs, instance, refused, sqlite_store)
+        # Another partition's pass, in flight when the credential was refused, is refused too: the
+        # engine pauses the credential again (same credential, a later start).
+        sqlite_store.pause(first.scope, first.reason, fingerprint=first.fingerprint, source="auth")
+        assert sqlite_store.pauses()[first.scope].paused_at > first.paused_at
+        _on_failure(deployment.defs, instance, refused, sqlite_store)
+        deployment.tick()  # forgets nothing: the pause goes on
+        _on_failure(deployment.defs, instance, refused, sqlite_store)
+        assert len(received) == 1
+        # A new credential, refused in its turn, is a new pause.
+        sqlite_store.pause(first.scope, "401 again", fingerprint="another-credential", source="auth")
+        _on_failure(deployment.defs, instance, refused, sqlite_store)
+        assert len(received) == 2
+
+
 def test_notify_once_sends_a_pause_notice_once_and_releases_an_undelivered_one(sqlite_store, monkeypatch):
     monkeypatch.setenv("DURABLE_SYNC_WEBHOOK_URL", "http://127.0.0.1:9/test-token")
     sqlite_store.pause("credential:x", "401")

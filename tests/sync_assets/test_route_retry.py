@@ -110,6 +110,7 @@ def _github_route(fake_time: FakeTime, **route_kwargs) -> tuple[FakeGitHub, Rout
         ({"backoff": "constant"}, [1.0, 1.0, 1.0, 1.0]),
         ({"retry_policy": dg.RetryPolicy(max_retries=0, delay=0.01, backoff=dg.Backoff.LINEAR)}, [1.0, 2.0, 3.0, 4.0]),
         ({}, [1.0, 2.0, 4.0, 8.0]),  # no word from the route: the connector's exponential backoff
+        ({"retry_policy": dg.RetryPolicy(max_retries=0)}, [1.0, 2.0, 4.0, 8.0]),  # a policy without backoff
     ],
 )
 def test_the_routes_backoff_reaches_the_connectors_http_retries(route_kwargs, sleeps):
