@@ -26,6 +26,13 @@ from tests.sync_assets.helpers import FAST_RETRY, memory_route, records
 SENSOR = "durable_sync_pause_escalation"
 
 
+@pytest.fixture(autouse=True)
+def _no_deployment_settings(monkeypatch):
+    """The defaults (escalation after 1 h, no webhook) whatever the shell running the tests has set."""
+    monkeypatch.delenv("DURABLE_SYNC_PAUSE_ESCALATE_AFTER", raising=False)
+    monkeypatch.delenv("DURABLE_SYNC_WEBHOOK_URL", raising=False)
+
+
 @pytest.fixture
 def instance():
     with dg.instance_for_test() as inst:
