@@ -185,3 +185,22 @@ def test_a_run_paces_its_clients_by_the_store_and_a_test_run_by_default_does_not
     assert row is not None and row.tat > dt.datetime(2024, 1, 1, tzinfo=dt.UTC).timestamp()
     with store.engine.connect() as conn:
         assert conn.execute(rate_limits.select()).fetchall()[0].key == key
+
+
+def test_the_store_continues_one_schedule_across_claims_and_keeps_the_longest_block(store):
+    key = f"fake:{uuid.uuid4().hex[:12]}"
+    assert store.rate_limit(key) is None
+    rate = Rate(4, 1, burst=2)
+    first = store.claim_rate_slots(key, rate, 3)
+    second = store.claim_rate_slots(key, rate, 1)  # another process's claim continues the schedule
+    assert first.slots[1] == first.slots[0]  # the burst of 2
+    assert first.slots[2] - first.slots[0] == pytest.approx(0.25)
+    assert second.slots[0] - first.slots[2] == pytest.approx(0.25)
+    until = time.time() + 60
+    store.block_rate_limit(key, until)
+    store.block_rate_limit(key, until - 30)  # a shorter block later does not shorten it
+    blocked = store.claim_rate_slots(key, rate, 2)
+    assert blocked.slots == () and blocked.blocked_until == pytest.approx(until, abs=1e-3)
+    row = store.rate_limit(key)
+    assert row is not None and row.blocked_until == pytest.approx(until, abs=1e-3)
+    assert row.tat - second.slots[0] == pytest.approx(0.5)  # the next slot is due 0.25 s after
