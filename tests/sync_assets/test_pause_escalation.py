@@ -16,7 +16,7 @@ from connectors.memory import MemoryDestination
 from sync_assets.checks import NOT_PAUSED, pause_verdict
 from sync_assets.escalation import NO_LASTING_PAUSE, lasting_pause_verdict
 from sync_assets.factory import build_definitions
-from sync_assets.notify import NOTICES, notify_once, pause_escalate_after
+from sync_assets.notify import NOTICES, forget_ended_notices, notify_once, pause_escalate_after
 from sync_assets.resources import SyncStateResource
 from sync_assets.routes import Route
 from sync_assets.state import Pause, StateStore, pauses, utcnow
@@ -322,10 +322,10 @@ def test_a_credential_paused_again_by_a_run_in_flight_is_still_one_pause(route, 
         assert len(received) == 2
 
 
-def test_notify_once_sends_a_pause_notice_once_and_releases_an_undelivered_one(sqlite_store, monkeypatch):
+def test_notify_once_sends_a_pause_notice_once_and_releases_an_undelivered_one(store, monkeypatch):
     monkeypatch.setenv("DURABLE_SYNC_WEBHOOK_URL", "http://127.0.0.1:9/test-token")
-    sqlite_store.pause("credential:x", "401")
-    pause = sqlite_store.pauses()["credential:x"]
+    store.pause("route:x", "by hand")
+    pause = store.pauses()["route:x"]
     answers = [False, True, True]
     sent = []
 
@@ -333,11 +333,17 @@ def test_notify_once_sends_a_pause_notice_once_and_releases_an_undelivered_one(s
         sent.append(1)
         return answers.pop(0)
 
-    assert notify_once(sqlite_store, "credential_paused", pause, send) is False  # not delivered: released
-    assert notify_once(sqlite_store, "credential_paused", pause, send) is True
-    assert notify_once(sqlite_store, "credential_paused", pause, send) is False  # already sent
-    assert notify_once(sqlite_store, "pause_escalated", pause, send) is True  # another event of the pause
+    assert notify_once(store, "credential_paused", pause, send) is False  # not delivered: released
+    assert notify_once(store, "credential_paused", pause, send) is True
+    assert notify_once(store, "credential_paused", pause, send) is False  # already sent
+    assert notify_once(store, "pause_escalated", pause, send) is True  # another event of the pause
     assert len(sent) == 3
+    assert forget_ended_notices(store) == 0  # the pause goes on
+    store.resume("route:x")
+    assert forget_ended_notices(store) == 2
+    store.pause("route:x", "by hand, again")
+    answers.append(True)
+    assert notify_once(store, "credential_paused", store.pauses()["route:x"], send) is True  # a new pause
 
 
 def test_two_routes_share_one_escalation_of_their_credential(sqlite_store, instance, monkeypatch):
