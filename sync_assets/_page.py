@@ -71,6 +71,8 @@ class PageSteps(TwoWaySteps, MissingSteps):
             two_way = await self._two_way_page(records)
             records = two_way.new
         plan = self._classify(records)
+        if two_way is not None:
+            self.two_way_raw.update({key: prepared.records[key] for key in plan.deferred})
         failures = prepared.failures + plan.failures
         updates = plan.updates
         if two_way is not None:

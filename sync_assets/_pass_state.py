@@ -118,5 +118,6 @@ class PassState:
         self.full_refresh = options.full_refresh
         self.cp_options: dict[str, Any] = {}
         self.conflicts: list[tuple[str, str, str]] = []  # two-way: (key, field, winning side), a sample
+        self.two_way_raw: dict[str, Record] = {}  # two-way: deferred creates as their source gave them
         # on_missing: the keys a complete full pass saw (None: not tracked, e.g. a resumed pass).
         self.seen_keys: set[str] | None = None

@@ -333,6 +333,10 @@ class _Pass(PageSteps, ReconcileSteps):
                 self.deferred_stale = False
                 await self._reconcile(not_before=utcnow())
             records = [record for record, _ in self.deferred.values()]
+            if self.route.two_way is not None:
+                # A two-way create is deferred under the other side's field names: retry the record
+                # as the source gave it, so it is planned (twin or create) again.
+                records = [self.two_way_raw.pop(r.primary_key, r) for r in records]
             self.deferred = {}
             await self._process_page(records, None, True, extra=True)
         if self.deferred:
