@@ -35,7 +35,13 @@ def test_asset_graph_snapshot(project_defs):
     assert {k.to_user_string() for k in route.child_keys} == {"files_to_sqlite_link_report"}
     assert isinstance(route.partitions_def, dg.DynamicPartitionsDefinition)
     assert route.partitions_def.name == "files_to_sqlite"
-    assert {c.name for c in route.check_keys} == {"no_failed_records", "no_duplicate_keys", "not_paused", "not_overdue"}
+    assert {c.name for c in route.check_keys} == {
+        "no_failed_records",
+        "no_duplicate_keys",
+        "not_paused",
+        "not_overdue",
+        "no_lasting_pause",
+    }
     assert graph.get(dg.AssetKey("files")).is_external
 
 
@@ -49,6 +55,7 @@ def test_jobs_sensors_schedules_snapshot(project_defs):
         "durable_sync_failures",
         "durable_sync_stale_runs",
         "durable_sync_freshness",
+        "durable_sync_pause_escalation",
     }
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in repo.sensor_defs)
     assert {s.name for s in repo.schedule_defs} == {"files_to_sqlite_reconcile"}
