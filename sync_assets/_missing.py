@@ -19,7 +19,7 @@ from connectors.core import DeletionReportingSource, MissingMarkingSession, desc
 from sync_assets._pass_state import PassState
 from sync_assets._plan import raw_key
 from sync_assets._records import is_auth, is_systemic
-from sync_assets.state._pairs import MissingStore
+from sync_assets.state import MissingStore
 
 __all__ = ["MissingSteps"]
 
@@ -30,7 +30,7 @@ class MissingSteps(PassState):
     """The ``on_missing`` steps of ``sync_assets.engine._Pass``."""
 
     def _missing_store(self) -> MissingStore:
-        return MissingStore(self.store.db)
+        return self.store  # the store is a MissingStore
 
     def _note_seen(self, raw: Iterable[object]) -> None:
         if self.seen_keys is None:

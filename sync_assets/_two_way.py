@@ -32,8 +32,7 @@ from connectors.core import PagedSource, Record
 from sync_assets._pass_state import PassState
 from sync_assets._records import content_hash
 from sync_assets.routes import TwoWay
-from sync_assets.state import links
-from sync_assets.state._pairs import Pair, PairStore
+from sync_assets.state import Pair, PairStore, links
 
 __all__ = ["CONFLICT_SAMPLE", "TwoWayPage", "TwoWaySteps", "value_hash"]
 
@@ -78,7 +77,7 @@ class TwoWaySteps(PassState):
     """The two-way steps of ``sync_assets.engine._Pass`` (only for a route with ``two_way``)."""
 
     def _pairs(self) -> PairStore:
-        return PairStore(self.store.db)
+        return self.store  # the store is a PairStore
 
     def _pair_of(self, tw: TwoWay, own: str, other: str, fields: dict[str, str]) -> Pair:
         return Pair(own, other, fields) if tw.side == "a" else Pair(other, own, fields)

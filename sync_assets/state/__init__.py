@@ -58,6 +58,7 @@ from sync_assets.state._migrate import (
 )
 from sync_assets.state._migrate import migrate as migrate_state
 from sync_assets.state._outcomes import Outcome, OutcomeStore
+from sync_assets.state._pairs import MissingStore, Pair, PairStore
 from sync_assets.state._passes import Checkpoint, PassRecord, PassStore
 from sync_assets.state._schema import (
     LISTING_LEASE,
@@ -71,7 +72,9 @@ from sync_assets.state._schema import (
     locks,
     meta,
     metadata,
+    missing,
     outcomes,
+    pairs,
     partition_state,
     passes,
     pauses,
@@ -100,8 +103,11 @@ __all__ = [
     "LinkMap",
     "LinkStore",
     "ListingStore",
+    "MissingStore",
     "Outcome",
     "OutcomeStore",
+    "Pair",
+    "PairStore",
     "PassRecord",
     "PassStore",
     "Pause",
@@ -125,7 +131,9 @@ __all__ = [
     "metadata",
     "migrate_command",
     "migrate_state",
+    "missing",
     "outcomes",
+    "pairs",
     "partition_state",
     "passes",
     "pauses",
@@ -138,11 +146,31 @@ __all__ = [
 ]
 
 # Tables every route's data lives in (``forget_route`` empties them for one route).
-_ROUTE_TABLES = (links, listing, route_state, outcomes, checkpoints, passes, requests, partition_state, leases)
+_ROUTE_TABLES = (
+    links,
+    listing,
+    route_state,
+    outcomes,
+    checkpoints,
+    passes,
+    requests,
+    partition_state,
+    leases,
+    missing,
+)
 
 
 class StateStore(
-    LinkStore, ListingStore, PassStore, OutcomeStore, ControlStore, LeaseStore, BlobLockStore, RateLimitStore
+    LinkStore,
+    ListingStore,
+    PassStore,
+    OutcomeStore,
+    ControlStore,
+    LeaseStore,
+    BlobLockStore,
+    RateLimitStore,
+    PairStore,
+    MissingStore,
 ):
     """The one state store. Create with ``StateStore(url)`` or ``StateStore.shared(url)``.
 
