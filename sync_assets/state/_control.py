@@ -52,7 +52,11 @@ class ControlStore(Part):
     # ----------------------------------------------------------------------------------- pauses
 
     def pause(self, scope: str, reason: str, *, fingerprint: str | None = None, source: str = "manual") -> None:
-        """Pause ``scope`` (or update the reason of its pause)."""
+        """Pause ``scope`` (or update the reason of its pause, keeping when it started).
+
+        Every run that a refused credential stops pauses it again; the pause's start stays the first
+        one's, so "paused for an hour" (escalation, the dispatcher) counts from when it began.
+        """
         with self.db.write() as conn:
             self.db.upsert(
                 conn,
@@ -67,6 +71,7 @@ class ControlStore(Part):
                     }
                 ],
                 ["scope"],
+                update=["reason", "fingerprint", "source"],
             )
 
     def resume(self, scope: str) -> bool:
