@@ -129,3 +129,25 @@ async def test_notion_rows_go_to_the_trash_and_come_back(store):
     assert back.stats.missing_cleared == 1 and back.stats.updated == 1  # restored, then written
     assert not fake.page(page_b.id).in_trash and fake.values(page_b.id)["Name"] == "item b, edited"
     assert len(fake.pages(db.data_source_ids[0])) == 2
+
+
+async def test_asana_tasks_are_completed_and_reopened(store):
+    from connectors.asana import AsanaDestination
+    from tests.connectors.asana.conftest import SCHEMA, client_options
+    from tests.connectors.asana.conftest import FakeTime as AsanaTime
+    from tests.fakes.asana import FakeAsana
+
+    time = AsanaTime()
+    fake = FakeAsana(rate_per_minute=None, clock=time.clock)
+    project = fake.add_project("Items", SCHEMA)
+    source = MemorySource({"all": recs("a", "b")})
+    route = Route(source, AsanaDestination(project.gid, **client_options(fake, time)), on_missing="mark")
+    await sync(route, store)
+    [task_b] = [t for t in fake.tasks(project.gid) if t.name == "item b"]
+    source.records["all"] = recs("a")
+    assert (await sync(route, store)).stats.missing_marked == 1
+    assert fake.task(task_b.gid).completed
+    assert not next(t for t in fake.tasks(project.gid) if t.name == "item a").completed
+    source.records["all"] = recs("a", "b")
+    assert (await sync(route, store)).stats.missing_cleared == 1
+    assert not fake.task(task_b.gid).completed and len(fake.tasks(project.gid)) == 2

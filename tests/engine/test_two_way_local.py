@@ -185,3 +185,26 @@ def test_the_two_routes_are_named_after_their_directions_and_checked(sides):
         pair(a, b, policy="owner", owners={"title": "a"})
     with pytest.raises(ConfigError, match="not in fields"):
         pair(a, b, owners={"nope": "a"})
+
+
+async def test_a_crash_before_the_pairs_are_stored_duplicates_nothing(sides, store, monkeypatch):
+    a, b = sides
+    for i in range(3):
+        await a.add(title=f"task {i}", status="open")
+    a_to_b, b_to_a = pair(a, b).routes()
+
+    def crash(*args, **kwargs):
+        raise ConnectionError("the state store went away")
+
+    with monkeypatch.context() as m:
+        m.setattr(type(store), "put_pairs", crash)
+        with pytest.raises(ConnectionError):
+            await run(a_to_b, store)  # B's rows exist; neither their pairs nor their links were stored
+    assert len(b.rows()) == 3
+    held = await run(b_to_a, store)  # A -> B has unconfirmed creates: B's rows may be its own
+    assert held.stats.created == 0 and held.stats.failed == 3
+    for _ in range(2):
+        results = await both((a_to_b, b_to_a), store)
+        assert [r.stats.created for r in results] == [0, 0]
+    assert len(a.rows()) == 3 and len(b.rows()) == 3
+    assert a.values("title", "status") == b.values("name", "state")
