@@ -23,6 +23,7 @@
 No ``from __future__ import annotations`` here: Dagster reads the context annotations at runtime.
 """
 
+import datetime as dt
 import functools
 import json
 import re
@@ -39,7 +40,7 @@ from sync_assets.engine import credential_fingerprint
 from sync_assets.notify import notify_once, notify_pause
 from sync_assets.resources import SyncStateResource
 from sync_assets.runs import PARTITION_TAG, RouteDefs, SyncConfig, route_of_run, run_tags
-from sync_assets.state import StateStore
+from sync_assets.state import StateStore, utcnow
 
 if TYPE_CHECKING:  # a private module of Dagster: named for the type checker only
     from dagster._utils.error import SerializableErrorInfo
@@ -56,6 +57,8 @@ __all__ = [
 DISPATCH_INTERVAL_SECONDS = 30
 SYNC_NOW_INTERVAL_SECONDS = 5
 AUTH_RESUME_INTERVAL_SECONDS = 30
+# An auth pause of a credential without a fingerprint is lifted for a probing pass this long after it began.
+AUTH_PROBE_AFTER = dt.timedelta(hours=1)
 
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
@@ -316,6 +319,16 @@ def auth_resume_sensor(route_defs: Sequence[RouteDefs]) -> dg.SensorDefinition:
                         break
                 if current is not None:
                     break
+            if current is None and pause.fingerprint is None and users:
+                # Nothing can tell this credential changed (a connector with no fingerprint, e.g. an
+                # OAuth source of a ported connector): lift the pause for a probing pass now and
+                # then; a credential still refused pauses again on its first call.
+                if utcnow() - pause.paused_at < AUTH_PROBE_AFTER:
+                    continue
+                store.resume(scope)
+                context.log.info(f"credential {scope} cannot be fingerprinted: pause lifted for a probing pass")
+                run_requests += catch_up_requests(store, users, reason="auth_resume", stamp=pause.paused_at.timestamp())
+                continue
             if current is None or current == pause.fingerprint:
                 continue
             store.resume(scope)

@@ -330,3 +330,26 @@ def test_dispatcher_shows_a_pause_set_between_runs_once_and_its_end(instance, ro
     sqlite_store.resume(f"partition:{route.name}/a")
     lifted = tick(defs, name, instance, sqlite_store, cursor=again.cursor)
     assert [(o.partition, o.metadata["paused"].value) for o in lifted.asset_events] == [("a", False)]
+
+
+def test_an_auth_pause_without_a_fingerprint_is_probed_after_a_while(instance, route, sqlite_store, monkeypatch):
+    """A credential nothing can fingerprint (no token variable) is never seen to change: after
+    AUTH_PROBE_AFTER its pause is lifted for one probing pass; still refused, it pauses again."""
+    import sync_assets.sensors as sensors
+
+    add_partitions(instance, route)
+    route.destination.credential = None
+    assert not materialize_route(route, "a", store=sqlite_store, instance=instance, retry_policy=FAST_RETRY).success
+    pause = sqlite_store.pauses()["credential:memory"]
+    assert pause.fingerprint is None
+    defs = defs_for(route, sqlite_store)
+    assert tick(defs, "durable_sync_auth_resume", instance, sqlite_store).run_requests == []  # too soon
+    monkeypatch.setattr(sensors, "AUTH_PROBE_AFTER", dt.timedelta(0))
+    result = tick(defs, "durable_sync_auth_resume", instance, sqlite_store)
+    assert sorted(r.partition_key for r in result.run_requests) == ["a", "b", "c"]
+    assert "credential:memory" not in sqlite_store.pauses()
+    req = next(r for r in result.run_requests if r.partition_key == "a")
+    probe = defs.resolve_job_def(req.job_name).execute_in_process(
+        instance=instance, partition_key="a", tags=req.tags, raise_on_error=False
+    )
+    assert not probe.success and "credential:memory" in sqlite_store.pauses()  # still refused: paused again
