@@ -321,6 +321,7 @@ class _AsanaDestinationOptions(Options):
     key_field: str = "Source ID"
     field_map: Mapping[str, str] | None = None
     create_only: Sequence[str] = ()
+    batch: bool = True
 
 
 class AsanaResource(SystemResource):
@@ -356,6 +357,7 @@ class AsanaResource(SystemResource):
             token=secret_args["token"],
             token_env=secret_args["token_env"] or "ASANA_PAT",
             project_env=None,
+            batch=o.batch,
             paid=self.paid,
             base_url=self.base_url,
         )
