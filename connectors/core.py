@@ -35,6 +35,7 @@ class: it has the capability when it has the member)::
     CheckingSession           check_record(record)       what a write would refuse, without writing
     MissingMarkingSession     async mark_missing(id, on) mark a row gone from the source, or unmark it
     DeletionReportingSource   deleted_keys(spec_key)     keys a pass saw deleted (on_missing marks them)
+    CompletePassSource        pass_was_complete(key)     an incremental pass read everything (a full scan)
 
 One member per protocol, because the engine looks each up on its own (a source may ``reset`` without
 ``commit``); a member set to None counts as absent, as ``getattr(obj, name, None)`` did.
@@ -91,6 +92,7 @@ __all__ = [
     "BlobStore",
     "CheckingSession",
     "CommittingSource",
+    "CompletePassSource",
     "ConcurrentDestination",
     "ConfigError",
     "ConfigHinting",
@@ -585,6 +587,15 @@ class DeletionReportingSource(Protocol):
 
     def deleted_keys(self, spec_key: str) -> list[str]:
         """Keys of ``spec_key`` the last pass saw deleted; the engine reads them at the end of a pass."""
+        ...
+
+
+@runtime_checkable
+class CompletePassSource(Protocol):
+    """An incremental source that can tell when a pass read everything (a periodic full scan)."""
+
+    def pass_was_complete(self, spec_key: str) -> bool:
+        """Whether the last pass of ``spec_key`` read every record, so a key it did not yield is gone."""
         ...
 
 

@@ -5,8 +5,10 @@ not resumed (it did not see the pages before its cursor), not failed (an error e
 this step), not a plan — a linked key of the partition that the pass did not see is marked through
 the destination session's ``mark_missing(destination_id, True)``: an archive the destination has
 (Notion's trash, Asana's completed) or a column it sets. An incremental source only shows what
-changed, so for it absence means nothing (except in a full refresh); a source that sees deletions
-(``DeletionReportingSource``) reports them instead, and they take the same path. Nothing is deleted.
+changed, so for it absence means nothing — except in a full refresh, or in a pass the source says
+read everything (``CompletePassSource``: Notion's periodic full scan, whose query leaves trashed
+pages out); a source that sees deletions (``DeletionReportingSource``) reports them instead, and
+they take the same path. Nothing is deleted.
 A marked key seen again by any pass is un-marked before its page is written.
 """
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from connectors.core import DeletionReportingSource, MissingMarkingSession, describe_error
+from connectors.core import CompletePassSource, DeletionReportingSource, MissingMarkingSession, describe_error
 from sync_assets._pass_state import PassState
 from sync_assets._plan import raw_key
 from sync_assets._records import is_auth, is_systemic
@@ -67,7 +69,10 @@ class MissingSteps(PassState):
         store = self._missing_store()
         marked = store.missing_marks(self.name)
         gone: dict[str, str] = {}
-        if self.seen_keys is not None and (not incremental or self.full_refresh):
+        complete = not incremental or self.full_refresh
+        if not complete and isinstance(self.source, CompletePassSource):
+            complete = self.source.pass_was_complete(self.spec.key)  # a periodic full scan
+        if self.seen_keys is not None and complete:
             for key, destination_id in self.store.iter_links(self.name, self.partition):
                 if key not in self.seen_keys and key not in marked and destination_id:
                     gone[key] = str(destination_id)

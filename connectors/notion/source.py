@@ -172,8 +172,17 @@ class NotionSource(WatermarkedPagedSource, _NotionPasses, CredentialMembers[Toke
         self.http = http
         self._target: DataSourceRef | None = None
         self._warned = False
+        self._complete: dict[str, bool] = {}  # spec key -> its last pass read every page
 
     # -- configuration ----------------------------------------------------------------------------
+
+    def pass_was_complete(self, spec_key: str) -> bool:
+        """Whether the last pass of ``spec_key`` read every page (a full scan), not only recent edits.
+
+        Notion's query leaves trashed pages out, so a page missing from a complete pass is in the
+        trash or gone: ``on_missing`` marks its row then (``CompletePassSource``).
+        """
+        return self._complete.get(spec_key, False)
 
     def token(self) -> str | None:
         """The integration token now (the one given, else the variable's)."""
@@ -260,6 +269,7 @@ class NotionSource(WatermarkedPagedSource, _NotionPasses, CredentialMembers[Toke
                 ), None
             if cursor is None:
                 start, since, high, after = None, self._since_for_new_pass(spec.key), None, None
+                self._complete[spec.key] = since is None
             else:
                 start, since, high, after = self._decode_cursor(spec.key, cursor)
             bound = after or since  # ``after`` (past a capped query) is never older than ``since``

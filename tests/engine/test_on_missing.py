@@ -7,6 +7,8 @@ Destinations: SQLite (a bool column), Notion (the trash) on its fake; sources th
 
 from __future__ import annotations
 
+import datetime as dt
+
 import httpx
 import pytest
 
@@ -14,7 +16,7 @@ from connectors.core import ConfigError, Record, TransientError
 from connectors.files import SQLiteDestination
 from connectors.http import HttpSettings, Rate
 from connectors.memory import MemoryDestination, MemorySource
-from connectors.notion import NotionDestination
+from connectors.notion import NotionDestination, NotionSource
 from sync_assets.engine import PassOptions, PassResult, run_pass
 from sync_assets.routes import Route
 from tests.fakes.common import FakeTime
@@ -151,3 +153,33 @@ async def test_asana_tasks_are_completed_and_reopened(store):
     source.records["all"] = recs("a", "b")
     assert (await sync(route, store)).stats.missing_cleared == 1
     assert not fake.task(task_b.gid).completed and len(fake.tasks(project.gid)) == 2
+
+
+async def test_a_notion_page_trashed_is_marked_by_the_next_full_scan_not_by_an_incremental_pass(sqlite_dest, store):
+    time = FakeTime()
+    fake = FakeNotion(rate=None, clock=time.clock)
+    db = fake.add_database({"Name": "title"}, title="Items")
+    ds = db.data_source_ids[0]
+    pages = [fake.add_page(ds, {"Name": f"page {i}"}) for i in range(3)]
+    source = NotionSource(
+        ds,
+        token=fake.token,
+        token_env=None,
+        base_url="https://api.notion.com",
+        http=HttpSettings(transport=httpx.ASGITransport(app=fake.app), sleep=time.sleep, clock=time.clock),
+        rate=Rate(10_000, 1, burst=10_000),
+        now=time.utcnow,
+        full_scan_every=dt.timedelta(hours=6),
+    )
+    route = Route(source, sqlite_dest, on_missing="mark")
+    [partition] = route.specs_by_partition()
+    assert (await run_pass(route, partition, store)).stats.created == 3
+    time.advance(120)
+    fake.trash_page(pages[1].id)
+    time.advance(120)
+    incremental = await run_pass(route, partition, store)  # only edits since the watermark
+    assert incremental.stats.missing_marked == 0
+    time.advance(7 * 3600)  # the next pass is a full scan: the trashed page is not in it
+    full = await run_pass(route, partition, store)
+    assert full.stats.missing_marked == 1
+    assert marks(sqlite_dest) == {pages[0].id: None, pages[1].id: True, pages[2].id: None}
