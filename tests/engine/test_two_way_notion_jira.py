@@ -7,6 +7,7 @@ test advances it between edits: Notion reports edit times to the minute).
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import httpx
@@ -185,3 +186,24 @@ async def test_deleting_on_one_side_deletes_nothing_on_the_other(world, store):
     results = await both(world, store)
     assert [r.stats.created for r in results] == [0, 0]
     assert len(world.jira.issues("ENG")) == 1
+
+
+async def test_a_listing_of_either_side_changes_nothing(world, store, monkeypatch):
+    monkeypatch.setattr("sync_assets._reconcile.RECONCILE_MIN_GAP", dt.timedelta(0))
+    page = world.notion.add_page(world.ds, {"Name": "from notion", "Priority": "High"})
+    issue = world.jira.add_issue("ENG", "from jira", priority="Low")
+    world.tick()
+    await both(world, store)
+    world.notion.edit_page(page.id, {"Priority": "Low"})
+    world.jira.set_fields(issue.id, {"summary": "from jira, renamed"})
+    world.tick()
+    await both(world, store)  # each direction now also links the row it updated on the other side
+    for route in (world.to_jira, world.to_notion):
+        [partition] = route.specs_by_partition()
+        listed = await run_pass(route, partition, store, PassOptions(reconcile=True))
+        assert listed.stats.reconciled and listed.stats.created == 0 and listed.stats.updated == 0
+    for _ in range(2):
+        results = await both(world, store)
+        assert [r.stats.created + r.stats.updated for r in results] == [0, 0]
+    assert len(world.jira.issues("ENG")) == 2 and len(world.notion.pages(world.ds)) == 2
+    assert same(world)
