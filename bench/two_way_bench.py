@@ -14,7 +14,10 @@ round (no edits) lets the last conflicts settle. Measured:
 - ``conflicts``: fields edited on both sides in one round; ``conflicts_reported``: what the passes
   counted (the ``no_conflicts`` check's figure).
 
-Usage: python bench/two_way_bench.py [--rounds 10] [--seed 7] [--edits 8]
+``--naive`` runs the old advice instead — two plain routes pointed at each other, each renaming the
+fields — for comparison (``lost_edits`` is not measured there: rows have no single twin).
+
+Usage: python bench/two_way_bench.py [--rounds 10] [--seed 7] [--edits 8] [--naive]
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from connectors.http import HttpSettings, Rate, RetryPolicy
 from connectors.jira import JiraDestination, JiraSource
 from connectors.notion import NotionDestination, NotionSource
 from sync_assets.engine import PassOptions, PassResult, run_pass
-from sync_assets.routes import TwoWayRoute
+from sync_assets.routes import Route, TwoWayRoute
 from sync_assets.state import StateStore
 from tests.fakes.common import FakeTime
 from tests.fakes.jira import SITE, FakeJira
@@ -105,7 +108,7 @@ class _EchoSession:
 class Bench:
     """The two fakes on one clock, the pair, and what people did to them."""
 
-    def __init__(self, seed: int, edits_per_round: int) -> None:
+    def __init__(self, seed: int, edits_per_round: int, *, naive: bool = False) -> None:
         self.rng = random.Random(seed)
         self.edits_per_round = edits_per_round
         self.time = FakeTime()
@@ -146,7 +149,8 @@ class Bench:
             fields=FIELDS,
             modified=("Edited", "Updated"),
         )
-        self.routes = self.pair.routes()
+        self.naive = naive
+        self.routes = self.pair.routes() if not naive else self.naive_routes()
         # What people did: expected[(side, key)][field] = (when, value); keys of the side that made the row.
         self.expected: dict[tuple[str, str], dict[str, tuple[float, Any]]] = {}
         self.edits = self.conflicts = self.made = 0
@@ -208,6 +212,30 @@ class Bench:
             ).id
         self.expected[(side, key)] = {f: (when, norm(v)) for f, v in values.items()}
         self.edits += 1
+
+    def naive_routes(self) -> tuple[Route, Route]:
+        """What the README used to say: two routes pointed at each other, each renaming the fields."""
+        (a_source, a_dest), (b_source, b_dest) = self.pair.a, self.pair.b
+
+        def to_jira(r: Record) -> Record:
+            return Record(r.primary_key, {b: r.properties.get(a) for a, b in FIELDS.items()})
+
+        def to_notion(r: Record) -> Record:
+            return Record(r.primary_key, {a: r.properties.get(b) for a, b in FIELDS.items()})
+
+        return Route(a_source, b_dest, transform=to_jira), Route(b_source, a_dest, transform=to_notion)
+
+    def naive_edits(self) -> None:
+        for side in ("a", "b"):
+            for _ in range(self.rng.randint(0, 2)):
+                self.create(side)
+        pages = [("a", p.id) for p in self.notion.pages(self.ds, include_trash=False)]
+        issues = [("b", i.id) for i in self.jira.issues("ENG")]
+        for side, key in self.rng.sample(pages + issues, min(self.edits_per_round, len(pages) + len(issues))):
+            field = self.rng.choice(list(FIELDS))
+            self.tick()
+            self.write(side, key, field, self.value(field))
+            self.edits += 1
 
     def twins(self) -> dict[tuple[str, str], tuple[str, str]]:
         """(side, key) of every row -> (Notion page id, Jira issue id) of its pair."""
@@ -275,7 +303,7 @@ class Bench:
         results += await self.passes()
         started = time.perf_counter()
         for _ in range(rounds):
-            self.edit_round()
+            self.naive_edits() if self.naive else self.edit_round()
             results += await self.passes()
         results += await self.passes()  # a quiet round: the last conflicts settle
         quiet = await self.passes()  # ... and then nothing is left to write
@@ -292,7 +320,7 @@ class Bench:
             "echo_updates": self.to_notion.echoes + self.to_jira.echoes,
             "updates": self.to_notion.updates + self.to_jira.updates,
             "writes_after_settling": sum(r.stats.created + r.stats.updated for r in quiet),
-            "lost_edits": self.lost(),
+            "lost_edits": self.lost() if not self.naive else None,
             "conflicts": self.conflicts,
             "conflicts_reported": sum(r.stats.conflicts for r in results + quiet),
             "seconds": round(time.perf_counter() - started, 2),
@@ -304,11 +332,12 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=10)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--edits", type=int, default=8, help="rows edited per round")
+    p.add_argument("--naive", action="store_true", help="two plain routes instead of a TwoWayRoute (the old advice)")
     a = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         store = StateStore(f"sqlite:///{tmp}/state.sqlite3")
         try:
-            out = asyncio.run(Bench(a.seed, a.edits).run(a.rounds, store))
+            out = asyncio.run(Bench(a.seed, a.edits, naive=a.naive).run(a.rounds, store))
         finally:
             store.dispose()
     print(json.dumps(out))
