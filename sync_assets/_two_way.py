@@ -19,6 +19,7 @@ page. Nothing here deletes: a twin no longer found is a failure of the record, r
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -40,13 +41,28 @@ log = logging.getLogger("sync_assets.engine")
 
 CONFLICT_SAMPLE = 50  # conflicts kept on a pass's result (all are counted)
 CONFLICT_STATS_SAMPLE = 20  # ... and in its stored stats (the no_conflicts check, status)
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=lambda v: v.isoformat())
+
+
+def _when(value: Any) -> str:
+    # One instant is one value whatever offset a system reports it in.
+    if isinstance(value, dt.datetime):
+        return "t:" + (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(dt.UTC).isoformat()
+    if isinstance(value, dt.date):
+        return "d:" + value.isoformat()
+    raise TypeError(f"not a neutral value: {type(value).__name__}")
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_when)
 
 
 def value_hash(value: Any) -> str:
-    """A field value's hash; lists compare as sets of strings (systems keep their own order)."""
+    """A field value's hash, as both systems may hold it.
+
+    Lists compare as sets of strings (systems keep their own order) and an empty list as no value; a
+    datetime compares by its instant.
+    """
     if isinstance(value, (list, tuple)):
-        value = sorted(str(v) for v in value)
+        value = sorted(str(v) for v in value) or None
     return hashlib.blake2b(_ENCODER.encode(value).encode(), digest_size=8).hexdigest()
 
 

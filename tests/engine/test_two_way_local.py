@@ -208,3 +208,16 @@ async def test_a_crash_before_the_pairs_are_stored_duplicates_nothing(sides, sto
         assert [r.stats.created for r in results] == [0, 0]
     assert len(a.rows()) == 3 and len(b.rows()) == 3
     assert a.values("title", "status") == b.values("name", "state")
+
+
+def test_field_values_compare_as_both_systems_may_hold_them():
+    from sync_assets._two_way import value_hash
+
+    paris = dt.timezone(dt.timedelta(hours=2))
+    assert value_hash(["b", "a"]) == value_hash(["a", "b"])
+    assert value_hash([]) == value_hash(None) != value_hash("")
+    assert value_hash(dt.datetime(2024, 5, 1, 12, tzinfo=dt.UTC)) == value_hash(
+        dt.datetime(2024, 5, 1, 14, tzinfo=paris)
+    )
+    assert value_hash(dt.date(2024, 5, 1)) != value_hash("2024-05-01")
+    assert value_hash(1) != value_hash("1") and value_hash(True) != value_hash(1)
