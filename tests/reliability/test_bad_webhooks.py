@@ -200,6 +200,8 @@ async def test_bad_webhook_is_refused_and_enqueues_nothing(case, client_factory,
         resp = await client.request(method, path, content=body or None, headers=headers)
     assert resp.status_code == status, resp.text
     assert sqlite_store.pending_requests() == []
+    if status in (400, 401, 413, 415):
+        assert f"refused ({status})" in caplog.text  # the refusal is logged: the scan below scans something
     _assert_no_secret(caplog.text + resp.text)
 
 
