@@ -8,7 +8,7 @@ The public surface is small: describe routes, build definitions, test them.
 
 from sync_assets.engine import PassOptions, PassResult, PassStats, run_pass
 from sync_assets.factory import SyncConfig, build_definitions, link_report_asset
-from sync_assets.routes import Route, compose, restrict_to_owned
+from sync_assets.routes import Route, TwoWayRoute, compose, restrict_to_owned
 from sync_assets.state import LinkMap, StateStore
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "Route",
     "StateStore",
     "SyncConfig",
+    "TwoWayRoute",
     "build_definitions",
     "compose",
     "link_report_asset",

@@ -297,6 +297,8 @@ class RouteComponent(dg.Component, dg.Resolvable, dg.Model):
             modified=(modified[0], modified[1]),
             tie=tw.tie,
             on_missing=self.on_missing,
+            retry_policy=route.retry_policy,
+            backoff=route.backoff,
             description=self.description,
             enabled=route.enabled and not missing,
             disabled_reason=reason,

@@ -349,6 +349,8 @@ class TwoWayRoute:
         disabled_reason: Why both routes are disabled, shown by ``durable-sync status``.
         a_bindings: The resources side A's source and destination are built from (YAML), if any.
         b_bindings: The same for side B.
+        retry_policy: As ``Route.retry_policy``, for both routes.
+        backoff: As ``Route.backoff``, for both routes.
     """
 
     a: tuple[Source, Destination]
@@ -368,6 +370,8 @@ class TwoWayRoute:
     disabled_reason: str | None = None
     a_bindings: tuple[EndBinding | None, EndBinding | None] = (None, None)
     b_bindings: tuple[EndBinding | None, EndBinding | None] = (None, None)
+    retry_policy: Any = None
+    backoff: str | None = None
 
     def __post_init__(self) -> None:
         """Check the policy, the owners and the field map."""
@@ -426,6 +430,8 @@ class TwoWayRoute:
                     disabled_reason=self.disabled_reason,
                     tags=dict(self.tags),
                     on_missing=self.on_missing,
+                    retry_policy=self.retry_policy,
+                    backoff=self.backoff,
                     source_binding=bindings[0],
                     destination_binding=bindings[1],
                     two_way=TwoWay(
