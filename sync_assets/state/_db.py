@@ -15,6 +15,8 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -86,6 +88,22 @@ def redact(url: str) -> str:
         return "<unparseable state url>"
 
 
+def _set_wal(cur: Any) -> None:
+    """Switch a new database file to WAL, retrying while it is locked.
+
+    The switch needs the file to itself, and SQLite may refuse it at once ("database is locked", no
+    busy wait) while another connection creates the schema.
+    """
+    for attempt in range(100):
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or attempt == 99:
+                raise
+            time.sleep(0.05)
+
+
 def _sqlite_engine(url: str) -> Engine:
     db = sa.engine.make_url(url).database
     kwargs: dict[str, Any] = {"connect_args": {"timeout": 60, "check_same_thread": False}}
@@ -100,10 +118,10 @@ def _sqlite_engine(url: str) -> Engine:
         # Take transaction control from pysqlite so that BEGIN IMMEDIATE is possible.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        if db and db != ":memory:":
-            cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA busy_timeout=60000")
+        if db and db != ":memory:":
+            _set_wal(cur)
+        cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
     @sa.event.listens_for(engine, "begin")
