@@ -235,6 +235,12 @@ class _NotionDestinationOptions(Options):
     create_only: Sequence[str] = ()
 
 
+class _NotionSourceOptions(Options):
+    data_source_id: str | None = None
+    incremental: bool = True
+    interval_minutes: int = 30
+
+
 class NotionResource(SystemResource):
     """Notion: a database as a destination, over the REST API or Notion's hosted MCP server.
 
@@ -306,6 +312,32 @@ class NotionResource(SystemResource):
             **mapping,
         )
 
+    def source(self, options: Mapping[str, Any], *, where: str, envs: Mapping[str, str] | None = None) -> Source:
+        """A ``NotionSource`` reading a data source (incremental by ``last_edited_time``; REST only)."""
+        from connectors.http import Rate
+        from connectors.notion import NotionSource
+        from sync_assets.state import SharedBlobs
+
+        o = parse_options(_NotionSourceOptions, options, where=where)
+        if self.uses_mcp:
+            raise ConfigError(f"{where}: a Notion source over MCP is not wired here; use transport rest")
+        secret_args = self._secret("token", envs)
+        return NotionSource(
+            o.data_source_id or "unset",
+            token=secret_args["token"],
+            token_env=secret_args["token_env"] or "NOTION_TOKEN",
+            incremental=o.incremental,
+            base_url=self.base_url,
+            rate=Rate(self.requests_per_second, 1, burst=3),
+            interval_minutes=o.interval_minutes,
+            watermarks=SharedBlobs().mapping("notion"),
+        )
+
+    def source_missing(self, options: Mapping[str, Any]) -> list[tuple[str, ...]]:
+        """A Notion source needs its data source id."""
+        o = parse_options(_NotionSourceOptions, options, where="notion")
+        return [] if o.data_source_id else [("data_source_id",)]
+
     def destination_missing(self, options: Mapping[str, Any]) -> list[tuple[str, ...]]:
         """A Notion route needs its database id."""
         o = parse_options(_NotionDestinationOptions, options, where="notion")
@@ -376,6 +408,15 @@ class _JiraSourceOptions(Options):
     interval_minutes: int = 30
 
 
+class _JiraDestinationOptions(Options):
+    project_key: str | None = None
+    issue_type: str = "Task"
+    title_property: str = "Summary"
+    field_map: Mapping[str, str] | None = None
+    create_only: Sequence[str] = ()
+    batch: bool = True
+
+
 class JiraResource(SystemResource):
     """Jira Cloud: issues of projects as a source.
 
@@ -414,6 +455,35 @@ class JiraResource(SystemResource):
             base_url_env=None,
             email_env=None,
         )
+
+    def destination(
+        self, options: Mapping[str, Any], *, where: str, envs: Mapping[str, str] | None = None
+    ) -> Destination:
+        """A ``JiraDestination`` creating and updating issues of one project."""
+        from connectors.jira import JiraDestination
+
+        o = parse_options(_JiraDestinationOptions, options, where=where)
+        secret_args = self._secret("api_token", envs)
+        return JiraDestination(
+            o.project_key,
+            issue_type=o.issue_type,
+            title_property=o.title_property,
+            field_map=dict(o.field_map or {}),
+            create_only_properties=set(o.create_only),
+            project_env=None,
+            batch=o.batch,
+            base_url=self.site,
+            email=self.email,
+            token=secret_args["token"],
+            token_env=secret_args["token_env"] or "JIRA_API_TOKEN",
+            base_url_env=None,
+            email_env=None,
+        )
+
+    def destination_missing(self, options: Mapping[str, Any]) -> list[tuple[str, ...]]:
+        """A Jira destination needs its project's key."""
+        o = parse_options(_JiraDestinationOptions, options, where="jira")
+        return [] if o.project_key else [("project_key",)]
 
     def source_missing(self, options: Mapping[str, Any]) -> list[tuple[str, ...]]:
         """A Jira route needs its projects."""

@@ -411,3 +411,41 @@ def test_one_malformed_value_keeps_out_only_the_routes_it_touches(monkeypatch, v
     loaded = {r.name for r in project.routes if r.enabled}
     assert "files_to_sqlite" in loaded and "jira_to_notion" in loaded and broken_route not in loaded
     dg.Definitions.validate_loadable(project.definitions())
+
+
+NOTION_JIRA_PAIR = """\
+    type: sync_assets.components.RouteComponent
+    attributes:
+      name: notion_to_jira
+      source: {system: notion, data_source_id: 0123456789abcdef0123456789abcdef}
+      destination: {system: jira, project_key: ENG}
+      two_way:
+        back_name: jira_to_notion_tasks
+        back_source: {system: jira, projects: ENG}
+        back_destination:
+          system: notion
+          database_id: 0123456789abcdef0123456789abcdef
+          title_property: Name
+          key_property: Key
+        fields: {Name: Summary, Priority: Priority}
+        modified: [Edited, Updated]
+"""
+
+
+def test_a_notion_jira_pair_is_one_yaml_file(tmp_path, monkeypatch):
+    """Notion ⇄ Jira declared in YAML: both directions, their connectors from the notion and jira resources."""
+    for name in SECRETS:
+        monkeypatch.setenv(name, "test-secret-value")
+    for name, value in SETTINGS.items():
+        monkeypatch.setenv(name, value)
+    _write_route(tmp_path / "defs", "pair", NOTION_JIRA_PAIR)
+    project = load_project(tmp_path / "defs")
+    assert project.errors == []
+    by_name = {r.name: r for r in project.routes}
+    there, back = by_name["notion_to_jira"], by_name["jira_to_notion_tasks"]
+    assert (type(there.source).__name__, type(there.destination).__name__) == ("NotionSource", "JiraDestination")
+    assert (type(back.source).__name__, type(back.destination).__name__) == ("JiraSource", "NotionDestination")
+    assert there.enabled and back.enabled
+    assert there.two_way is not None and there.two_way.pair == back.two_way.pair
+    graph = project.definitions().get_repository_def().asset_graph
+    assert {"notion", "jira"} <= graph.get(dg.AssetKey("notion_to_jira")).assets_def.required_resource_keys
