@@ -709,6 +709,8 @@ def serve(
     """
     import uvicorn
 
+    # One line per delivery (accepted, ignored or refused) on stderr; a no-op when logging is set up.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = config or WebhookConfig()
     for vendor, names in SECRET_ENVS.items():
         if not any(config.secret(n) for n in names):
