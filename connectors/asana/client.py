@@ -240,7 +240,10 @@ class AsanaClient(JsonApiClient):
         if not 1 <= len(actions) <= MAX_BATCH_ACTIONS:
             raise ConfigError(f"Asana batch: 1 to {MAX_BATCH_ACTIONS} actions, got {len(actions)}")
         create = any(str(action.get("method", "")).lower() == "post" for action in actions)
-        body = await self.request("POST", BATCH_PATH, json={"data": {"actions": list(actions)}}, create=create)
+        # Asana counts every action of a batch against its limits, as a request of its own.
+        body = await self.request(
+            "POST", BATCH_PATH, json={"data": {"actions": list(actions)}}, create=create, cost=len(actions)
+        )
         results = body.get("data") if isinstance(body, dict) else None
         if not isinstance(results, list) or len(results) != len(actions):
             got = len(results) if isinstance(results, list) else "no"

@@ -26,6 +26,7 @@ import httpx
 
 from connectors.core import SyncError
 from connectors.http.retry import (
+    COST_EXTENSION,
     DEFAULT_TIMEOUT,
     Clock,
     Rate,
@@ -184,6 +185,7 @@ class JsonApiClient:
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         create: bool = False,
+        cost: int = 1,
     ) -> Any:
         """Send one request and return its decoded JSON body (see :meth:`decode`).
 
@@ -195,6 +197,7 @@ class JsonApiClient:
             headers: Headers for this request only.
             create: The call is not idempotent: never resend it after an ambiguous failure (a read
                 timeout, a dropped connection, 500/502/504), and give it :attr:`create_timeout`.
+            cost: The rate-limit slots it takes: the API counts it as this many requests (a batch).
 
         Raises:
             HTTPAuthError: 401, or a 403 that is not a rate limit.
@@ -209,7 +212,11 @@ class JsonApiClient:
             json=json,
             params=params,
             headers=headers,
-            extensions=retry_options(retry_ambiguous=False) if create else None,
+            extensions={
+                **(retry_options(retry_ambiguous=False) if create else {}),
+                **({COST_EXTENSION: cost} if cost != 1 else {}),
+            }
+            or None,
             timeout=timeout,
         )
         self.requests += 1

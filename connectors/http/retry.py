@@ -97,6 +97,7 @@ __all__ = [
     "AMBIGUOUS_STATUSES",
     "BACKOFF_KINDS",
     "BODY_LIMIT",
+    "COST_EXTENSION",
     "DEFAULT_MAX_WAIT",
     "DEFAULT_RETRY_STATUSES",
     "DEFAULT_TIMEOUT",
@@ -159,6 +160,9 @@ EPOCH_THRESHOLD = 1_000_000_000
 
 RESET_HEADERS = ("x-ratelimit-reset", "x-contentful-ratelimit-reset", "ratelimit-reset")
 RETRY_EXTENSION = "durable_sync.retry"  # request extension: RetryPolicy field overrides
+# Request extension: how many of the credential's rate-limit slots one request costs (an API that counts
+# each action of a batch request as a request: Asana's /batch). Default 1.
+COST_EXTENSION = "durable_sync.cost"
 SERVICE_EXTENSION = "durable_sync.service"  # response extension set by RetryTransport
 CREDENTIAL_EXTENSION = "durable_sync.credential"
 
@@ -839,15 +843,19 @@ class RetryTransport(httpx.AsyncBaseTransport):
         async with limits.slot(request.method):
             shared = self._shared()
             await self._wait_unblocked(request, policy)
-            if shared is None:
-                if limits.limiter is not None:
-                    await limits.limiter.acquire()
-            else:
-                # The schedule shared by every process replaces this process's limiter; no slot
-                # means another process has just blocked the credential: wait (or give up) as it says.
-                limits_, key, rate = shared
-                while not await limits_.acquire(key, rate):
-                    await self._wait_unblocked(request, policy)
+            # A request that the API counts as several (a batch) takes that many slots, one after
+            # another, and goes out when the last one's time has come.
+            cost = max(1, int(request.extensions.get(COST_EXTENSION, 1)))
+            for _ in range(cost):
+                if shared is None:
+                    if limits.limiter is not None:
+                        await limits.limiter.acquire()
+                else:
+                    # The schedule shared by every process replaces this process's limiter; no slot
+                    # means another process has just blocked the credential: wait (or give up) as it says.
+                    limits_, key, rate = shared
+                    while not await limits_.acquire(key, rate):
+                        await self._wait_unblocked(request, policy)
             return await self._inner.handle_async_request(request)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
