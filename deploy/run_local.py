@@ -3,11 +3,12 @@ separate processes against PostgreSQL (Dagster's runs, event logs and schedules,
 
     make prod-local                      # http://127.0.0.1:3000, Ctrl-C stops both
     DAGSTER_PG_URL=postgresql+psycopg2://user:pw@host:5432/db make prod-local
+    python deploy/run_local.py --webhooks 8790   # also `durable-sync webhooks` on 127.0.0.1:8790
 
 Environment: DAGSTER_PG_URL (default postgresql+psycopg2://postgres@127.0.0.1:5432/durable_sync,
 created if missing), DURABLE_SYNC_STATE_URL (default: the same database), DAGSTER_HOME (default
 .dagster_home_prod; deploy/dagster-postgres.yaml is copied there as dagster.yaml).
-Both processes are started in their own process groups and stopped by PID.
+Every process is started in its own process group and stopped by PID.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     p.add_argument("--port", default=os.environ.get("PORT", "3000"))
+    p.add_argument("--webhooks", metavar="PORT", help="also run `durable-sync webhooks` on HOST:PORT")
     a = p.parse_args()
     pg_url = os.environ.get("DAGSTER_PG_URL", "").strip() or DEFAULT_PG_URL
     home = Path(os.environ.get("DAGSTER_HOME_PROD", "").strip() or REPO / ".dagster_home_prod").resolve()
@@ -86,7 +88,17 @@ def main() -> int:
     )
     daemon = start([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], env, home / "daemon.log")
     print(f"dagster-webserver pid {web.pid} on http://{a.host}:{a.port}  (log {home / 'webserver.log'})")
-    print(f"dagster-daemon    pid {daemon.pid}  (log {home / 'daemon.log'})\nCtrl-C stops both.")
+    print(f"dagster-daemon    pid {daemon.pid}  (log {home / 'daemon.log'})")
+    procs = [(web, "dagster-webserver"), (daemon, "dagster-daemon")]
+    if a.webhooks:
+        hooks = start(
+            [str(BIN / "durable-sync"), "webhooks", "--host", a.host, "--port", str(a.webhooks)],
+            env,
+            home / "webhooks.log",
+        )
+        procs.append((hooks, "durable-sync webhooks"))
+        print(f"durable-sync webhooks pid {hooks.pid} on http://{a.host}:{a.webhooks}  (log {home / 'webhooks.log'})")
+    print("Ctrl-C stops them all.")
     stopping = False
 
     def on_signal(signum, frame):
@@ -97,14 +109,14 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         while not stopping:
-            for proc, name in ((web, "dagster-webserver"), (daemon, "dagster-daemon")):
+            for proc, name in procs:
                 if proc.poll() is not None:
                     print(f"{name} exited with {proc.returncode}; see its log in {home}", file=sys.stderr)
                     stopping = True
             time.sleep(0.5)
     finally:
-        stop(web, "dagster-webserver")
-        stop(daemon, "dagster-daemon")
+        for proc, name in procs:
+            stop(proc, name)
     return 0
 
 
