@@ -212,9 +212,35 @@ def _check(tmp_path_factory: Any, rounds: list[dict[str, Any]], page_size: int) 
     first_delay = engine.DEFERRED_FIRST_DELAY
     engine.DEFERRED_FIRST_DELAY = 0.01
     try:
-        asyncio.run(_run_schedule(url, rounds, page_size))
+        asyncio.run(_guarded(_run_schedule(url, rounds, page_size), rounds, page_size))
     finally:
         engine.DEFERRED_FIRST_DELAY = first_delay
+
+
+# A hang guard, not a timing assertion: an example takes well under a second; one that has not
+# finished after this long is stuck, and the failure names the schedule and where each task waits.
+SCHEDULE_TIMEOUT = 180.0
+
+
+async def _guarded(coro: Any, rounds: list[dict[str, Any]], page_size: int) -> None:
+    task = asyncio.ensure_future(coro)
+    done, _ = await asyncio.wait({task}, timeout=SCHEDULE_TIMEOUT)
+    if task in done:
+        task.result()
+        return
+    stacks = []
+    for t in asyncio.all_tasks():
+        if t is asyncio.current_task():
+            continue
+        frames = t.get_stack(limit=8)
+        where = " <- ".join(
+            f"{f.f_code.co_filename.rsplit('/', 1)[-1]}:{f.f_lineno} {f.f_code.co_name}" for f in frames
+        )
+        stacks.append(f"{t.get_name()}: {where}")
+    task.cancel()
+    raise AssertionError(
+        f"schedule stuck after {SCHEDULE_TIMEOUT:.0f} s (page_size {page_size}): {rounds}\n" + "\n".join(stacks)
+    )
 
 
 async def _run_schedule(url: str, rounds: list[dict[str, Any]], page_size: int) -> None:
