@@ -10,15 +10,28 @@ hour): then it is an ERROR too (``sync_assets.escalation`` reports that without 
 """
 
 import datetime as dt
+import json
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import dagster as dg
 
+from connectors.core import DESCRIPTION_LIMIT
 from sync_assets.notify import format_duration, pause_escalate_after
 from sync_assets.state import Pause, utcnow
 
-__all__ = ["NOT_PAUSED", "NO_DUPLICATE_KEYS", "NO_FAILED_RECORDS", "not_paused_spec", "pause_events", "pause_verdict"]
+__all__ = [
+    "IN_A_RUN",
+    "NOT_PAUSED",
+    "NO_DUPLICATE_KEYS",
+    "NO_FAILED_RECORDS",
+    "ChangedVerdicts",
+    "not_paused_spec",
+    "pause_events",
+    "pause_verdict",
+    "shown_verdict",
+]
 
 NO_FAILED_RECORDS = "no_failed_records"
 NO_DUPLICATE_KEYS = "no_duplicate_keys"
@@ -144,3 +157,67 @@ def pause_events(
         ),
         observation,
     ]
+
+
+# ------------------------------------------------------------------ route-wide checks without a run
+
+IN_A_RUN = "(a run is evaluating it)"
+
+
+def shown_verdict(instance: dg.DagsterInstance, check_key: dg.AssetCheckKey) -> str | None:
+    """The verdict the UI shows for a route-wide check (its ``verdict`` metadata), or None.
+
+    None when the check was never evaluated, or when a run planned it and ended without a result
+    (the UI then says the check did not execute); ``IN_A_RUN`` while a run that planned it is under
+    way (that run's result replaces it when the run ends).
+    """
+    record = instance.get_latest_asset_check_evaluation_record(check_key)
+    if record is None:
+        return None
+    evaluation = record.event.asset_check_evaluation if record.event is not None else None
+    if evaluation is None:  # planned by a run (the row's event is the plan)
+        run = instance.get_run_by_id(record.run_id) if record.run_id else None
+        return IN_A_RUN if run is not None and not run.is_finished else None
+    value = evaluation.metadata.get("verdict")
+    return str(getattr(value, "value", value)) if value is not None else None
+
+
+class ChangedVerdicts:
+    """What a sensor reporting a route-wide check without a run sends: a verdict only when it changed.
+
+    The comparison is with what the UI shows (the check's latest stored result), so a run's result in
+    between counts; the sensor's cursor keeps what it last reported, used while a run that planned the
+    check is under way.
+
+    Args:
+        context: The sensor's evaluation context (its instance and cursor).
+        check_name: The check's name.
+    """
+
+    def __init__(self, context: dg.SensorEvaluationContext, check_name: str) -> None:
+        """Start from the cursor's last reported verdicts."""
+        self.instance = context.instance
+        self.check_name = check_name
+        self.emitted: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+        self.events: list[dg.AssetCheckEvaluation] = []
+
+    def offer(
+        self, route: str, asset_key: dg.AssetKey, key: str, evaluation: Callable[[], dg.AssetCheckEvaluation]
+    ) -> None:
+        """Report ``evaluation()`` when the route's verdict ``key`` differs from the one shown."""
+        shown = shown_verdict(self.instance, dg.AssetCheckKey(asset_key, self.check_name))
+        if shown == IN_A_RUN:  # its result comes at the run's end: meanwhile, report only a change
+            shown = self.emitted.get(route)
+        if shown != key:
+            self.events.append(evaluation())
+            self.emitted[route] = key
+
+    def result(self, summary: str) -> dg.SensorResult:
+        """The sensor's result: the changed verdicts, a one-line summary, the cursor."""
+        if self.events:
+            summary = f"reported {len(self.events)} changed verdict(s); {summary}"
+        return dg.SensorResult(
+            asset_events=self.events,
+            skip_reason=summary[:DESCRIPTION_LIMIT],
+            cursor=json.dumps(self.emitted, sort_keys=True),
+        )

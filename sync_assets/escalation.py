@@ -25,7 +25,6 @@ No ``from __future__ import annotations`` here: Dagster reads the sensor's annot
 import datetime as dt
 import functools
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +32,7 @@ from typing import Any
 import dagster as dg
 
 from connectors.core import DESCRIPTION_LIMIT, SourceSpec, describe_error
+from sync_assets.checks import ChangedVerdicts
 from sync_assets.notify import (
     forget_ended_notices,
     format_duration,
@@ -61,7 +61,6 @@ NO_LASTING_PAUSE = "no_lasting_pause"
 ESCALATION_INTERVAL_SECONDS = 60
 SEVERITY = dg.AssetCheckSeverity.ERROR
 ESCALATED = "pause_escalated"  # the notice's event name
-_IN_A_RUN = "(a run is evaluating it)"
 _TABLE_ROWS = 50
 
 
@@ -262,23 +261,6 @@ def lasting_pause_result(route: Route, store: StateStore, asset_key: dg.AssetKey
         )
 
 
-def _shown_verdict(instance: dg.DagsterInstance, asset_key: dg.AssetKey) -> str | None:
-    """The verdict the UI shows for the route's check (as ``freshness._shown_verdict`` reads its own).
-
-    None when the check was never evaluated, or a run planned it and ended without a result;
-    ``_IN_A_RUN`` while a run that planned it is under way.
-    """
-    record = instance.get_latest_asset_check_evaluation_record(dg.AssetCheckKey(asset_key, NO_LASTING_PAUSE))
-    if record is None:
-        return None
-    evaluation = record.event.asset_check_evaluation if record.event is not None else None
-    if evaluation is None:  # planned by a run (the row's event is the plan)
-        run = instance.get_run_by_id(record.run_id) if record.run_id else None
-        return _IN_A_RUN if run is not None and not run.is_finished else None
-    value = evaluation.metadata.get("verdict")
-    return str(getattr(value, "value", value)) if value is not None else None
-
-
 def escalation_sensor(route_defs: Sequence[RouteDefs]) -> dg.SensorDefinition:
     """The sensor that escalates lasting pauses without a run (module docstring).
 
@@ -303,8 +285,7 @@ def escalation_sensor(route_defs: Sequence[RouteDefs]) -> dg.SensorDefinition:
         now = utcnow()
         after = pause_escalate_after()
         pauses = store.pauses()
-        emitted: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-        events: list[dg.AssetCheckEvaluation] = []
+        report = ChangedVerdicts(context, NO_LASTING_PAUSE)
         held: dict[str, dict[str, list[str]]] = {}  # scope -> route -> partitions
         for rd in route_defs:
             name = rd.route.name
@@ -315,12 +296,7 @@ def escalation_sensor(route_defs: Sequence[RouteDefs]) -> dg.SensorDefinition:
                 continue
             for lp in verdict.lasting:
                 held.setdefault(lp.pause.scope, {})[name] = list(lp.partitions)
-            shown = _shown_verdict(context.instance, rd.asset_key)
-            if shown == _IN_A_RUN:  # its result comes at the run's end: meanwhile, report only a change
-                shown = emitted.get(name)
-            if shown != verdict.key:
-                events.append(verdict.evaluation(rd.asset_key))
-                emitted[name] = verdict.key
+            report.offer(name, rd.asset_key, verdict.key, functools.partial(verdict.evaluation, rd.asset_key))
         sent = []
         for scope, routes in sorted(held.items()):
             pause = pauses[scope]
@@ -334,12 +310,6 @@ def escalation_sensor(route_defs: Sequence[RouteDefs]) -> dg.SensorDefinition:
             if held
             else f"no pause has lasted longer than {format_duration(after)}"
         )
-        if events:
-            summary = f"reported {len(events)} changed verdict(s); {summary}"
-        return dg.SensorResult(
-            asset_events=events,
-            skip_reason=summary[:DESCRIPTION_LIMIT],
-            cursor=json.dumps(emitted, sort_keys=True),
-        )
+        return report.result(summary)
 
     return _escalate

@@ -36,6 +36,7 @@ No ``from __future__ import annotations`` here: Dagster reads the sensor's annot
 """
 
 import datetime as dt
+import functools
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -46,6 +47,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from connectors.core import DESCRIPTION_LIMIT, SourceSpec, describe_error
+from sync_assets.checks import ChangedVerdicts
 from sync_assets.resources import SyncStateResource
 from sync_assets.routes import Route
 from sync_assets.runs import RouteDefs
@@ -73,7 +75,6 @@ SEVERITY = dg.AssetCheckSeverity.WARN  # see the module docstring
 FULL_MODES = ("full", "full_refresh")  # a targeted pass syncs only the items it names
 _FIRST_SEEN = "freshness"  # blob namespace: route -> {partition: when first seen}
 _TABLE_ROWS = 50
-_IN_A_RUN = "(a run is evaluating it)"
 
 
 def not_overdue_spec(asset_key: dg.AssetKey) -> dg.AssetCheckSpec:
@@ -382,24 +383,6 @@ def freshness_result(route: Route, store: StateStore, asset_key: dg.AssetKey) ->
         )
 
 
-def _shown_verdict(instance: dg.DagsterInstance, asset_key: dg.AssetKey) -> str | None:
-    """The verdict the UI shows for the route's check, or None when it shows none worth keeping.
-
-    None when the check was never evaluated, or when a run planned it and ended without a result
-    (the UI then says the check did not execute). ``_IN_A_RUN`` while a run that planned it is under
-    way (that run's result replaces it when the run ends).
-    """
-    record = instance.get_latest_asset_check_evaluation_record(dg.AssetCheckKey(asset_key, NOT_OVERDUE))
-    if record is None:
-        return None
-    evaluation = record.event.asset_check_evaluation if record.event is not None else None
-    if evaluation is None:  # planned by a run (the row's event is the plan)
-        run = instance.get_run_by_id(record.run_id) if record.run_id else None
-        return _IN_A_RUN if run is not None and not run.is_finished else None
-    value = evaluation.metadata.get("verdict")
-    return str(getattr(value, "value", value)) if value is not None else None
-
-
 def freshness_sensor(route_defs: Sequence[RouteDefs]) -> dg.SensorDefinition:
     """The sensor that reports each route's ``not_overdue`` verdict without a run (module docstring).
 
@@ -422,8 +405,7 @@ def freshness_sensor(route_defs: Sequence[RouteDefs]) -> dg.SensorDefinition:
     def _freshness(context: dg.SensorEvaluationContext, sync_state: SyncStateResource) -> dg.SensorResult:
         store = sync_state.store()
         now = utcnow()
-        emitted: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-        events: list[dg.AssetCheckEvaluation] = []
+        report = ChangedVerdicts(context, NOT_OVERDUE)
         overdue: list[str] = []
         for rd in route_defs:
             name = rd.route.name
@@ -436,20 +418,7 @@ def freshness_sensor(route_defs: Sequence[RouteDefs]) -> dg.SensorDefinition:
                 continue
             if not verdict.passed:
                 overdue += [f"{name}/{o.partition}" for o in verdict.overdue]
-            shown = _shown_verdict(context.instance, rd.asset_key)
-            if shown == _IN_A_RUN:  # its result comes at the run's end: meanwhile, report only a change
-                shown = emitted.get(name)
-            if shown == verdict.key:
-                continue
-            events.append(verdict.evaluation(rd.asset_key))
-            emitted[name] = verdict.key
-        summary = f"overdue: {', '.join(overdue)}" if overdue else "no partition is overdue"
-        if events:
-            summary = f"reported {len(events)} changed verdict(s); {summary}"
-        return dg.SensorResult(
-            asset_events=events,
-            skip_reason=summary[:DESCRIPTION_LIMIT],
-            cursor=json.dumps(emitted, sort_keys=True),
-        )
+            report.offer(name, rd.asset_key, verdict.key, functools.partial(verdict.evaluation, rd.asset_key))
+        return report.result(f"overdue: {', '.join(overdue)}" if overdue else "no partition is overdue")
 
     return _freshness
