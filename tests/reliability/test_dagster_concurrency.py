@@ -207,10 +207,15 @@ class Deployment:
         """A partition launched from the asset's Materialize button: the UI's executionParams, whose
         only partition tag is ``dagster/partition``."""
         location, repository, job = self._ui_target()
-        checks = [
-            {"assetKey": {"path": [ROUTE]}, "name": name}
-            for name in ("no_failed_records", "no_duplicate_keys", "not_paused")
-        ]
+        # The button selects every check of the asset (its checks come from the asset's own step).
+        nodes = self.gql(
+            """query($k: [AssetKeyInput!]!) { assetNodes(assetKeys: $k) {
+                assetChecksOrError { ... on AssetChecks { checks { name } } } } }""",
+            {"k": [{"path": [ROUTE]}]},
+        )["assetNodes"]
+        names = [c["name"] for c in nodes[0]["assetChecksOrError"]["checks"]]
+        assert {"no_failed_records", "no_duplicate_keys", "not_paused", "not_overdue"} <= set(names), names
+        checks = [{"assetKey": {"path": [ROUTE]}, "name": name} for name in names]
         return self._launch(
             {
                 "mode": "default",
