@@ -77,6 +77,17 @@ SENSORS = """query($r: RepositorySelector!) { sensorsOrError(repositorySelector:
     __typename ... on Sensors { results { name sensorState { status } } } } }"""  # "no run STARTED without a process after a few minutes"
 
 
+def _proc_state(pid: int) -> str:
+    """Where a process waits (for a failure message): state, threads, kernel wait channel."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+        wchan = Path(f"/proc/{pid}/wchan").read_text()
+    except OSError:
+        return "gone"
+    keep = [line for line in status if line.split(":")[0] in ("State", "Threads")]
+    return f"{'; '.join(keep)}; wchan {wchan}"
+
+
 def alive(pid: int) -> bool:
     """Whether a process runs (a zombie whose parent was killed with the host does not)."""
     try:
@@ -165,10 +176,21 @@ class Deployment:
 
     def set_pool_limit(self, limit: int) -> None:
         pool = pool_name(dagster_routes.build_route())
-        ok = self.gql(
-            "mutation($k: String!, $n: Int!) { setConcurrencyLimit(concurrencyKey: $k, limit: $n) }",
-            {"k": pool, "n": limit},
-        )
+        for attempt in range(5):
+            try:
+                ok = self.gql(
+                    "mutation($k: String!, $n: Int!) { setConcurrencyLimit(concurrencyKey: $k, limit: $n) }",
+                    {"k": pool, "n": limit},
+                )
+                break
+            except AssertionError as err:
+                # After a database cut each of the webserver's stale pooled connections fails once
+                # (as in _launch): a user sets it again.
+                if "GraphenePythonError" not in str(err) and "server closed the connection" not in str(err):
+                    raise
+                self.stale_connection_errors.append(str(err)[:200])
+                if attempt == 4:
+                    raise
         assert ok["setConcurrencyLimit"] is True
         assert self.instance.event_log_storage.get_concurrency_info(pool).slot_count == limit
 
@@ -510,7 +532,9 @@ def test_database_cut_for_60_seconds_mid_pass(deployment: Deployment) -> None:
         print(f"cut: run {run_id[:8]} failed ({message[:160]}…); run {done.run_id[:8]} finished the pass")
     dep.wait_settled()
     dep.assert_exactly_once("cut")
-    assert not alive(worker)  # no worker left behind
+    # No worker left behind. A worker whose run was marked failed during the cut may take a while to
+    # notice and exit (its commits are refused by the lease's fence meanwhile): give it two minutes.
+    wait_for(lambda: not alive(worker) or None, 120, 1, f"the cut run's worker {worker} to exit: {_proc_state(worker)}")
     print(f"cut: recovered {time.monotonic() - cut_at:.0f} s after the cut")
     # The webserver serves launches again once the database is back.
     # The webserver pools its connections (Dagster's webserver storage, without a pre-ping): the
