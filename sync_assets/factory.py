@@ -16,9 +16,11 @@ No ``from __future__ import annotations`` here: Dagster reads the context annota
 """
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import logging
+import os
 import re
 import time
 from collections.abc import Sequence
@@ -105,6 +107,11 @@ def asset_retry_policy(route: Route, default: dg.RetryPolicy | None = SYNC_RETRY
         backoff=_DAGSTER_BACKOFF[route.backoff],
         jitter=policy.jitter,
     )
+
+
+def shared_limits_enabled() -> bool:
+    """Whether runs pace credentials by the state store's shared schedules (``DURABLE_SYNC_SHARED_LIMITS``)."""
+    return os.environ.get("DURABLE_SYNC_SHARED_LIMITS", "").strip().lower() in ("1", "true", "yes")
 
 
 def pool_name(route: Route) -> str:
@@ -354,9 +361,12 @@ def build_route(
         progress = _Progress(context, route.name, partition)
         try:
             spec = route.spec_for(partition)
-            # The route's backoff reaches the HTTP retries of every client the pass builds, and every
-            # credential is paced by the schedule all runs share (the state store's).
-            with backoff_scope(route.http_backoff), store.shared_rate_limits():
+            # The route's backoff reaches the HTTP retries of every client the pass builds; with
+            # DURABLE_SYNC_SHARED_LIMITS=1 every credential is paced by the schedule all runs share
+            # (the state store's). Off by default for now: in the production-layout reliability test
+            # the runs after a 60 s database cut stopped progressing with it on (README, Performance).
+            shared = shared_limits_enabled()
+            with backoff_scope(route.http_backoff), store.shared_rate_limits() if shared else contextlib.nullcontext():
                 result = asyncio.run(run_pass(route, partition, store, options, spec=spec, progress=progress))
         except Paused as err:
             _log_checks_before_failing(context, route, partition, store, asset_key, paused=str(err))
