@@ -586,7 +586,10 @@ def crash(deployment: Deployment) -> Crash:
     for p, run_id, worker in zip(("crash", "crashui"), (tagged_run, ui_run), workers, strict=True):
         assert len(dep.notion_keys(p)) < SIZES[p], f"{p}: the pass finished before the crash"
         run = dep.instance.get_run_by_id(run_id)
-        assert run is not None and run.status == dg.DagsterRunStatus.STARTED, run
+        assert run is not None and run.status == dg.DagsterRunStatus.STARTED, (
+            run.status if run else None,
+            dep.failure_message(run_id) if run is not None and run.status == dg.DagsterRunStatus.FAILURE else "",
+        )
         assert not alive(worker)
     dep.start(DURABLE_SYNC_STALE_RUN_SECONDS="30")
     return Crash(tagged_run=tagged_run, ui_run=ui_run, at=at)
