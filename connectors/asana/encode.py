@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -200,6 +200,64 @@ def find_option(field: Mapping[str, Any], name: str) -> str:
     return str(option["gid"])
 
 
+def _encode_text(field: Mapping[str, Any], value: Any, target: str) -> Any:
+    return None if value is None else render_text(value, target)
+
+
+def _encode_number(field: Mapping[str, Any], value: Any, target: str) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise EncodeError(f"{target}: takes a number, got a {_type_name(value)} ({value!r})")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise EncodeError(f"{target}: {value!r} is not a finite number")
+    return value
+
+
+def _encode_enum(field: Mapping[str, Any], value: Any, target: str) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise EncodeError(f"{target}: takes an option name (str), got a {_type_name(value)} ({value!r})")
+    return find_option(field, value)
+
+
+def _encode_multi_enum(field: Mapping[str, Any], value: Any, target: str) -> Any:
+    if value is None:
+        return []
+    names: Sequence[Any] = [value] if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise EncodeError(f"{target}: takes a list of option names, got a {_type_name(value)}")
+    gids: list[str] = []
+    for name in names:
+        gid = find_option(field, name)
+        if gid not in gids:
+            gids.append(gid)
+    return gids
+
+
+def _encode_date(field: Mapping[str, Any], value: Any, target: str) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = _parse_when(value, target)
+    if isinstance(value, dt.datetime):
+        return {"date_time": format_datetime(value)}
+    if isinstance(value, dt.date):
+        return {"date": value.isoformat()}
+    raise EncodeError(f"{target}: takes a date or datetime, got a {_type_name(value)} ({value!r})")
+
+
+# One encoder per custom field kind; people fields are resolved by the destination (email -> gid).
+_CUSTOM_ENCODERS: dict[str, Callable[[Mapping[str, Any], Any, str], Any]] = {
+    "text": _encode_text,
+    "number": _encode_number,
+    "enum": _encode_enum,
+    "multi_enum": _encode_multi_enum,
+    "date": _encode_date,
+}
+
+
 def encode_custom_value(field: Mapping[str, Any], value: Any) -> Any:
     """The value of ``custom_fields[<gid>]`` for a neutral value (people fields excepted).
 
@@ -209,42 +267,7 @@ def encode_custom_value(field: Mapping[str, Any], value: Any) -> Any:
     """
     kind = field_kind(field)
     target = f"custom field {field.get('name', '?')!r} ({kind})"
-    if kind == "text":
-        return None if value is None else render_text(value, target)
-    if kind == "number":
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise EncodeError(f"{target}: takes a number, got a {_type_name(value)} ({value!r})")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise EncodeError(f"{target}: {value!r} is not a finite number")
-        return value
-    if kind == "enum":
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise EncodeError(f"{target}: takes an option name (str), got a {_type_name(value)} ({value!r})")
-        return find_option(field, value)
-    if kind == "multi_enum":
-        if value is None:
-            return []
-        names: Sequence[Any] = [value] if isinstance(value, str) else value
-        if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
-            raise EncodeError(f"{target}: takes a list of option names, got a {_type_name(value)}")
-        gids: list[str] = []
-        for name in names:
-            gid = find_option(field, name)
-            if gid not in gids:
-                gids.append(gid)
-        return gids
-    if kind == "date":
-        if value is None:
-            return None
-        if isinstance(value, str):
-            value = _parse_when(value, target)
-        if isinstance(value, dt.datetime):
-            return {"date_time": format_datetime(value)}
-        if isinstance(value, dt.date):
-            return {"date": value.isoformat()}
-        raise EncodeError(f"{target}: takes a date or datetime, got a {_type_name(value)} ({value!r})")
-    raise EncodeError(f"{target}: values of this type are not written")
+    encoder = _CUSTOM_ENCODERS.get(kind)
+    if encoder is None:
+        raise EncodeError(f"{target}: values of this type are not written")
+    return encoder(field, value, target)
