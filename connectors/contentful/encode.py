@@ -48,7 +48,7 @@ import datetime as dt
 import hashlib
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -228,6 +228,91 @@ def _link(field_spec: FieldSpec, name: str, value: Any, primary_key: str | None)
     return {"sys": {"type": "Link", "linkType": field_spec.link_type or "Entry", "id": value}}
 
 
+def _encode_text(field_spec: FieldSpec, name: str, value: Any, primary_key: str | None) -> str:
+    """Symbol or Text: the value as text, within the field's character limit."""
+    text = _text(value)
+    if text is None:
+        raise _error(field_spec, name, f"cannot write a {type(value).__name__} as text", primary_key)
+    limit = MAX_SYMBOL_CHARS if field_spec.kind == "Symbol" else MAX_TEXT_CHARS
+    if len(text) > limit:
+        raise _error(field_spec, name, f"{len(text)} characters, over the limit of {limit}", primary_key)
+    return text
+
+
+def _encode_rich_text(field_spec: FieldSpec, name: str, value: Any, primary_key: str | None) -> Json:
+    if not isinstance(value, str):
+        raise _error(field_spec, name, f"needs text, got {type(value).__name__}", primary_key)
+    return rich_text_document(value)
+
+
+def _encode_integer(field_spec: FieldSpec, name: str, value: Any, primary_key: str | None) -> int:
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _error(field_spec, name, f"needs a whole number, got {value!r}", primary_key)
+    if abs(value) > MAX_INTEGER:
+        raise _error(field_spec, name, f"{value} is beyond +-2**53", primary_key)
+    return value
+
+
+def _encode_number(field_spec: FieldSpec, name: str, value: Any, primary_key: str | None) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _error(field_spec, name, f"needs a number, got {value!r}", primary_key)
+    return value
+
+
+def _encode_boolean(field_spec: FieldSpec, name: str, value: Any, primary_key: str | None) -> bool:
+    if not isinstance(value, bool):
+        raise _error(field_spec, name, f"needs true or false, got {value!r}", primary_key)
+    return value
+
+
+def _encode_date(field_spec: FieldSpec, name: str, value: Any, primary_key: str | None) -> str:
+    text = date_text(value) if not isinstance(value, str) else value.strip()
+    if isinstance(value, dt.datetime) and text is None:
+        raise _error(field_spec, name, f"datetime {value.isoformat()} has no timezone", primary_key)
+    if text is None or not _DATE_TEXT.match(text) or not _parses(text):
+        raise _error(field_spec, name, f"{value!r} is not a date (ISO 8601)", primary_key)
+    return text
+
+
+def _encode_symbols(field_spec: FieldSpec, name: str, value: Any, primary_key: str | None) -> list[str]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) for v in items):
+        raise _error(field_spec, name, f"needs a list of strings, got {type(value).__name__}", primary_key)
+    for item in items:
+        if len(item) > MAX_SYMBOL_CHARS:
+            raise _error(
+                field_spec,
+                name,
+                f"an item of {len(item)} characters, over the limit of {MAX_SYMBOL_CHARS}",
+                primary_key,
+            )
+    return list(items)
+
+
+def _encode_links(field_spec: FieldSpec, name: str, value: Any, primary_key: str | None) -> list[Json]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise _error(field_spec, name, f"needs a list of ids, got {type(value).__name__}", primary_key)
+    return [_link(field_spec, name, v, primary_key) for v in items]
+
+
+# One encoder per writable field kind (FieldSpec.kind); see the table in the module docstring.
+_ENCODERS: dict[str, Callable[[FieldSpec, str, Any, str | None], Any]] = {
+    "Symbol": _encode_text,
+    "Text": _encode_text,
+    "RichText": _encode_rich_text,
+    "Integer": _encode_integer,
+    "Number": _encode_number,
+    "Boolean": _encode_boolean,
+    "Date": _encode_date,
+    "Array<Symbol>": _encode_symbols,
+    "Link": _link,
+    "Array<Link>": _encode_links,
+}
+
+
 def encode_value(field_spec: FieldSpec, value: Any, *, name: str | None = None, primary_key: str | None = None) -> Any:
     """The JSON value of ``value`` for ``field_spec`` (None: remove the field's value).
 
@@ -243,63 +328,10 @@ def encode_value(field_spec: FieldSpec, value: Any, *, name: str | None = None, 
     name = name or field_spec.id
     if value is None:
         return None
-    kind = field_spec.kind
-    if kind in ("Symbol", "Text"):
-        text = _text(value)
-        if text is None:
-            raise _error(field_spec, name, f"cannot write a {type(value).__name__} as text", primary_key)
-        limit = MAX_SYMBOL_CHARS if kind == "Symbol" else MAX_TEXT_CHARS
-        if len(text) > limit:
-            raise _error(field_spec, name, f"{len(text)} characters, over the limit of {limit}", primary_key)
-        return text
-    if kind == "RichText":
-        if not isinstance(value, str):
-            raise _error(field_spec, name, f"needs text, got {type(value).__name__}", primary_key)
-        return rich_text_document(value)
-    if kind == "Integer":
-        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _error(field_spec, name, f"needs a whole number, got {value!r}", primary_key)
-        if abs(value) > MAX_INTEGER:
-            raise _error(field_spec, name, f"{value} is beyond +-2**53", primary_key)
-        return value
-    if kind == "Number":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise _error(field_spec, name, f"needs a number, got {value!r}", primary_key)
-        return value
-    if kind == "Boolean":
-        if not isinstance(value, bool):
-            raise _error(field_spec, name, f"needs true or false, got {value!r}", primary_key)
-        return value
-    if kind == "Date":
-        text = date_text(value) if not isinstance(value, str) else value.strip()
-        if isinstance(value, dt.datetime) and text is None:
-            raise _error(field_spec, name, f"datetime {value.isoformat()} has no timezone", primary_key)
-        if text is None or not _DATE_TEXT.match(text) or not _parses(text):
-            raise _error(field_spec, name, f"{value!r} is not a date (ISO 8601)", primary_key)
-        return text
-    if kind == "Array<Symbol>":
-        items = [value] if isinstance(value, str) else value
-        if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) for v in items):
-            raise _error(field_spec, name, f"needs a list of strings, got {type(value).__name__}", primary_key)
-        for item in items:
-            if len(item) > MAX_SYMBOL_CHARS:
-                raise _error(
-                    field_spec,
-                    name,
-                    f"an item of {len(item)} characters, over the limit of {MAX_SYMBOL_CHARS}",
-                    primary_key,
-                )
-        return list(items)
-    if kind == "Link":
-        return _link(field_spec, name, value, primary_key)
-    if kind == "Array<Link>":
-        items = [value] if isinstance(value, str) else value
-        if not isinstance(items, (list, tuple)):
-            raise _error(field_spec, name, f"needs a list of ids, got {type(value).__name__}", primary_key)
-        return [_link(field_spec, name, v, primary_key) for v in items]
-    raise _error(field_spec, name, field_spec.not_writable() or "not writable", primary_key)
+    encoder = _ENCODERS.get(field_spec.kind)
+    if encoder is None:
+        raise _error(field_spec, name, field_spec.not_writable() or "not writable", primary_key)
+    return encoder(field_spec, name, value, primary_key)
 
 
 def _parses(text: str) -> bool:
