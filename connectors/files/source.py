@@ -26,7 +26,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
@@ -105,6 +105,20 @@ class FileSpec:
         object.__setattr__(self, "path", os.fspath(self.path))
         if not isinstance(self.key_column, str) or not self.key_column.strip():
             raise ConfigError(f"{where}: key_column must be a non-empty column name, got {self.key_column!r}")
+        self._check_types(where)
+        self._check_body_column(where)
+        if (
+            isinstance(self.interval_minutes, bool)
+            or not isinstance(self.interval_minutes, int)
+            or self.interval_minutes < 1
+        ):
+            raise ConfigError(f"{where}: interval_minutes must be a whole number >= 1, got {self.interval_minutes!r}")
+        self._check_format(where)
+        if not isinstance(self.list_separator, str) or not self.list_separator:
+            raise ConfigError(f"{where}: list_separator must be a non-empty string, got {self.list_separator!r}")
+        self._check_columns(where)
+
+    def _check_types(self, where: str) -> None:
         if not isinstance(self.types, Mapping):
             raise ConfigError(f"{where}: types must be a mapping of column -> type name, got {self.types!r}")
         for column, type_name in self.types.items():
@@ -115,22 +129,21 @@ class FileSpec:
                 )
         # A private copy: the spec is frozen, the caller's dict is not.
         object.__setattr__(self, "types", dict(self.types))
-        if self.body_column is not None:
-            if not isinstance(self.body_column, str) or not self.body_column:
-                raise ConfigError(f"{where}: body_column must be a column name or None, got {self.body_column!r}")
-            if self.body_column == self.key_column:
-                raise ConfigError(f"{where}: body_column and key_column are both {self.key_column!r}")
-            if self.types.get(self.body_column, "str") != "str":
-                raise ConfigError(
-                    f"{where}: body_column {self.body_column!r} is typed "
-                    f"{self.types[self.body_column]!r}; the body is text (type 'str')"
-                )
-        if (
-            isinstance(self.interval_minutes, bool)
-            or not isinstance(self.interval_minutes, int)
-            or self.interval_minutes < 1
-        ):
-            raise ConfigError(f"{where}: interval_minutes must be a whole number >= 1, got {self.interval_minutes!r}")
+
+    def _check_body_column(self, where: str) -> None:
+        if self.body_column is None:
+            return
+        if not isinstance(self.body_column, str) or not self.body_column:
+            raise ConfigError(f"{where}: body_column must be a column name or None, got {self.body_column!r}")
+        if self.body_column == self.key_column:
+            raise ConfigError(f"{where}: body_column and key_column are both {self.key_column!r}")
+        if self.types.get(self.body_column, "str") != "str":
+            raise ConfigError(
+                f"{where}: body_column {self.body_column!r} is typed "
+                f"{self.types[self.body_column]!r}; the body is text (type 'str')"
+            )
+
+    def _check_format(self, where: str) -> None:
         if self.format is not None and self.format not in FORMAT_ALIASES:
             raise ConfigError(f"{where}: format {self.format!r} is not supported (one of {', '.join(FORMAT_ALIASES)})")
         if self.format is None and self.file_format is None:
@@ -138,15 +151,16 @@ class FileSpec:
                 f"{where}: cannot infer format from path {self.path!r}; name the file "
                 f"{'/'.join(FORMAT_BY_EXTENSION)} or set format='csv' or 'jsonl'"
             )
-        if not isinstance(self.list_separator, str) or not self.list_separator:
-            raise ConfigError(f"{where}: list_separator must be a non-empty string, got {self.list_separator!r}")
-        if self.columns is not None:
-            if isinstance(self.columns, str) or not all(isinstance(c, str) and c for c in self.columns):
-                raise ConfigError(f"{where}: columns must be a list of column names, got {self.columns!r}")
-            dupes = sorted({c for c in self.columns if list(self.columns).count(c) > 1})
-            if dupes:
-                raise ConfigError(f"{where}: columns lists {', '.join(map(repr, dupes))} more than once")
-            object.__setattr__(self, "columns", tuple(self.columns))
+
+    def _check_columns(self, where: str) -> None:
+        if self.columns is None:
+            return
+        if isinstance(self.columns, str) or not all(isinstance(c, str) and c for c in self.columns):
+            raise ConfigError(f"{where}: columns must be a list of column names, got {self.columns!r}")
+        dupes = sorted({c for c in self.columns if list(self.columns).count(c) > 1})
+        if dupes:
+            raise ConfigError(f"{where}: columns lists {', '.join(map(repr, dupes))} more than once")
+        object.__setattr__(self, "columns", tuple(self.columns))
 
     @property
     def file_format(self) -> str | None:
@@ -246,44 +260,67 @@ def _json_scalar_text(value: Any) -> str:
     return str(value)
 
 
+def _json_str(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        raise ValueError("an object or array is not text")
+    return _json_scalar_text(value)
+
+
+def _json_int(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    raise ValueError("not a whole number")
+
+
+def _json_float(value: Any) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise ValueError("not a number")
+
+
+def _json_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise ValueError("not a boolean")
+
+
+def _json_list(value: Any) -> list[Any]:
+    if isinstance(value, list):
+        # Nested objects stay as they are, so the engine reports them instead of us hiding them.
+        return [
+            _json_scalar_text(item) if isinstance(item, (bool, int, float)) else item
+            for item in value
+            if item is not None
+        ]
+    if isinstance(value, (bool, int, float)):
+        return [_json_scalar_text(value)]
+    raise ValueError("not a list")
+
+
+# Converters of JSON values that are not strings; date and datetime only come as ISO 8601 text.
+_JSON_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "str": _json_str,
+    "int": _json_int,
+    "float": _json_float,
+    "bool": _json_bool,
+    "list": _json_list,
+}
+
+
 def _convert_json(type_name: str, value: Any, separator: str) -> Any:
     """A parsed JSON value as ``type_name`` (strings are parsed as text cells)."""
     if isinstance(value, str):
         if type_name != "str" and not value.strip():
             return None
         return _convert_text(type_name, value, separator)
-    if type_name == "str":
-        if isinstance(value, (dict, list)):
-            raise ValueError("an object or array is not text")
-        return _json_scalar_text(value)
-    if type_name == "int":
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-            return int(value)
-        raise ValueError("not a whole number")
-    if type_name == "float":
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise ValueError("not a number")
-    if type_name == "bool":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value)
-        raise ValueError("not a boolean")
-    if type_name == "list":
-        if isinstance(value, list):
-            # Nested objects stay as they are, so the engine reports them instead of us hiding them.
-            return [
-                _json_scalar_text(item) if isinstance(item, (bool, int, float)) else item
-                for item in value
-                if item is not None
-            ]
-        if isinstance(value, (bool, int, float)):
-            return [_json_scalar_text(value)]
-        raise ValueError("not a list")
-    raise ValueError(f"not a {type_name} (ISO 8601 text expected)")
+    converter = _JSON_CONVERTERS.get(type_name)
+    if converter is None:
+        raise ValueError(f"not a {type_name} (ISO 8601 text expected)")
+    return converter(value)
 
 
 def _key_text(value: Any) -> str:
