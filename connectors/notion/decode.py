@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -132,45 +132,88 @@ def _rollup(value: Mapping[str, Any] | None) -> Any:
     return SKIP
 
 
+def _text(raw: Any) -> str | None:
+    return plain_text(raw) or None
+
+
+def _checkbox(raw: Any) -> bool:
+    return bool(raw)
+
+
+def _scalar(raw: Any) -> Any:
+    return raw if raw != "" else None
+
+
+def _option(raw: Any) -> str | None:
+    return str(raw["name"]) if raw else None
+
+
+def _options(raw: Any) -> list[str]:
+    return [str(o["name"]) for o in raw or []]
+
+
+def _date(raw: Any) -> dt.date | dt.datetime | None:
+    return decode_date(raw.get("start"), raw.get("time_zone")) if raw else None
+
+
+def _timestamp(raw: Any) -> dt.datetime | None:
+    return parse_timestamp(raw) if raw else None
+
+
+def _people(raw: Any) -> list[str]:
+    return [name for name in (_user(u) for u in raw or []) if name]
+
+
+def _relation(raw: Any) -> list[str]:
+    return [str(r["id"]) for r in raw or [] if r.get("id")]
+
+
+def _files(raw: Any) -> list[str]:
+    return [str(f.get("name") or (f.get(f.get("type", "")) or {}).get("url") or "") for f in raw or []]
+
+
+def _unique_id(raw: Any) -> str | None:
+    if not raw or raw.get("number") is None:
+        return None
+    prefix = raw.get("prefix")
+    return f"{prefix}-{raw['number']}" if prefix else str(raw["number"])
+
+
+# Property type -> decoder of its value (the object under the type's name); see the module docstring.
+_DECODERS: dict[str, Callable[[Any], Any]] = {
+    "title": _text,
+    "rich_text": _text,
+    "number": _scalar,
+    "checkbox": _checkbox,
+    "url": _scalar,
+    "email": _scalar,
+    "phone_number": _scalar,
+    "select": _option,
+    "status": _option,
+    "multi_select": _options,
+    "date": _date,
+    "created_time": _timestamp,
+    "last_edited_time": _timestamp,
+    "created_by": _user,
+    "last_edited_by": _user,
+    "people": _people,
+    "relation": _relation,
+    "files": _files,
+    "unique_id": _unique_id,
+    "formula": _formula,
+    "rollup": _rollup,
+}
+
+
 def decode_property(value: Mapping[str, Any]) -> Any:
     """The neutral value of one page property value object (``{"id", "type", <type>: ...}``).
 
     Returns ``SKIP`` for types with no neutral form.
     """
     kind = value.get("type")
-    raw = value.get(kind) if isinstance(kind, str) else None
-    if kind in ("title", "rich_text"):
-        return plain_text(raw) or None
-    if kind in ("number", "checkbox", "url", "email", "phone_number"):
-        if kind == "checkbox":
-            return bool(raw)
-        return raw if raw != "" else None
-    if kind in ("select", "status"):
-        return str(raw["name"]) if raw else None
-    if kind == "multi_select":
-        return [str(o["name"]) for o in raw or []]
-    if kind == "date":
-        return decode_date(raw.get("start"), raw.get("time_zone")) if raw else None
-    if kind in ("created_time", "last_edited_time"):
-        return parse_timestamp(raw) if raw else None
-    if kind in ("created_by", "last_edited_by"):
-        return _user(raw)
-    if kind == "people":
-        return [name for name in (_user(u) for u in raw or []) if name]
-    if kind == "relation":
-        return [str(r["id"]) for r in raw or [] if r.get("id")]
-    if kind == "files":
-        return [str(f.get("name") or (f.get(f.get("type", "")) or {}).get("url") or "") for f in raw or []]
-    if kind == "unique_id":
-        if not raw or raw.get("number") is None:
-            return None
-        prefix = raw.get("prefix")
-        return f"{prefix}-{raw['number']}" if prefix else str(raw["number"])
-    if kind == "formula":
-        return _formula(raw)
-    if kind == "rollup":
-        return _rollup(raw)
-    return SKIP
+    if not isinstance(kind, str) or kind not in _DECODERS:
+        return SKIP
+    return _DECODERS[kind](value.get(kind))
 
 
 def decode_properties(properties: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
