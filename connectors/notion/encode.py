@@ -50,7 +50,7 @@ import datetime as dt
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -312,6 +312,123 @@ def _check_options(
     return missing
 
 
+_Encoded = tuple[Json, list[Truncation], list[str]]
+"""``({<type>: value}, truncations, options Notion will create)``."""
+
+_TEXT_LIMITS = {"url": MAX_URL_CHARS, "email": MAX_EMAIL_CHARS, "phone_number": MAX_PHONE_CHARS}
+
+
+@dataclass(frozen=True)
+class _Target:
+    """The property a value is encoded for, and what the caller allows."""
+
+    name: str
+    kind: str
+    prop: Mapping[str, Any]
+    create_missing_options: bool
+    primary_key: str | None
+
+    def error(self, message: str) -> RecordError:
+        return _error(self.name, message, self.primary_key)
+
+    def new_options(self, options: Sequence[str]) -> list[str]:
+        return _check_options(
+            self.name,
+            self.prop,
+            options,
+            create_missing_options=self.create_missing_options,
+            primary_key=self.primary_key,
+        )
+
+
+def _encode_text(target: _Target, value: Any) -> _Encoded:
+    if value is None:
+        return {target.kind: []}, [], []
+    if isinstance(value, dict):
+        raise target.error("an object cannot be written as text")
+    elements, truncation = rich_text(_as_text(value), target.name)
+    return {target.kind: elements}, [truncation] if truncation else [], []
+
+
+def _encode_number(target: _Target, value: Any) -> _Encoded:
+    if value is None:
+        return {"number": None}, [], []
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise target.error(f"a {type(value).__name__} cannot be written to a number property")
+    if not math.isfinite(value):
+        raise target.error(f"{value!r} is not a finite number")
+    return {"number": value}, [], []
+
+
+def _encode_checkbox(target: _Target, value: Any) -> _Encoded:
+    if value is None:
+        return {"checkbox": False}, [], []
+    if not isinstance(value, bool):
+        raise target.error(f"a {type(value).__name__} cannot be written to a checkbox (bool expected)")
+    return {"checkbox": value}, [], []
+
+
+def _encode_option(target: _Target, value: Any) -> _Encoded:
+    """A select or status value."""
+    option = _option_name(target.name, value, target.primary_key)
+    if option is None:
+        return {target.kind: None}, [], []
+    return {target.kind: {"name": option}}, [], target.new_options([option])
+
+
+def _encode_multi_select(target: _Target, value: Any) -> _Encoded:
+    if value is None:
+        return {"multi_select": []}, [], []
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise target.error(f"a {type(value).__name__} cannot be written to a multi-select")
+    names: list[str] = []
+    for item in items:
+        option = _option_name(target.name, item, target.primary_key)
+        if option is not None and option not in names:
+            names.append(option)
+    truncations = []
+    if len(names) > MAX_ARRAY_ELEMENTS:
+        truncations.append(Truncation(target.name, len(names), MAX_ARRAY_ELEMENTS, "options"))
+        names = names[:MAX_ARRAY_ELEMENTS]
+    new = target.new_options(names)
+    return {"multi_select": [{"name": n} for n in names]}, truncations, new
+
+
+def _encode_date(target: _Target, value: Any) -> _Encoded:
+    return {"date": date_value(target.name, value, primary_key=target.primary_key)}, [], []
+
+
+def _encode_limited_text(target: _Target, value: Any) -> _Encoded:
+    """A url, email or phone_number value (too long is an error: truncating would corrupt it)."""
+    kind = target.kind
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return {kind: None}, [], []
+    if not isinstance(value, str):
+        raise target.error(f"a {type(value).__name__} cannot be written to a {kind} property")
+    limit = _TEXT_LIMITS[kind]
+    text = value.strip()
+    if utf16_len(text) > limit:
+        raise target.error(f"{utf16_len(text)} characters, longer than Notion's {kind} limit of {limit}")
+    return {kind: text}, [], []
+
+
+# Property type -> its encoder; see the table in the module docstring.
+_ENCODERS: dict[str, Callable[[_Target, Any], _Encoded]] = {
+    "title": _encode_text,
+    "rich_text": _encode_text,
+    "number": _encode_number,
+    "checkbox": _encode_checkbox,
+    "select": _encode_option,
+    "status": _encode_option,
+    "multi_select": _encode_multi_select,
+    "date": _encode_date,
+    "url": _encode_limited_text,
+    "email": _encode_limited_text,
+    "phone_number": _encode_limited_text,
+}
+
+
 def encode_value(
     name: str,
     prop: Mapping[str, Any],
@@ -329,67 +446,10 @@ def encode_value(
         RecordError: The value does not fit the property's type (see the module table).
     """
     kind = str(prop.get("type"))
-    if kind in ("title", "rich_text"):
-        if value is None:
-            return {kind: []}, [], []
-        if isinstance(value, dict):
-            raise _error(name, "an object cannot be written as text", primary_key)
-        elements, truncation = rich_text(_as_text(value), name)
-        return {kind: elements}, [truncation] if truncation else [], []
-    if kind == "number":
-        if value is None:
-            return {"number": None}, [], []
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _error(name, f"a {type(value).__name__} cannot be written to a number property", primary_key)
-        if not math.isfinite(value):
-            raise _error(name, f"{value!r} is not a finite number", primary_key)
-        return {"number": value}, [], []
-    if kind == "checkbox":
-        if value is None:
-            return {"checkbox": False}, [], []
-        if not isinstance(value, bool):
-            raise _error(name, f"a {type(value).__name__} cannot be written to a checkbox (bool expected)", primary_key)
-        return {"checkbox": value}, [], []
-    if kind in ("select", "status"):
-        option = _option_name(name, value, primary_key)
-        if option is None:
-            return {kind: None}, [], []
-        new = _check_options(
-            name, prop, [option], create_missing_options=create_missing_options, primary_key=primary_key
-        )
-        return {kind: {"name": option}}, [], new
-    if kind == "multi_select":
-        if value is None:
-            return {"multi_select": []}, [], []
-        items = [value] if isinstance(value, str) else value
-        if not isinstance(items, (list, tuple)):
-            raise _error(name, f"a {type(value).__name__} cannot be written to a multi-select", primary_key)
-        names: list[str] = []
-        for item in items:
-            option = _option_name(name, item, primary_key)
-            if option is not None and option not in names:
-                names.append(option)
-        truncations = []
-        if len(names) > MAX_ARRAY_ELEMENTS:
-            truncations.append(Truncation(name, len(names), MAX_ARRAY_ELEMENTS, "options"))
-            names = names[:MAX_ARRAY_ELEMENTS]
-        new = _check_options(name, prop, names, create_missing_options=create_missing_options, primary_key=primary_key)
-        return {"multi_select": [{"name": n} for n in names]}, truncations, new
-    if kind == "date":
-        return {"date": date_value(name, value, primary_key=primary_key)}, [], []
-    if kind in ("url", "email", "phone_number"):
-        if value is None or (isinstance(value, str) and not value.strip()):
-            return {kind: None}, [], []
-        if not isinstance(value, str):
-            raise _error(name, f"a {type(value).__name__} cannot be written to a {kind} property", primary_key)
-        limit = {"url": MAX_URL_CHARS, "email": MAX_EMAIL_CHARS, "phone_number": MAX_PHONE_CHARS}[kind]
-        text = value.strip()
-        if utf16_len(text) > limit:
-            raise _error(
-                name, f"{utf16_len(text)} characters, longer than Notion's {kind} limit of {limit}", primary_key
-            )
-        return {kind: text}, [], []
-    raise _error(name, f"properties of type {kind} cannot be written", primary_key)
+    encoder = _ENCODERS.get(kind)
+    if encoder is None:
+        raise _error(name, f"properties of type {kind} cannot be written", primary_key)
+    return encoder(_Target(name, kind, prop, create_missing_options, primary_key), value)
 
 
 def unwritable_reason(prop: Mapping[str, Any] | None) -> str | None:
