@@ -71,18 +71,8 @@ def content_hash(record: Record, exclude: set[str] | frozenset[str] = frozenset(
 _PLAIN_TYPES = frozenset({str, int, bool, type(None)})
 
 
-def validate_record(record: Any, *, max_value_length: int | None = None) -> tuple[Record | None, str | None]:
-    """Check a record against the contract; returns ``(normalised_record, None)`` or ``(None, error)``.
-
-    Normalisation: the key is stripped; tuples become lists; a durable-sync ``Record`` becomes ours.
-    """
-    if not isinstance(record, Record):
-        # durable-sync's own Record (a connector still importing the installed durable_sync) is copied.
-        converted = as_record(record)
-        if converted is None:
-            return None, f"not a Record: {type(record).__name__}"
-        record = converted
-    key = record.primary_key
+def _normal_key(key: Any) -> tuple[str, None] | tuple[None, str]:
+    """``(stripped key, None)``, or ``(None, why it is not a key)``; an int key becomes its text."""
     if not isinstance(key, str):
         if isinstance(key, int) and not isinstance(key, bool):
             key = str(key)
@@ -93,15 +83,18 @@ def validate_record(record: Any, *, max_value_length: int | None = None) -> tupl
         return None, "empty primary_key"
     if len(key) > MAX_KEY_LENGTH:
         return None, f"primary_key longer than {MAX_KEY_LENGTH} characters"
-    if not isinstance(record.properties, dict):
-        return None, f"properties must be a dict, got {type(record.properties).__name__}"
-    if record.body is not None and not isinstance(record.body, str):
-        return None, f"body must be a string or None, got {type(record.body).__name__}"
-    props = record.properties
-    changed = key != record.primary_key
+    return key, None
+
+
+def _properties_problem(props: dict[Any, Any], max_value_length: int | None) -> tuple[str | None, bool]:
+    """``(the first contract violation among the properties or None, whether a value is a tuple)``.
+
+    One call per record, not per property: the loop stays tight on the planning step's hot path.
+    """
+    has_tuple = False
     for name, value in props.items():
         if type(name) is not str or not name:
-            return None, f"property names must be non-empty strings, got {name!r}"
+            return f"property names must be non-empty strings, got {name!r}", has_tuple
         kind = type(value)
         # The common cases skip the full check.
         common = (
@@ -113,15 +106,39 @@ def validate_record(record: Any, *, max_value_length: int | None = None) -> tupl
         if not common:
             problem = neutral_type_error(name, value)
             if problem:
-                return None, problem
+                return problem, has_tuple
             if kind is tuple:
-                changed = True
+                has_tuple = True
         if max_value_length is not None and kind is str and len(value) > max_value_length:
-            return None, (
+            return (
                 f"property {name!r}: {len(value)} characters, over the destination's limit of {max_value_length}"
-            )
-    if changed:
-        props = {k: list(v) if isinstance(v, tuple) else v for k, v in props.items()}
+            ), has_tuple
+    return None, has_tuple
+
+
+def validate_record(record: Any, *, max_value_length: int | None = None) -> tuple[Record | None, str | None]:
+    """Check a record against the contract; returns ``(normalised_record, None)`` or ``(None, error)``.
+
+    Normalisation: the key is stripped; tuples become lists; a durable-sync ``Record`` becomes ours.
+    """
+    if not isinstance(record, Record):
+        # durable-sync's own Record (a connector still importing the installed durable_sync) is copied.
+        converted = as_record(record)
+        if converted is None:
+            return None, f"not a Record: {type(record).__name__}"
+        record = converted
+    key, problem = _normal_key(record.primary_key)
+    if key is None:
+        return None, problem
+    if not isinstance(record.properties, dict):
+        return None, f"properties must be a dict, got {type(record.properties).__name__}"
+    if record.body is not None and not isinstance(record.body, str):
+        return None, f"body must be a string or None, got {type(record.body).__name__}"
+    problem, has_tuple = _properties_problem(record.properties, max_value_length)
+    if problem is not None:
+        return None, problem
+    if key != record.primary_key or has_tuple:
+        props = {k: list(v) if isinstance(v, tuple) else v for k, v in record.properties.items()}
         record = Record(key, props, record.body)
     return record, None
 
