@@ -18,13 +18,15 @@ values into a bundle, for code (test factories) that overrides one of them.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import httpx
 
-from connectors.core import SyncError
+from connectors.core import ConfigError, SyncError
+from connectors.http.credentials import TokenCredentialMembers, TokenCredentials
 from connectors.http.retry import (
     COST_EXTENSION,
     DEFAULT_TIMEOUT,
@@ -37,7 +39,7 @@ from connectors.http.retry import (
     retry_options,
 )
 
-__all__ = ["HttpSettings", "Json", "JsonApiClient"]
+__all__ = ["HttpSettings", "Json", "JsonApiClient", "TokenClientConnector"]
 
 Json = dict[str, Any]
 """A JSON object as the connectors read and write it (request bodies, response bodies, records' raw data)."""
@@ -256,3 +258,57 @@ class JsonApiClient:
         if self.envelope is None or isinstance(body, dict):
             return body
         return {self.envelope: body}
+
+
+ClientT = TypeVar("ClientT", bound=JsonApiClient)
+
+
+class TokenClientConnector(TokenCredentialMembers, Generic[ClientT]):
+    """What a system's source and destination share: one secret, the connection settings, counted clients.
+
+    A subclass names :attr:`credentials_type` and builds its client in :meth:`_client`; the source and
+    the destination call :meth:`_init_connection` from their constructors and open clients with
+    :meth:`_open_client`, which adds each client's requests to ``requests_sent`` when it closes.
+
+    Attributes:
+        name: The connector's name (set by the subclass).
+        base_url, http, rate: As for the system's client.
+        requests_sent: Requests sent by this connector's clients so far.
+    """
+
+    name: str
+    credentials_type: ClassVar[type[TokenCredentials]] = TokenCredentials
+
+    def _init_connection(
+        self, token: str | None, token_env: str | None, base_url: str, http: HttpSettings | None, rate: Rate | None
+    ) -> None:
+        self.credentials = self.credentials_type(token, token_env)
+        self.base_url = base_url.rstrip("/")
+        self.http = http
+        self.rate = rate
+        self.requests_sent = 0
+
+    def _client(self, token: str) -> ClientT:
+        """A new client of ``token`` with this connector's settings."""
+        raise NotImplementedError
+
+    @asynccontextmanager
+    async def _open_client(self, missing: str) -> AsyncIterator[ClientT]:
+        """An open client of the secret (``ConfigError(missing)`` without one); its requests are counted."""
+        token = self.token()
+        if not token:
+            raise ConfigError(missing)
+        client = self._client(token)
+        async with self._counted(client):
+            yield client
+
+    @asynccontextmanager
+    async def _counted(self, *clients: JsonApiClient) -> AsyncIterator[None]:
+        """Open ``clients`` (closed in reverse order); their requests are added to ``requests_sent``."""
+        try:
+            async with AsyncExitStack() as stack:
+                for client in clients:
+                    await stack.enter_async_context(client)
+                yield
+        finally:
+            self.requests_sent += sum(client.requests for client in clients)

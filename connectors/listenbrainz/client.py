@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import quote
 
 import httpx
@@ -36,7 +36,7 @@ from connectors.http import (
     JsonApiClient,
     NotFound,
     Rate,
-    TokenCredentialMembers,
+    TokenClientConnector,
     TokenCredentials,
     TokenPagination,
     error_for_response,
@@ -59,6 +59,7 @@ from connectors.listenbrainz.settings import (
 
 __all__ = [
     "ListenBrainzClient",
+    "ListenBrainzConnection",
     "ListenBrainzConnector",
     "ListenBrainzCredentials",
     "MusicBrainzClient",
@@ -294,8 +295,29 @@ class MusicBrainzClient(JsonApiClient):
         return first_isrc(body or {})
 
 
-class ListenBrainzConnector(TokenCredentialMembers):
+class ListenBrainzConnection(TypedDict, total=False):
+    """The connection settings ``ListenBrainzSource`` and ``ListenBrainzDestination`` take (keywords).
+
+    Attributes:
+        user_agent: The ``User-Agent`` sent to MusicBrainz (default ``MB_USER_AGENT``).
+        base_url, musicbrainz_url: The API bases (fakes in tests).
+        http: Transport, sleep, clock and retry policy (:class:`~connectors.http.HttpSettings`).
+        rate, musicbrainz_rate: The request rates (default ``LISTENBRAINZ_RATE``, ``MB_RATE``).
+    """
+
+    user_agent: str
+    base_url: str
+    musicbrainz_url: str
+    http: HttpSettings | None
+    rate: Rate | None
+    musicbrainz_rate: Rate | None
+
+
+class ListenBrainzConnector(TokenClientConnector[ListenBrainzClient]):
     """What ``ListenBrainzSource`` and ``ListenBrainzDestination`` share: the user, the token, two clients.
+
+    Reading is anonymous, so clients are opened with :meth:`_open_clients` (a token or none), not
+    ``_open_client``.
 
     Attributes:
         name: The connector's name (set by the subclass).
@@ -304,30 +326,26 @@ class ListenBrainzConnector(TokenCredentialMembers):
         requests_sent: Requests sent to ListenBrainz and MusicBrainz so far.
     """
 
-    name: str
+    credentials_type = ListenBrainzCredentials
 
-    def _init_connection(
+    def _init_user_connection(
         self,
         user: str | None,
         token: str | None,
         token_env: str | None,
         *,
-        base_url: str,
-        musicbrainz_url: str,
-        user_agent: str,
-        http: HttpSettings | None,
-        rate: Rate | None,
-        musicbrainz_rate: Rate | None,
+        user_agent: str = MB_USER_AGENT,
+        base_url: str = API_BASE,
+        musicbrainz_url: str = MB_API_BASE,
+        http: HttpSettings | None = None,
+        rate: Rate | None = LISTENBRAINZ_RATE,
+        musicbrainz_rate: Rate | None = MB_RATE,
     ) -> None:
+        self._init_connection(token, token_env, base_url, http, rate)
         self.user = (user or "").strip() or None
-        self.credentials = ListenBrainzCredentials(token, token_env)
-        self.base_url = base_url.rstrip("/")
         self.musicbrainz_url = musicbrainz_url.rstrip("/")
         self.user_agent = user_agent
-        self.http = http
-        self.rate = rate
         self.musicbrainz_rate = musicbrainz_rate
-        self.requests_sent = 0
         self.window = RateWindow()  # outlives each pass's clients: the next page waits if it must
 
     @asynccontextmanager
@@ -341,8 +359,5 @@ class ListenBrainzConnector(TokenCredentialMembers):
         mb = MusicBrainzClient(
             user_agent=self.user_agent, base_url=self.musicbrainz_url, http=self.http, rate=self.musicbrainz_rate
         )
-        try:
-            async with lb, mb:
-                yield lb, mb
-        finally:
-            self.requests_sent += lb.requests + mb.requests
+        async with self._counted(lb, mb):
+            yield lb, mb

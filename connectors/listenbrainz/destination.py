@@ -23,18 +23,18 @@ import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from typing import Unpack
 
 from connectors.core import ConfigError, Record, RecordError
-from connectors.http import HttpSettings, Rate
 from connectors.isrc import is_isrc, normalize_isrc
-from connectors.listenbrainz.client import ListenBrainzClient, ListenBrainzConnector, MusicBrainzClient
+from connectors.listenbrainz.client import (
+    ListenBrainzClient,
+    ListenBrainzConnection,
+    ListenBrainzConnector,
+    MusicBrainzClient,
+)
 from connectors.listenbrainz.settings import (
-    API_BASE,
-    LISTENBRAINZ_RATE,
     MAX_CONCURRENCY,
-    MB_API_BASE,
-    MB_RATE,
-    MB_USER_AGENT,
     TOKEN_ENV,
     USER_ENV,
 )
@@ -51,10 +51,10 @@ class ListenBrainzDestination(ListenBrainzConnector):
         user: The ListenBrainz user name the token belongs to.
         token: The user token; default: the ``token_env`` variable (or ``<token_env>_FILE``), read at each use.
         token_env: Environment variable of the token.
-        user_agent: The ``User-Agent`` sent to MusicBrainz.
         create_only_properties: Written on create, never on update (nothing is written but the love).
         name: Destination name.
-        base_url, musicbrainz_url, rate, musicbrainz_rate, http: As for the clients.
+        connection: ``user_agent``, ``base_url``, ``musicbrainz_url``, ``http``, ``rate``,
+            ``musicbrainz_rate`` (:class:`~connectors.listenbrainz.client.ListenBrainzConnection`).
     """
 
     stores_keys = False
@@ -67,29 +67,14 @@ class ListenBrainzDestination(ListenBrainzConnector):
         *,
         token: str | None = None,
         token_env: str | None = TOKEN_ENV,
-        user_agent: str = MB_USER_AGENT,
         create_only_properties: Iterable[str] = (),
         name: str = "listenbrainz",
-        base_url: str = API_BASE,
-        musicbrainz_url: str = MB_API_BASE,
-        http: HttpSettings | None = None,
-        rate: Rate | None = LISTENBRAINZ_RATE,
-        musicbrainz_rate: Rate | None = MB_RATE,
+        **connection: Unpack[ListenBrainzConnection],
     ) -> None:
         """Remember the arguments; nothing is read or sent yet."""
         self.create_only_properties = set(create_only_properties)
         self.name = name
-        self._init_connection(
-            user,
-            token,
-            token_env,
-            base_url=base_url,
-            musicbrainz_url=musicbrainz_url,
-            user_agent=user_agent,
-            http=http,
-            rate=rate,
-            musicbrainz_rate=musicbrainz_rate,
-        )
+        self._init_user_connection(user, token, token_env, **connection)
 
     def __repr__(self) -> str:
         """Name the connector and its user, never the token."""

@@ -22,18 +22,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, Unpack
 
 from connectors.core import ConfigError, Record, SourceSpec
-from connectors.http import HttpSettings, Json, NotFound, Rate, drain_pages
-from connectors.listenbrainz.client import ListenBrainzConnector, MusicBrainzClient
+from connectors.http import Json, NotFound, drain_pages
+from connectors.listenbrainz.client import ListenBrainzConnection, ListenBrainzConnector, MusicBrainzClient
 from connectors.listenbrainz.settings import (
-    API_BASE,
     DEFAULT_INTERVAL_MINUTES,
-    LISTENBRAINZ_RATE,
-    MB_API_BASE,
-    MB_RATE,
-    MB_USER_AGENT,
     PAGE_SIZE,
     RECORDING_URL_BASE,
     UNTITLED,
@@ -80,9 +75,9 @@ class ListenBrainzSource(ListenBrainzConnector):
         interval_minutes: How often the spec syncs.
         page_size: ``count`` of get-feedback (1..100).
         isrc_cache: A durable ``MBID -> ISRC`` mapping (default: in memory, for this instance only).
-        user_agent: The ``User-Agent`` sent to MusicBrainz.
         name: Source name.
-        base_url, musicbrainz_url, rate, musicbrainz_rate, http: As for the clients.
+        connection: ``user_agent``, ``base_url``, ``musicbrainz_url``, ``http``, ``rate``,
+            ``musicbrainz_rate`` (:class:`~connectors.listenbrainz.client.ListenBrainzConnection`).
     """
 
     incremental = False  # get-feedback has no "since" filter: every pass reads the loved list
@@ -94,13 +89,8 @@ class ListenBrainzSource(ListenBrainzConnector):
         interval_minutes: int = DEFAULT_INTERVAL_MINUTES,
         page_size: int = PAGE_SIZE,
         isrc_cache: MutableMapping[str, str] | None = None,
-        user_agent: str = MB_USER_AGENT,
         name: str = "listenbrainz",
-        base_url: str = API_BASE,
-        musicbrainz_url: str = MB_API_BASE,
-        http: HttpSettings | None = None,
-        rate: Rate | None = LISTENBRAINZ_RATE,
-        musicbrainz_rate: Rate | None = MB_RATE,
+        **connection: Unpack[ListenBrainzConnection],
     ) -> None:
         """Check the arguments and remember them; nothing is read or sent yet."""
         if isinstance(interval_minutes, bool) or not isinstance(interval_minutes, int) or interval_minutes < 1:
@@ -114,17 +104,7 @@ class ListenBrainzSource(ListenBrainzConnector):
         self.isrc_cache: MutableMapping[str, str] = isrc_cache if isrc_cache is not None else {}
         self.name = name
         # Reading feedback is public: no token, so nothing to revoke and nothing secret to pause on.
-        self._init_connection(
-            user,
-            None,
-            None,
-            base_url=base_url,
-            musicbrainz_url=musicbrainz_url,
-            user_agent=user_agent,
-            http=http,
-            rate=rate,
-            musicbrainz_rate=musicbrainz_rate,
-        )
+        self._init_user_connection(user, None, None, **connection)
 
     def __repr__(self) -> str:
         """Name the connector and its user."""

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from typing import Any
 
 from connectors.core import ConfigError, TransientError
@@ -30,7 +29,7 @@ from connectors.http import (
     NextCursorPagination,
     NotFound,
     Rate,
-    TokenCredentialMembers,
+    TokenClientConnector,
     TokenCredentials,
 )
 from connectors.luma.settings import (
@@ -160,38 +159,14 @@ class LumaClient(JsonApiClient):
         await self.request("POST", UPDATE_PATH, json={"event_id": event_id, **payload})
 
 
-class LumaConnector(TokenCredentialMembers):
+class LumaConnector(TokenClientConnector[LumaClient]):
     """What ``LumaSource`` and ``LumaDestination`` share: the key, the connection settings and a client.
 
-    A subclass calls :meth:`_init_connection` from its constructor and opens clients with
-    :meth:`_open_client`, which adds each client's requests to ``requests_sent`` when it closes.
-
-    Attributes:
-        name: The connector's name (set by the subclass).
-        base_url, http, rate: As for :class:`LumaClient`.
-        requests_sent: Requests sent by this connector's clients so far.
+    A :class:`~connectors.http.TokenClientConnector`: a subclass calls ``_init_connection`` from its
+    constructor and opens clients with ``_open_client``, which counts their requests in ``requests_sent``.
     """
 
-    name: str
+    credentials_type = LumaCredentials
 
-    def _init_connection(
-        self, token: str | None, token_env: str | None, base_url: str, http: HttpSettings | None, rate: Rate | None
-    ) -> None:
-        self.credentials = LumaCredentials(token, token_env)
-        self.base_url = base_url.rstrip("/")
-        self.http = http
-        self.rate = rate
-        self.requests_sent = 0
-
-    @asynccontextmanager
-    async def _open_client(self, no_key: str) -> AsyncIterator[LumaClient]:
-        """An open client of the key (``ConfigError(no_key)`` without one); its requests are counted."""
-        key = self.token()
-        if not key:
-            raise ConfigError(no_key)
-        client = LumaClient(key, base_url=self.base_url, http=self.http, rate=self.rate)
-        try:
-            async with client:
-                yield client
-        finally:
-            self.requests_sent += client.requests
+    def _client(self, token: str) -> LumaClient:
+        return LumaClient(token, base_url=self.base_url, http=self.http, rate=self.rate)

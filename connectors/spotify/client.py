@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
 from typing import Any
 
 from connectors.core import ConfigError
@@ -23,7 +22,7 @@ from connectors.http import (
     Json,
     JsonApiClient,
     Rate,
-    TokenCredentialMembers,
+    TokenClientConnector,
     TokenCredentials,
     TokenPagination,
 )
@@ -161,35 +160,13 @@ class SpotifyClient(JsonApiClient):
         await self.request("PUT", SAVED_TRACKS_PATH, json={"ids": ids})
 
 
-class SpotifyConnector(TokenCredentialMembers):
+class SpotifyConnector(TokenClientConnector[SpotifyClient]):
     """What ``SpotifySource`` and ``SpotifyDestination`` share: the token, the connection settings, a client.
 
-    Attributes:
-        name: The connector's name (set by the subclass).
-        base_url, http, rate: As for :class:`SpotifyClient`.
-        requests_sent: Requests sent by this connector's clients so far.
+    A :class:`~connectors.http.TokenClientConnector` (``requests_sent`` counts its clients' requests).
     """
 
-    name: str
+    credentials_type = SpotifyCredentials
 
-    def _init_connection(
-        self, token: str | None, token_env: str | None, base_url: str, http: HttpSettings | None, rate: Rate | None
-    ) -> None:
-        self.credentials = SpotifyCredentials(token, token_env)
-        self.base_url = base_url.rstrip("/")
-        self.http = http
-        self.rate = rate
-        self.requests_sent = 0
-
-    @asynccontextmanager
-    async def _open_client(self, no_token: str) -> AsyncIterator[SpotifyClient]:
-        """An open client of the token (``ConfigError(no_token)`` without one); its requests are counted."""
-        token = self.token()
-        if not token:
-            raise ConfigError(no_token)
-        client = SpotifyClient(token, base_url=self.base_url, http=self.http, rate=self.rate)
-        try:
-            async with client:
-                yield client
-        finally:
-            self.requests_sent += client.requests
+    def _client(self, token: str) -> SpotifyClient:
+        return SpotifyClient(token, base_url=self.base_url, http=self.http, rate=self.rate)
