@@ -42,6 +42,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ from connectors.core import SyncError, describe_error
 from connectors.registry import discover
 from sync_assets.engine import PassOptions, PassStats, run_pass
 from sync_assets.routes import Route
-from sync_assets.state import PassRecord, StateStore, utcnow
+from sync_assets.state import PassRecord, Pause, StateStore, SyncRequest, utcnow
 
 __all__ = ["main"]
 
@@ -255,93 +256,161 @@ def _pass_view(p: PassRecord | None) -> dict[str, Any] | None:
     }
 
 
-def cmd_status(args: argparse.Namespace, store: StateStore) -> int:
-    routes = _load_routes(args.module)
-    if args.route:
-        routes = [_route(routes, args.route, args.module)]
-    pauses = store.pauses()
-    pending = store.pending_requests()
-    dagster = _dagster_view(routes)
-    # Whether a run holds a partition is Dagster's to say; without a readable instance it is unknown.
-    knows_runs = dagster is not None and "error" not in dagster
-    report: list[dict[str, Any]] = []
-    for r in routes:
-        entry: dict[str, Any] = {"route": r.name, "enabled": r.enabled, "partitions": []}
-        if not r.enabled:
-            entry["disabled_reason"] = r.disabled_reason or "not configured"
-            report.append(entry)
+@dataclass(frozen=True)
+class _StatusInputs:
+    """What ``durable-sync status`` reads once and shows per partition."""
+
+    store: StateStore
+    pauses: dict[str, Pause]
+    pending: list[SyncRequest]
+    dagster: dict[str, Any] | None  # _dagster_view: None without an instance, {"error": ...} unreadable
+    failures: int  # failed records listed per partition
+
+    @property
+    def knows_runs(self) -> bool:
+        """Whether a run holds a partition is Dagster's to say; without a readable instance it is unknown."""
+        return self.dagster is not None and "error" not in self.dagster
+
+    def runs_view(self, route: str) -> dict[str, Any]:
+        """Dagster's runs of ``route`` (``in_flight``, ``latest``); empty without an instance."""
+        result: dict[str, Any] = (self.dagster or {}).get("routes", {}).get(route, {})
+        return result
+
+
+def _checkpoint_status(inputs: _StatusInputs, route: str, key: str, running: list[Any]) -> dict[str, Any] | None:
+    cp = inputs.store.get_checkpoint(route, key)
+    if not cp:
+        return None
+    return {
+        "pages_done": cp.stats.get("pages", 0),
+        "resumes_at_page": cp.stats.get("pages", 0) + 1,
+        "full_refresh": bool(cp.options.get("full_refresh")),
+        "since": cp.started_at.isoformat(timespec="seconds"),
+        "updated_at": cp.updated_at.isoformat(timespec="seconds"),
+        "running": bool(running) if inputs.knows_runs else None,
+    }
+
+
+def _partition_status(
+    inputs: _StatusInputs, r: Route, key: str, spec: Any, runs_view: dict[str, Any]
+) -> dict[str, Any]:
+    store = inputs.store
+    paused = [
+        {"scope": p.scope, "reason": p.reason, "since": p.paused_at.isoformat(timespec="seconds")}
+        for s in r.pause_scopes(key)
+        if (p := inputs.pauses.get(s)) is not None
+    ]
+    last, last_full, last_targeted = _last_full_and_targeted(store, r.name, key)
+    running = [run for run in runs_view.get("in_flight", []) if run["partition"] == key]
+    checkpoint = _checkpoint_status(inputs, r.name, key, running)
+    state = store.partition_state(r.name, key)
+    failed = store.failed_records(r.name, key, limit=inputs.failures)
+    return {
+        "partition": key,
+        "spec": spec.key,
+        "interval_minutes": spec.interval_minutes,
+        "paused": paused,
+        "last_pass": _pass_view(last),
+        "last_full_pass": _pass_view(last_full),
+        "last_targeted_pass": _pass_view(last_targeted),
+        "checkpoint": checkpoint,
+        # Only a pass a Dagster run is executing right now; a checkpoint alone is an
+        # interrupted pass that the next run resumes.
+        "in_flight": {"runs": running, "checkpoint": checkpoint} if running else None,
+        "not_before": state["not_before"].isoformat(timespec="seconds") if state["not_before"] else None,
+        "last_failure": state["last_failure"],
+        "failed_records": store.failed_count(r.name, key),
+        "failures": [{"key": o.primary_key, "attempts": o.attempts, "error": o.error} for o in failed],
+        "pending_requests": [
+            {
+                "id": q.id,
+                "items": q.only_items,
+                "full_refresh": q.full_refresh,
+                "reason": q.reason,
+            }
+            for q in inputs.pending
+            if q.route == r.name and q.partition == key
+        ],
+        "links": store.link_count(r.name, key),
+        "last_run": runs_view.get("latest", {}).get(key),
+    }
+
+
+def _route_status(inputs: _StatusInputs, r: Route) -> dict[str, Any]:
+    entry: dict[str, Any] = {"route": r.name, "enabled": r.enabled, "partitions": []}
+    if not r.enabled:
+        entry["disabled_reason"] = r.disabled_reason or "not configured"
+        return entry
+    try:
+        specs = r.specs_by_partition()
+    except Exception as err:
+        entry["error"] = describe_error(err)
+        return entry
+    runs_view = inputs.runs_view(r.name)
+    for key, spec in sorted(specs.items()):
+        entry["partitions"].append(_partition_status(inputs, r, key, spec, runs_view))
+    if r.name in (inputs.dagster or {}).get("routes", {}):
+        entry["runs_in_flight"] = runs_view["in_flight"]
+    return entry
+
+
+def _print_passes(p: dict[str, Any]) -> None:
+    if p["last_pass"] is None:
+        print("    last pass: never")
+        return
+    for label, lp in (("last full pass", p["last_full_pass"]), ("last targeted pass", p["last_targeted_pass"])):
+        if lp is None:
+            print(f"    {label}: never")
             continue
-        try:
-            specs = r.specs_by_partition()
-        except Exception as err:
-            entry["error"] = describe_error(err)
-            report.append(entry)
-            continue
-        runs_view = (dagster or {}).get("routes", {}).get(r.name, {})
-        for key, spec in sorted(specs.items()):
-            paused = [
-                {"scope": p.scope, "reason": p.reason, "since": p.paused_at.isoformat(timespec="seconds")}
-                for s in r.pause_scopes(key)
-                if (p := pauses.get(s)) is not None
-            ]
-            last, last_full, last_targeted = _last_full_and_targeted(store, r.name, key)
-            cp = store.get_checkpoint(r.name, key)
-            running = [run for run in runs_view.get("in_flight", []) if run["partition"] == key]
-            checkpoint = (
-                {
-                    "pages_done": cp.stats.get("pages", 0),
-                    "resumes_at_page": cp.stats.get("pages", 0) + 1,
-                    "full_refresh": bool(cp.options.get("full_refresh")),
-                    "since": cp.started_at.isoformat(timespec="seconds"),
-                    "updated_at": cp.updated_at.isoformat(timespec="seconds"),
-                    "running": bool(running) if knows_runs else None,
-                }
-                if cp
-                else None
-            )
-            state = store.partition_state(r.name, key)
-            failed = store.failed_records(r.name, key, limit=args.failures)
-            entry["partitions"].append(
-                {
-                    "partition": key,
-                    "spec": spec.key,
-                    "interval_minutes": spec.interval_minutes,
-                    "paused": paused,
-                    "last_pass": _pass_view(last),
-                    "last_full_pass": _pass_view(last_full),
-                    "last_targeted_pass": _pass_view(last_targeted),
-                    "checkpoint": checkpoint,
-                    # Only a pass a Dagster run is executing right now; a checkpoint alone is an
-                    # interrupted pass that the next run resumes.
-                    "in_flight": {"runs": running, "checkpoint": checkpoint} if running else None,
-                    "not_before": state["not_before"].isoformat(timespec="seconds") if state["not_before"] else None,
-                    "last_failure": state["last_failure"],
-                    "failed_records": store.failed_count(r.name, key),
-                    "failures": [{"key": o.primary_key, "attempts": o.attempts, "error": o.error} for o in failed],
-                    "pending_requests": [
-                        {
-                            "id": q.id,
-                            "items": q.only_items,
-                            "full_refresh": q.full_refresh,
-                            "reason": q.reason,
-                        }
-                        for q in pending
-                        if q.route == r.name and q.partition == key
-                    ],
-                    "links": store.link_count(r.name, key),
-                    "last_run": runs_view.get("latest", {}).get(key),
-                }
-            )
-        if r.name in (dagster or {}).get("routes", {}):
-            entry["runs_in_flight"] = runs_view["in_flight"]
-        report.append(entry)
-    if not args.route:
-        # Routes whose configuration is invalid: kept out of the graph, shown here with the file to fix.
-        for e in _route_errors(args.module):
-            report.append({"route": e.name, "enabled": False, "invalid": e.error, "path": e.path, "partitions": []})
-    if args.json:
-        print(json.dumps(report, indent=2, default=str))
-        return 0
+        kind = " (full refresh)" if lp["mode"] == "full_refresh" else ""
+        print(f"    {label}{kind}: {lp['status']} at {lp['finished_at']}: {_fmt_stats(lp['stats'])}")
+        if lp["error"]:
+            print(f"      error: {lp['error']}")
+
+
+def _print_in_flight(p: dict[str, Any]) -> None:
+    cp = p["checkpoint"]
+    if p["in_flight"]:
+        for run in p["in_flight"]["runs"]:
+            line = f"    in flight: run {run['run_id'][:8]} {run['status']} ({run['trigger']})"
+            if cp:
+                line += f", {cp['pages_done']} pages done since {cp['since']} (checkpoint {cp['updated_at']})"
+            print(line)
+    elif cp and cp["running"] is False:
+        print(
+            f"    interrupted, resumes at page {cp['resumes_at_page']} on the next pass "
+            f"({cp['pages_done']} pages done since {cp['since']}, last checkpoint {cp['updated_at']})"
+        )
+    elif cp:
+        print(
+            f"    unfinished pass: {cp['pages_done']} pages done since {cp['since']} (checkpoint "
+            f"{cp['updated_at']}); whether a run is on it is unknown without the Dagster instance"
+        )
+
+
+def _print_partition(p: dict[str, Any]) -> None:
+    print(f"  {p['partition']}  (every {p['interval_minutes']} min, {p['links']} linked)")
+    for pause in p["paused"]:
+        print(f"    PAUSED [{pause['scope']}] since {pause['since']}: {pause['reason']}")
+    _print_passes(p)
+    if p["last_run"]:
+        lr = p["last_run"]
+        print(f"    last run: {lr['run_id'][:8]} {lr['status']} ({lr['trigger']})")
+    _print_in_flight(p)
+    if p["not_before"]:
+        print(f"    rate limited: next run after {p['not_before']}")
+    if p["last_failure"]:
+        print(f"    last run failure: {p['last_failure']}")
+    if p["failed_records"]:
+        print(f"    failed records: {p['failed_records']}")
+        for fr in p["failures"]:
+            print(f"      {fr['key']} (attempts {fr['attempts']}): {fr['error']}")
+    for q in p["pending_requests"]:
+        what = "full refresh" if q["full_refresh"] else (f"items {q['items']}" if q["items"] else "full pass")
+        print(f"    pending request #{q['id']}: {what} ({q['reason']})")
+
+
+def _print_status(store: StateStore, dagster: dict[str, Any] | None, report: list[dict[str, Any]]) -> None:
     print(f"state: {store.display_url}")
     if dagster is None:
         print("dagster: no DAGSTER_HOME set; showing the state store only")
@@ -358,52 +427,26 @@ def cmd_status(args: argparse.Namespace, store: StateStore) -> int:
         if "error" in entry:
             print(f"  error loading specs: {entry['error']}")
         for p in entry["partitions"]:
-            print(f"  {p['partition']}  (every {p['interval_minutes']} min, {p['links']} linked)")
-            for pause in p["paused"]:
-                print(f"    PAUSED [{pause['scope']}] since {pause['since']}: {pause['reason']}")
-            if p["last_pass"] is None:
-                print("    last pass: never")
-            for label, lp in (("last full pass", p["last_full_pass"]), ("last targeted pass", p["last_targeted_pass"])):
-                if p["last_pass"] is None:
-                    break
-                if lp is None:
-                    print(f"    {label}: never")
-                    continue
-                kind = " (full refresh)" if lp["mode"] == "full_refresh" else ""
-                print(f"    {label}{kind}: {lp['status']} at {lp['finished_at']}: {_fmt_stats(lp['stats'])}")
-                if lp["error"]:
-                    print(f"      error: {lp['error']}")
-            if p["last_run"]:
-                lr = p["last_run"]
-                print(f"    last run: {lr['run_id'][:8]} {lr['status']} ({lr['trigger']})")
-            cp = p["checkpoint"]
-            if p["in_flight"]:
-                for run in p["in_flight"]["runs"]:
-                    line = f"    in flight: run {run['run_id'][:8]} {run['status']} ({run['trigger']})"
-                    if cp:
-                        line += f", {cp['pages_done']} pages done since {cp['since']} (checkpoint {cp['updated_at']})"
-                    print(line)
-            elif cp and cp["running"] is False:
-                print(
-                    f"    interrupted, resumes at page {cp['resumes_at_page']} on the next pass "
-                    f"({cp['pages_done']} pages done since {cp['since']}, last checkpoint {cp['updated_at']})"
-                )
-            elif cp:
-                print(
-                    f"    unfinished pass: {cp['pages_done']} pages done since {cp['since']} (checkpoint "
-                    f"{cp['updated_at']}); whether a run is on it is unknown without the Dagster instance"
-                )
-            if p["not_before"]:
-                print(f"    rate limited: next run after {p['not_before']}")
-            if p["last_failure"]:
-                print(f"    last run failure: {p['last_failure']}")
-            if p["failed_records"]:
-                print(f"    failed records: {p['failed_records']}")
-                for fr in p["failures"]:
-                    print(f"      {fr['key']} (attempts {fr['attempts']}): {fr['error']}")
-            for q in p["pending_requests"]:
-                what = "full refresh" if q["full_refresh"] else (f"items {q['items']}" if q["items"] else "full pass")
-                print(f"    pending request #{q['id']}: {what} ({q['reason']})")
+            _print_partition(p)
+
+
+def cmd_status(args: argparse.Namespace, store: StateStore) -> int:
+    routes = _load_routes(args.module)
+    if args.route:
+        routes = [_route(routes, args.route, args.module)]
+    pauses = store.pauses()
+    pending = store.pending_requests()
+    dagster = _dagster_view(routes)
+    inputs = _StatusInputs(store, pauses, pending, dagster, args.failures)
+    report = [_route_status(inputs, r) for r in routes]
+    if not args.route:
+        # Routes whose configuration is invalid: kept out of the graph, shown here with the file to fix.
+        for e in _route_errors(args.module):
+            report.append({"route": e.name, "enabled": False, "invalid": e.error, "path": e.path, "partitions": []})
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+        return 0
+    _print_status(store, dagster, report)
     return 0
 
 
