@@ -27,11 +27,12 @@ import os
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from connectors.core import ConfigError, Record, RecordError, auth_error_in_chain
+from connectors.core import ConfigError, Record, RecordError
+from connectors.files._local import LocalFileDestination
 from connectors.files._values import check_value_lengths, flat_row, iso_datetime, neutral_kind
 from connectors.files.settings import JSONL_COMPACTION_FACTOR
 
@@ -127,7 +128,7 @@ class _LogState:
         self.rows[line["id"]] = line
 
 
-class JSONLDestination:
+class JSONLDestination(LocalFileDestination["_JSONLSession"]):
     """Rows in a local append-only JSONL file; stores our key, so reconciles see every row.
 
     Every write appends one line and is flushed and fsync'd before it returns, so it survives a
@@ -147,9 +148,8 @@ class JSONLDestination:
         name: Destination name.
     """
 
-    stores_keys = True
-    max_concurrency = 1
-    configured = True
+    scheme = "jsonl"
+    file_kind = "JSONL"
 
     def __init__(
         self,
@@ -166,40 +166,12 @@ class JSONLDestination:
         """
         if not str(path).strip():
             raise ConfigError("JSONLDestination: path must be a file path")
-        if max_value_length is not None and (isinstance(max_value_length, bool) or max_value_length < 1):
-            raise ConfigError(f"JSONLDestination: max_value_length must be >= 1 or None, got {max_value_length!r}")
-        self.path = Path(path).expanduser().resolve()
+        self._init_file(path, name, create_only_properties, max_value_length)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
-        self.name = name
-        self.create_only_properties = set(create_only_properties)
-        self.max_value_length = max_value_length
-        self.rate_limit_key = f"jsonl:{self.path}"
 
-    @property
-    def config_hint(self) -> str:
-        """What this destination needs: a local file, no credentials."""
-        return f"a local JSONL file ({self.path}); no credentials needed"
-
-    def describe(self) -> str:
-        """Where the rows are: ``jsonl:///abs/path.jsonl``."""
-        return f"jsonl://{self.path.as_posix()}"
-
-    @staticmethod
-    def is_auth_error(err: BaseException) -> bool:
-        """Whether ``err`` or an error in its chain is an ``AuthError`` (a local file raises none itself)."""
-        return auth_error_in_chain(err)
-
-    @asynccontextmanager
-    async def connect(self) -> AsyncIterator[_JSONLSession]:
-        """A session holding the live rows, opened when first used.
-
-        If it wrote, it compacts the log at exit when the log is mostly history.
-        """
-        session = _JSONLSession(self)
-        try:
-            yield session
-        finally:
-            await asyncio.to_thread(session.close)
+    def _session(self) -> _JSONLSession:
+        # It holds the live rows; if it wrote, closing compacts the log when the log is mostly history.
+        return _JSONLSession(self)
 
     def check_record(self, record: Record) -> str | None:
         """Why a write of ``record`` would be refused (a ``RecordError``'s message), or None.

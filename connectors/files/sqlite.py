@@ -34,12 +34,12 @@ import json
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from connectors.core import ConfigError, Record, RecordError, SchemaChange, TransientError, auth_error_in_chain
+from connectors.core import ConfigError, Record, RecordError, SchemaChange, TransientError
+from connectors.files._local import LocalFileDestination
 from connectors.files._values import check_value_lengths, flat_row, iso_datetime, neutral_kind
 from connectors.files.settings import (
     COLUMN_TYPES,
@@ -199,7 +199,7 @@ def _sqlite_error(err: BaseException, where: str) -> BaseException:
     return err
 
 
-class SQLiteDestination:
+class SQLiteDestination(LocalFileDestination["_SQLiteSession"]):
     """Rows in one table of a local SQLite file; stores our key, so reconciles see every row.
 
     Writes run one at a time (``max_concurrency = 1``), each in its own committed transaction, so a
@@ -225,9 +225,8 @@ class SQLiteDestination:
         ConfigError: A bad table or key column name, or an unknown type in ``types``.
     """
 
-    stores_keys = True
-    max_concurrency = 1
-    configured = True
+    scheme = "sqlite"
+    file_kind = "SQLite"
 
     def __init__(
         self,
@@ -251,8 +250,7 @@ class SQLiteDestination:
                 f"SQLiteDestination: key_column {key_column!r} clashes with the built-in columns "
                 f"{', '.join(sorted(RESERVED_SQLITE_COLUMNS))}"
             )
-        if max_value_length is not None and (isinstance(max_value_length, bool) or max_value_length < 1):
-            raise ConfigError(f"SQLiteDestination: max_value_length must be >= 1 or None, got {max_value_length!r}")
+        self._init_file(path, name, create_only_properties, max_value_length)
         declared = dict(types or {})
         for prop, type_name in declared.items():
             if type_name not in COLUMN_TYPES:
@@ -261,35 +259,20 @@ class SQLiteDestination:
                     f"(one of {', '.join(sorted(COLUMN_TYPES))})"
                 )
         self.types: dict[str, str] = declared
-        self.path = Path(path).expanduser().resolve()
-        self.name = name
-        self.create_only_properties = set(create_only_properties)
-        self.max_value_length = max_value_length
-        self.rate_limit_key = f"sqlite:{self.path}"
         self.missing_property = missing_property
 
     @property
-    def config_hint(self) -> str:
-        """What this destination needs: a local file, no credentials."""
-        return f"a local SQLite file ({self.path}, table {self.table!r}); no credentials needed"
+    def where(self) -> str:
+        """The file and the table."""
+        return f"{self.path}, table {self.table!r}"
 
     def describe(self) -> str:
         """Where the rows are: ``sqlite:///abs/path.sqlite#table``."""
-        return f"sqlite://{self.path.as_posix()}#{self.table}"
+        return f"{super().describe()}#{self.table}"
 
-    @staticmethod
-    def is_auth_error(err: BaseException) -> bool:
-        """Whether ``err`` or an error in its chain is an ``AuthError`` (a local file raises none itself)."""
-        return auth_error_in_chain(err)
-
-    @asynccontextmanager
-    async def connect(self) -> AsyncIterator[_SQLiteSession]:
-        """A session; it opens the file when first used and creates it only to write."""
-        session = _SQLiteSession(self)
-        try:
-            yield session
-        finally:
-            await asyncio.to_thread(session.close)
+    def _session(self) -> _SQLiteSession:
+        # It opens the file when first used and creates it only to write.
+        return _SQLiteSession(self)
 
     async def bootstrap_schema(self, sample: Sequence[Record], *, apply: bool) -> list[SchemaChange]:
         """The table and columns ``sample`` needs that do not exist yet; with ``apply``, create them.
