@@ -10,13 +10,13 @@ unless it is the title, key or synced column. Order: title, key, the rest first 
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
 from connectors.core import Record
+from connectors.notion import schema as notion_schema
 
 __all__ = ["Column", "Kind", "Role", "Schema", "infer_schema"]
 
@@ -87,20 +87,6 @@ def _coerce_kind(value: Any) -> Kind:
     raise ValueError(f"unknown column kind: {value!r}")
 
 
-def _kind_of(value: Any) -> tuple[Kind, bool]:
-    if isinstance(value, bool):
-        return Kind.CHECKBOX, False
-    if isinstance(value, (int, float)):
-        return Kind.NUMBER, False
-    if isinstance(value, dt.datetime):
-        return Kind.DATE, True
-    if isinstance(value, dt.date):
-        return Kind.DATE, False
-    if isinstance(value, (list, tuple)):
-        return Kind.MULTI_SELECT, False
-    return Kind.TEXT, False
-
-
 def infer_schema(
     records: Iterable[Record],
     *,
@@ -124,39 +110,22 @@ def infer_schema(
         ValueError: An override names no kind.
     """
     forced = {col: _coerce_kind(kind) for col, kind in (overrides or {}).items()}
-    observed: dict[str, set[tuple[Kind, bool]]] = {}
-    for record in records:
-        for col, value in record.properties.items():
-            kinds = observed.setdefault(col, set())
-            if value is not None:
-                kinds.add(_kind_of(value))
+    # The sampling and the column order are Notion's; the kinds differ: here a column that mixes
+    # dates with and without a time is TEXT, a title keeps its kind, a synced column has no time.
+    sample = notion_schema.Sample.of(records)
+    defaults = {Role.TITLE: Kind.TEXT, Role.KEY: Kind.TEXT, Role.SYNCED: Kind.DATE}
 
-    def resolve(col: str) -> tuple[Kind, bool] | None:
+    def column(col: str, role: Role) -> Column:
         if col in forced:
-            return forced[col], False
-        kinds = observed.get(col) or set()
+            return Column(col, forced[col], role)
+        kinds = sample.seen.get(col) or set()
         if not kinds:
-            return None
-        return next(iter(kinds)) if len(kinds) == 1 else (Kind.TEXT, False)
+            return Column(col, defaults[role], role)
+        kind, has_time = next(iter(kinds)) if len(kinds) == 1 else (notion_schema.Kind.TEXT, False)
+        return Column(col, Kind(kind.value), role, has_time)
 
-    columns: list[Column] = []
-    placed: set[str] = set()
-
-    def add(col: str, role: Role, default: tuple[Kind, bool] | None = None) -> None:
-        if col in placed:
-            return
-        found = resolve(col) or default
-        if found is None:
-            return
-        columns.append(Column(col, found[0], role, found[1]))
-        placed.add(col)
-
-    add(title, Role.TITLE, (Kind.TEXT, False))
-    if key:
-        add(key, Role.KEY, (Kind.TEXT, False))
-    for col in [*observed, *forced]:
-        if col != synced:
-            add(col, Role.NORMAL)
-    if synced:
-        add(synced, Role.SYNCED, (Kind.DATE, False))
-    return Schema(tuple(columns), name)
+    roles = sample.roles(title=title, key=key, synced=synced, overridden=forced)
+    placed: dict[str, Column] = {}
+    for col, role in roles:
+        placed.setdefault(col, column(col, Role(role.value)))
+    return Schema(tuple(placed.values()), name)

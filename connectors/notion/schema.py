@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from connectors.core import ConfigError, Record
 from connectors.notion.settings import MAX_ARRAY_ELEMENTS
 
-__all__ = ["Column", "Kind", "Role", "Schema", "infer_schema", "schema_to_properties"]
+__all__ = ["Column", "Kind", "Role", "Sample", "Schema", "infer_schema", "schema_to_properties", "value_kind"]
 
 
 class Kind(enum.Enum):
@@ -108,7 +108,8 @@ class Schema:
         return {c.name: c for c in self.columns}
 
 
-def _kind_of(value: Any) -> tuple[Kind, bool]:
+def value_kind(value: Any) -> tuple[Kind, bool]:
+    """The kind of one non-None neutral value, and whether it is a date with a time."""
     if isinstance(value, bool):
         return Kind.CHECKBOX, False
     if isinstance(value, (int, float)):
@@ -120,6 +121,70 @@ def _kind_of(value: Any) -> tuple[Kind, bool]:
     if isinstance(value, (list, tuple)):
         return Kind.MULTI_SELECT, False
     return Kind.TEXT, False
+
+
+@dataclass(frozen=True)
+class Sample:
+    """What sample records say about their columns.
+
+    Attributes:
+        seen: Column -> the ``value_kind`` s of its non-None values, in first-seen order of the columns
+            (an all-None column maps to an empty set).
+        options: Column -> the distinct list items seen in it (MULTI_SELECT option candidates).
+    """
+
+    seen: dict[str, set[tuple[Kind, bool]]]
+    options: dict[str, list[str]]
+
+    @classmethod
+    def of(cls, records: Iterable[Record]) -> Sample:
+        """The sample of ``records``."""
+        seen: dict[str, set[tuple[Kind, bool]]] = {}
+        options: dict[str, list[str]] = {}
+        for record in records:
+            for col, value in record.properties.items():
+                kinds = seen.setdefault(col, set())
+                if value is None:
+                    continue
+                kind = value_kind(value)
+                kinds.add(kind)
+                if kind[0] is Kind.MULTI_SELECT:
+                    listed = options.setdefault(col, [])
+                    for item in value:
+                        if _option(item) and item not in listed:
+                            listed.append(item)
+        return cls(seen, options)
+
+    def kinds(self, col: str) -> set[Kind]:
+        """The kinds seen in ``col`` (dates with and without a time are one kind)."""
+        return {kind for kind, _ in self.seen.get(col, set())}
+
+    def has_time(self, col: str) -> bool:
+        """Whether a date with a time was seen in ``col``."""
+        return any(has_time for _, has_time in self.seen.get(col, set()))
+
+    def roles(
+        self, *, title: str, key: str | None, synced: str | None, overridden: Collection[str]
+    ) -> list[tuple[str, Role]]:
+        """The columns of a schema in order, with their roles (the module docstring's rules).
+
+        Title, key, the non-empty or overridden columns in first-seen order, the override-only ones,
+        then the synced column.
+        """
+        special = {title, key, synced}
+        out = [(title, Role.TITLE)]
+        if key:
+            out.append((key, Role.KEY))
+        out += [(c, Role.NORMAL) for c, kinds in self.seen.items() if c not in special and (kinds or c in overridden)]
+        out += [(c, Role.NORMAL) for c in overridden if c not in special and c not in self.seen]
+        if synced:
+            out.append((synced, Role.SYNCED))
+        return out
+
+
+def _option(item: Any) -> bool:
+    # Notion refuses option names with a comma; empty and non-text items are no options.
+    return isinstance(item, str) and bool(item) and "," not in item
 
 
 def infer_schema(
@@ -145,56 +210,26 @@ def infer_schema(
         ValueError: An override names no kind.
     """
     parsed = {col: Kind.parse(kind) for col, kind in (overrides or {}).items()}
-    kinds: dict[str, set[Kind]] = {}
-    times: dict[str, bool] = {}
-    options: dict[str, list[str]] = {}
-    order: list[str] = []
-    for record in records:
-        for col, value in record.properties.items():
-            if col not in kinds:
-                kinds[col] = set()
-                order.append(col)
-            if value is None:
-                continue
-            kind, has_time = _kind_of(value)
-            kinds[col].add(kind)
-            times[col] = times.get(col, False) or has_time
-            if kind is Kind.MULTI_SELECT:
-                seen = options.setdefault(col, [])
-                for item in value:
-                    if isinstance(item, str) and item and "," not in item and item not in seen:
-                        seen.append(item)
+    sample = Sample.of(records)
 
-    def column(col: str, role: Role, default: Kind) -> Column:
-        seen = kinds.get(col, set())
+    def column(col: str, role: Role) -> Column:
+        seen = sample.kinds(col)
         if col in parsed:
             kind = parsed[col]
         elif len(seen) == 1:
             kind = next(iter(seen))
         elif not seen:
-            kind = default
+            kind = Kind.DATE if role is Role.SYNCED else Kind.TEXT
         else:
             kind = Kind.TEXT
-        if role is Role.TITLE and kind is not Kind.TEXT:
+        if role is Role.TITLE:
             kind = Kind.TEXT  # Notion's title property is text; other values are written as text
-        has_time = kind is Kind.DATE and (times.get(col, False) or role is Role.SYNCED)
-        opts = tuple(options.get(col, [])[:MAX_ARRAY_ELEMENTS]) if kind in (Kind.MULTI_SELECT, Kind.SELECT) else ()
-        return Column(col, kind, role, has_time, opts)
+        has_time = kind is Kind.DATE and (sample.has_time(col) or role is Role.SYNCED)
+        opts = sample.options.get(col, [])[:MAX_ARRAY_ELEMENTS] if kind in (Kind.MULTI_SELECT, Kind.SELECT) else []
+        return Column(col, kind, role, has_time, tuple(opts))
 
-    special = {title, key, synced}
-    columns = [column(title, Role.TITLE, Kind.TEXT)]
-    if key:
-        columns.append(column(key, Role.KEY, Kind.TEXT))
-    for col in order:
-        if col in special or (not kinds[col] and col not in parsed):
-            continue
-        columns.append(column(col, Role.NORMAL, Kind.TEXT))
-    for col in parsed:
-        if col not in special and col not in order:
-            columns.append(column(col, Role.NORMAL, parsed[col]))
-    if synced:
-        columns.append(column(synced, Role.SYNCED, Kind.DATE))
-    return Schema(tuple(columns), name)
+    roles = sample.roles(title=title, key=key, synced=synced, overridden=parsed)
+    return Schema(tuple(column(col, role) for col, role in roles), name)
 
 
 def schema_to_properties(schema: Schema) -> dict[str, Any]:
