@@ -10,12 +10,12 @@ contract is newer than ``CONTRACT_VERSION`` (a requirement that durable-sync 0.3
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from importlib.metadata import EntryPoint
 
 from packaging.requirements import InvalidRequirement, Requirement
 
 from connectors.core import ConfigError
+from connectors.registry import EntryPointGroups, dist_name
 
 __all__ = [
     "DESTINATION_GROUP",
@@ -36,29 +36,6 @@ _SKIPPED = frozenset({"durable-sync", "durable_sync", "durable-sync-dagster", "d
 _IMPLEMENTS = "0.3.0"  # the durable-sync release whose contract connectors.compat implements
 
 
-def _dist_name(ep: EntryPoint) -> str:
-    dist = getattr(ep, "dist", None)
-    return str(getattr(dist, "name", "") or "")
-
-
-def _entries(group: str) -> dict[str, EntryPoint]:
-    found: dict[str, EntryPoint] = {}
-    for ep in entry_points(group=group):
-        if _dist_name(ep).lower() not in _SKIPPED:
-            found[ep.name] = ep  # the last one wins, as in durable-sync
-    return found
-
-
-def source_names() -> list[str]:
-    """Ported source connectors registered in durable-sync's group (nothing is imported)."""
-    return sorted(_entries(SOURCE_GROUP))
-
-
-def destination_names() -> list[str]:
-    """Ported destination connectors registered in durable-sync's group (nothing is imported)."""
-    return sorted(_entries(DESTINATION_GROUP))
-
-
 def _check_requirement(ep: EntryPoint) -> None:
     dist = getattr(ep, "dist", None)
     for raw in (getattr(dist, "requires", None) or []) if dist is not None else []:
@@ -70,27 +47,17 @@ def _check_requirement(ep: EntryPoint) -> None:
             continue
         if req.specifier and not req.specifier.contains(_IMPLEMENTS, prereleases=True):
             raise ConfigError(
-                f"{_dist_name(ep)} requires {raw}; connectors.compat implements durable-sync {_IMPLEMENTS}'s contract"
+                f"{dist_name(ep)} requires {raw}; connectors.compat implements durable-sync {_IMPLEMENTS}'s contract"
             )
 
 
-def _load(group: str, kind: str, name: str) -> Any:
-    entries = _entries(group)
-    if name not in entries:
-        known = ", ".join(sorted(entries)) or "none"
-        raise LookupError(f"no ported {kind} connector named {name!r} (installed: {known})")
-    _check_requirement(entries[name])
-    return entries[name].load()
+_GROUPS = EntryPointGroups(SOURCE_GROUP, DESTINATION_GROUP, skipped=_SKIPPED, label="ported ", check=_check_requirement)
 
 
-def load_source(name: str) -> Any:
-    """The source class registered as ``name``; LookupError lists the installed ones."""
-    return _load(SOURCE_GROUP, "source", name)
-
-
-def load_destination(name: str) -> Any:
-    """The destination class registered as ``name``; LookupError lists the installed ones."""
-    return _load(DESTINATION_GROUP, "destination", name)
+source_names = _GROUPS.source_names
+destination_names = _GROUPS.destination_names
+load_source = _GROUPS.load_source
+load_destination = _GROUPS.load_destination
 
 
 @dataclass(frozen=True)
@@ -111,17 +78,16 @@ class ConnectorInfo:
 
 def discover() -> list[ConnectorInfo]:
     """Every ported connector registered in durable-sync's groups (nothing is imported)."""
-    sources, dests = _entries(SOURCE_GROUP), _entries(DESTINATION_GROUP)
     out = []
-    for name in sorted(set(sources) | set(dests)):
-        ep = sources.get(name) or dests[name]
+    for name, source, dest in _GROUPS.names():
+        ep = source or dest
         dist = getattr(ep, "dist", None)
         out.append(
             ConnectorInfo(
                 name=name,
-                source=sources[name].value if name in sources else None,
-                destination=dests[name].value if name in dests else None,
-                distribution=_dist_name(ep),
+                source=source.value if source else None,
+                destination=dest.value if dest else None,
+                distribution=dist_name(ep) if ep else "",
                 version=str(getattr(dist, "version", "") or ""),
             )
         )
