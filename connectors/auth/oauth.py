@@ -408,6 +408,18 @@ async def _get_metadata(client: httpx.AsyncClient, url: str, what: str) -> dict[
     return data
 
 
+async def _first_metadata(
+    client: httpx.AsyncClient, urls: list[str], what: str, guard: Callable[[str, str], str]
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The first ``what`` document found at ``urls`` (each passed through ``guard`` first) and its URL."""
+    for url in urls:
+        guard(url, f"{what} URL")
+        data = await _get_metadata(client, url, what)
+        if data is not None:
+            return data, url
+    return None, None
+
+
 def _resource_matches(published: str, requested: str) -> bool:
     """RFC 9728 §3.3, as relaxed by draft-mcguinness-oauth-rfc9728bis: same origin, path a prefix."""
     try:
@@ -475,14 +487,7 @@ async def discover(
                 _well_known(_origin(resource_url), PROTECTED_RESOURCE_SUFFIX),
             ]
         )
-        prm: dict[str, Any] | None = None
-        prm_url: str | None = None
-        for url in candidates:
-            guard(url, "protected-resource metadata URL")
-            prm = await _get_metadata(http, url, "protected-resource metadata")
-            if prm is not None:
-                prm_url = url
-                break
+        prm, prm_url = await _first_metadata(http, candidates, "protected-resource metadata", guard)
 
         resource = resource_url
         scopes: tuple[str, ...] = ()
@@ -515,15 +520,8 @@ async def discover(
                 _well_known(issuer, OPENID_SUFFIX),
             ]
 
-        asm: dict[str, Any] | None = None
-        asm_url = ""
-        for url in as_candidates:
-            guard(url, "authorization-server metadata URL")
-            asm = await _get_metadata(http, url, "authorization-server metadata")
-            if asm is not None:
-                asm_url = url
-                break
-    if asm is None:
+        asm, asm_url = await _first_metadata(http, as_candidates, "authorization-server metadata", guard)
+    if asm is None or asm_url is None:
         raise ConfigError(
             f"no OAuth authorization-server metadata found for {redact_url(resource_url)} "
             f"(tried {', '.join(redact_url(u) for u in candidates + as_candidates)})"
