@@ -130,6 +130,7 @@ __all__ = [
     "Transform",
     "TransientError",
     "auth_error_in_chain",
+    "check_count",
     "checked_hook",
     "classify_status",
     "describe_error",
@@ -861,6 +862,24 @@ class InvalidValue:
     def message(self) -> str:
         """What was read and why it is not valid."""
         return "invalid value"
+
+
+def check_count(owner: str, name: str, value: object, *, most: int | None = None) -> int:
+    """``value`` when it is a whole number >= 1 (and at most ``most``): a connector argument's check.
+
+    Args:
+        owner: The class the argument belongs to (``SpotifySource``).
+        name: The argument (``page_size``).
+        value: What was given (a bool is refused: ``True`` is no count).
+        most: The largest value allowed (None: no limit).
+
+    Raises:
+        ConfigError: ``<owner>.<name> must be a whole number >= 1`` (or ``within 1..<most>``), naming the value.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (most is not None and value > most):
+        expected = "a whole number >= 1" if most is None else f"within 1..{most}"
+        raise ConfigError(f"{owner}.{name} must be {expected}, got {value!r}")
+    return value
 
 
 def neutral_type_error(name: str, value: Any) -> str | None:

@@ -40,6 +40,7 @@ from connectors.core import (
     RateLimited,
     Record,
     SourceSpec,
+    check_count,
     checked_hook,
     enrich_one,
 )
@@ -354,8 +355,7 @@ class GitHubSource:
             ("enrich_concurrency", enrich_concurrency),
             ("named_page_size", named_page_size),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"GitHubSource.{field_name} must be a whole number >= 1, got {value!r}")
+            check_count("GitHubSource", field_name, value)
         self.contributor_limit = contributor_limit
         self.interval_minutes = interval_minutes
         if repo_type not in ORG_REPO_TYPES:

@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from connectors.core import Record, SourceSpec
+from connectors.core import ConfigError, Record, SourceSpec
 from connectors.http.client import Json
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "SyncTokenPagination",
     "TokenPagination",
     "drain_pages",
+    "offset_of",
     "parse_link_header",
 ]
 
@@ -217,6 +218,23 @@ class LinkHeaderPagination:
     def has_more(self, links: Mapping[str, str]) -> bool:
         """Whether the links name a next page."""
         return self.next_url(links) is not None
+
+
+def offset_of(cursor: str | None, owner: str) -> int:
+    """The offset an offset cursor holds (the cursor of :class:`TokenPagination` s that count items).
+
+    Args:
+        cursor: The cursor (None: the first page, offset 0).
+        owner: Who reads it, for the error (``SpotifySource 'spotify'``).
+
+    Raises:
+        ConfigError: The cursor is not a whole number (it belongs to another pass or connector).
+    """
+    if cursor is None:
+        return 0
+    if not cursor.isdigit():
+        raise ConfigError(f"{owner}: cursor {cursor[:100]!r} is not an offset; start a full pass")
+    return int(cursor)
 
 
 async def drain_pages(

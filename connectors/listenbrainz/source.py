@@ -24,8 +24,8 @@ import logging
 from collections.abc import MutableMapping
 from typing import Any, Unpack
 
-from connectors.core import ConfigError, Record, SourceSpec
-from connectors.http import Json, NotFound, drain_pages
+from connectors.core import ConfigError, Record, SourceSpec, check_count
+from connectors.http import Json, NotFound, drain_pages, offset_of
 from connectors.listenbrainz.client import ListenBrainzConnection, ListenBrainzConnector, MusicBrainzClient
 from connectors.listenbrainz.settings import (
     DEFAULT_INTERVAL_MINUTES,
@@ -93,14 +93,8 @@ class ListenBrainzSource(ListenBrainzConnector):
         **connection: Unpack[ListenBrainzConnection],
     ) -> None:
         """Check the arguments and remember them; nothing is read or sent yet."""
-        if isinstance(interval_minutes, bool) or not isinstance(interval_minutes, int) or interval_minutes < 1:
-            raise ConfigError(
-                f"ListenBrainzSource.interval_minutes must be a whole number >= 1, got {interval_minutes!r}"
-            )
-        if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= PAGE_SIZE:
-            raise ConfigError(f"ListenBrainzSource.page_size must be within 1..{PAGE_SIZE}, got {page_size!r}")
-        self.interval_minutes = interval_minutes
-        self.page_size = page_size
+        self.interval_minutes = check_count("ListenBrainzSource", "interval_minutes", interval_minutes)
+        self.page_size = check_count("ListenBrainzSource", "page_size", page_size, most=PAGE_SIZE)
         self.isrc_cache: MutableMapping[str, str] = isrc_cache if isrc_cache is not None else {}
         self.name = name
         # Reading feedback is public: no token, so nothing to revoke and nothing secret to pause on.
@@ -145,7 +139,7 @@ class ListenBrainzSource(ListenBrainzConnector):
                         out.append(loved_record(item, isrc))
                         wanted.discard(isrc)
                 return out, None
-            offset = self._offset(cursor)
+            offset = offset_of(cursor, f"ListenBrainzSource {self.name!r}")
             try:
                 body = await lb.loved(user, offset=offset, count=self.page_size)
             except NotFound:
@@ -179,15 +173,6 @@ class ListenBrainzSource(ListenBrainzConnector):
         if isrc:
             self.isrc_cache[mbid] = isrc
         return isrc
-
-    def _offset(self, cursor: str | None) -> int:
-        if cursor is None:
-            return 0
-        if not cursor.isdigit():
-            raise ConfigError(
-                f"ListenBrainzSource {self.name!r}: cursor {cursor[:100]!r} is not an offset; start a full pass"
-            )
-        return int(cursor)
 
     async def fetch(self, spec: SourceSpec, only_items: list[str] | None = None) -> list[Record]:
         """Every record of the spec (a drain over :meth:`fetch_page`)."""

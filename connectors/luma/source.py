@@ -26,7 +26,16 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from connectors.core import ConfigError, EnrichContext, EnrichHook, Record, SourceSpec, checked_hook, enrich_records
+from connectors.core import (
+    ConfigError,
+    EnrichContext,
+    EnrichHook,
+    Record,
+    SourceSpec,
+    check_count,
+    checked_hook,
+    enrich_records,
+)
 from connectors.http import HttpSettings, Json, Rate, drain_pages
 from connectors.luma.client import LumaClient, LumaConnector
 from connectors.luma.settings import (
@@ -144,10 +153,8 @@ class LumaSource(LumaConnector):
         rate: Rate | None = LUMA_RATE,
     ) -> None:
         """Check the arguments and remember them; nothing is read or sent yet."""
-        if isinstance(interval_minutes, bool) or not isinstance(interval_minutes, int) or interval_minutes < 1:
-            raise ConfigError(f"LumaSource.interval_minutes must be a whole number >= 1, got {interval_minutes!r}")
-        if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= 100:
-            raise ConfigError(f"LumaSource.page_size must be within 1..100, got {page_size!r}")
+        check_count("LumaSource", "interval_minutes", interval_minutes)
+        check_count("LumaSource", "page_size", page_size, most=100)
         self.after = self._bound("after", after)
         self.before = self._bound("before", before)
         self.interval_minutes = interval_minutes

@@ -18,8 +18,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from connectors.core import ConfigError, Record, SourceSpec
-from connectors.http import HttpSettings, Json, Rate, drain_pages
+from connectors.core import Record, SourceSpec, check_count
+from connectors.http import HttpSettings, Json, Rate, drain_pages, offset_of
 from connectors.spotify.client import SpotifyConnector, track_isrc
 from connectors.spotify.settings import (
     API_BASE,
@@ -103,12 +103,8 @@ class SpotifySource(SpotifyConnector):
         rate: Rate | None = SPOTIFY_RATE,
     ) -> None:
         """Check the arguments and remember them; nothing is read or sent yet."""
-        if isinstance(interval_minutes, bool) or not isinstance(interval_minutes, int) or interval_minutes < 1:
-            raise ConfigError(f"SpotifySource.interval_minutes must be a whole number >= 1, got {interval_minutes!r}")
-        if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= PAGE_SIZE:
-            raise ConfigError(f"SpotifySource.page_size must be within 1..{PAGE_SIZE}, got {page_size!r}")
-        self.interval_minutes = interval_minutes
-        self.page_size = page_size
+        self.interval_minutes = check_count("SpotifySource", "interval_minutes", interval_minutes)
+        self.page_size = check_count("SpotifySource", "page_size", page_size, most=PAGE_SIZE)
         self.name = name
         self._init_connection(token, token_env, base_url, http, rate)
 
@@ -134,7 +130,7 @@ class SpotifySource(SpotifyConnector):
                         out.append(record)
                         wanted.discard(record.primary_key)
                 return out, None
-            offset = self._offset(cursor)
+            offset = offset_of(cursor, f"SpotifySource {self.name!r}")
             body = await client.saved_tracks(offset=offset, limit=self.page_size)
             next_token = client.pagination.next_token(body)
         records, dropped = [], 0
@@ -149,15 +145,6 @@ class SpotifySource(SpotifyConnector):
                 "Spotify source %s: %d saved track(s) without an ISRC left out (offset %d)", self.name, dropped, offset
             )
         return records, next_token
-
-    def _offset(self, cursor: str | None) -> int:
-        if cursor is None:
-            return 0
-        if not cursor.isdigit():
-            raise ConfigError(
-                f"SpotifySource {self.name!r}: cursor {cursor[:100]!r} is not an offset; start a full pass"
-            )
-        return int(cursor)
 
     async def fetch(self, spec: SourceSpec, only_items: list[str] | None = None) -> list[Record]:
         """Every record of the spec (a drain over :meth:`fetch_page`)."""

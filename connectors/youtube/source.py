@@ -44,7 +44,16 @@ import urllib.parse
 from collections.abc import AsyncIterator, Iterable, MutableMapping, Sequence
 from typing import Any
 
-from connectors.core import ConfigError, EnrichContext, EnrichHook, Record, SourceSpec, checked_hook, enrich_records
+from connectors.core import (
+    ConfigError,
+    EnrichContext,
+    EnrichHook,
+    Record,
+    SourceSpec,
+    check_count,
+    checked_hook,
+    enrich_records,
+)
 from connectors.http import Clock, CredentialMembers, HttpSettings, Json, NotFound, Rate, TokenCredentials, drain_pages
 from connectors.watermarks import PendingWatermarks, WatermarkMembers, parse_time
 from connectors.youtube.client import QuotaMeter, YouTubeClient, YouTubeCredentials, token_digest
@@ -252,14 +261,12 @@ class YouTubeSource(WatermarkMembers, CredentialMembers[TokenCredentials]):
         if isinstance(channels, str):
             channels = [channels]  # one channel given bare: a list of its characters would be nonsense
         self.channels = list(dict.fromkeys(normalize_channel(c) for c in channels))
-        if isinstance(interval_minutes, bool) or not isinstance(interval_minutes, int) or interval_minutes < 1:
-            raise ConfigError(f"YouTubeSource.interval_minutes must be a whole number >= 1, got {interval_minutes!r}")
+        check_count("YouTubeSource", "interval_minutes", interval_minutes)
         if not isinstance(full_refresh_every, dt.timedelta) or full_refresh_every < dt.timedelta(0):
             raise ConfigError(f"YouTubeSource.full_refresh_every must be a timedelta >= 0, got {full_refresh_every!r}")
         if not isinstance(lookback, dt.timedelta) or lookback < dt.timedelta(0):
             raise ConfigError(f"YouTubeSource.lookback must be a timedelta >= 0, got {lookback!r}")
-        if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= PAGE_SIZE:
-            raise ConfigError(f"YouTubeSource.page_size must be within 1..{PAGE_SIZE}, got {page_size!r}")
+        check_count("YouTubeSource", "page_size", page_size, most=PAGE_SIZE)
         if not isinstance(name, str) or not name:
             raise ConfigError(f"YouTubeSource.name must be a non-empty string, got {name!r}")
         self.name = name
