@@ -129,6 +129,7 @@ __all__ = [
     "SyncError",
     "Transform",
     "TransientError",
+    "WarnOnce",
     "auth_error_in_chain",
     "check_count",
     "checked_hook",
@@ -862,6 +863,34 @@ class InvalidValue:
     def message(self) -> str:
         """What was read and why it is not valid."""
         return "invalid value"
+
+
+class WarnOnce:
+    """Log each warning once per key: a session warns about a field on its first record, not on each.
+
+    Args:
+        log: The logger the warnings go to (the connector module's).
+
+    Attributes:
+        keys: The keys warned about so far.
+    """
+
+    def __init__(self, log: logging.Logger) -> None:
+        """No warning given yet."""
+        self.log = log
+        self.keys: set[str] = set()
+
+    def __call__(self, message: str, key: str | None = None) -> None:
+        """Log ``message`` unless a warning with the same ``key`` (default: the message) was logged.
+
+        Args:
+            message: The warning.
+            key: What makes two warnings the same (a property name for per-property warnings).
+        """
+        key = key or message
+        if key not in self.keys:
+            self.keys.add(key)
+            self.log.warning("%s", message)
 
 
 def check_count(owner: str, name: str, value: object, *, most: int | None = None) -> int:

@@ -90,6 +90,7 @@ from connectors.core import (
     SchemaChange,
     SyncError,
     TransientError,
+    WarnOnce,
     auth_error_in_chain,
 )
 from connectors.http import (
@@ -357,7 +358,7 @@ class _AsanaSession:
         self.project_gid = project_gid
         workspace = project.get("workspace")
         self.workspace_gid = str(workspace.get("gid")) if isinstance(workspace, dict) and workspace.get("gid") else ""
-        self._warned: set[str] = set()
+        self._warn = WarnOnce(logger)
         self._missing_users: dict[str, str] = {}
         self.fields: dict[str, Json] = {}
         for field in fields:
@@ -403,12 +404,6 @@ class _AsanaSession:
                 self._warn(f"{where}: {dest.synced_field!r} is not a writable Date field; the sync time is not stamped")
             else:
                 self.synced_gid = str(synced["gid"])
-
-    def _warn(self, message: str, key: str | None = None) -> None:
-        key = key or message
-        if key not in self._warned:
-            self._warned.add(key)
-            logger.warning("%s", message)
 
     async def aclose(self) -> None:
         """Send the writes still gathered for a batch and wait for the batches in flight."""

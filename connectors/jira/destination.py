@@ -60,12 +60,12 @@ import datetime as dt
 import json
 import logging
 import os
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Unpack
 
-from connectors.core import ConfigError, Record, RecordError
+from connectors.core import ConfigError, Record, RecordError, WarnOnce
 from connectors.http import CredentialMembers, HttpSettings, Json, NotFound, Rate
 from connectors.http.batch import Batcher
 from connectors.jira.adf import normalize_text, text_to_adf
@@ -304,7 +304,7 @@ class _JiraSession:
         self.client = client
         self.project_key = project_key
         self.issue_type_id = issue_type_id
-        self._warned: set[str] = set()
+        self._warn = WarnOnce(logger)
         self.batcher: Batcher[Json, Json | None] | None = None
         if dest.batch:
             self.batcher = Batcher(
@@ -344,12 +344,6 @@ class _JiraSession:
             self.resolved[prop] = field_or_none
         for message in self.unresolved.values():
             self._warn(f"Jira {dest.name}: {message}")
-
-    def _warn(self, message: str, key: str | None = None) -> None:
-        key = key or message
-        if key not in self._warned:
-            self._warned.add(key)
-            logger.warning("%s", message)
 
     async def aclose(self) -> None:
         """Send the creates still gathered for a bulk request and wait for the ones in flight."""
@@ -397,41 +391,13 @@ class _JiraSession:
             )
             return _SKIP
         empty = value is None or value == [] or value == ""
-        if kind in ("labels", "strings", "components", "versions", "options", "users"):
-            items = [] if empty else _items(value, pk, where)
-            if kind == "labels":
-                return list(dict.fromkeys(_label(item, pk, where) for item in items))
-            if kind == "strings":
-                return items
-            if kind in ("components", "versions"):
-                return [{"name": item} for item in items]
-            if kind == "users":
-                return [{"accountId": item} for item in items]
-            return [{"value": item} for item in items]
+        if kind in _LIST_KINDS:
+            return _encode_items(kind, [] if empty else _items(value, pk, where), pk, where)
         if kind == "priority":
             return _SKIP if empty else {"name": _text(value, pk, where)}
         if empty:
             return None
-        if kind == "adf":
-            return text_to_adf(_text(value, pk, where))
-        if kind == "user":
-            return {"accountId": _text(value, pk, where)}
-        if kind == "version":
-            return {"name": _text(value, pk, where)}
-        if kind == "option":
-            return {"value": _text(value, pk, where)}
-        if kind == "date":
-            return _date(value, pk, where)
-        if kind == "datetime":
-            return _datetime(value, pk, where)
-        if kind == "number":
-            return _number(value, pk, where)
-        # string
-        if isinstance(value, list):
-            return ", ".join(str(v) for v in value)
-        if isinstance(value, (dt.date, dt.datetime)):
-            return value.isoformat()
-        return str(value).lower() if isinstance(value, bool) else str(value)
+        return _SCALARS.get(kind, _string)(value, pk, where)
 
     def _fields(self, record: Record, *, creating: bool) -> Json:
         dest = self.dest
@@ -684,3 +650,40 @@ def _number(value: Any, pk: str, where: str) -> int | float:
         else:
             return int(number) if number.is_integer() else number
     raise RecordError(f"Jira {where}: {_short(value)} is not a number", primary_key=pk)
+
+
+_LIST_KINDS = frozenset({"labels", "strings", "components", "versions", "options", "users"})
+
+
+def _encode_items(kind: str, items: list[str], pk: str, where: str) -> list[Any]:
+    """The JSON of a list field of ``kind`` (one of ``_LIST_KINDS``)."""
+    if kind == "labels":
+        return list(dict.fromkeys(_label(item, pk, where) for item in items))
+    if kind == "strings":
+        return list(items)
+    if kind in ("components", "versions"):
+        return [{"name": item} for item in items]
+    if kind == "users":
+        return [{"accountId": item} for item in items]
+    return [{"value": item} for item in items]
+
+
+def _string(value: Any, pk: str, where: str) -> str:
+    """A text field's value: lists joined, dates in ISO form, bools lowercased."""
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+# Field kind -> the JSON of a non-empty value (other kinds are text: ``_string``).
+_SCALARS: dict[str, Callable[[Any, str, str], Any]] = {
+    "adf": lambda value, pk, where: text_to_adf(_text(value, pk, where)),
+    "user": lambda value, pk, where: {"accountId": _text(value, pk, where)},
+    "version": lambda value, pk, where: {"name": _text(value, pk, where)},
+    "option": lambda value, pk, where: {"value": _text(value, pk, where)},
+    "date": _date,
+    "datetime": _datetime,
+    "number": _number,
+}

@@ -56,6 +56,7 @@ from connectors.core import (
     SessionEnrich,
     SyncError,
     TransientError,
+    WarnOnce,
     run_session_enrich,
 )
 from connectors.http import CredentialMembers, HTTPRecordError, HttpSettings, Json, NotFound, Rate, TokenCredentials
@@ -463,7 +464,7 @@ class _NotionSession:
         self.target = target
         self.schema: dict[str, Json] = target.properties
         self.title_name = next((n for n, p in self.schema.items() if p.get("type") == "title"), None)
-        self._warned: set[str] = set()
+        self._warn = WarnOnce(logger)
         where = f"Notion data source {target.data_source_id}"
         key = self.schema.get(dest.key_property)
         if key is None:
@@ -488,12 +489,6 @@ class _NotionSession:
                 )
             else:
                 self.synced = dest.synced_property
-
-    def _warn(self, message: str, key: str | None = None) -> None:
-        key = key or message
-        if key not in self._warned:
-            self._warned.add(key)
-            logger.warning("%s", message)
 
     def _report(self, primary_key: str, truncations: Iterable[Truncation]) -> None:
         for truncation in truncations:
@@ -570,17 +565,36 @@ class _NotionSession:
             self.dest.session_enrich, self, record, creating=creating, owner=f"Notion {self.dest.name}"
         )
 
+    async def _prepared(self, record: Record, synced_at: dt.datetime, *, creating: bool) -> tuple[Record, Json] | None:
+        """The record after ``session_enrich`` and its property values (None: the hook skipped it).
+
+        An update leaves out the create-only properties.
+        """
+        enriched = await self._session_enriched(record, creating=creating)
+        if enriched is None:
+            return None
+        skip = () if creating else self.dest.create_only_properties
+        return enriched, self._properties(enriched, synced_at, skip=skip)
+
+    @staticmethod
+    def _in_trash(page_id: str, primary_key: str) -> RecordError:
+        """The error of a write to a page in the trash (Notion refuses it as archived)."""
+        return RecordError(
+            f"Notion page {page_id} is in the trash; restore it in Notion, or unlink it so the next pass creates a "
+            "new page",
+            primary_key=primary_key,
+        )
+
     async def create(self, record: Record, synced_at: dt.datetime) -> str | bool:
         """Create the page (body included) and return its id (False: ``session_enrich`` skipped it).
 
         Raises:
             RecordError: A value does not fit (see encode.py), or Notion rejected the page (400).
         """
-        enriched = await self._session_enriched(record, creating=True)
-        if enriched is None:
+        prepared = await self._prepared(record, synced_at, creating=True)
+        if prepared is None:
             return False
-        record = enriched
-        properties = self._properties(record, synced_at, skip=())
+        record, properties = prepared
         blocks, truncation = body_blocks(record.body)
         if truncation is not None:
             self._report(record.primary_key, [truncation])
@@ -621,11 +635,10 @@ class _NotionSession:
         Raises:
             RecordError: The page is in the trash or gone, or a value does not fit.
         """
-        enriched = await self._session_enriched(record, creating=False)
-        if enriched is None:
+        prepared = await self._prepared(record, synced_at, creating=False)
+        if prepared is None:
             return False
-        record = enriched
-        properties = self._properties(record, synced_at, skip=self.dest.create_only_properties)
+        record, properties = prepared
         request = {"properties": properties}
         self._check_size("update", payload_size(request), record.primary_key)
         try:
@@ -637,11 +650,7 @@ class _NotionSession:
             ) from err
         except HTTPRecordError as err:
             if err.status_code == 400 and "archived" in err.body.lower():
-                raise RecordError(
-                    f"Notion page {existing_id} is in the trash; restore it in Notion, or unlink it so the next "
-                    "pass creates a new page",
-                    primary_key=record.primary_key,
-                ) from err
+                raise self._in_trash(existing_id, record.primary_key) from err
             raise
         return True
 
