@@ -61,7 +61,7 @@ import datetime as dt
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Literal, Unpack, cast
 
@@ -249,52 +249,81 @@ def _id_of(value: Any) -> str:
         return text.rsplit("/", 1)[-1]
 
 
+def _row_date(name: str, row: Mapping[str, Any]) -> Any:
+    """A date property value from the row's ``date:<name>:start/end/is_datetime`` columns."""
+    start = row.get(f"date:{name}:start")
+    if start in (None, ""):
+        return None if f"date:{name}:start" not in row else {"date": None}
+    start = str(start)
+    if str(row.get(f"date:{name}:is_datetime")) in ("0", "False") and "T" in start:
+        start = start.split("T", 1)[0]
+    return {"date": {"start": start, "end": row.get(f"date:{name}:end"), "time_zone": None}}
+
+
+def _text(value: Any) -> list[Json]:
+    return [{"plain_text": str(value)}] if value not in (None, "") else []
+
+
+def _option(value: Any) -> Json | None:
+    return {"name": str(value)} if value not in (None, "") else None
+
+
+def _user(value: Any) -> Json:
+    return {"id": str(value).removeprefix("user://")}
+
+
+def _unique_id(value: Any) -> Json | None:
+    if value in (None, ""):
+        return None
+    prefix, _, number = str(value).rpartition("-")
+    return {"prefix": prefix or None, "number": _number(number)}
+
+
+def _formula(value: Any) -> Json:
+    if isinstance(value, bool):
+        return {"type": "boolean", "boolean": value}
+    if isinstance(value, (int, float)):
+        return {"type": "number", "number": _number(value)}
+    return {"type": "string", "string": value}
+
+
+def _empty_none(value: Any) -> Any:
+    return value if value not in ("",) else None
+
+
+# Property type -> the raw value of its ``{type: raw}`` from the row's one column.
+_ROW_VALUES: dict[str, Callable[[Any], Any]] = {
+    "title": _text,
+    "rich_text": _text,
+    "number": _number,
+    "checkbox": lambda value: value in ("__YES__", True, 1, "1", "true"),
+    "select": _option,
+    "status": _option,
+    "multi_select": lambda value: [{"name": str(v)} for v in _json_list(value)],
+    "url": _empty_none,
+    "email": _empty_none,
+    "phone_number": _empty_none,
+    "created_time": _empty_none,
+    "last_edited_time": _empty_none,
+    "created_by": lambda value: _user(value) if value else None,
+    "last_edited_by": lambda value: _user(value) if value else None,
+    "people": lambda value: [_user(v) for v in _json_list(value)],
+    "relation": lambda value: [{"id": _id_of(v)} for v in _json_list(value)],
+    "files": lambda value: [{"name": str(v)} for v in _json_list(value)],
+    "unique_id": _unique_id,
+    "formula": _formula,
+}
+
+
 def _row_value(kind: str, name: str, row: Mapping[str, Any]) -> Any:
     """One Notion property value (``{type: raw}``) from a flat row, or None when the row lacks it."""
     if kind == "date":
-        start = row.get(f"date:{name}:start")
-        if start in (None, ""):
-            return None if f"date:{name}:start" not in row else {"date": None}
-        start = str(start)
-        if str(row.get(f"date:{name}:is_datetime")) in ("0", "False") and "T" in start:
-            start = start.split("T", 1)[0]
-        return {"date": {"start": start, "end": row.get(f"date:{name}:end"), "time_zone": None}}
+        return _row_date(name, row)
+    convert = _ROW_VALUES.get(kind)
     column = column_name(name)
-    if column not in row:
+    if convert is None or column not in row:
         return None
-    value = row[column]
-    if kind in ("title", "rich_text"):
-        return {kind: [{"plain_text": str(value)}] if value not in (None, "") else []}
-    if kind == "number":
-        return {"number": _number(value)}
-    if kind == "checkbox":
-        return {"checkbox": value in ("__YES__", True, 1, "1", "true")}
-    if kind in ("select", "status"):
-        return {kind: {"name": str(value)} if value not in (None, "") else None}
-    if kind == "multi_select":
-        return {"multi_select": [{"name": str(v)} for v in _json_list(value)]}
-    if kind in ("url", "email", "phone_number", "created_time", "last_edited_time"):
-        return {kind: value if value not in ("",) else None}
-    if kind in ("created_by", "last_edited_by"):
-        return {kind: {"id": str(value).removeprefix("user://")} if value else None}
-    if kind == "people":
-        return {"people": [{"id": str(v).removeprefix("user://")} for v in _json_list(value)]}
-    if kind == "relation":
-        return {"relation": [{"id": _id_of(v)} for v in _json_list(value)]}
-    if kind == "files":
-        return {"files": [{"name": str(v)} for v in _json_list(value)]}
-    if kind == "unique_id":
-        if value in (None, ""):
-            return {"unique_id": None}
-        prefix, _, number = str(value).rpartition("-")
-        return {"unique_id": {"prefix": prefix or None, "number": _number(number)}}
-    if kind == "formula":
-        if isinstance(value, bool):
-            return {"formula": {"type": "boolean", "boolean": value}}
-        if isinstance(value, (int, float)):
-            return {"formula": {"type": "number", "number": _number(value)}}
-        return {"formula": {"type": "string", "string": value}}
-    return None
+    return {kind: convert(row[column])}
 
 
 def row_to_properties(row: Mapping[str, Any], schema: Mapping[str, Mapping[str, Any]]) -> dict[str, Json]:
@@ -689,11 +718,10 @@ class _NotionMcpSession(_NotionSession):
         Raises:
             RecordError: A value does not fit (encode.py), or the tool rejected the page.
         """
-        enriched = await self._session_enriched(record, creating=True)
-        if enriched is None:
+        prepared = await self._prepared(record, synced_at, creating=True)
+        if prepared is None:
             return False
-        record = enriched
-        properties = self._properties(record, synced_at, skip=())
+        record, properties = prepared
         page: Json = {"properties": to_flat_properties(properties)}
         content, truncation = body_content(record.body)
         if truncation is not None:
@@ -714,16 +742,15 @@ class _NotionMcpSession(_NotionSession):
         return True
 
     async def update(self, existing_id: str, record: Record, synced_at: dt.datetime) -> bool:
-        """Update the page's properties (never create-only ones, never the body).
+        """Update the page's properties with ``update_properties`` (never create-only ones, never the body).
 
         Raises:
             RecordError: The page is in the trash or gone, or a value does not fit.
         """
-        enriched = await self._session_enriched(record, creating=False)
-        if enriched is None:
+        prepared = await self._prepared(record, synced_at, creating=False)
+        if prepared is None:
             return False
-        record = enriched
-        properties = self._properties(record, synced_at, skip=self.dest.create_only_properties)
+        record, properties = prepared
         arguments = {
             "page_id": existing_id,
             "command": "update_properties",
@@ -735,11 +762,7 @@ class _NotionMcpSession(_NotionSession):
         except McpToolError as err:
             text = err.text.lower()
             if "archived" in text or "in the trash" in text:
-                raise RecordError(
-                    f"Notion page {existing_id} is in the trash; restore it in Notion, or unlink it so the next "
-                    "pass creates a new page",
-                    primary_key=record.primary_key,
-                ) from err
+                raise self._in_trash(existing_id, record.primary_key) from err
             if err.code == "object_not_found" or _NOT_FOUND_RE.search(text):
                 raise RecordError(
                     f"Notion page {existing_id} not found (deleted for good, or no longer visible to the "
