@@ -42,10 +42,10 @@ import json
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypedDict, Unpack
+from typing import Any, Literal, TypedDict, Unpack
 
 from connectors.core import (
     AuthError,
@@ -210,6 +210,37 @@ class _NotionTarget:
         self._resolved: tuple[tuple[str | None, str | None], str | None, str] | None = None
         self._warned: set[str] = set()
 
+    async def _resolved_target(
+        self,
+        ids: tuple[str | None, str | None],
+        reread: Callable[[str, str | None], Awaitable[DataSourceRef | None]],
+        resolve: Callable[[str, Literal["database", "data_source"]], Awaitable[DataSourceRef]],
+        missing: Callable[[], str],
+    ) -> DataSourceRef:
+        """The data source ``ids`` (database, data source) name: the one resolved before, else resolved anew.
+
+        Args:
+            ids: The configured database id and data source id.
+            reread: Reads the data source resolved before (its id, its database's); None when it is gone.
+            resolve: Resolves an id that is expected to be of a kind.
+            missing: The message of the ``ConfigError`` raised when ``ids`` names nothing.
+        """
+        if self._resolved is not None and self._resolved[0] == ids:
+            _, database_id, data_source_id = self._resolved
+            cached = await reread(data_source_id, database_id)
+            if cached is not None:
+                return cached
+            self._resolved = None  # deleted or unshared since: resolve again (and fail clearly)
+        database, data_source = ids
+        if data_source:
+            ref = await resolve(data_source, "data_source")
+        elif database:
+            ref = await resolve(database, "database")
+        else:
+            raise ConfigError(missing())
+        self._resolved = _adopt(ref, ids, self._warned)
+        return ref
+
     def _inferred(self, sample: Sequence[Record]) -> Schema:
         """The schema ``sample`` needs: its properties, the key (Text) and the synced stamp (Date)."""
         return infer_schema(sample, title=self.title_property, key=self.key_property, synced=self.synced_property)
@@ -360,24 +391,18 @@ class NotionDestination(_NotionTarget, CredentialMembers[TokenCredentials]):
         return NotionClient(token, base_url=self.base_url, rate=self.rate, http=self.http)
 
     async def _target(self, client: NotionClient) -> DataSourceRef:
-        ids = self._ids()
-        if self._resolved is not None and self._resolved[0] == ids:
-            _, cached_database, cached_data_source = self._resolved
+        async def reread(data_source_id: str, database_id: str | None) -> DataSourceRef | None:
             try:
-                data_source = await client.retrieve_data_source(cached_data_source)
+                return DataSourceRef(data_source_id, database_id, await client.retrieve_data_source(data_source_id))
             except NotFound:
-                self._resolved = None  # deleted or unshared since; resolve again (and fail clearly)
-            else:
-                return DataSourceRef(cached_data_source, cached_database, data_source)
-        database, data_source_id = ids
-        if data_source_id:
-            ref = await client.resolve(data_source_id, expect="data_source")
-        elif database:
-            ref = await client.resolve(database, expect="database")
-        else:
-            raise ConfigError(f"NotionDestination {self.name!r}: {self.config_hint}")
-        self._resolved = _adopt(ref, ids, self._warned)
-        return ref
+                return None
+
+        async def resolve(object_id: str, kind: Literal["database", "data_source"]) -> DataSourceRef:
+            return await client.resolve(object_id, expect=kind)
+
+        return await self._resolved_target(
+            self._ids(), reread, resolve, lambda: f"NotionDestination {self.name!r}: {self.config_hint}"
+        )
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[_NotionSession]:
@@ -592,9 +617,24 @@ class _NotionSession:
             RecordError: A value does not fit (see encode.py), or Notion rejected the page (400).
         """
         prepared = await self._prepared(record, synced_at, creating=True)
+        return False if prepared is None else await self._send_create(*prepared)
+
+    async def update(self, existing_id: str, record: Record, synced_at: dt.datetime) -> bool:
+        """Update the page's properties (never create-only ones, never the body).
+
+        Raises:
+            RecordError: The page is in the trash or gone, or a value does not fit.
+        """
+        prepared = await self._prepared(record, synced_at, creating=False)
         if prepared is None:
             return False
-        record, properties = prepared
+        await self._send_update(existing_id, *prepared)
+        return True
+
+    # -- the wire (the MCP session sends the same values through its tools) -----------------------
+
+    async def _send_create(self, record: Record, properties: Json) -> str | bool:
+        """Create the page of ``record`` with ``properties`` and its body; the page id."""
         blocks, truncation = body_blocks(record.body)
         if truncation is not None:
             self._report(record.primary_key, [truncation])
@@ -629,16 +669,8 @@ class _NotionSession:
                 break
         return page_id
 
-    async def update(self, existing_id: str, record: Record, synced_at: dt.datetime) -> bool:
-        """Update the page's properties (never create-only ones, never the body).
-
-        Raises:
-            RecordError: The page is in the trash or gone, or a value does not fit.
-        """
-        prepared = await self._prepared(record, synced_at, creating=False)
-        if prepared is None:
-            return False
-        record, properties = prepared
+    async def _send_update(self, existing_id: str, record: Record, properties: Json) -> None:
+        """Set ``properties`` on the page ``existing_id``."""
         request = {"properties": properties}
         self._check_size("update", payload_size(request), record.primary_key)
         try:
@@ -652,7 +684,6 @@ class _NotionSession:
             if err.status_code == 400 and "archived" in err.body.lower():
                 raise self._in_trash(existing_id, record.primary_key) from err
             raise
-        return True
 
     async def mark_missing(self, destination_id: str, missing: bool) -> None:
         """``on_missing``: move the page to Notion's trash (its record left the source), or restore it.

@@ -80,7 +80,6 @@ from connectors.notion.decode import decode_properties
 from connectors.notion.destination import (
     NotionDestination,
     NotionTargetArgs,
-    _adopt,
     _key_text,
     _NotionSession,
     _NotionTarget,
@@ -608,27 +607,23 @@ class NotionMcpDestination(_NotionTarget, _McpConnector):
         return "Notion over MCP (not configured)"
 
     async def _target(self, mcp: McpSession) -> DataSourceRef:
-        ids = (self.database_id, self.data_source_id)
         owner = f"NotionMcpDestination {self.name!r}"
-        if self._resolved is not None and self._resolved[0] == ids:
-            _, database_id, data_source_id = self._resolved
+
+        async def reread(data_source_id: str, database_id: str | None) -> DataSourceRef | None:
             try:
                 fetched = await mcp.call(TOOL_FETCH, {"id": _table(data_source_id)})
             except McpToolError as err:
                 if not _NOT_FOUND_RE.search(err.text):
                     raise
-                self._resolved = None  # deleted or unshared since: resolve again (and fail clearly)
-            else:
-                schema = schema_from_fetch(fetched)
-                return DataSourceRef(data_source_id, database_id, {"properties": schema}, (data_source_id,))
-        if self.data_source_id:
-            ref = await _resolve(mcp, _table(self.data_source_id), owner=owner)
-        elif self.database_id:
-            ref = await _resolve(mcp, self.database_id, owner=owner)
-        else:
-            raise ConfigError(f"{owner}: {self.config_hint}")
-        self._resolved = _adopt(ref, ids, self._warned)
-        return ref
+                return None
+            schema = schema_from_fetch(fetched)
+            return DataSourceRef(data_source_id, database_id, {"properties": schema}, (data_source_id,))
+
+        async def resolve(object_id: str, kind: Literal["database", "data_source"]) -> DataSourceRef:
+            return await _resolve(mcp, _table(object_id) if kind == "data_source" else object_id, owner=owner)
+
+        ids = (self.database_id, self.data_source_id)
+        return await self._resolved_target(ids, reread, resolve, lambda: f"{owner}: {self.config_hint}")
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[_NotionMcpSession]:
@@ -712,16 +707,12 @@ class _NotionMcpSession(_NotionSession):
         self.mcp = mcp
 
     # The contract allows True ("created, id unknown"); the REST session always knows the id.
-    async def create(self, record: Record, synced_at: dt.datetime) -> str | bool:
-        """Create the page (body as its Markdown content) and return its id.
+    async def _send_create(self, record: Record, properties: Json) -> str | bool:
+        """Create the page (body as its Markdown content) and return its id (True: created, id unknown).
 
         Raises:
-            RecordError: A value does not fit (encode.py), or the tool rejected the page.
+            RecordError: The tool rejected the page.
         """
-        prepared = await self._prepared(record, synced_at, creating=True)
-        if prepared is None:
-            return False
-        record, properties = prepared
         page: Json = {"properties": to_flat_properties(properties)}
         content, truncation = body_content(record.body)
         if truncation is not None:
@@ -741,16 +732,12 @@ class _NotionMcpSession(_NotionSession):
         logger.warning("%s %s: no page id in the answer for record %s", SERVICE, TOOL_CREATE_PAGES, record.primary_key)
         return True
 
-    async def update(self, existing_id: str, record: Record, synced_at: dt.datetime) -> bool:
-        """Update the page's properties with ``update_properties`` (never create-only ones, never the body).
+    async def _send_update(self, existing_id: str, record: Record, properties: Json) -> None:
+        """Set ``properties`` on the page with ``update_properties``.
 
         Raises:
-            RecordError: The page is in the trash or gone, or a value does not fit.
+            RecordError: The page is in the trash or gone.
         """
-        prepared = await self._prepared(record, synced_at, creating=False)
-        if prepared is None:
-            return False
-        record, properties = prepared
         arguments = {
             "page_id": existing_id,
             "command": "update_properties",
@@ -770,7 +757,6 @@ class _NotionMcpSession(_NotionSession):
                     primary_key=record.primary_key,
                 ) from err
             raise
-        return True
 
     async def query_existing_rows(self) -> AsyncIterator[tuple[str, str]]:
         """Every (key, page id) of the data source, by keyset pages of 100 on the page URL.
