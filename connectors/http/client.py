@@ -39,7 +39,7 @@ from connectors.http.retry import (
     retry_options,
 )
 
-__all__ = ["HttpSettings", "Json", "JsonApiClient", "TokenClientConnector"]
+__all__ = ["HttpSettings", "Json", "JsonApiClient", "TokenClientConnector", "TokenClientDestination"]
 
 Json = dict[str, Any]
 """A JSON object as the connectors read and write it (request bodies, response bodies, records' raw data)."""
@@ -312,3 +312,24 @@ class TokenClientConnector(TokenCredentialMembers, Generic[ClientT]):
                 yield
         finally:
             self.requests_sent += sum(client.requests for client in clients)
+
+
+SessionT = TypeVar("SessionT")
+
+
+class TokenClientDestination(TokenClientConnector[ClientT], Generic[ClientT, SessionT]):
+    """A :class:`TokenClientConnector` destination whose session writes through one open client.
+
+    A subclass builds its session in :meth:`_session`; :meth:`connect` opens the client (a
+    ``ConfigError`` naming what to set when the secret is missing) and closes it with the session.
+    """
+
+    def _session(self, client: ClientT) -> SessionT:
+        """The session over ``client``."""
+        raise NotImplementedError
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[SessionT]:
+        """A session on one open client (the client closes with it)."""
+        async with self._open_client(f"{type(self).__name__} {self.name!r}: {self.config_hint}") as client:
+            yield self._session(client)

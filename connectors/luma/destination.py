@@ -40,13 +40,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Collection, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Collection, Iterable
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors.core import ConfigError, Record, RecordError
-from connectors.http import HttpSettings, Json, NotFound, Rate
+from connectors.http import HttpSettings, Json, NotFound, Rate, TokenClientDestination
 from connectors.luma.client import LumaClient, LumaConnector
 from connectors.luma.settings import (
     API_BASE,
@@ -175,7 +174,7 @@ def encode_event(
     return payload
 
 
-class LumaDestination(LumaConnector):
+class LumaDestination(TokenClientDestination[LumaClient, "_LumaSession"], LumaConnector):
     """Events of the Luma calendar a key belongs to, created and updated by the engine's link map.
 
     Args:
@@ -262,11 +261,9 @@ class LumaDestination(LumaConnector):
             skip=skip,
         )
 
-    @asynccontextmanager
-    async def connect(self) -> AsyncIterator[_LumaSession]:
-        """A session on the calendar of the key (the client closes with it)."""
-        async with self._open_client(f"LumaDestination {self.name!r}: {self.config_hint}") as client:
-            yield _LumaSession(self, client)
+    def _session(self, client: LumaClient) -> _LumaSession:
+        # A session on the calendar of the key.
+        return _LumaSession(self, client)
 
 
 class _LumaSession:

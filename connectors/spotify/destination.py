@@ -22,10 +22,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
 
 from connectors.core import Record, RecordError
-from connectors.http import HttpSettings, Rate
+from connectors.http import HttpSettings, Rate, TokenClientDestination
 from connectors.isrc import normalize_isrc
 from connectors.spotify.client import SpotifyClient, SpotifyConnector, track_isrc
 from connectors.spotify.settings import API_BASE, MAX_CONCURRENCY, SPOTIFY_RATE, TOKEN_ENV
@@ -41,7 +40,7 @@ def _text(value: object) -> str:
     return str(value).strip() if value is not None else ""
 
 
-class SpotifyDestination(SpotifyConnector):
+class SpotifyDestination(TokenClientDestination[SpotifyClient, "_SpotifySession"], SpotifyConnector):
     """The saved tracks of the Spotify user an access token belongs to, keyed by ISRC.
 
     Args:
@@ -89,11 +88,9 @@ class SpotifyDestination(SpotifyConnector):
         """Where the records go."""
         return "the saved tracks (Liked Songs) of the Spotify user the access token belongs to"
 
-    @asynccontextmanager
-    async def connect(self) -> AsyncIterator[_SpotifySession]:
-        """A session on the user's library (the client closes with it)."""
-        async with self._open_client(f"SpotifyDestination {self.name!r}: {self.config_hint}") as client:
-            yield _SpotifySession(self, client)
+    def _session(self, client: SpotifyClient) -> _SpotifySession:
+        # A session on the user's library.
+        return _SpotifySession(self, client)
 
 
 class _SpotifySession:
