@@ -187,6 +187,11 @@ class JiraCredentials:
             raise ConfigError(f"{who}: set " + " and ".join(self.missing()))
         return base, email, token
 
+    def client(self, who: str, *, http: HttpSettings | None, rate: Rate | None) -> JiraClient:
+        """A client of the credentials now (``ConfigError`` naming ``who`` and what is missing)."""
+        base, email, token = self.require(who)
+        return JiraClient(base, email, token, http=http, rate=rate)
+
     @property
     def rate_limit_key(self) -> str:
         """``jira:<12 hex>`` of the email and token (one limiter per token); ``jira`` without."""

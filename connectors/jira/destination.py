@@ -260,14 +260,7 @@ class JiraDestination(CredentialMembers[JiraCredentials]):
     # -- sessions ---------------------------------------------------------------------------------
 
     def _client(self) -> JiraClient:
-        base, email, token = self.credentials.require(f"JiraDestination {self.name!r}")
-        return JiraClient(
-            base,
-            email,
-            token,
-            http=self.http,
-            rate=self.rate,
-        )
+        return self.credentials.client(f"JiraDestination {self.name!r}", http=self.http, rate=self.rate)
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[_JiraSession]:

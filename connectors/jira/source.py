@@ -301,14 +301,7 @@ class JiraSource(CredentialMembers[JiraCredentials]):
     # -- reading ----------------------------------------------------------------------------------
 
     def _client(self) -> JiraClient:
-        base, email, token = self.credentials.require(f"JiraSource {self.name!r}")
-        return JiraClient(
-            base,
-            email,
-            token,
-            http=self.http,
-            rate=self.rate,
-        )
+        return self.credentials.client(f"JiraSource {self.name!r}", http=self.http, rate=self.rate)
 
     def _spec_jql(self, spec: SourceSpec) -> str:
         jql = spec.params.get("jql") if isinstance(spec.params, dict) else None
