@@ -852,18 +852,7 @@ class NotionMcpSource(_NotionPasses, _McpConnector):
     # -- watermarks -------------------------------------------------------------------------------
 
     def _since_for_new_pass(self, spec_key: str) -> str | None:
-        if not self.incremental:
-            return None
-        state = self._state.load(spec_key)
-        next_since, full_at = state.get("next_since"), state.get("full_at")
-        if not next_since or not full_at:
-            return None
-        try:
-            if self.now() - dt.datetime.fromisoformat(full_at) >= self.full_scan_every:
-                return None
-        except ValueError:
-            return None
-        return str(next_since)
+        return self._incremental_mark(spec_key, "next_since") if self.incremental else None
 
     def _finish_pass(self, spec_key: str, since: str | None, started: str) -> None:
         state = self._state.load(spec_key)

@@ -123,6 +123,22 @@ class _NotionPasses(WatermarkMembers):
         """Forget the watermark(s): the next pass reads every page."""
         self._state.reset(spec_key)
 
+    def _incremental_mark(self, spec_key: str, mark: str) -> str | None:
+        """The stored ``mark`` of ``spec_key`` (where the next pass may start), or None for a full scan.
+
+        None when nothing is stored yet, or ``full_scan_every`` has passed since the last full scan.
+        """
+        state = self._state.load(spec_key)
+        value, full_at = state.get(mark), state.get("full_at")
+        if not value or not full_at:
+            return None
+        try:
+            if self.now() - parse_timestamp(full_at) >= self.full_scan_every:
+                return None
+        except ValueError:
+            return None
+        return str(value)
+
     async def _enriched(self, client: Any, spec: SourceSpec, records: list[Record]) -> list[Record]:
         """The page's records after the ``enrich`` hook, run while ``client`` is open."""
         ctx = EnrichContext(client, spec, self.name)
@@ -197,15 +213,10 @@ class NotionSource(WatermarkedPagedSource, _NotionPasses, CredentialMembers[Toke
         return parse_timestamp(high) if high else None
 
     def _since_for_new_pass(self, spec_key: str) -> str | None:
-        if not self.incremental:
-            return None
-        state = self._state.load(spec_key)
-        high, full_at = state.get("high"), state.get("full_at")
-        if not high or not full_at:
+        high = self._incremental_mark(spec_key, "high") if self.incremental else None
+        if high is None:
             return None
         try:
-            if self.now() - parse_timestamp(full_at) >= self.full_scan_every:
-                return None
             since = parse_timestamp(high) - self.lookback
         except ValueError:
             return None
