@@ -19,9 +19,10 @@ Tools (names and argument shapes of the hosted server; only what the connector u
 - ``notion-query-data-sources {"data": {"data_source_urls", "query", "params"?}}``: read-only SQLite
   over the data sources (each a table named ``"collection://<id>"``), executed by ``sqlite3``, so
   ``WHERE``/``ORDER BY``/``LIMIT``/``OFFSET``/``?`` parameters and ``datetime()`` behave as SQLite does.
-  Pages in the trash are not rows. Answer: ``{"results": [row, ...]}``.
+  Pages in the trash are not rows. Answer: ``{"results": [row, ...]}``, whole numbers printed as the
+  hosted server's JavaScript prints them (``3``, never ``3.0``).
 - ``notion-create-pages {"parent": {"data_source_id"|"database_id"|"page_id"}, "pages": [{"properties",
-  "content"?}]}``; answer ``{"pages": [{"id", "url", "properties"}]}``.
+  "content"?}]}``; answer ``{"pages": [{"id", "url"}]}`` (no values echoed, as the hosted tool).
 - ``notion-update-page {"page_id", "command": "update_properties", "properties"}``.
 - ``notion-create-database {"parent"?: {"page_id"}, "title"?, "schema": "CREATE TABLE (…)"}``.
 
@@ -41,9 +42,11 @@ Text is stored verbatim (the hosted server reads it as Notion-flavoured Markdown
 paragraph blocks, one per blank-line separated paragraph.
 
 Auth: ``Authorization: Bearer <token>`` checked by ``validate(token)`` (default: a token of the
-wrapped FakeNotion; pass the OAuth fake's ``validate``); anything else answers HTTP 401 with
-``WWW-Authenticate: Bearer error="invalid_token"``. REST calls use the bearer token itself when the
-FakeNotion knows it, else ``notion_token`` (default the FakeNotion's first token).
+wrapped FakeNotion; pass the OAuth fake's ``validate``); anything else answers HTTP 401 as the hosted
+server's OAuth layer does: ``WWW-Authenticate: Bearer realm="OAuth", resource_metadata="<origin>/.well-known/
+oauth-protected-resource/mcp", error="invalid_token"`` with ``{"error": "invalid_token", "error_description":
+"Invalid access token"}`` (no ``error`` and no body when no token was sent). REST calls use the bearer token
+itself when the FakeNotion knows it, else ``notion_token`` (default the FakeNotion's first token).
 
 Rate limits, as the hosted server documents them: a REST 429 whose ``Retry-After`` is at most
 ``retry_within`` (2 s) is slept (``sleep``, injectable) and retried once; otherwise the tool answers an
@@ -532,7 +535,7 @@ class FakeNotionMcp:
             try:
                 cursor = db.execute(query, params)
                 headers = [d[0] for d in cursor.description or []]
-                results = [dict(zip(headers, row, strict=True)) for row in cursor.fetchall()]
+                results = [{h: _js_number(v) for h, v in zip(headers, row, strict=True)} for row in cursor.fetchall()]
             except sqlite3.Error as err:
                 raise _ToolFailure(f"SQL error: {err}") from None
         finally:
@@ -575,7 +578,7 @@ class FakeNotionMcp:
             page = await rest("POST", "/v1/pages", body)
             for i in range(MAX_CHILDREN, len(blocks), MAX_CHILDREN):
                 await rest("PATCH", f"/v1/blocks/{page['id']}/children", {"children": blocks[i : i + MAX_CHILDREN]})
-            created.append({"id": page["id"], "url": _page_url(page["id"]), "properties": _flat_row(page)})
+            created.append({"id": page["id"], "url": _page_url(page["id"])})
         answer = {"pages": created}
         return json.dumps(answer), answer
 
@@ -663,7 +666,7 @@ class FakeNotionMcp:
         await self._handle(scope, receive, counting_send)
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if await asgi.refuse_bad_bearer(scope, send, self.validate):
+        if await _refuse_bad_bearer(scope, send, self.validate):
             self.counters.http_401 += 1
             return
         if scope["method"] == "POST" and self._http_faults:
@@ -682,6 +685,36 @@ class FakeNotionMcp:
             await self._manager.handle_request(scope, receive, send)
             return
         await asgi.run_stateless(self.server, scope, receive, send, json_response=self.json_response)
+
+
+async def _refuse_bad_bearer(scope: Scope, send: Send, validate: Callable[[str], bool]) -> bool:
+    """Answer 401 unless the bearer token validates, as the hosted server's OAuth layer does.
+
+    The hosted server sits behind Cloudflare's workers-oauth-provider: its challenge names the RFC 9728
+    resource metadata of the path asked for (``Bearer realm="OAuth", resource_metadata="…/.well-known/
+    oauth-protected-resource/mcp"``), adds ``error="invalid_token"`` and an OAuth error body only when a
+    token was sent (OAuth 2.1 §5.3.2: no credentials, no error code), and forbids caching.
+
+    Returns:
+        True when the request was refused (the 401 is sent), False when it may go on.
+    """
+    headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers") or []}
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    presented = scheme.lower() == "bearer" and bool(token.strip())
+    if presented and validate(token.strip()):
+        return False
+    origin = f"{scope.get('scheme', 'http')}://{headers.get('host', 'localhost')}"
+    metadata = f"{origin}/.well-known/oauth-protected-resource{scope.get('path') or ''}"
+    challenge = f'Bearer realm="OAuth", resource_metadata="{metadata}"'
+    no_cache = {"cache-control": "no-store", "pragma": "no-cache"}
+    if presented:
+        body = {"error": "invalid_token", "error_description": "Invalid access token"}
+        await asgi.respond(send, 401, body, {**no_cache, "www-authenticate": f'{challenge}, error="invalid_token"'})
+        return True
+    pairs = [(k.encode(), v.encode()) for k, v in {**no_cache, "www-authenticate": challenge}.items()]
+    await send({"type": "http.response.start", "status": 401, "headers": [*pairs, (b"content-length", b"0")]})
+    await send({"type": "http.response.body", "body": b""})
+    return True
 
 
 # --------------------------------------------------------------------------------------------------
@@ -771,6 +804,13 @@ def _flat_row(page: Json) -> Json:
         else:
             row[column] = raw
     return row
+
+
+def _js_number(value: Any) -> Any:
+    """A SQLite value as the hosted server's JSON carries it: JavaScript numbers print 3.0 as ``3``."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
 
 
 def _sql_value(value: Any) -> Any:
