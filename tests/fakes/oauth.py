@@ -32,6 +32,13 @@ Endpoints:
   earlier access token of the grant; an already-rotated refresh token ->
   ``400 {"error": "invalid_grant", "error_description": "OAuth grant revoked"}`` and the whole
   family (every token of the grant) is revoked. An unknown client -> 401 ``invalid_client``.
+  Token answers carry ``token_type: "bearer"``, ``expires_in``, ``scope``, the rotated
+  ``refresh_token`` and the RFC 8707 ``resource``; errors ``{"error", "error_description"}`` with the
+  descriptions of Cloudflare's workers-oauth-provider, which the hosted Notion server runs on
+  ("Invalid refresh token", "Client not found", "Invalid PKCE code_verifier", …; the grant-revoked one
+  is this fake's own). Token, registration and error answers say ``Cache-Control: no-store`` and
+  ``Pragma: no-cache`` (the fake says it on every JSON answer); client ids are 16 characters of
+  ``[A-Za-z0-9-_]``, as that provider makes them.
 - ``GET /api/whoami``: a protected endpoint; 401 with a ``WWW-Authenticate`` challenge naming the
   resource metadata, or 200 ``{"client_id", "grant_id", "scope", "resource"}``.
 
@@ -72,6 +79,8 @@ from tests.fakes.loopback import serve_app
 __all__ = ["Call", "FakeOAuthServer", "ManualClock", "TokenInfo", "serve"]
 
 GRANT_REVOKED = "OAuth grant revoked"
+NO_CACHE = {"Cache-Control": "no-store", "Pragma": "no-cache"}  # workers-oauth-provider: tokens, clients, errors
+_ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
 ManualClock = FakeTime
@@ -138,6 +147,11 @@ class _AccessToken:
 class _RefreshToken:
     grant_id: str
     rotated: bool = False
+
+
+def _random_string(length: int) -> str:
+    """An id the way workers-oauth-provider makes client ids: ``length`` characters of ``[A-Za-z0-9-_]``."""
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
 
 
 def _s256(verifier: str) -> str:
@@ -356,11 +370,11 @@ class FakeOAuthServer:
 
     def _json(self, request: Request, body: dict[str, Any], status: int = 200, **kw: Any) -> Response:
         self._log(request, status, kw.pop("grant_type", None))
-        headers = {"Cache-Control": "no-store", **kw.pop("headers", {})}
+        headers = {**NO_CACHE, **kw.pop("headers", {})}
         return JSONResponse(body, status_code=status, headers=headers)
 
     def _new_client(self, name: str, redirect_uris: tuple[str, ...]) -> _Client:
-        client = _Client(f"client-{secrets.token_hex(8)}", name, redirect_uris)
+        client = _Client(_random_string(16), name, redirect_uris)
         self._clients[client.client_id] = client
         return client
 
@@ -382,6 +396,8 @@ class FakeOAuthServer:
             "expires_in": int(self.access_token_lifetime),
             "scope": grant.scope,
         }
+        if grant.resource:  # RFC 8707 §2.2, as workers-oauth-provider echoes it
+            body["resource"] = grant.resource
         if self.issue_refresh_tokens:
             refresh = f"fake-rt-{secrets.token_urlsafe(24)}"
             self._refresh[refresh] = _RefreshToken(grant.grant_id)
@@ -423,6 +439,7 @@ class FakeOAuthServer:
             "registration_endpoint": f"{base}/register",
             "scopes_supported": list(self.scopes),
             "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
             "grant_types_supported": ["authorization_code", "refresh_token"],
             "code_challenge_methods_supported": ["S256"],
             "token_endpoint_auth_methods_supported": ["none"],
@@ -527,7 +544,9 @@ class FakeOAuthServer:
             status, body = self._handle_token(form, grant_type)
         if fault is not None:
             return self._json(request, {"error": "temporarily_unavailable"}, fault.status, grant_type=grant_type)
-        headers = {"WWW-Authenticate": "Basic"} if status == 401 else {}
+        # workers-oauth-provider challenges with Basic only a client that tried Basic authentication.
+        basic = request.headers.get("authorization", "").lower().startswith("basic ")
+        headers = {"WWW-Authenticate": 'Basic realm="OAuth"'} if status == 401 and basic else {}
         return self._json(request, body, status, grant_type=grant_type, headers=headers)
 
     def _handle_token(self, form: dict[str, Any], grant_type: str) -> tuple[int, dict[str, Any]]:
@@ -540,22 +559,24 @@ class FakeOAuthServer:
 
         client = self._clients.get(str(form.get("client_id", "")))
         if client is None:
-            return fail("invalid_client", "unknown client", 401)
+            return fail("invalid_client", "Client not found", 401)
         if grant_type == "authorization_code":
             code = self._codes.get(str(form.get("code", "")))
-            if code is None or code.client_id != client.client_id:
-                return fail("invalid_grant", "unknown authorization code")
+            if code is None:
+                return fail("invalid_grant", "Invalid authorization code")
+            if code.client_id != client.client_id:
+                return fail("invalid_grant", "Client ID mismatch")
             if code.used:
                 if code.grant_id:  # RFC 6749 §4.1.2: a reused code revokes what it issued
                     self._revoke(code.grant_id)
-                return fail("invalid_grant", "authorization code already used")
+                return fail("invalid_grant", "Authorization code already used")
             code.used = True
             if code.expires_at <= self.clock():
-                return fail("invalid_grant", "authorization code expired")
+                return fail("invalid_grant", "Grant not found or authorization code expired")
             if form.get("redirect_uri") != code.redirect_uri:
-                return fail("invalid_grant", "redirect_uri does not match")
+                return fail("invalid_grant", "Invalid redirect URI")
             if _s256(str(form.get("code_verifier", ""))) != code.challenge:
-                return fail("invalid_grant", "PKCE verification failed")
+                return fail("invalid_grant", "Invalid PKCE code_verifier")
             resource = form.get("resource") or code.resource
             if code.resource and resource != code.resource:
                 return fail("invalid_target", "resource does not match")
@@ -567,10 +588,10 @@ class FakeOAuthServer:
             presented = str(form.get("refresh_token", ""))
             record = self._refresh.get(presented)
             if record is None:
-                return fail("invalid_grant", "unknown refresh token")
+                return fail("invalid_grant", "Invalid refresh token")
             grant = self._grants[record.grant_id]
             if grant.client_id != client.client_id:
-                return fail("invalid_grant", "refresh token of another client")
+                return fail("invalid_grant", "Client ID mismatch")
             if grant.revoked:
                 return fail("invalid_grant", GRANT_REVOKED)
             if record.rotated:  # reuse of a rotated refresh token: the whole family goes
@@ -580,14 +601,15 @@ class FakeOAuthServer:
             record.rotated = True
             self.counts["refresh_ok"] += 1
             return 200, self._issue(grant)
-        return fail("unsupported_grant_type")
+        return fail("unsupported_grant_type", "Grant type not supported")
 
     async def _whoami(self, request: Request) -> Response:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         info = self.token_info(token.strip()) if scheme.lower() == "bearer" else None
         if info is None:
             challenge = self.bearer_challenge(self._base(request))
-            return self._json(request, {"error": "invalid_token"}, 401, headers={"WWW-Authenticate": challenge})
+            refusal = {"error": "invalid_token", "error_description": "Invalid access token"}
+            return self._json(request, refusal, 401, headers={"WWW-Authenticate": challenge})
         body = {"client_id": info.client_id, "grant_id": info.grant_id, "scope": info.scope, "resource": info.resource}
         return self._json(request, body)
 
