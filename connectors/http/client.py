@@ -39,7 +39,7 @@ from connectors.http.retry import (
     retry_options,
 )
 
-__all__ = ["HttpSettings", "Json", "JsonApiClient", "TokenClientConnector", "TokenClientDestination"]
+__all__ = ["HttpSettings", "Json", "JsonApiClient", "TokenApiClient", "TokenClientConnector", "TokenClientDestination"]
 
 Json = dict[str, Any]
 """A JSON object as the connectors read and write it (request bodies, response bodies, records' raw data)."""
@@ -258,6 +258,54 @@ class JsonApiClient:
         if self.envelope is None or isinstance(body, dict):
             return body
         return {self.envelope: body}
+
+
+_DEFAULT: Any = object()  # "not given" where None is a meaning of its own (rate=None: no limiter)
+
+
+class TokenApiClient(JsonApiClient):
+    """A :class:`JsonApiClient` of one secret sent in a header: the constructor the simple clients share.
+
+    A subclass names its defaults (:attr:`default_base_url`, :attr:`default_rate`,
+    :attr:`default_timeout`), its :attr:`credentials_type` (whose ``rate_limit_key`` of the secret is
+    the key requests count against) and, unless the secret goes as ``Authorization: Bearer``,
+    :meth:`auth_headers`.
+
+    Args:
+        token: The secret.
+        base_url: API base (a fake in tests); default :attr:`default_base_url`.
+        rate: The secret's request rate (None: no limiter); default :attr:`default_rate`.
+        http: Transport, sleep, clock and retry policy (:class:`HttpSettings`).
+
+    Raises:
+        ConfigError: No secret.
+    """
+
+    credentials_type: ClassVar[type[TokenCredentials]] = TokenCredentials
+    default_base_url: ClassVar[str] = ""
+    default_rate: ClassVar[Rate | None] = None
+    default_timeout: ClassVar[float | httpx.Timeout] = DEFAULT_TIMEOUT
+    #: What the secret is, in the error without one (``"an API key"``).
+    secret: ClassVar[str] = "a token"
+
+    def __init__(
+        self, token: str, *, base_url: str | None = None, rate: Rate | None = _DEFAULT, http: HttpSettings | None = None
+    ) -> None:
+        """Check the secret and build the client."""
+        if not token:
+            raise ConfigError(f"{type(self).__name__} needs {self.secret}")
+        super().__init__(
+            base_url=(base_url or self.default_base_url).rstrip("/"),
+            headers={**self.auth_headers(token), "Accept": "application/json"},
+            credential=self.credentials_type(token).rate_limit_key,
+            rate=self.default_rate if rate is _DEFAULT else rate,
+            http=http,
+            timeout=self.default_timeout,
+        )
+
+    def auth_headers(self, token: str) -> dict[str, str]:
+        """The headers that carry the secret (default ``Authorization: Bearer <token>``)."""
+        return {"Authorization": f"Bearer {token}"}
 
 
 ClientT = TypeVar("ClientT", bound=JsonApiClient)

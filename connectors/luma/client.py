@@ -21,14 +21,12 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.core import ConfigError, TransientError
+from connectors.core import TransientError
 from connectors.http import (
-    HttpSettings,
     Json,
-    JsonApiClient,
     NextCursorPagination,
     NotFound,
-    Rate,
+    TokenApiClient,
     TokenClientConnector,
     TokenCredentials,
 )
@@ -72,8 +70,8 @@ HasMorePagination = NextCursorPagination
 """Luma's pagination: ``pagination_cursor`` in, ``next_cursor`` out while ``has_more`` (Notion's scheme)."""
 
 
-class LumaClient(JsonApiClient):
-    """A Luma API client for one API key (a :class:`~connectors.http.JsonApiClient`).
+class LumaClient(TokenApiClient):
+    """A Luma API client for one API key (a :class:`~connectors.http.TokenApiClient`).
 
     Use it as an async context manager. :meth:`request` returns the JSON body, ``{}`` for an empty one
     and ``{"entries": body}`` for a non-object one; ``requests`` counts the requests sent.
@@ -90,25 +88,15 @@ class LumaClient(JsonApiClient):
     create_timeout = CREATE_TIMEOUT
     pagination = HasMorePagination()
 
-    def __init__(
-        self,
-        api_key: str,
-        *,
-        base_url: str = API_BASE,
-        rate: Rate | None = LUMA_RATE,
-        http: HttpSettings | None = None,
-    ) -> None:
-        """Check the key and build the client."""
-        if not api_key:
-            raise ConfigError("LumaClient needs an API key")
-        super().__init__(
-            base_url=base_url,
-            headers={API_KEY_HEADER: api_key, "Accept": "application/json"},
-            credential=credential_key(api_key),
-            rate=rate,
-            http=http,
-            timeout=DEFAULT_TIMEOUT,
-        )
+    credentials_type = LumaCredentials
+    default_base_url = API_BASE
+    default_rate = LUMA_RATE
+    default_timeout = DEFAULT_TIMEOUT
+    secret = "an API key"
+
+    def auth_headers(self, token: str) -> dict[str, str]:
+        """The key goes in Luma's own header (``x-luma-api-key``)."""
+        return {API_KEY_HEADER: token}
 
     async def list_events(
         self,

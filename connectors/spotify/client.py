@@ -18,10 +18,8 @@ from typing import Any
 
 from connectors.core import ConfigError
 from connectors.http import (
-    HttpSettings,
     Json,
-    JsonApiClient,
-    Rate,
+    TokenApiClient,
     TokenClientConnector,
     TokenCredentials,
     TokenPagination,
@@ -92,8 +90,8 @@ def _quoted(text: str) -> str:
     return '"' + text.replace('"', " ").strip() + '"'
 
 
-class SpotifyClient(JsonApiClient):
-    """A Spotify Web API client for one access token (a :class:`~connectors.http.JsonApiClient`).
+class SpotifyClient(TokenApiClient):
+    """A Spotify Web API client for one access token (a :class:`~connectors.http.TokenApiClient`).
 
     Args:
         token: The OAuth access token, sent as ``Authorization: Bearer …``.
@@ -105,25 +103,11 @@ class SpotifyClient(JsonApiClient):
     service = SERVICE
     pagination = OffsetNextPagination()
 
-    def __init__(
-        self,
-        token: str,
-        *,
-        base_url: str = API_BASE,
-        rate: Rate | None = SPOTIFY_RATE,
-        http: HttpSettings | None = None,
-    ) -> None:
-        """Check the token and build the client."""
-        if not token:
-            raise ConfigError("SpotifyClient needs an access token")
-        super().__init__(
-            base_url=base_url.rstrip("/"),
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-            credential=SpotifyCredentials(token).rate_limit_key,
-            rate=rate,
-            http=http,
-            timeout=DEFAULT_TIMEOUT,
-        )
+    credentials_type = SpotifyCredentials
+    default_base_url = API_BASE
+    default_rate = SPOTIFY_RATE
+    default_timeout = DEFAULT_TIMEOUT
+    secret = "an access token"
 
     async def saved_tracks(self, *, offset: int = 0, limit: int = PAGE_SIZE) -> Json:
         """One page of the user's saved tracks (``items`` of ``{added_at, track}``, ``next``, ``total``)."""
