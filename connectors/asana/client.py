@@ -23,7 +23,6 @@ the transport's retry of the batch is safe.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -45,10 +44,8 @@ from connectors.asana.settings import (
 from connectors.core import ConfigError, SyncError, TransientError
 from connectors.http import (
     HTTPRecordError,
-    HttpSettings,
     Json,
-    JsonApiClient,
-    Rate,
+    TokenApiClient,
     TokenCredentials,
 )
 from connectors.http import OffsetPagination as _OffsetPagination
@@ -58,25 +55,13 @@ __all__ = [
     "AsanaCredentials",
     "OffsetExpired",
     "OffsetPagination",
-    "credential_key",
     "is_offset_expired",
     "parse_project_gid",
-    "token_digest",
 ]
 
 _GID_RE = re.compile(r"^\d+$")
 # https://app.asana.com/0/<project>/<task or list>  and  https://app.asana.com/1/<workspace>/project/<project>/...
 _URL_PROJECT_RE = re.compile(r"/project/(\d+)|/0/(\d+)")
-
-
-def token_digest(token: str) -> str:
-    """A short digest naming a token without revealing it."""
-    return hashlib.sha256(token.encode()).hexdigest()[:12]
-
-
-def credential_key(token: str) -> str:
-    """The key the toolkit shares limits under (and the destination's ``rate_limit_key``)."""
-    return f"asana:{token_digest(token)}"
 
 
 class AsanaCredentials(TokenCredentials):
@@ -152,8 +137,8 @@ class OffsetPagination(_OffsetPagination):
             raise
 
 
-class AsanaClient(JsonApiClient):
-    """An Asana REST client for one personal access token (a :class:`~connectors.http.JsonApiClient`).
+class AsanaClient(TokenApiClient):
+    """An Asana REST client for one personal access token (a :class:`~connectors.http.TokenApiClient`).
 
     :meth:`request` returns the whole answer (``data``, and ``next_page`` on listings); send a request
     object as ``json={"data": ...}`` (Asana's envelope).
@@ -174,30 +159,12 @@ class AsanaClient(JsonApiClient):
     create_timeout = CREATE_TIMEOUT
     pagination = OffsetPagination()
 
-    def __init__(
-        self,
-        token: str,
-        *,
-        base_url: str = ASANA_API_BASE,
-        rate: Rate | None = ASANA_FREE_RATE,
-        max_concurrent: int | None = MAX_CONCURRENT_READS,
-        max_concurrent_writes: int | None = MAX_CONCURRENT_WRITES,
-        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
-        http: HttpSettings | None = None,
-    ) -> None:
-        """Check the token and build the client."""
-        if not token:
-            raise ConfigError("AsanaClient needs a token")
-        super().__init__(
-            base_url=base_url.rstrip("/"),
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-            credential=credential_key(token),
-            rate=rate,
-            max_concurrent=max_concurrent,
-            max_concurrent_writes=max_concurrent_writes,
-            http=http,
-            timeout=timeout,
-        )
+    credentials_type = AsanaCredentials
+    default_base_url = ASANA_API_BASE
+    default_rate = ASANA_FREE_RATE
+    default_timeout = DEFAULT_TIMEOUT
+    default_max_concurrent = MAX_CONCURRENT_READS
+    default_max_concurrent_writes = MAX_CONCURRENT_WRITES
 
     # -- objects ----------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ import random
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar, Generic, Self, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar, cast
 
 import httpx
 
@@ -264,18 +264,22 @@ _DEFAULT: Any = object()  # "not given" where None is a meaning of its own (rate
 
 
 class TokenApiClient(JsonApiClient):
-    """A :class:`JsonApiClient` of one secret sent in a header: the constructor the simple clients share.
+    """A :class:`JsonApiClient` of one secret sent in a header: the constructor the token clients share.
 
-    A subclass names its defaults (:attr:`default_base_url`, :attr:`default_rate`,
-    :attr:`default_timeout`), its :attr:`credentials_type` (whose ``rate_limit_key`` of the secret is
-    the key requests count against) and, unless the secret goes as ``Authorization: Bearer``,
-    :meth:`auth_headers`.
+    A subclass names its defaults (:attr:`default_base_url`, :attr:`default_rate`, ...), its
+    :attr:`credentials_type` (whose ``rate_limit_key`` of the secret is the key requests count against)
+    and, unless the secret goes as ``Authorization: Bearer`` with ``Accept: application/json``,
+    :meth:`headers_for`.
 
     Args:
         token: The secret.
         base_url: API base (a fake in tests); default :attr:`default_base_url`.
         rate: The secret's request rate (None: no limiter); default :attr:`default_rate`.
-        http: Transport, sleep, clock and retry policy (:class:`HttpSettings`).
+        http: Transport, sleep, clock and retry policy (:class:`HttpSettings`); the retry policy
+            defaults to :attr:`default_retry`.
+        timeout: Default per-request timeout; default :attr:`default_timeout`.
+        max_concurrent: Requests (reads, if the next is set) in flight at once on the secret.
+        max_concurrent_writes: Writes in flight at once on the secret.
 
     Raises:
         ConfigError: No secret.
@@ -284,28 +288,50 @@ class TokenApiClient(JsonApiClient):
     credentials_type: ClassVar[type[TokenCredentials]] = TokenCredentials
     default_base_url: ClassVar[str] = ""
     default_rate: ClassVar[Rate | None] = None
+    default_retry: ClassVar[RetryPolicy | None] = None
     default_timeout: ClassVar[float | httpx.Timeout] = DEFAULT_TIMEOUT
+    default_max_concurrent: ClassVar[int | None] = None
+    default_max_concurrent_writes: ClassVar[int | None] = None
     #: What the secret is, in the error without one (``"an API key"``).
     secret: ClassVar[str] = "a token"
 
     def __init__(
-        self, token: str, *, base_url: str | None = None, rate: Rate | None = _DEFAULT, http: HttpSettings | None = None
+        self,
+        token: str,
+        *,
+        base_url: str | None = None,
+        rate: Rate | None = _DEFAULT,
+        http: HttpSettings | None = None,
+        timeout: float | httpx.Timeout = _DEFAULT,
+        max_concurrent: int | None = _DEFAULT,
+        max_concurrent_writes: int | None = _DEFAULT,
     ) -> None:
         """Check the secret and build the client."""
         if not token:
             raise ConfigError(f"{type(self).__name__} needs {self.secret}")
         super().__init__(
             base_url=(base_url or self.default_base_url).rstrip("/"),
-            headers={**self.auth_headers(token), "Accept": "application/json"},
+            headers=self.headers_for(token),
             credential=self.credentials_type(token).rate_limit_key,
-            rate=self.default_rate if rate is _DEFAULT else rate,
+            rate=_given(rate, self.default_rate),
             http=http,
-            timeout=self.default_timeout,
+            retry=self.default_retry,
+            timeout=_given(timeout, self.default_timeout),
+            max_concurrent=_given(max_concurrent, self.default_max_concurrent),
+            max_concurrent_writes=_given(max_concurrent_writes, self.default_max_concurrent_writes),
         )
 
-    def auth_headers(self, token: str) -> dict[str, str]:
-        """The headers that carry the secret (default ``Authorization: Bearer <token>``)."""
-        return {"Authorization": f"Bearer {token}"}
+    def headers_for(self, token: str) -> dict[str, str]:
+        """The default headers, the secret's included (``Authorization: Bearer <token>``, JSON accepted)."""
+        return {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+
+
+_T = TypeVar("_T")
+
+
+def _given(value: Any, default: _T) -> _T:
+    """``value``, or ``default`` when it was not given (the sentinel, not None: None may mean "none")."""
+    return default if value is _DEFAULT else cast(_T, value)
 
 
 ClientT = TypeVar("ClientT", bound=JsonApiClient)

@@ -94,9 +94,9 @@ class LumaClient(TokenApiClient):
     default_timeout = DEFAULT_TIMEOUT
     secret = "an API key"
 
-    def auth_headers(self, token: str) -> dict[str, str]:
+    def headers_for(self, token: str) -> dict[str, str]:
         """The key goes in Luma's own header (``x-luma-api-key``)."""
-        return {API_KEY_HEADER: token}
+        return {API_KEY_HEADER: token, "Accept": "application/json"}
 
     async def list_events(
         self,

@@ -20,7 +20,6 @@ them (:func:`query_property_id`), or Notion would receive them encoded twice.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import urllib.parse
@@ -29,17 +28,13 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import httpx
-
 from connectors.core import ConfigError
 from connectors.http import (
-    HttpSettings,
     Json,
-    JsonApiClient,
     NextCursorPagination,
     NotFound,
-    Rate,
     RetryPolicy,
+    TokenApiClient,
     TokenCredentials,
 )
 from connectors.notion.settings import (
@@ -58,10 +53,8 @@ __all__ = [
     "NextCursorPagination",
     "NotionClient",
     "NotionCredentials",
-    "credential_key",
     "normalize_id",
     "query_property_id",
-    "token_digest",
 ]
 
 logger = logging.getLogger(__name__)
@@ -98,16 +91,6 @@ def query_property_id(property_id: str) -> str:
     return urllib.parse.unquote(property_id)
 
 
-def token_digest(token: str) -> str:
-    """A short digest naming a token without revealing it."""
-    return hashlib.sha256(token.encode()).hexdigest()[:12]
-
-
-def credential_key(token: str) -> str:
-    """The key the toolkit shares limits under (and the connectors' ``rate_limit_key``)."""
-    return f"notion:{token_digest(token)}"
-
-
 class NotionCredentials(TokenCredentials):
     """The integration token of a Notion source or destination (``NOTION_TOKEN`` unless told otherwise)."""
 
@@ -137,8 +120,8 @@ class DataSourceRef:
         return dict(self.data_source.get("properties") or {})
 
 
-class NotionClient(JsonApiClient):
-    """A Notion REST client for one integration token (a :class:`~connectors.http.JsonApiClient`).
+class NotionClient(TokenApiClient):
+    """A Notion REST client for one integration token (a :class:`~connectors.http.TokenApiClient`).
 
     Pages with :class:`~connectors.http.NextCursorPagination` (``start_cursor`` in, ``next_cursor`` out
     while ``has_more``). A non-object answer comes back as ``{"results": body}``.
@@ -158,31 +141,19 @@ class NotionClient(JsonApiClient):
     create_timeout = CREATE_TIMEOUT
     pagination = NextCursorPagination()
 
-    def __init__(
-        self,
-        token: str,
-        *,
-        base_url: str = NOTION_API_BASE,
-        rate: Rate | None = NOTION_RATE,
-        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
-        http: HttpSettings | None = None,
-    ) -> None:
-        """Check the token and build the client."""
-        if not token:
-            raise ConfigError("NotionClient needs a token")
-        super().__init__(
-            base_url=base_url,
-            headers={
-                "Authorization": f"Bearer {token}",
-                "Notion-Version": NOTION_VERSION,
-                "Content-Type": "application/json",
-            },
-            credential=credential_key(token),
-            rate=rate,
-            http=http,
-            retry=RetryPolicy(retry_statuses=NOTION_RETRY_STATUSES),
-            timeout=timeout,
-        )
+    credentials_type = NotionCredentials
+    default_base_url = NOTION_API_BASE
+    default_rate = NOTION_RATE
+    default_retry = RetryPolicy(retry_statuses=NOTION_RETRY_STATUSES)
+    default_timeout = DEFAULT_TIMEOUT
+
+    def headers_for(self, token: str) -> dict[str, str]:
+        """The token, the API version every request must name, and JSON bodies."""
+        return {
+            "Authorization": f"Bearer {token}",
+            "Notion-Version": NOTION_VERSION,
+            "Content-Type": "application/json",
+        }
 
     # -- objects ----------------------------------------------------------------------------------
 
