@@ -17,6 +17,9 @@ Strategy                        Reads from a page                           Used
 :class:`SyncTokenPagination`    ``sync_token`` of ``nextPageUrl``           Contentful Sync API
 :class:`LinkHeaderPagination`   ``Link: <…>; rel="next"`` (a header)        GitHub
 ==============================  ==========================================  ========================
+
+:class:`ItemOffsetPagination` is the base of the offset-by-items schemes (Spotify's ``next``,
+ListenBrainz's ``total_count``): the next offset is this page's offset plus its items.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from connectors.core import ConfigError, Record, SourceSpec
 from connectors.http.client import Json
 
 __all__ = [
+    "ItemOffsetPagination",
     "LinkHeaderPagination",
     "NextCursorPagination",
     "NextPageTokenPagination",
@@ -104,6 +108,31 @@ class NextCursorPagination(TokenPagination):
         if not body.get("has_more"):
             return None
         return _non_empty(body.get("next_cursor"))
+
+
+class ItemOffsetPagination(TokenPagination):
+    """Send ``offset``; the next page starts after this page's items while :meth:`has_more` says so.
+
+    The offset is a count of items (Spotify, ListenBrainz), so a cursor can hold it as text
+    (:func:`offset_of` reads it back).
+    """
+
+    name = "item_offset"
+    #: The list of a page's items.
+    items = "items"
+
+    def has_more(self, body: Mapping[str, Any], end: int) -> bool:
+        """Whether a page follows this one, which ends at item ``end``."""
+        raise NotImplementedError
+
+    def next_token(self, body: Mapping[str, Any]) -> str | None:
+        """The offset of the next page as text, or None after the last one."""
+        items = body.get(self.items)
+        if not isinstance(items, list) or not items:
+            return None
+        offset = body.get("offset")
+        end = (offset if isinstance(offset, int) else 0) + len(items)
+        return str(end) if self.has_more(body, end) else None
 
 
 class NextPageTokenPagination(TokenPagination):

@@ -32,13 +32,13 @@ from connectors.core import ConfigError, SyncError, TransientError
 from connectors.http import (
     HTTPRecordError,
     HttpSettings,
+    ItemOffsetPagination,
     Json,
     JsonApiClient,
     NotFound,
     Rate,
     TokenClientConnector,
     TokenCredentials,
-    TokenPagination,
     error_for_response,
 )
 from connectors.isrc import is_isrc, normalize_isrc
@@ -79,7 +79,7 @@ class ListenBrainzCredentials(TokenCredentials):
     what = "a ListenBrainz user token, from listenbrainz.org/settings"
 
 
-class TotalCountPagination(TokenPagination):
+class TotalCountPagination(ItemOffsetPagination):
     """Send ``offset``; read on while ``offset + len(feedback) < total_count`` (ListenBrainz)."""
 
     name = "offset+total_count"
@@ -88,16 +88,10 @@ class TotalCountPagination(TokenPagination):
         """A strategy over the list named ``items`` in each page."""
         self.items = items
 
-    def next_token(self, body: Mapping[str, Any]) -> str | None:
-        """The offset of the next page as text, or None after the last one."""
-        items = body.get(self.items)
-        if not isinstance(items, list) or not items:
-            return None
-        raw = body.get("offset")
-        offset = raw if isinstance(raw, int) else 0
+    def has_more(self, body: Mapping[str, Any], end: int) -> bool:
+        """Whether fewer than ``total_count`` items were read."""
         total = body.get("total_count")
-        end = offset + len(items)
-        return str(end) if isinstance(total, int) and end < total else None
+        return isinstance(total, int) and end < total
 
 
 def first_recording_mbid(body: Mapping[str, Any]) -> str | None:

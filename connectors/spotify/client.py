@@ -18,11 +18,11 @@ from typing import Any
 
 from connectors.core import ConfigError
 from connectors.http import (
+    ItemOffsetPagination,
     Json,
     TokenApiClient,
     TokenClientConnector,
     TokenCredentials,
-    TokenPagination,
 )
 from connectors.isrc import normalize_isrc
 from connectors.spotify.settings import (
@@ -55,18 +55,14 @@ class SpotifyCredentials(TokenCredentials):
     what = "a Spotify OAuth access token with the user-library-read and user-library-modify scopes"
 
 
-class OffsetNextPagination(TokenPagination):
+class OffsetNextPagination(ItemOffsetPagination):
     """Send ``offset``; the next page starts after this one's items while ``next`` names a URL (Spotify)."""
 
     name = "offset+next"
 
-    def next_token(self, body: Mapping[str, Any]) -> str | None:
-        """The offset of the next page as text, or None after the last one."""
-        items = body.get("items")
-        if not body.get("next") or not isinstance(items, list) or not items:
-            return None
-        offset = body.get("offset")
-        return str((offset if isinstance(offset, int) else 0) + len(items))
+    def has_more(self, body: Mapping[str, Any], end: int) -> bool:
+        """Whether the page names a ``next`` URL."""
+        return bool(body.get("next"))
 
 
 def track_isrc(track: Mapping[str, Any]) -> str:
