@@ -110,8 +110,12 @@ def asset_retry_policy(route: Route, default: dg.RetryPolicy | None = SYNC_RETRY
 
 
 def shared_limits_enabled() -> bool:
-    """Whether runs pace credentials by the state store's shared schedules (``DURABLE_SYNC_SHARED_LIMITS``)."""
-    return os.environ.get("DURABLE_SYNC_SHARED_LIMITS", "").strip().lower() in ("1", "true", "yes")
+    """Whether runs pace credentials by the state store's shared schedules (the default).
+
+    ``DURABLE_SYNC_SHARED_LIMITS`` set to ``0``, ``false``, ``no`` or ``off`` turns them off: each run
+    then paces itself.
+    """
+    return os.environ.get("DURABLE_SYNC_SHARED_LIMITS", "").strip().lower() not in ("0", "false", "no", "off")
 
 
 def pool_name(route: Route) -> str:
@@ -361,10 +365,9 @@ def build_route(
         progress = _Progress(context, route.name, partition)
         try:
             spec = route.spec_for(partition)
-            # The route's backoff reaches the HTTP retries of every client the pass builds; with
-            # DURABLE_SYNC_SHARED_LIMITS=1 every credential is paced by the schedule all runs share
-            # (the state store's). Off by default for now: in the production-layout reliability test
-            # the runs after a 60 s database cut stopped progressing with it on (README, Performance).
+            # The route's backoff reaches the HTTP retries of every client the pass builds, and every
+            # credential is paced by the schedule all runs share (the state store's), unless
+            # DURABLE_SYNC_SHARED_LIMITS=0.
             shared = shared_limits_enabled()
             with backoff_scope(route.http_backoff), store.shared_rate_limits() if shared else contextlib.nullcontext():
                 result = asyncio.run(run_pass(route, partition, store, options, spec=spec, progress=progress))

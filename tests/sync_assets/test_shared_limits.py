@@ -187,6 +187,62 @@ def test_a_run_paces_its_clients_by_the_store_and_a_test_run_by_default_does_not
         assert conn.execute(rate_limits.select()).fetchall()[0].key == key
 
 
+@pytest.mark.parametrize(
+    ("value", "on"), [(None, True), ("", True), ("1", True), ("0", False), ("false", False), ("OFF", False)]
+)
+def test_runs_share_the_schedule_unless_the_variable_turns_it_off(monkeypatch, value, on):
+    from sync_assets.factory import shared_limits_enabled
+
+    if value is None:
+        monkeypatch.delenv("DURABLE_SYNC_SHARED_LIMITS", raising=False)
+    else:
+        monkeypatch.setenv("DURABLE_SYNC_SHARED_LIMITS", value)
+    assert shared_limits_enabled() is on
+
+
+def test_a_dagster_run_with_nothing_set_paces_by_the_store(store, monkeypatch):
+    """What a daemon- or UI-launched run does: no test helper, no variable."""
+    import dagster as dg
+
+    from connectors.core import Record
+    from connectors.http import HttpSettings
+    from connectors.memory import MemorySource
+    from connectors.notion import NotionDestination
+    from sync_assets.factory import build_route
+    from sync_assets.io_managers import LinkMapIOManager
+    from sync_assets.resources import SyncStateResource
+    from sync_assets.routes import Route
+    from tests.fakes.notion import FakeNotion
+
+    monkeypatch.delenv("DURABLE_SYNC_SHARED_LIMITS", raising=False)
+    fake = FakeNotion(rate=None)
+    database = fake.add_database({"Name": "title", "Key": "rich_text"}, title="Default")
+    dest = NotionDestination(
+        database.id,
+        token=fake.token,
+        token_env=None,
+        database_id_env=None,
+        base_url="http://notion.test",
+        rate=Rate(1000, 1, burst=50),
+        http=HttpSettings(transport=httpx.ASGITransport(fake.app)),
+    )
+    route = Route(MemorySource([Record(f"d-{i}", {"Name": f"d {i}"}) for i in range(3)]), dest, name="default_on")
+    rd = build_route(route, dg.AssetKey([route.source.name]), ())
+    instance = dg.DagsterInstance.ephemeral()
+    (partition,) = route.specs_by_partition()
+    instance.add_dynamic_partitions(route.name, [partition])
+    StateStore._shared[store.url] = store
+    state = SyncStateResource(url=store.url)
+    result = dg.materialize(
+        [rd.asset],
+        partition_key=partition,
+        resources={"sync_state": state, "link_map_io_manager": LinkMapIOManager(state=state)},
+        instance=instance,
+    )
+    assert result.success
+    assert store.rate_limit(dest.rate_limit_key) is not None  # claimed from the shared schedule
+
+
 def test_the_store_continues_one_schedule_across_claims_and_keeps_the_longest_block(store):
     key = f"fake:{uuid.uuid4().hex[:12]}"
     assert store.rate_limit(key) is None
