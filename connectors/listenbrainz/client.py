@@ -342,6 +342,10 @@ class ListenBrainzConnector(TokenClientConnector[ListenBrainzClient]):
         self.musicbrainz_rate = musicbrainz_rate
         self.window = RateWindow()  # outlives each pass's clients: the next page waits if it must
 
+    def __repr__(self) -> str:
+        """Name the connector and its user, never the token."""
+        return f"{type(self).__name__}(name={self.name!r}, user={self.user!r})"
+
     @asynccontextmanager
     async def _open_clients(self, token: str | None) -> AsyncIterator[tuple[ListenBrainzClient, MusicBrainzClient]]:
         """Open clients of ListenBrainz (with ``token``) and MusicBrainz; their requests are counted."""

@@ -76,10 +76,6 @@ class ListenBrainzDestination(ListenBrainzConnector):
         self.name = name
         self._init_user_connection(user, token, token_env, **connection)
 
-    def __repr__(self) -> str:
-        """Name the connector and its user, never the token."""
-        return f"ListenBrainzDestination(name={self.name!r}, user={self.user!r})"
-
     @property
     def configured(self) -> bool:
         """Whether the token and the user are set."""

@@ -100,10 +100,6 @@ class ListenBrainzSource(ListenBrainzConnector):
         # Reading feedback is public: no token, so nothing to revoke and nothing secret to pause on.
         self._init_user_connection(user, None, None, **connection)
 
-    def __repr__(self) -> str:
-        """Name the connector and its user."""
-        return f"ListenBrainzSource(name={self.name!r}, user={self.user!r})"
-
     @property
     def configured(self) -> bool:
         """Whether a user is named (no token is needed to read)."""
