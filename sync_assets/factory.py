@@ -353,7 +353,12 @@ def build_route(
         context: dg.AssetExecutionContext, config: SyncConfig
     ):  # -> MaterializeResult carrying the LinkMap (annotating it would make the output type Nothing)
         sync_state: SyncStateResource = context.resources.sync_state
-        store = sync_state.store()
+        try:
+            store = sync_state.store()
+        except ConfigError as err:  # e.g. the state database needs `durable-sync migrate`: no retry helps
+            raise dg.Failure(
+                description=f"{route_def.name}: {err}", metadata={"reason": "config"}, allow_retries=False
+            ) from None
         partition = context.partition_key
         route = bind_route(route_def, context.resources)
         options = PassOptions(
