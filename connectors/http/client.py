@@ -362,6 +362,10 @@ class TokenClientConnector(TokenCredentialMembers, Generic[ClientT]):
         self.rate = rate
         self.requests_sent = 0
 
+    def __repr__(self) -> str:
+        """Name the connector, never its secret."""
+        return f"{type(self).__name__}(name={self.name!r})"
+
     def _client(self, token: str) -> ClientT:
         """A new client of ``token`` with this connector's settings."""
         raise NotImplementedError

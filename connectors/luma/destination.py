@@ -237,10 +237,6 @@ class LumaDestination(TokenClientDestination[LumaClient, "_LumaSession"], LumaCo
         self.create_only_properties = set(create_only_properties)
         self._init_connection(token, token_env, base_url, http, rate)
 
-    def __repr__(self) -> str:  # never the key
-        """Name the connector, never its secret."""
-        return f"LumaDestination(name={self.name!r})"
-
     # -- configuration ----------------------------------------------------------------------------
 
     def describe(self) -> str:

@@ -80,10 +80,6 @@ class SpotifyDestination(TokenClientDestination[SpotifyClient, "_SpotifySession"
         self.name = name
         self._init_connection(token, token_env, base_url, http, rate)
 
-    def __repr__(self) -> str:
-        """Name the connector, never its secret."""
-        return f"SpotifyDestination(name={self.name!r})"
-
     def describe(self) -> str:
         """Where the records go."""
         return "the saved tracks (Liked Songs) of the Spotify user the access token belongs to"

@@ -108,10 +108,6 @@ class SpotifySource(SpotifyConnector):
         self.name = name
         self._init_connection(token, token_env, base_url, http, rate)
 
-    def __repr__(self) -> str:
-        """Name the connector, never its secret."""
-        return f"SpotifySource(name={self.name!r})"
-
     def specs(self) -> list[SourceSpec]:
         """One unit of work: the user's saved tracks."""
         return [SourceSpec("liked", self.interval_minutes)]
