@@ -41,7 +41,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Collection, Iterable
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors.core import ConfigError, Record, RecordError
@@ -56,7 +56,7 @@ from connectors.luma.settings import (
     TOKEN_ENV,
 )
 
-__all__ = ["LumaDestination", "encode_event"]
+__all__ = ["EVENT_DEFAULTS", "EventMapping", "LumaDestination", "encode_event"]
 
 logger = logging.getLogger(__name__)
 
@@ -100,73 +100,93 @@ def _stamp(value: dt.datetime) -> str:
     return value.isoformat(timespec="seconds")
 
 
-def encode_event(
-    record: Record,
-    *,
-    title_property: str = "Name",
-    start_property: str = "Start",
-    end_property: str | None = "End",
-    timezone_property: str | None = "Timezone",
-    timezone: str = "UTC",
-    description_property: str | None = None,
-    default_duration: dt.timedelta = DEFAULT_DURATION,
-    skip: Collection[str] = (),
-) -> Json:
+class EventMapping(TypedDict, total=False):
+    """Which record properties make a Luma event: the keywords of ``encode_event`` and ``LumaDestination``.
+
+    Attributes:
+        title_property: The property holding the event name (default ``Name``).
+        start_property: The property holding the start, an aware datetime or ISO text (``Start``).
+        end_property: The property holding the end (``End``; None: ``default_duration`` after the start).
+        timezone_property: The property holding an IANA zone for the event (``Timezone``; None: ``timezone``).
+        timezone: The zone when the record names none (``UTC``).
+        description_property: The property holding the description (None: the record's body).
+        default_duration: The length of an event without an end (``DEFAULT_DURATION``).
+    """
+
+    title_property: str
+    start_property: str
+    end_property: str | None
+    timezone_property: str | None
+    timezone: str
+    description_property: str | None
+    default_duration: dt.timedelta
+
+
+EVENT_DEFAULTS: EventMapping = {
+    "title_property": "Name",
+    "start_property": "Start",
+    "end_property": "End",
+    "timezone_property": "Timezone",
+    "timezone": "UTC",
+    "description_property": None,
+    "default_duration": DEFAULT_DURATION,
+}
+"""The mapping's defaults (a given keyword wins)."""
+
+
+def encode_event(record: Record, *, skip: Collection[str] = (), **mapping: Unpack[EventMapping]) -> Json:
     """The create/update payload of a record (without ``event_id``); see the module docstring.
 
     Args:
         record: The record.
-        title_property: The property holding the event name.
-        start_property: The property holding the start (an aware datetime or ISO text).
-        end_property: The property holding the end (None: ``default_duration`` after the start).
-        timezone_property: The property holding an IANA zone for the event (None: ``timezone``).
-        timezone: The zone when the record names none.
-        description_property: The property holding the description (None: none sent).
-        default_duration: The length of an event without an end.
         skip: Record properties not to write (create-only properties on an update).
+        mapping: Which properties make the event (:class:`EventMapping`; defaults ``EVENT_DEFAULTS``).
 
     Raises:
         RecordError: A missing or too long name, a missing or invalid start, an end before the start,
             a naive datetime, an unknown timezone.
     """
+    m = EVENT_DEFAULTS | mapping
     key = record.primary_key
     props = record.properties
     payload: Json = {}
-    if title_property not in skip:
-        name = props.get(title_property)
+    if m["title_property"] not in skip:
+        name = props.get(m["title_property"])
         text = str(name).strip() if name is not None else ""
         if not text:
-            raise RecordError(f"Luma: the record has no {title_property!r} for the event name", primary_key=key)
+            raise RecordError(f"Luma: the record has no {m['title_property']!r} for the event name", primary_key=key)
         if len(text) > MAX_NAME_CHARS:
             raise RecordError(
                 f"Luma: the event name is {len(text)} characters; at most {MAX_NAME_CHARS} are sent", primary_key=key
             )
         payload["name"] = text
-    if start_property not in skip:
-        zone_name = props.get(timezone_property) if timezone_property else None
-        zone_name = zone_name.strip() if isinstance(zone_name, str) and zone_name.strip() else timezone
+    if m["start_property"] not in skip:
+        zone_name = props.get(m["timezone_property"]) if m["timezone_property"] else None
+        zone_name = zone_name.strip() if isinstance(zone_name, str) and zone_name.strip() else m["timezone"]
         zone = _zone(zone_name, key)
-        start_value = props.get(start_property)
+        start_value = props.get(m["start_property"])
         if start_value is None or (isinstance(start_value, str) and not start_value.strip()):
-            raise RecordError(f"Luma: the record has no {start_property!r} (an event needs a start)", primary_key=key)
-        start, all_day = _moment(start_value, zone, start_property, key)
-        end_value = props.get(end_property) if end_property else None
+            raise RecordError(
+                f"Luma: the record has no {m['start_property']!r} (an event needs a start)", primary_key=key
+            )
+        start, all_day = _moment(start_value, zone, m["start_property"], key)
+        end_value = props.get(m["end_property"]) if m["end_property"] else None
         if end_value is None or (isinstance(end_value, str) and not end_value.strip()):
-            end = start + (dt.timedelta(days=1) if all_day else default_duration)
+            end = start + (dt.timedelta(days=1) if all_day else m["default_duration"])
         else:
-            end, end_is_date = _moment(end_value, zone, end_property or "end", key)
+            end, end_is_date = _moment(end_value, zone, m["end_property"] or "end", key)
             if end_is_date:
                 end += dt.timedelta(days=1)  # a date end is inclusive: the event lasts through that day
         if end < start:
             raise RecordError(f"Luma: the end {_stamp(end)} is before the start {_stamp(start)}", primary_key=key)
         payload["start_at"] = _stamp(start)
-        if not (end_property and end_property in skip):
+        if not (m["end_property"] and m["end_property"] in skip):
             payload["end_at"] = _stamp(end)
         payload["timezone"] = zone_name
     description: Any = None
-    if description_property is not None:
-        if description_property not in skip:
-            description = props.get(description_property)
+    if m["description_property"] is not None:
+        if m["description_property"] not in skip:
+            description = props.get(m["description_property"])
     else:
         description = record.body
     if description is not None:
@@ -180,13 +200,9 @@ class LumaDestination(TokenClientDestination[LumaClient, "_LumaSession"], LumaCo
     Args:
         token: The API key; default: the ``token_env`` variable (or ``<token_env>_FILE``), read at each use.
         token_env: Environment variable of the key.
-        title_property: The record property holding the event name.
-        start_property: The record property holding the start (datetime, date or ISO string).
-        end_property: The record property holding the end (None: always ``default_duration``).
-        timezone_property: A record property naming the event's IANA timezone (falls back to ``timezone``).
-        timezone: The default timezone (IANA name).
-        description_property: The record property holding the Markdown description (default: the body).
-        default_duration: Length of an event without an end.
+        mapping: Which record properties make the event (:class:`EventMapping`): ``title_property``,
+            ``start_property``, ``end_property`` (None: always ``default_duration``), ``timezone_property``,
+            ``timezone`` (an IANA name), ``description_property`` (default: the body), ``default_duration``.
         visibility: Sent on create when set (``public``, ``members-only``, ``private``).
         create_only_properties: Written on create, never on update.
         name: Destination name.
@@ -202,37 +218,26 @@ class LumaDestination(TokenClientDestination[LumaClient, "_LumaSession"], LumaCo
         *,
         token: str | None = None,
         token_env: str | None = TOKEN_ENV,
-        title_property: str = "Name",
-        start_property: str = "Start",
-        end_property: str | None = "End",
-        timezone_property: str | None = "Timezone",
-        timezone: str = "UTC",
-        description_property: str | None = None,
-        default_duration: dt.timedelta = DEFAULT_DURATION,
         visibility: str | None = None,
         create_only_properties: Iterable[str] = (),
         name: str = "luma",
         base_url: str = API_BASE,
         http: HttpSettings | None = None,
         rate: Rate | None = LUMA_RATE,
+        **mapping: Unpack[EventMapping],
     ) -> None:
         """Check the arguments and remember them; nothing is read or sent yet."""
-        if not title_property or not start_property:
+        m = self.mapping = EVENT_DEFAULTS | mapping
+        if not m["title_property"] or not m["start_property"]:
             raise ConfigError("LumaDestination: title_property and start_property must be non-empty")
         try:
-            ZoneInfo(timezone)
+            ZoneInfo(m["timezone"])
         except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigError(f"LumaDestination: timezone {timezone!r} is not an IANA timezone") from None
-        if not isinstance(default_duration, dt.timedelta) or default_duration < dt.timedelta(0):
-            raise ConfigError(f"LumaDestination: default_duration must be a timedelta >= 0, got {default_duration!r}")
+            raise ConfigError(f"LumaDestination: timezone {m['timezone']!r} is not an IANA timezone") from None
+        duration = m["default_duration"]
+        if not isinstance(duration, dt.timedelta) or duration < dt.timedelta(0):
+            raise ConfigError(f"LumaDestination: default_duration must be a timedelta >= 0, got {duration!r}")
         self.name = name
-        self.title_property = title_property
-        self.start_property = start_property
-        self.end_property = end_property
-        self.timezone_property = timezone_property
-        self.timezone = timezone
-        self.description_property = description_property
-        self.default_duration = default_duration
         self.visibility = visibility
         self.create_only_properties = set(create_only_properties)
         self._init_connection(token, token_env, base_url, http, rate)
@@ -245,17 +250,7 @@ class LumaDestination(TokenClientDestination[LumaClient, "_LumaSession"], LumaCo
 
     def encode(self, record: Record, *, skip: Collection[str] = ()) -> Json:
         """The payload this destination would send for ``record`` (see :func:`encode_event`)."""
-        return encode_event(
-            record,
-            title_property=self.title_property,
-            start_property=self.start_property,
-            end_property=self.end_property,
-            timezone_property=self.timezone_property,
-            timezone=self.timezone,
-            description_property=self.description_property,
-            default_duration=self.default_duration,
-            skip=skip,
-        )
+        return encode_event(record, skip=skip, **self.mapping)
 
     def _session(self, client: LumaClient) -> _LumaSession:
         # A session on the calendar of the key.
