@@ -66,7 +66,7 @@ from connectors.contentful.settings import (
     MAX_VERSION_RETRIES,
 )
 from connectors.core import ConfigError, Record, RecordError
-from connectors.http import HttpSettings, Json, NotFound, Rate, TokenCredentialMembers
+from connectors.http import HttpSettings, Json, NotFound, Rate, TokenClientConnector
 
 __all__ = ["ContentfulDestination", "ContentfulTargetArgs", "check_field_map"]
 
@@ -150,7 +150,7 @@ class _ContentfulTarget:
         return targets
 
 
-class ContentfulDestination(_ContentfulTarget, TokenCredentialMembers):
+class ContentfulDestination(_ContentfulTarget, TokenClientConnector[ContentfulClient]):
     """Entries of one Contentful content type, created and updated by key (see the module docstring).
 
     Args:
@@ -177,6 +177,8 @@ class ContentfulDestination(_ContentfulTarget, TokenCredentialMembers):
         clock: Epoch seconds, injectable for tests.
         max_concurrency: Writes in flight at once.
     """
+
+    credentials_type = ContentfulManagementCredentials
 
     stores_keys = True
     max_value_length: int | None = None  # limits depend on the field type; encode.py checks them
@@ -208,16 +210,12 @@ class ContentfulDestination(_ContentfulTarget, TokenCredentialMembers):
                 raise ConfigError(f"ContentfulDestination: {what} {special!r} is also a field_map target")
         if key_field is not None and key_field == body_field:
             raise ConfigError("ContentfulDestination: key_field and body_field must differ")
-        self.credentials = ContentfulManagementCredentials(
-            cma_token, cma_token_env, what="a Contentful Content Management API personal access token"
-        )
+        what = "a Contentful Content Management API personal access token"
+        self._init_connection(cma_token, cma_token_env, base_url, http, rate, what=what)
         self.id_prefix = check_prefix(id_prefix)
         self.key_field = key_field
         self.body_field = body_field
         self.name = name
-        self.base_url = base_url
-        self.http = http
-        self.rate = rate
         self.max_concurrency = max_concurrency
 
     # -- configuration ----------------------------------------------------------------------------
@@ -236,13 +234,8 @@ class ContentfulDestination(_ContentfulTarget, TokenCredentialMembers):
 
     # -- sessions ---------------------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def connect(self) -> AsyncIterator[_ContentfulSession]:
-        """A session: the content type and the locales are read once, at the start, and checked."""
-        token = self.token()
-        if not token:
-            raise ConfigError(f"ContentfulDestination {self.name!r}: {self.config_hint}")
-        client = ContentfulClient(
+    def _client(self, token: str) -> ContentfulClient:
+        return ContentfulClient(
             token,
             api="cma",
             space_id=self.space_id,
@@ -251,7 +244,11 @@ class ContentfulDestination(_ContentfulTarget, TokenCredentialMembers):
             http=self.http,
             rate=self.rate,
         )
-        async with client:
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[_ContentfulSession]:
+        """A session: the content type and the locales are read once, at the start, and checked."""
+        async with self._open_client(f"ContentfulDestination {self.name!r}: {self.config_hint}") as client:
             where = f"Contentful space {self.space_id} (environment {self.environment})"
             try:
                 raw = await client.content_type(self.content_type)

@@ -354,9 +354,16 @@ class TokenClientConnector(TokenCredentialMembers, Generic[ClientT]):
     credentials_type: ClassVar[type[TokenCredentials]] = TokenCredentials
 
     def _init_connection(
-        self, token: str | None, token_env: str | None, base_url: str, http: HttpSettings | None, rate: Rate | None
+        self,
+        token: str | None,
+        token_env: str | None,
+        base_url: str,
+        http: HttpSettings | None,
+        rate: Rate | None,
+        *,
+        what: str | None = None,
     ) -> None:
-        self.credentials = self.credentials_type(token, token_env)
+        self.credentials = self.credentials_type(token, token_env, what=what)
         self.base_url = base_url.rstrip("/")
         self.http = http
         self.rate = rate
