@@ -27,7 +27,7 @@ import json
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, TypedDict
+from typing import Any, TypedDict, Unpack
 
 import httpx
 
@@ -138,23 +138,14 @@ class JiraCredentials:
             ``JIRA_BASE_URL``, ``JIRA_EMAIL``, ``JIRA_API_TOKEN`` as in ``settings``).
     """
 
-    def __init__(
-        self,
-        *,
-        base_url: str | None = None,
-        email: str | None = None,
-        token: str | None = None,
-        base_url_env: str | None = BASE_URL_ENV,
-        email_env: str | None = EMAIL_ENV,
-        token_env: str | None = TOKEN_ENV,
-    ) -> None:
-        """Check the arguments and remember them; nothing is read or sent yet."""
-        self._base_url = base_url
-        self._email = email
-        self._token = token
-        self.base_url_env = base_url_env
-        self.email_env = email_env
-        self.token_env = token_env
+    def __init__(self, **args: Unpack[JiraCredentialArgs]) -> None:
+        """Remember the arguments (the keywords of :class:`JiraCredentialArgs`); nothing is read or sent yet."""
+        self._base_url = args.get("base_url")
+        self._email = args.get("email")
+        self._token = args.get("token")
+        self.base_url_env = args.get("base_url_env", BASE_URL_ENV)
+        self.email_env = args.get("email_env", EMAIL_ENV)
+        self.token_env = args.get("token_env", TOKEN_ENV)
 
     def base_url(self) -> str | None:
         """The site now (``https://<site>.atlassian.net``), or None."""
