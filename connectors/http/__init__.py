@@ -7,10 +7,12 @@ Five modules, each usable alone:
   for how one request travels);
 - :mod:`connectors.http.limits`: one rate limit per credential shared by every process (a GCRA
   schedule in a store all of them reach, the state store in a run), and the block after a 429;
-- :mod:`connectors.http.client`: :class:`JsonApiClient`, the base of every system's REST client, and
-  :class:`HttpSettings`, the one bundle of what tests inject (transport, sleep, clock, jitter, retry);
+- :mod:`connectors.http.client`: :class:`JsonApiClient`, the base of every system's REST client
+  (:class:`TokenApiClient` for a client of one secret in a header), :class:`HttpSettings`, the one
+  bundle of what tests inject (transport, sleep, clock, jitter, retry), and the connector bases a
+  system's source and destination share (:class:`TokenClientConnector`, :class:`TokenClientDestination`);
 - :mod:`connectors.http.paginate`: the named pagination strategies (``next_cursor``/``has_more``,
-  ``nextPageToken``, offset, Contentful's sync token, the ``Link`` header);
+  ``nextPageToken``, offset, offset by items, Contentful's sync token, the ``Link`` header);
 - :mod:`connectors.http.credentials`: :class:`TokenCredentials`, one system's secret and the keys named
   after it, and :class:`CredentialMembers`, the mixin that hands them to the engine.
 
