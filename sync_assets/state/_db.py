@@ -186,6 +186,40 @@ class Database:
         # The format SQLAlchemy's SQLite DateTime type reads back (stored as naive UTC).
         return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
+    def rows_by_keys(
+        self,
+        conn: Connection,
+        table: sa.Table,
+        columns: Sequence[str],
+        where: dict[str, Any],
+        key: str,
+        keys: Sequence[str],
+    ) -> list[Any]:
+        """``columns`` of ``table``'s rows whose ``key`` is in ``keys``: one index probe per key.
+
+        Only rows whose ``where`` columns equal their values. On SQLite that is a plain
+        ``… AND key IN (…)``. PostgreSQL without statistics (a new database, a route that just grew)
+        estimates the rows matching ``where`` at a handful and plans such a list as a filter over all
+        of them: a walk of a whole route per page (70 ms a page at 200,000 links, against 3 ms). There
+        the keys are an array whose elements are probed one by one, by a lateral subquery that
+        ``OFFSET 0`` keeps from being flattened into a join planned the same way.
+        """
+        found: list[Any] = []
+        for chunk in chunks(list(keys)):
+            if self.dialect == "postgresql":
+                cond = " AND ".join([*(f"{c} = %s" for c in where), f"{key} = k.key"])
+                sql = (
+                    f"SELECT {', '.join('t.' + c for c in columns)} FROM unnest(%s::text[]) AS k(key) "
+                    f"CROSS JOIN LATERAL (SELECT {', '.join(columns)} FROM {table.name} WHERE {cond} OFFSET 0) AS t"
+                )
+                found += conn.exec_driver_sql(sql, (list(chunk), *where.values())).all()
+            else:
+                q = sa.select(*(table.c[c] for c in columns)).where(
+                    *(table.c[c] == v for c, v in where.items()), table.c[key].in_(list(chunk))
+                )
+                found += conn.execute(q).all()
+        return found
+
     def insert(self, table: sa.Table) -> Any:
         """The dialect's ``INSERT`` construct for ``table`` (the one with ``ON CONFLICT``)."""
         from sqlalchemy.dialects import postgresql, sqlite

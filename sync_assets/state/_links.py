@@ -114,14 +114,19 @@ def _raw_insert_intents(db: Database, conn: Connection, rows: Sequence[tuple[Any
         cursor.close()
 
 
+_LOOKUP = ("primary_key", "destination_id", "content_hash", "state", "partition")
+
+
 def _select_links(db: Database, conn: Connection, route: str, keys: list[str], out: dict[str, Link]) -> None:
-    for chunk in chunks(keys):
-        sql = (
-            "SELECT primary_key, destination_id, content_hash, state, partition FROM ds_links "
-            f"WHERE route = {db.ph(1)} AND primary_key IN ({db.ph(len(chunk))})"
-        )
-        for pk, did, h, st, part in conn.exec_driver_sql(sql, (route, *chunk)):
-            out[pk] = Link(pk, did, h, st, part)
+    if db.dialect == "postgresql":  # one probe per key (``Database.rows_by_keys`` says why)
+        rows = db.rows_by_keys(conn, links, _LOOKUP, {"route": route}, "primary_key", keys)
+    else:
+        rows = []
+        for chunk in chunks(keys):
+            sql = f"SELECT {', '.join(_LOOKUP)} FROM ds_links WHERE route = ? AND primary_key IN ({db.ph(len(chunk))})"
+            rows += conn.exec_driver_sql(sql, (route, *chunk)).all()
+    for pk, did, h, st, part in rows:
+        out[pk] = Link(pk, did, h, st, part)
 
 
 def _defer_foreign(
@@ -339,7 +344,7 @@ class LinkStore(Part):
                 )
             if failures:
                 record_failures(self.db, conn, route, partition, failures, now)
-            clear_failures(conn, route, partition, succeeded)
+            clear_failures(self.db, conn, route, partition, succeeded)
             if checkpoint is not None:
                 put_checkpoint(self.db, conn, route, partition, checkpoint)
 

@@ -57,6 +57,12 @@ class _Merge:
             lst.c.reconcile_id == reconcile_id,
             lst.c.primary_key == links.c.primary_key,
         )
+        # ``OFFSET 0`` keeps PostgreSQL from turning the (NOT) EXISTS into a semi- or anti-join: the
+        # listing's rows are new, so no statistics ever describe them, and the planner estimated one
+        # row on each side and joined them in a nested loop whose inner side walked the whole listing
+        # per link (83-104 s in use; 130 s at 30,000 keys, now 0.7 s). A correlated subquery probes
+        # the listing's index by key once per link whatever the estimates, as SQLite plans it anyway.
+        self.listed = sa.select(lst.c.primary_key).where(self.in_listing).offset(0).exists()
         self.same_id = sa.exists().where(self.in_listing, lst.c.destination_id == links.c.destination_id)
         self.listed_id = sa.select(sa.func.min(lst.c.destination_id)).where(self.in_listing).scalar_subquery()
 
@@ -92,7 +98,7 @@ class _Merge:
                 links.c.route == self.route,
                 links.c.state == "creating",
                 links.c.partition == partition,
-                sa.exists().where(self.in_listing),
+                self.listed,
             )
             .limit(_ADOPTED_KEYS_KEPT)
         )
@@ -105,7 +111,7 @@ class _Merge:
         """
         stmt = (
             links.update()
-            .where(links.c.route == self.route, links.c.state == "creating", sa.exists().where(self.in_listing))
+            .where(links.c.route == self.route, links.c.state == "creating", self.listed)
             .values(destination_id=self.listed_id, state="linked")
             .execution_options(synchronize_session=False)
         )
@@ -120,7 +126,7 @@ class _Merge:
             links.update()
             .where(
                 links.c.route == self.route,
-                sa.exists().where(self.in_listing),
+                self.listed,
                 sa.or_(links.c.state != "linked", links.c.destination_id.is_(None), ~self.same_id),
             )
             .values(destination_id=self.listed_id, state="linked", content_hash=sa.null())
@@ -139,7 +145,10 @@ class _Merge:
             )
             .where(
                 self.this,
-                ~sa.exists().where(links.c.route == self.route, links.c.primary_key == listing.c.primary_key),
+                ~sa.select(links.c.primary_key)
+                .where(links.c.route == self.route, links.c.primary_key == listing.c.primary_key)
+                .offset(0)  # a probe of the link map by key per listed row (see ``listed``)
+                .exists(),
             )
             .group_by(listing.c.route, listing.c.primary_key)
         )
@@ -152,7 +161,7 @@ class _Merge:
         Only rows linked before the listing started: another partition may have created rows
         meanwhile; only ``partition``'s intents: another partition's may be in flight.
         """
-        not_listed = ~sa.exists().where(self.in_listing)
+        not_listed = ~self.listed
         gone = self.conn.execute(
             links.update()
             .where(

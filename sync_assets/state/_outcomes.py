@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from sync_assets.state._db import Database, Part, aware, chunks
+from sync_assets.state._db import Database, Part, aware
 from sync_assets.state._schema import outcomes
 
 
@@ -41,14 +41,11 @@ def record_failures(
     """Store ``(primary_key, error)`` failures in ``conn``'s transaction, counting attempts."""
     keys = [k for k, _ in failures]
     prior: dict[str, tuple[int, dt.datetime]] = {}
-    for chunk in chunks(keys):
-        q = sa.select(outcomes.c.primary_key, outcomes.c.attempts, outcomes.c.first_failed_at).where(
-            outcomes.c.route == route,
-            outcomes.c.partition == partition,
-            outcomes.c.primary_key.in_(chunk),
-        )
-        for pk, attempts, first in conn.execute(q):
-            prior[pk] = (attempts, first)
+    where = {"route": route, "partition": partition}
+    for pk, attempts, first in db.rows_by_keys(
+        conn, outcomes, ("primary_key", "attempts", "first_failed_at"), where, "primary_key", keys
+    ):
+        prior[pk] = (attempts, first)
     rows: list[dict[str, Any]] = []
     for pk, error in failures:
         attempts, first = prior.get(pk, (0, now))
@@ -66,16 +63,22 @@ def record_failures(
     db.upsert(conn, outcomes, rows, ["route", "partition", "primary_key"])
 
 
-def clear_failures(conn: Connection, route: str, partition: str, keys: Sequence[str]) -> None:
-    """Forget the failures of ``keys`` (they wrote, or were unchanged) in ``conn``'s transaction."""
-    for chunk in chunks(list(keys)):
-        conn.execute(
-            outcomes.delete().where(
-                outcomes.c.route == route,
-                outcomes.c.partition == partition,
-                outcomes.c.primary_key.in_(chunk),
-            )
+def clear_failures(db: Database, conn: Connection, route: str, partition: str, keys: Sequence[str]) -> None:
+    """Forget the failures of ``keys`` (they wrote, or were unchanged) in ``conn``'s transaction.
+
+    Every page's keys come here, and few of them ever failed: they are looked up by key, and only the
+    failed ones deleted, one by its primary key each (a ``DELETE … IN (…)`` is a walk of the
+    partition's failures on PostgreSQL without statistics; ``Database.rows_by_keys``).
+    """
+    where = {"route": route, "partition": partition}
+    failed = [r[0] for r in db.rows_by_keys(conn, outcomes, ("primary_key",), where, "primary_key", keys)]
+    if failed:
+        stmt = outcomes.delete().where(
+            outcomes.c.route == route,
+            outcomes.c.partition == partition,
+            outcomes.c.primary_key == sa.bindparam("pk"),
         )
+        conn.execute(stmt, [{"pk": k} for k in failed])
 
 
 class OutcomeStore(Part):

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
-from sync_assets.state._db import Part, chunks, utcnow
+from sync_assets.state._db import Database, Part, utcnow
 from sync_assets.state._leases import Fence, check_fence
 from sync_assets.state._schema import missing, pairs
 
@@ -41,6 +42,25 @@ class Pair:
     fields: dict[str, str]
 
 
+_PAIR_COLS = ("a_key", "b_key", "fields")
+_MISSING_COLS = ("primary_key", "destination_id")
+
+
+def _rows_by_a(db: Database, conn: Connection, pair: str, keys: Sequence[str]) -> list[Any]:
+    """``_PAIR_COLS`` of ``pair``'s rows whose A key is one of ``keys`` (a primary-key probe each)."""
+    return db.rows_by_keys(conn, pairs, _PAIR_COLS, {"pair": pair}, "a_key", keys)
+
+
+def _rows_by_b(db: Database, conn: Connection, pair: str, keys: Sequence[str]) -> list[Any]:
+    """``_PAIR_COLS`` of ``pair``'s rows whose B key is one of ``keys``.
+
+    Probed by the B key alone, which only ``ds_pairs_b`` (b_key, pair) leads with: with the pair in the
+    probe too, PostgreSQL without statistics may walk the pair's rows through the primary key instead.
+    """
+    rows = db.rows_by_keys(conn, pairs, ("pair", *_PAIR_COLS), {}, "b_key", keys)
+    return [r[1:] for r in rows if r[0] == pair]
+
+
 def _pair(row: Any) -> Pair:
     try:
         fields = json.loads(row[2]) or {}
@@ -54,19 +74,13 @@ class PairStore(Part):
 
     def get_pairs(self, pair: str, side: str, keys: Iterable[str]) -> dict[str, Pair]:
         """The pairs whose key on ``side`` (``a`` or ``b``) is one of ``keys``, by that key."""
-        column = pairs.c.a_key if side == "a" else pairs.c.b_key
         wanted = list(dict.fromkeys(keys))
         out: dict[str, Pair] = {}
         with self.db.read() as conn:
-            for chunk in chunks(wanted):
-                rows = conn.execute(
-                    sa.select(pairs.c.a_key, pairs.c.b_key, pairs.c.fields).where(
-                        pairs.c.pair == pair, column.in_(list(chunk))
-                    )
-                )
-                for row in rows:
-                    found = _pair(row)
-                    out[found.a_key if side == "a" else found.b_key] = found
+            rows = _rows_by_a(self.db, conn, pair, wanted) if side == "a" else _rows_by_b(self.db, conn, pair, wanted)
+            for row in rows:
+                found = _pair(row)
+                out[found.a_key if side == "a" else found.b_key] = found
         return out
 
     def put_pairs(
@@ -79,15 +93,14 @@ class PairStore(Part):
         with self.db.write() as conn:
             if route is not None:
                 check_fence(self.db, conn, route, fence)
-            # A B key paired before with another A key (an adoption that re-paired it) gives way.
-            for chunk in chunks([r.b_key for r in rows]):
-                conn.execute(
-                    pairs.delete().where(
-                        pairs.c.pair == pair,
-                        pairs.c.b_key.in_(list(chunk)),
-                        pairs.c.a_key.not_in([r.a_key for r in rows]),
-                    )
-                )
+            # A B key paired before with another A key (an adoption that re-paired it) gives way:
+            # looked up by key, then deleted by primary key (``Database.rows_by_keys`` says why).
+            a_keys = {r.a_key for r in rows}
+            b_keys = [r.b_key for r in rows]
+            stale = [a for a, _b, _f in _rows_by_b(self.db, conn, pair, b_keys) if a not in a_keys]
+            if stale:
+                stmt = pairs.delete().where(pairs.c.pair == pair, pairs.c.a_key == sa.bindparam("a"))
+                conn.execute(stmt, [{"a": a} for a in stale])
             self.db.upsert(
                 conn,
                 pairs,
@@ -122,12 +135,13 @@ class MissingStore(Part):
         """Key -> destination id of the marked rows of ``route`` (only of ``keys`` when given)."""
         out: dict[str, str] = {}
         with self.db.read() as conn:
-            query = sa.select(missing.c.primary_key, missing.c.destination_id).where(missing.c.route == route)
             if keys is None:
+                query = sa.select(missing.c.primary_key, missing.c.destination_id).where(missing.c.route == route)
                 out.update({str(k): str(d) for k, d in conn.execute(query)})
                 return out
-            for chunk in chunks(list(dict.fromkeys(keys))):
-                out.update({str(k): str(d) for k, d in conn.execute(query.where(missing.c.primary_key.in_(chunk)))})
+            wanted = list(dict.fromkeys(keys))
+            found = self.db.rows_by_keys(conn, missing, _MISSING_COLS, {"route": route}, "primary_key", wanted)
+            out.update({str(k): str(d) for k, d in found})
         return out
 
     def set_missing_marks(
@@ -153,5 +167,6 @@ class MissingStore(Part):
                     ],
                     ["route", "primary_key"],
                 )
-            for chunk in chunks(cleared):
-                conn.execute(missing.delete().where(missing.c.route == route, missing.c.primary_key.in_(list(chunk))))
+            if cleared:  # each by its primary key: ``IN (…)`` can walk the route's marks (``rows_by_keys``)
+                stmt = missing.delete().where(missing.c.route == route, missing.c.primary_key == sa.bindparam("pk"))
+                conn.execute(stmt, [{"pk": k} for k in dict.fromkeys(cleared)])

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 4  # the last revision's id, as a number (ds_meta keeps it for releases before alembic)
+SCHEMA_VERSION = 5  # the last revision's id, as a number (ds_meta keeps it for releases before alembic)
 VERSION_TABLE = "ds_alembic_version"  # not alembic's default: Dagster's own migrations use that one
 LISTING_LEASE = "*listing"  # partition keys never hold '*' (routes.partition_key_for)
 
@@ -37,8 +37,13 @@ links = sa.Table(
     sa.Column("content_hash", sa.String(64), nullable=True),
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("synced_at", sa.DateTime(timezone=True), nullable=True),
-    sa.Index("ds_links_partition", "route", "partition"),
-    sa.Index("ds_links_state", "route", "state"),
+    # Schema 5: the route second, the key last. With the route first, each was also an index on the
+    # route alone, which PostgreSQL without statistics (a new database, a route that just grew) costs
+    # as low as the primary key's probe by (route, primary_key), and took for the listing merge's
+    # per-key probes: 7 s instead of 0.2 s at 8,000 links. Only the primary key leads with the route
+    # now; the key last lets a partition's (or a state's) links be read in key order, a batch at a time.
+    sa.Index("ds_links_partition", "partition", "route", "primary_key"),
+    sa.Index("ds_links_state", "state", "route", "primary_key"),
 )
 
 listing = sa.Table(
@@ -208,7 +213,8 @@ pairs = sa.Table(
     sa.Column("b_key", sa.String(1024), nullable=False),
     sa.Column("fields", sa.Text, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Index("ds_pairs_b", "pair", "b_key", unique=True),
+    # Schema 5: B's key first, so that a probe by B's key has one index to take (``PairStore``).
+    sa.Index("ds_pairs_b", "b_key", "pair", unique=True),
 )
 
 # Schema 4: rows a route with ``on_missing`` marked as gone from its source (un-marked when they return).
