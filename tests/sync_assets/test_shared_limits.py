@@ -150,37 +150,40 @@ def test_a_retry_after_seen_by_one_process_blocks_the_others(url, store):
     assert row is not None and row.blocked_until == pytest.approx(at + 3, abs=0.5)
 
 
-def test_a_run_paces_its_clients_by_the_store_and_a_test_run_by_default_does_not(store):
+def _notion_route(fake: Any, database: Any, name: str) -> Any:
+    """A route of three records into the fake Notion, its destination paced at 1,000 requests/s."""
     from connectors.core import Record
     from connectors.http import HttpSettings
     from connectors.memory import MemorySource
     from connectors.notion import NotionDestination
     from sync_assets.routes import Route
+
+    dest = NotionDestination(
+        database.id,
+        token=fake.token,
+        token_env=None,
+        database_id_env=None,
+        base_url="http://notion.test",
+        rate=Rate(1000, 1, burst=50),
+        http=HttpSettings(transport=httpx.ASGITransport(fake.app)),
+    )
+    records = [Record(f"{name}-{i}", {"Name": f"{name} {i}"}) for i in range(3)]
+    return Route(MemorySource(records), dest, name=name)
+
+
+def test_a_run_paces_its_clients_by_the_store_and_a_test_run_by_default_does_not(store):
     from sync_assets.testing import materialize_route
     from tests.fakes.notion import FakeNotion
 
     fake = FakeNotion(rate=None)  # real clock: a shared schedule is in epoch seconds
     database = fake.add_database({"Name": "title", "Key": "rich_text"}, title="Shared")
 
-    def route(name: str) -> Route:
-        dest = NotionDestination(
-            database.id,
-            token=fake.token,
-            token_env=None,
-            database_id_env=None,
-            base_url="http://notion.test",
-            rate=Rate(1000, 1, burst=50),
-            http=HttpSettings(transport=httpx.ASGITransport(fake.app)),
-        )
-        records = [Record(f"{name}-{i}", {"Name": f"{name} {i}"}) for i in range(3)]
-        return Route(MemorySource(records), dest, name=name)
-
-    local = route("local_limits")
+    local = _notion_route(fake, database, "local_limits")
     assert materialize_route(local, store=store).success
     key = local.destination.rate_limit_key
     assert store.rate_limit(key) is None  # materialize_route keeps the in-process limiter by default
 
-    assert materialize_route(route("shared_limits"), store=store, shared_limits=True).success
+    assert materialize_route(_notion_route(fake, database, "shared_limits"), store=store, shared_limits=True).success
     row = store.rate_limit(key)
     assert row is not None and row.tat > dt.datetime(2024, 1, 1, tzinfo=dt.UTC).timestamp()
     with store.engine.connect() as conn:
@@ -204,29 +207,16 @@ def test_a_dagster_run_with_nothing_set_paces_by_the_store(store, monkeypatch):
     """What a daemon- or UI-launched run does: no test helper, no variable."""
     import dagster as dg
 
-    from connectors.core import Record
-    from connectors.http import HttpSettings
-    from connectors.memory import MemorySource
-    from connectors.notion import NotionDestination
     from sync_assets.factory import build_route
     from sync_assets.io_managers import LinkMapIOManager
     from sync_assets.resources import SyncStateResource
-    from sync_assets.routes import Route
     from tests.fakes.notion import FakeNotion
 
     monkeypatch.delenv("DURABLE_SYNC_SHARED_LIMITS", raising=False)
     fake = FakeNotion(rate=None)
     database = fake.add_database({"Name": "title", "Key": "rich_text"}, title="Default")
-    dest = NotionDestination(
-        database.id,
-        token=fake.token,
-        token_env=None,
-        database_id_env=None,
-        base_url="http://notion.test",
-        rate=Rate(1000, 1, burst=50),
-        http=HttpSettings(transport=httpx.ASGITransport(fake.app)),
-    )
-    route = Route(MemorySource([Record(f"d-{i}", {"Name": f"d {i}"}) for i in range(3)]), dest, name="default_on")
+    route = _notion_route(fake, database, "default_on")
+    dest = route.destination
     rd = build_route(route, dg.AssetKey([route.source.name]), ())
     instance = dg.DagsterInstance.ephemeral()
     (partition,) = route.specs_by_partition()
