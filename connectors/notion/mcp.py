@@ -50,6 +50,14 @@ fails, so a database id is resolved with ``notion-fetch`` to its first ``collect
 LIMIT n``): unique and immutable, so inserts and trashing during a pass neither skip nor repeat rows
 (``OFFSET`` would). Pages in the trash are not SQL rows.
 
+``notion-fetch`` answers: the hosted server sends one text block holding a JSON envelope ``{"metadata":
+{"type": "page"|"database"|"data_source"}, "title", "url", "text"}`` whose ``text`` is the markup
+(``<database>``, ``<data-source>`` with its ``<data-source-state>`` JSON, ``<page>`` with its
+``<properties>`` JSON), URLs of databases and data sources wrapped as ``{{…}}``; older and self-hosted
+servers send the bare markup. Both are read (``_read_fetch``). An answer that holds no schema or page
+values we can read is a ``ConfigError`` naming its shape (retrying will not change it), unless it looks
+cut short or says the server is busy (``TransientError``).
+
 Errors are the ``connectors.mcp`` mapping (HTTP 401 after the OAuth provider's refresh → ``AuthError``,
 ``rate_limited`` tool results → ``RateLimited``); a tool's validation error is a ``RecordError`` with
 Notion's message. Pauses are keyed on ``credential_key = "notion-mcp:<account>"``.
@@ -63,10 +71,11 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, Literal, Unpack, cast
 
-from connectors.core import ConfigError, Record, RecordError, SchemaChange, SourceSpec, TransientError
-from connectors.http import Json, drain_pages
+from connectors.core import ConfigError, Record, RecordError, SchemaChange, SourceSpec, SyncError, TransientError
+from connectors.http import Json, drain_pages, redact_text
 from connectors.mcp import (
     McpConnectionArgs,
     McpConnector,
@@ -156,11 +165,24 @@ _DDL_TYPES = {
     "select": "SELECT",
     "multi_select": "MULTI_SELECT",
 }
-_COLLECTION_RE = re.compile(
-    r"collection://([0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12})"
-)
-_DATABASE_URL_RE = re.compile(r'<database[^>]*\burl="([^"]+)"')
+# Inside a notion-fetch answer the hosted server wraps the URLs of databases, data sources and views in
+# double braces (``url="{{collection://<id>}}"``); older and self-hosted servers send them bare. Every
+# pattern below reads both.
+_UUID = r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+_URL_VALUE = r'"(?:\{\{)?([^"{}]+?)(?:\}\})?"'
+_COLLECTION_RE = re.compile(rf"(?:\{{\{{)?collection://({_UUID})(?:\}}\}})?")
+_DATA_SOURCE_TAG_RE = re.compile(rf'<data-source\b[^>]*\burl="(?:\{{\{{)?collection://({_UUID})')
+_PARENT_DATA_SOURCE_RE = re.compile(rf'<parent-data-source\b[^>]*\burl="(?:\{{\{{)?collection://({_UUID})')
+_DATABASE_URL_RE = re.compile(rf"<database\b[^>]*\burl={_URL_VALUE}")
+_PAGE_TAG_RE = re.compile(r"<page\b[^>]*>")
+_TAG_URL_RE = re.compile(rf"\burl={_URL_VALUE}")
 _NOT_FOUND_RE = re.compile(r"could not find|object_not_found|not found", re.I)
+# A short plain-text answer in place of markup that says the server cannot answer now.
+_BUSY_RE = re.compile(
+    r"try again|temporarily|overloaded|too many requests|rate.?limit|timed? ?out|unavailable|busy", re.I
+)
+_MARKUP_TAG_RE = re.compile(r"<[a-z][a-z-]*[\s>/]")
+_FETCH_KINDS = frozenset({"page", "database", "data_source"})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -406,22 +428,104 @@ def _json_in_tag(text: str, tag: str) -> Any:
         return None
 
 
+@dataclass(frozen=True)
+class _Fetched:
+    """A ``notion-fetch`` answer, read: its markup, and what the envelope around it says (if any).
+
+    Attributes:
+        markup: The Markdown-ish markup (``<database …>``, ``<data-source …>``, ``<page …>``).
+        kind: The envelope's ``metadata.type`` (``page``, ``database``, ``data_source``…), None without one.
+        url: The envelope's ``url``, None without one.
+        enveloped: The answer was the JSON envelope (else the markup came bare).
+        cut_short: The answer looks truncated: an envelope whose JSON does not parse, or a tag left open.
+    """
+
+    markup: str
+    kind: str | None = None
+    url: str | None = None
+    enveloped: bool = False
+    cut_short: bool = False
+
+    def shape(self) -> str:
+        """What was received, for an error message: short, whitespace collapsed, token-looking strings masked."""
+        head = redact_text(self.markup, limit=160)
+        if self.enveloped:
+            return f"a JSON envelope of type {self.kind!r} holding {head!r}"
+        return f"text {head!r}"
+
+
+def _read_fetch(result: ToolResult) -> _Fetched:
+    """The markup of a ``notion-fetch`` (or ``notion-create-database``) answer, whatever its wrapping.
+
+    The hosted server answers one text block holding ``{"metadata": {"type": …}, "title", "url", "text":
+    "<markup>"}``: the markup is the ``text`` string (so its JSON is escaped until the envelope is
+    parsed). Older and self-hosted servers answer the bare markup, which is read as it is. Every reader
+    of a fetch answer goes through here.
+    """
+    candidates: list[Any] = [result.structured]
+    text = result.text.strip()
+    if text.startswith("{"):
+        try:
+            candidates.append(json.loads(text))
+        except ValueError:
+            # An envelope cut off mid-way (a size limit, a dropped stream) parses no more than a bare
+            # text would; it is told apart so that the caller can retry it.
+            if '"metadata"' in text[:500]:
+                return _Fetched(result.text, cut_short=True)
+    for data in candidates:
+        if isinstance(data, dict) and isinstance(data.get("text"), str) and isinstance(data.get("metadata"), dict):
+            kind, url = data["metadata"].get("type"), data.get("url")
+            return _Fetched(
+                data["text"],
+                kind=str(kind) if kind else None,
+                url=url if isinstance(url, str) else None,
+                enveloped=True,
+            )
+    return _Fetched(result.text)
+
+
+def _open_tag(markup: str, tag: str) -> bool:
+    """Whether ``<tag`` opens in ``markup`` and is never closed (the answer was cut off inside it)."""
+    return re.search(rf"<{tag}\b", markup) is not None and f"</{tag}>" not in markup
+
+
+def _unreadable(fetched: _Fetched, what: str) -> SyncError:
+    """The error for a successful fetch answer that does not hold what we need (``what`` names it).
+
+    A truncated answer, or a short plain-text one saying the server is busy, may read next time: a
+    ``TransientError``. Anything else is a shape this connector cannot read, which retrying will not
+    change: a ``ConfigError`` naming the shape received.
+    """
+    message = f"{what} ({fetched.shape()})"
+    if fetched.cut_short or any(_open_tag(fetched.markup, tag) for tag in ("data-source-state", "properties")):
+        return TransientError(f"{message}: the answer looks cut short")
+    if len(fetched.markup) < 500 and not _MARKUP_TAG_RE.search(fetched.markup) and _BUSY_RE.search(fetched.markup):
+        return TransientError(message)
+    return ConfigError(f"{message}: not a notion-fetch answer this connector can read (has the server changed?)")
+
+
 def schema_from_fetch(result: ToolResult) -> dict[str, Json]:
     """A data source's schema, REST-shaped, from a ``notion-fetch`` answer.
 
     A data source's schema, REST-shaped (``{name: {"id", "name", "type", <type>: {"options"}}}``), from a
     ``notion-fetch`` answer: ``structuredContent["schema"|"properties"]`` or the ``<data-source-state>``
-    JSON. Hosted type names are mapped to the REST API's (``text`` → ``rich_text``).
+    JSON of its markup (the hosted server's JSON envelope is unwrapped first; bare markup is read too).
+    Hosted type names are mapped to the REST API's (``text`` → ``rich_text``).
+
+    Args:
+        result: The answer of ``notion-fetch`` on a data source (or on a database: its first data source).
 
     Raises:
-        TransientError: The answer holds no schema we can read.
+        TransientError: The answer looks truncated, or says the server is busy.
+        ConfigError: The answer holds no schema this connector can read (the message names its shape).
     """
-    state: Any = result.structured or _json_in_tag(result.text, "data-source-state")
+    fetched = _read_fetch(result)
+    state: Any = (None if fetched.enveloped else result.structured) or _json_in_tag(fetched.markup, "data-source-state")
     raw = None
     if isinstance(state, dict):
         raw = state.get("schema") if isinstance(state.get("schema"), dict) else state.get("properties")
     if not isinstance(raw, dict):
-        raise TransientError(f"{SERVICE} {result.tool}: no data source schema in the answer")
+        raise _unreadable(fetched, f"{SERVICE} {result.tool}: no data source schema in the answer")
     schema: dict[str, Json] = {}
     for name, spec in raw.items():
         spec = spec if isinstance(spec, dict) else {"type": str(spec)}
@@ -436,13 +540,33 @@ def schema_from_fetch(result: ToolResult) -> dict[str, Json]:
     return schema
 
 
-def _data_source_ids(text: str) -> list[str]:
+def _data_source_ids(text: str, pattern: re.Pattern[str] = _COLLECTION_RE) -> list[str]:
+    """The data source ids ``pattern`` finds in ``text``, in order, each once."""
     seen: list[str] = []
-    for found in _COLLECTION_RE.findall(text):
+    for found in pattern.findall(text):
         ds = normalize_id(found)
         if ds not in seen:
             seen.append(ds)
     return seen
+
+
+def _fetch_kind(result: ToolResult, fetched: _Fetched) -> str | None:
+    """``database``, ``data_source`` or ``page``: what a fetch answer shows (None: cannot tell).
+
+    The envelope says it; bare markup is recognized by its tags. A database is checked first, because
+    the hosted server lists each of its data sources with its ``<data-source-state>`` inside it.
+    """
+    if fetched.kind in _FETCH_KINDS:
+        return fetched.kind
+    if not fetched.enveloped and result.structured is not None:
+        return "data_source"
+    if _DATABASE_URL_RE.search(fetched.markup):
+        return "database"
+    if "<data-source-state" in fetched.markup:
+        return "data_source"
+    if _PAGE_TAG_RE.search(fetched.markup):
+        return "page"
+    return None
 
 
 def body_content(body: str | None, *, max_units: int = MAX_CONTENT_CHARS) -> tuple[str | None, Truncation | None]:
@@ -518,19 +642,33 @@ async def _resolve(mcp: McpSession, object_id: str, *, owner: str) -> DataSource
                 "(check the id, and that your Notion account can open it)"
             ) from err
         raise
-    siblings = _data_source_ids(result.text)
-    if result.structured is not None or "<data-source-state" in result.text:  # a data source
-        if not siblings:
-            siblings = [normalize_id(object_id)]
-        return DataSourceRef(siblings[0], None, {"properties": schema_from_fetch(result)}, (siblings[0],))
-    database = _DATABASE_URL_RE.search(result.text)
-    if database is None or not siblings:
-        raise ConfigError(
-            f"{owner}: Notion object {object_id} is not a database or a data source (a page, or a linked view?)"
+    fetched = _read_fetch(result)
+    kind = _fetch_kind(result, fetched)
+    if kind == "data_source":
+        siblings = _data_source_ids(fetched.markup) or [normalize_id(object_id)]
+        own = normalize_id(object_id)
+        data_source_id = own if own in siblings else siblings[0]
+        return DataSourceRef(data_source_id, None, {"properties": schema_from_fetch(result)}, (data_source_id,))
+    if kind == "database":
+        # The database's own <data-source> tags: a schema's relations may name other data sources.
+        siblings = _data_source_ids(fetched.markup, _DATA_SOURCE_TAG_RE) or _data_source_ids(fetched.markup)
+        database = _DATABASE_URL_RE.search(fetched.markup)
+        database_url = database.group(1) if database else fetched.url
+        if not siblings or database_url is None:
+            raise ConfigError(
+                f"{owner}: Notion database {object_id} shows no data source the authorized user can open "
+                f"(a linked view of a database not shared with you?); the answer was {fetched.shape()}"
+            )
+        first = await mcp.call(TOOL_FETCH, {"id": _table(siblings[0])})
+        database_id = normalize_id(database_url)
+        return DataSourceRef(siblings[0], database_id, {"properties": schema_from_fetch(first)}, tuple(siblings))
+    if kind is None:
+        raise _unreadable(
+            fetched, f"{owner}: cannot tell what Notion object {object_id} is from the notion-fetch answer"
         )
-    fetched = await mcp.call(TOOL_FETCH, {"id": _table(siblings[0])})
-    database_id = normalize_id(database.group(1))
-    return DataSourceRef(siblings[0], database_id, {"properties": schema_from_fetch(fetched)}, tuple(siblings))
+    raise ConfigError(
+        f"{owner}: Notion object {object_id} is not a database or a data source (the answer shows a {kind})"
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -678,8 +816,9 @@ class NotionMcpDestination(_NotionTarget, _McpConnector):
             arguments["parent"] = {"page_id": self.parent_page_id}
         async with self._open() as mcp:
             result = await mcp.call(TOOL_CREATE_DATABASE, arguments)
-        database = _DATABASE_URL_RE.search(result.text)
-        sources = _data_source_ids(result.text)
+        markup = _read_fetch(result).markup  # the created database's tags, enveloped or bare
+        database = _DATABASE_URL_RE.search(markup)
+        sources = _data_source_ids(markup)
         if database is None or not sources:
             raise TransientError(f"{SERVICE} {TOOL_CREATE_DATABASE}: no database id in the answer")
         self.database_id = normalize_id(database.group(1))
@@ -953,16 +1092,24 @@ class NotionMcpSource(_NotionPasses, _McpConnector):
             except (McpToolError, ConfigError) as err:
                 logger.info("Notion MCP source %s: page %s skipped: %s", self.name, raw_id, err)
                 continue
-            row = _json_in_tag(result.text, "properties")
-            page = re.search(r"<page\b[^>]*>", result.text)
-            parents = _data_source_ids(result.text)
-            if not isinstance(row, dict) or page is None or 'in-trash="true"' in page.group(0):
+            fetched = _read_fetch(result)
+            row = _json_in_tag(fetched.markup, "properties")
+            page = _PAGE_TAG_RE.search(fetched.markup)
+            if page is not None and 'in-trash="true"' in page.group(0):
                 continue
+            if not isinstance(row, dict) or page is None:
+                error = _unreadable(fetched, f"{SERVICE} {TOOL_FETCH}: no page properties in the answer")
+                if isinstance(error, TransientError):
+                    raise error  # cut short or busy: the pass is retried rather than the page dropped
+                # Not a page we can read (a database, a shape we do not know): said, not skipped silently.
+                logger.warning("Notion MCP source %s: page %s skipped: %s", self.name, raw_id, error)
+                continue
+            parents = _data_source_ids(fetched.markup, _PARENT_DATA_SOURCE_RE) or _data_source_ids(fetched.markup)
             if parents and target.data_source_id not in parents:
                 logger.info("Notion MCP source %s: page %s belongs to another data source; skipped", self.name, raw_id)
                 continue
-            url = re.search(r'\burl="([^"]+)"', page.group(0))
-            row.setdefault(URL_COLUMN, url.group(1) if url else raw_id)
+            url = _TAG_URL_RE.search(page.group(0))
+            row.setdefault(URL_COLUMN, url.group(1) if url else (fetched.url or raw_id))
             record = self._record(row, target.properties)
             if record is not None:
                 records.append(record)

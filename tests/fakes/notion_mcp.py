@@ -13,9 +13,14 @@ faults (``fail_next``), request log and counters all apply::
 
 Tools (names and argument shapes of the hosted server; only what the connector uses):
 
-- ``notion-fetch {"id"}``: a database (its ``<data-source url="collection://…">`` tags), a data source
-  (``collection://<id>`` or its bare id: a ``<data-source-state>`` JSON with the schema, and the
-  ``CREATE TABLE`` of its SQLite table) or a page (its ``<properties>`` JSON in the flat format).
+- ``notion-fetch {"id"}``: as the hosted server, one text block holding the JSON envelope ``{"metadata":
+  {"type": "database"|"data_source"|"page"}, "title", "url", "text"}`` (pages add ``page_last_edited_at``),
+  the markup in ``text``: a database (``<database url="{{<app URL>}}">`` with one ``<data-source
+  url="{{collection://…}}">`` tag per data source, each with its whole state), a data source
+  (``collection://<id>`` or its bare id: its ``<data-source>`` tag, holding a ``<data-source-state>`` JSON
+  with the schema and the ``CREATE TABLE`` of its SQLite table) or a page (``<page url="<app URL>">``, its
+  ``<parent-data-source url="collection://…"/>`` and its ``<properties>`` JSON in the flat format). URLs of
+  databases and data sources are wrapped in ``{{…}}`` as the hosted server wraps them; a page's are bare.
 - ``notion-query-data-sources {"data": {"data_source_urls", "query", "params"?}}``: read-only SQLite
   over the data sources (each a table named ``"collection://<id>"``), executed by ``sqlite3``, so
   ``WHERE``/``ORDER BY``/``LIMIT``/``OFFSET``/``?`` parameters and ``datetime()`` behave as SQLite does.
@@ -427,7 +432,7 @@ class FakeNotionMcp:
         for kind in kinds:
             try:
                 if kind == "database":
-                    return self._database_text(await rest("GET", f"/v1/databases/{object_id}")), None
+                    return await self._database_text(rest, await rest("GET", f"/v1/databases/{object_id}")), None
                 if kind == "data_source":
                     return self._data_source_text(await rest("GET", f"/v1/data_sources/{object_id}")), None
                 page = await rest("GET", f"/v1/pages/{object_id}")
@@ -440,40 +445,25 @@ class FakeNotionMcp:
             {"error": {"code": "object_not_found", "message": "not found", "status": 404}},
         )
 
-    def _database_text(self, db: Json) -> str:
-        sources = "\n".join(
-            f'<data-source url="collection://{ds["id"]}">{ds.get("name", "")}</data-source>'
+    async def _database_text(self, rest: _Rest, db: Json) -> str:
+        # As the hosted server: each data source listed with its whole state, so a database's markup holds
+        # <data-source-state> too (a reader must tell it from a data source's by the envelope or the tags).
+        sources = [
+            _data_source_markup(await rest("GET", f"/v1/data_sources/{ds['id']}"))
             for ds in db.get("data_sources") or []
+        ]
+        title = _plain(db.get("title"))
+        markup = (
+            f'<database url="{{{{{_page_url(db["id"])}}}}}" inline="false">\n'
+            f"The title of this Database is: {title}\n"
+            "Here are the Database's Data Sources:\n"
+            f"<data-sources>\n{chr(10).join(sources)}\n</data-sources>\n</database>"
         )
-        title = "".join(t.get("plain_text", "") for t in db.get("title") or [])
-        return (
-            f'Here is the result of "fetch" for the database {_page_url(db["id"])}:\n'
-            f'<database url="{_page_url(db["id"])}">\n<title>{title}</title>\n'
-            f"<data-sources>\n{sources}\n</data-sources>\n</database>"
-        )
+        return _envelope("database", title, _page_url(db["id"]), markup)
 
     def _data_source_text(self, ds: Json) -> str:
-        schema: Json = {}
-        for name, prop in (ds.get("properties") or {}).items():
-            kind = prop["type"]
-            entry: Json = {"type": HOSTED_TYPES.get(kind, kind)}
-            options = (prop.get(kind) or {}).get("options")
-            if options is not None:
-                entry["options"] = [{"name": o["name"], "color": o.get("color", "default")} for o in options]
-            schema[name] = entry
-        state = {
-            "name": "".join(t.get("plain_text", "") for t in ds.get("title") or []),
-            "url": f"collection://{ds['id']}",
-            "parent": {"database_url": _page_url((ds.get("parent") or {}).get("database_id", ""))},
-            "schema": schema,
-        }
-        columns = ", ".join(f'"{_sql_ident(c)}" {t}' for c, t in _columns(ds))
-        return (
-            f'Here is the result of "fetch" for the data source collection://{ds["id"]}:\n'
-            f'<data-source url="collection://{ds["id"]}">\n'
-            f"<data-source-state>\n{json.dumps(state, indent=2)}\n</data-source-state>\n"
-            f'<sqlite-table>\nCREATE TABLE "collection://{ds["id"]}" ({columns})\n</sqlite-table>\n</data-source>'
-        )
+        database_url = _page_url((ds.get("parent") or {}).get("database_id", ""))
+        return _envelope("data_source", _plain(ds.get("title")), database_url, _data_source_markup(ds))
 
     async def _page_text(self, rest: _Rest, page: Json) -> str:
         parent = page.get("parent") or {}
@@ -494,12 +484,15 @@ class FakeNotionMcp:
             "".join(t.get("plain_text", "") for t in (b.get(b["type"]) or {}).get("rich_text", [])) for b in blocks
         )
         trash = ' in-trash="true"' if page.get("in_trash") else ""
-        return (
-            f'Here is the result of "fetch" for the page {_page_url(page["id"])}:\n'
+        markup = (
             f'<page url="{_page_url(page["id"])}"{trash}>\n{ancestor}'
             f"<properties>\n{json.dumps(_flat_row(page), indent=2)}\n</properties>\n"
             f"<content>\n{content}\n</content>\n</page>"
         )
+        title = next(
+            (_plain(v.get("title")) for v in (page.get("properties") or {}).values() if v.get("type") == "title"), ""
+        )
+        return _envelope("page", title, _page_url(page["id"]), markup, page_last_edited_at=page.get("last_edited_time"))
 
     # -- notion-query-data-sources ---------------------------------------------------------------
 
@@ -765,6 +758,37 @@ def _columns(ds: Json) -> list[tuple[str, str]]:
 
 def _plain(rich: Any) -> str:
     return "".join(str(el.get("plain_text", "")) for el in rich or [])
+
+
+def _envelope(kind: str, title: str, url: str, markup: str, **extra: Any) -> str:
+    """A ``notion-fetch`` answer as the hosted server sends it: the markup as ``text`` in a JSON envelope."""
+    return json.dumps({"metadata": {"type": kind}, "title": title, "url": url, **extra, "text": markup})
+
+
+def _data_source_markup(ds: Json) -> str:
+    """A data source's ``<data-source>`` tag: its state (hosted type names) and its SQLite table."""
+    schema: Json = {}
+    for name, prop in (ds.get("properties") or {}).items():
+        kind = prop["type"]
+        entry: Json = {"type": HOSTED_TYPES.get(kind, kind)}
+        options = (prop.get(kind) or {}).get("options")
+        if options is not None:
+            entry["options"] = [{"name": o["name"], "color": o.get("color", "default")} for o in options]
+        schema[name] = entry
+    state = {
+        "name": _plain(ds.get("title")),
+        "url": f"collection://{ds['id']}",
+        "parent": {"database_url": _page_url((ds.get("parent") or {}).get("database_id", ""))},
+        "schema": schema,
+    }
+    columns = ", ".join(f'"{_sql_ident(c)}" {t}' for c, t in _columns(ds))
+    return (
+        f'<data-source url="{{{{collection://{ds["id"]}}}}}">\n'
+        f"The title of this Data Source is: {state['name']}\n"
+        f"<data-source-state>\n{json.dumps(state, indent=2)}\n</data-source-state>\n"
+        f'<sqlite-table>\nCREATE TABLE IF NOT EXISTS "collection://{ds["id"]}" ({columns})\n</sqlite-table>\n'
+        "</data-source>"
+    )
 
 
 def _flat_row(page: Json) -> Json:

@@ -25,6 +25,14 @@ async def call(fake: FakeNotionMcp, tool: str, arguments: dict[str, Any], token:
         return await mcp.call(tool, arguments, check=False)
 
 
+def envelope(result: ToolResult) -> dict[str, Any]:
+    """A ``notion-fetch`` answer's JSON envelope (``metadata``, ``title``, ``url``, ``text``), as the hosted server's."""
+    assert not result.is_error and result.structured is None, result.text
+    data = json.loads(result.text)
+    assert set(data) >= {"metadata", "title", "url", "text"} and isinstance(data["text"], str)
+    return data
+
+
 def sql(ds_id: str, query: str, params: list[Any] | None = None) -> dict[str, Any]:
     data: dict[str, Any] = {"data_source_urls": [f"collection://{ds_id}"], "query": query}
     if params is not None:
@@ -112,19 +120,25 @@ async def test_created_pages_live_in_the_rest_fake(mcp_fake, notion: FakeNotion,
         {"page_id": page["id"], "command": "update_properties", "properties": {"Languages": None}},
     )
     assert not updated.is_error and notion.values(page["id"])["Languages"] == []
-    fetched = await call(mcp_fake, "notion-fetch", {"id": page["url"]})
-    assert f'<parent-data-source url="collection://{ds_id}"/>' in fetched.text
-    assert "paragraph 149" in fetched.text
+    fetched = envelope(await call(mcp_fake, "notion-fetch", {"id": page["url"]}))
+    assert fetched["metadata"] == {"type": "page"} and fetched["title"] == "From MCP"
+    assert f'<parent-data-source url="collection://{ds_id}"/>' in fetched["text"]
+    assert "paragraph 149" in fetched["text"]
 
 
 async def test_fetch_shows_databases_data_sources_and_their_schema(mcp_fake, db, ds_id):
-    database = await call(mcp_fake, "notion-fetch", {"id": db.id.replace("-", "")})
-    assert f'<data-source url="collection://{ds_id}">' in database.text
-    source = await call(mcp_fake, "notion-fetch", {"id": f"collection://{ds_id}"})
-    state = json.loads(source.text.split("<data-source-state>")[1].split("</data-source-state>")[0])
+    database = envelope(await call(mcp_fake, "notion-fetch", {"id": db.id.replace("-", "")}))
+    assert database["metadata"] == {"type": "database"}
+    assert f'<database url="{{{{https://www.notion.so/{db.id.replace("-", "")}}}}}"' in database["text"]
+    assert f'<data-source url="{{{{collection://{ds_id}}}}}">' in database["text"]
+    assert "<data-source-state>" in database["text"]  # as the hosted server: each data source's whole state
+    source = envelope(await call(mcp_fake, "notion-fetch", {"id": f"collection://{ds_id}"}))
+    assert source["metadata"] == {"type": "data_source"}
+    text = source["text"]
+    state = json.loads(text.split("<data-source-state>")[1].split("</data-source-state>")[0])
     assert state["schema"]["Description"] == {"type": "text"}
     assert [o["name"] for o in state["schema"]["Language"]["options"]] == ["Python", "Go"]
-    assert '"date:Pushed at:is_datetime" INTEGER' in source.text
+    assert '"date:Pushed at:is_datetime" INTEGER' in text
     missing = await call(mcp_fake, "notion-fetch", {"id": "00000000-0000-4000-8000-000000000000"})
     assert missing.is_error and "Could not find" in missing.text
 

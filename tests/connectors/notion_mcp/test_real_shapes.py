@@ -33,7 +33,8 @@ not copied:
 
 They are served by a replay of the hosted server (:class:`HostedMcp`) on ``httpx.MockTransport``, so
 what reaches the connector is exactly the recorded shape. Where the connector cannot read a real shape
-yet, the test is a strict xfail naming what goes wrong.
+yet, the test is a strict xfail naming what goes wrong. The bare markup (no envelope, URLs unwrapped) of
+older and self-hosted servers is still read; tests keep it so.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.core import AuthError, ConfigError, RateLimited, Record, RecordError
+from connectors.core import AuthError, ConfigError, RateLimited, Record, RecordError, SyncError, TransientError
 from connectors.http import HttpSettings
 from connectors.mcp import McpToolError, ToolResult, classify_tool_error, open_mcp_session
 from connectors.notion.decode import decode_properties
@@ -434,18 +435,27 @@ def connector_options(hosted: HostedMcp, time: FakeTime, token: str) -> dict[str
     }
 
 
-def resolvable(hosted: HostedMcp) -> None:
-    """``notion-fetch`` of the database and of its data source, as the hosted server answers them."""
+def bare_markup(fetched: str) -> str:
+    """A ``notion-fetch`` answer as older and self-hosted servers send it: the markup alone, URLs unwrapped."""
+    return re.sub(r"\{\{([^{}]+)\}\}", r"\1", str(json.loads(fetched)["text"]))
+
+
+def resolvable(hosted: HostedMcp, *, bare: bool = False) -> None:
+    """``notion-fetch`` of the database, its data source and its pages, as the hosted server answers them.
+
+    With ``bare``, as older servers answer them: no envelope, no ``{{…}}``.
+    """
+    shaped = bare_markup if bare else str
 
     def fetch(arguments: Json) -> Tool:
         wanted = str(arguments.get("id"))
         if wanted.startswith("collection://") or DATA_SOURCE_ID in wanted:
-            return Tool(DATA_SOURCE_FETCH)
+            return Tool(shaped(DATA_SOURCE_FETCH))
         if DATABASE_ID in wanted or DATABASE_ID.replace("-", "") in wanted:
-            return Tool(DATABASE_FETCH)
+            return Tool(shaped(DATABASE_FETCH))
         for page_id, values in ((PAGE_1, BUG_BASH), (PAGE_2, RELEASE)):
             if page_id in wanted or page_id.replace("-", "") in wanted:
-                return Tool(page_fetch(page_id, values))
+                return Tool(shaped(page_fetch(page_id, values)))
         return Tool(f"Could not find page with ID: {wanted}.", error=True)
 
     hosted.add("notion-fetch", fetch)
@@ -511,18 +521,25 @@ async def test_the_fakes_tool_errors_are_is_error_results_with_notions_message_a
     assert missing.is_error and missing.text.startswith("Could not find")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="The fake's notion-fetch answers the bare markup with unwrapped URLs; the hosted server answers the JSON "
-    "envelope {metadata, title, url, text} with {{…}}-wrapped URLs. The fake keeps the old shape until the connector "
-    "reads the envelope (see test_the_destination_resolves_a_real_database_fetch_and_writes), else every MCP test would fail.",
-)
 async def test_the_fakes_fetch_answers_the_real_envelope(time: FakeTime) -> None:
     notion, fake, ds_id = fake_mcp(time)
+    page = notion.add_page(ds_id, {"Name": "Bug bash", "Key": "101", "Stars": 1234})
+    database_id = notion.data_sources[ds_id].database_id
     async with session_on_fake(fake, time, notion.token) as mcp:
         fetched = await mcp.call("notion-fetch", {"id": f"collection://{ds_id}"})
+        database = await mcp.call("notion-fetch", {"id": database_id})
+        paged = await mcp.call("notion-fetch", {"id": page.id})
+
     data = json.loads(fetched.text)
+    assert fetched.structured is None  # no output schema: the envelope is the text block, as the hosted tool's
+    assert set(data) == set(json.loads(DATA_SOURCE_FETCH))
     assert data["metadata"] == {"type": "data_source"} and f"{{{{collection://{ds_id}}}}}" in data["text"]
+    db = json.loads(database.text)
+    assert set(db) == set(json.loads(DATABASE_FETCH)) and db["metadata"] == {"type": "database"}
+    assert re.search(r'<database url="\{\{https://[^"]+\}\}"', db["text"]) and "<data-source-state>" in db["text"]
+    one = json.loads(paged.text)
+    assert set(one) == set(json.loads(page_fetch(PAGE_1, BUG_BASH))) and one["metadata"] == {"type": "page"}
+    assert f'<parent-data-source url="collection://{ds_id}"' in one["text"] and "<properties>" in one["text"]
 
 
 def session_on_fake(fake: FakeNotionMcp, time: FakeTime, token: str) -> Any:
@@ -698,21 +715,13 @@ def test_a_real_create_answer_names_the_new_pages_id() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# The connectors over the real envelope (today they read the markup only when it is not wrapped)
-
-ENVELOPE_REASON = (
-    "connectors.notion.mcp reads notion-fetch answers as bare markup: _resolve, schema_from_fetch and "
-    "_fetch_items search result.text, which on the hosted server is the JSON envelope {metadata, title, url, "
-    'text}; the <data-source-state> and <properties> JSON inside it is string-escaped (\\" and \\n), so '
-    "json.loads fails: resolving raises TransientError 'no data source schema in the answer' (retried, never "
-    "a ConfigError) and only_items skips every page. With the envelope's text unwrapped these tests pass."
-)
+# The connectors over the real envelope (and over the bare markup of older servers)
 
 
-@pytest.mark.xfail(strict=True, reason=ENVELOPE_REASON)
-async def test_the_destination_resolves_a_real_database_fetch_and_writes(time, synced_at):
+@pytest.mark.parametrize("bare", [False, True], ids=["envelope", "bare"])
+async def test_the_destination_resolves_a_real_database_fetch_and_writes(time, synced_at, bare):
     hosted = HostedMcp()
-    resolvable(hosted)
+    resolvable(hosted, bare=bare)
     hosted.add("notion-query-data-sources", Tool(query_answer(BUG_BASH, RELEASE)))
     hosted.add("notion-create-pages", Tool(CREATE_ANSWER))
     dest = NotionMcpDestination(DATABASE_ID, key_property="Key", **connector_options(hosted, time, notion_token()))
@@ -723,12 +732,15 @@ async def test_the_destination_resolves_a_real_database_fetch_and_writes(time, s
 
     (sent,) = hosted.calls("notion-create-pages")
     assert sent["parent"] == {"data_source_id": DATA_SOURCE_ID}
+    # The database (its markup holds its data source's state too) is resolved as a database, by its {{…}} URL.
+    assert dest.describe().endswith(DATABASE_ID.replace("-", ""))
+    assert [c["id"] for c in hosted.calls("notion-fetch")] == [DATABASE_ID, f"collection://{DATA_SOURCE_ID}"]
 
 
-@pytest.mark.xfail(strict=True, reason=ENVELOPE_REASON)
-async def test_the_source_reads_real_pages(time):
+@pytest.mark.parametrize("bare", [False, True], ids=["envelope", "bare"])
+async def test_the_source_reads_real_pages(time, bare):
     hosted = HostedMcp()
-    resolvable(hosted)
+    resolvable(hosted, bare=bare)
     hosted.add("notion-query-data-sources", Tool(query_answer(BUG_BASH, RELEASE)))
     source = NotionMcpSource(DATABASE_ID, now=time.utcnow, **connector_options(hosted, time, notion_token()))
 
@@ -738,13 +750,72 @@ async def test_the_source_reads_real_pages(time):
     assert records[0].properties["Stars"] == 1234 and records[0].properties["Topics"] == ["sync", "mcp"]
 
 
-@pytest.mark.xfail(strict=True, reason=ENVELOPE_REASON)
-async def test_only_items_reads_real_fetched_pages(time):
+@pytest.mark.parametrize("bare", [False, True], ids=["envelope", "bare"])
+async def test_only_items_reads_real_fetched_pages(time, bare):
     hosted = HostedMcp()
-    resolvable(hosted)
+    resolvable(hosted, bare=bare)
     source = NotionMcpSource(DATA_SOURCE_ID, now=time.utcnow, **connector_options(hosted, time, notion_token()))
 
     records = await source.fetch(source.specs()[0], only_items=[PAGE_1])
 
     assert [r.primary_key for r in records] == [PAGE_1]
     assert records[0].properties["Name"] == "Bug bash"
+
+
+def test_a_fetch_envelope_is_read_as_the_bare_markup_is() -> None:
+    enveloped = schema_from_fetch(ToolResult("notion-fetch", DATA_SOURCE_FETCH))
+    assert enveloped == schema_from_fetch(ToolResult("notion-fetch", bare_markup(DATA_SOURCE_FETCH)))
+    assert enveloped["Key"]["type"] == "rich_text" and enveloped["Edited"]["type"] == "last_edited_time"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "named"),
+    [
+        (page_fetch(PAGE_1, BUG_BASH), ConfigError, "type 'page'"),
+        (
+            envelope("data_source", "Repositories", app_url(DATABASE_ID), "<data-source>new markup</data-source>"),
+            ConfigError,
+            "new markup",
+        ),
+        (DATA_SOURCE_FETCH[: len(DATA_SOURCE_FETCH) // 2], TransientError, "cut short"),
+        (bare_markup(DATA_SOURCE_FETCH).split("</data-source-state>")[0], TransientError, "cut short"),
+        ("Notion is temporarily unavailable. Please try again later.", TransientError, "temporarily unavailable"),
+    ],
+    ids=["a-page", "unknown-markup", "truncated-envelope", "truncated-markup", "busy"],
+)
+def test_a_fetch_answer_without_a_readable_schema_names_its_shape(text, expected, named) -> None:
+    with pytest.raises(SyncError) as raised:
+        schema_from_fetch(ToolResult("notion-fetch", text))
+    # A shape we cannot read does not change by retrying: permanent; a cut or busy answer may read next time.
+    assert type(raised.value) is expected
+    assert "no data source schema" in str(raised.value) and named in str(raised.value)
+    assert len(str(raised.value)) < 400
+
+
+async def test_resolving_a_page_or_an_unreadable_database_is_a_config_error_naming_the_answer(time) -> None:
+    hosted = HostedMcp()
+    token = notion_token()
+    pasted = f"ntn_{secrets.token_hex(20)}"  # an integration token someone pasted into the database's markup
+    odd = envelope("database", "Repositories", app_url(DATABASE_ID), f"<database-v2 id='{DATABASE_ID}'/> {pasted}")
+    hosted.add("notion-fetch", Tool(page_fetch(PAGE_1, BUG_BASH)), Tool(odd))
+
+    page = NotionMcpSource(PAGE_1, now=time.utcnow, **connector_options(hosted, time, token))
+    with pytest.raises(ConfigError, match=r"not a database or a data source .*shows a page"):
+        await page.fetch(page.specs()[0])
+    database = NotionMcpDestination(DATABASE_ID, key_property="Key", **connector_options(hosted, time, token))
+    with pytest.raises(ConfigError, match=r"shows no data source.*type 'database'.*database-v2") as raised:
+        async with database.connect():
+            pass
+    assert pasted not in str(raised.value) and token not in str(raised.value)
+    assert len(hosted.calls("notion-fetch")) == 2  # neither retried
+
+
+async def test_only_items_says_why_it_skips_a_page_it_cannot_read(time, caplog) -> None:
+    hosted = HostedMcp()
+    resolvable(hosted)
+    source = NotionMcpSource(DATA_SOURCE_ID, now=time.utcnow, **connector_options(hosted, time, notion_token()))
+
+    records = await source.fetch(source.specs()[0], only_items=[DATABASE_ID, PAGE_2])
+
+    assert [r.primary_key for r in records] == [PAGE_2]
+    assert f"page {DATABASE_ID} skipped" in caplog.text and "type 'database'" in caplog.text
