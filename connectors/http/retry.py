@@ -188,8 +188,14 @@ _RETRYABLE_TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
 _SENSITIVE_NAME = re.compile(r"auth|token|secret|key|cookie|session|passw|signature|credential", re.I)
 _RATE_LIMIT_TEXT = re.compile(r"rate[ _-]?limit", re.I)
 _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    # Authorization schemes: "Bearer abc…", "token abc…", "Basic dXNl…".
-    (re.compile(r"\b(bearer|basic|token)(\s+)[A-Za-z0-9._~+/=\-]{8,}", re.I), rf"\1\2{REDACTED}"),
+    # Authorization schemes: "Bearer abc…", "token abc…", "Basic dXNl…". A credential may hold colons
+    # (workers-oauth-provider's tokens, e.g. Notion's hosted MCP server: "<user>:<grant>:<secret>").
+    (re.compile(r"\b(bearer|basic|token)(\s+)[A-Za-z0-9._~+/=:\-]{8,}", re.I), rf"\1\2{REDACTED}"),
+    # workers-oauth-provider's token shape on its own: "<uuid>:<grant id>:<secret>".
+    (
+        re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}:[\w-]+:[\w-]{8,}"),
+        REDACTED,
+    ),
     # Well-known token shapes: GitHub, Notion, Slack, Google API keys, JWTs.
     (
         re.compile(

@@ -758,12 +758,15 @@ def test_redact_headers_masks_credentials_and_token_like_names() -> None:
         "key AIzaSyA-abcdefghijklmnopqrstuvwxyz012345",
         "notion secret_" + "abcdefghijklmnopqrstuvwxyz0123456789",
         "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.sflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+        # The hosted Notion MCP server's OAuth tokens (workers-oauth-provider): "<user>:<grant>:<secret>".
+        "Authorization: Bearer 5d6f0c2a-1b3e-4c5d-8e9f-0a1b2c3d4e5f:grantabcd:" + "xyzsecretpart" * 2,
+        "refused 5d6f0c2a-1b3e-4c5d-8e9f-0a1b2c3d4e5f:grantabcd:" + "xyzsecretpart" * 2 + " (expired)",
     ],
 )
 def test_redact_text_masks_token_looking_strings(text: str) -> None:
     redacted = redact_text(text)
     assert REDACTED in redacted
-    for fragment in ("abcdefghijklmnop", "ya29", "s3cr3t", "AIzaSy", "SflKxw", "sflKxw"):
+    for fragment in ("abcdefghijklmnop", "ya29", "s3cr3t", "AIzaSy", "SflKxw", "sflKxw", "grantabcd", "xyzsecret"):
         assert fragment not in redacted
 
 
