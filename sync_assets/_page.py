@@ -64,7 +64,7 @@ class PageSteps(TwoWaySteps, MissingSteps):
         if not extra:
             self._note_seen(raw)
         two_way: TwoWayPage | None = None
-        records = prepared.records
+        records = self._hold_later_copies(prepared.records)
         if self.route.two_way is not None:
             # Records with a twin are planned field by field; the rest are creates (with their twin's
             # field names), through the ordinary claims below.
@@ -92,6 +92,23 @@ class PageSteps(TwoWaySteps, MissingSteps):
             # the pair (never created twice); the intent left pending makes the next pass list first.
             self._commit_two_way(two_way, written.linked)
         self._commit_page(written, plan.unchanged, next_cursor, targeted)
+
+    def _hold_later_copies(self, records: dict[str, Record]) -> dict[str, Record]:
+        """The page's records but those whose key an earlier page of this pass deferred.
+
+        A later copy of such a key replaces the kept one (the last copy wins, as within a page) and
+        waits with it for the retry at the end of the pass. Claimed here, it would be created without
+        what the deferral waits for: the other partition's link, or the listing that decides whether
+        a dead pass's create landed.
+        """
+        held = [key for key in records if key in self.deferred]
+        if not held:
+            return records
+        for key in held:
+            self.deferred[key] = (records[key], self.deferred[key][1])
+            self.two_way_raw.pop(key, None)  # the kept copy's raw record: superseded
+        self.stats.deduplicated += len(held)
+        return {key: record for key, record in records.items() if key not in self.deferred}
 
     def _classify(self, records: dict[str, Record]) -> PagePlan:
         """Look the page's keys up in the link map and classify them (a real pass claims its creates)."""

@@ -19,9 +19,9 @@ and then:
   exactly the copies that shared a page with a later copy of their key.
 
 A key's copies are kept on one page: the engine dedupes within a page only, and copies on two pages
-meet two engine bugs, each pinned by a strict xfail test below (every pass rewrites differing copies;
-a key whose first copy took over another partition's unconfirmed claim — its pass died, or lost
-the answer to the create — is created again by its second).
+that differ are rewritten by every pass (an engine bug pinned by a strict xfail test below). A key
+whose first copy took over another partition's unconfirmed claim (its pass died, or lost the answer
+to the create) was created again by its second copy; fixed, and pinned by the test after it.
 ``PROPERTY_COPIES_ACROSS_PAGES=1`` generates copies anywhere; the checks then allow the rewrites.
 
 Every example runs on one state database per test, under a route of its own that it forgets at its
@@ -68,11 +68,10 @@ PARTITIONS = ["a", "b", "c"]
 LEASE_SECONDS = 0.25
 LEASE_WAIT = 0.6
 
-# The engine collapses a key's copies within a page (last wins), not across pages: copies of a key on
-# two pages are each written, by every pass, and one whose first copy took over another partition's
-# unconfirmed claim is created twice (the two xfail tests below). Until that is fixed, the generated
-# sources keep a key's copies on one page; PROPERTY_COPIES_ACROSS_PAGES=1 generates them anywhere
-# (and finds both).
+# The engine collapses a key's copies within a page (last wins), not across pages: differing copies
+# of a key on two pages are each written, by every pass (the xfail test below). Until that is fixed,
+# the generated sources keep a key's copies on one page; PROPERTY_COPIES_ACROSS_PAGES=1 generates them
+# anywhere (400 such schedules passed once the second copy of a deferred key waited with the first).
 COPIES_ACROSS_PAGES = os.environ.get("PROPERTY_COPIES_ACROSS_PAGES") == "1"
 
 ROUTE_NUMBERS = itertools.count(1)  # every example has a route of its own in the test's database
@@ -379,12 +378,6 @@ def test_differing_copies_on_two_pages_are_not_rewritten_by_every_pass(sqlite_st
         sqlite_state.forget_route(route.name)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the second page regains the claim the first page took over from the dead pass and "
-    "creates the key without the listing the takeover asked for (reported; a fix makes this pass: "
-    "drop the mark)",
-)
 def test_copies_on_two_pages_of_a_key_a_dead_pass_created_are_not_created_again(sqlite_state):
     # b's pass creates k and dies before it links it; c's spec yields k on two pages. c's first page
     # takes b's dead claim over and defers k (only a listing may decide to create it); its second page
