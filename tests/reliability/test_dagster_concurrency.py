@@ -60,7 +60,18 @@ ROUTE = dagster_routes.ROUTE
 JOB = f"{ROUTE}_sync"
 LOCATION = "reliab"
 # Partitions: u* for the double launches, f* for the full refreshes, cut and crash* for the faults.
-SIZES = {"u1": 150, "u2": 150, "u3": 150, "f1": 60, "f2": 60, "f3": 60, "cut": 240, "crash": 240, "crashui": 240}
+SIZES = {
+    "u1": 150,
+    "u2": 150,
+    "u3": 150,
+    "f1": 60,
+    "f2": 60,
+    "f3": 60,
+    "srv": 40,
+    "cut": 240,
+    "crash": 240,
+    "crashui": 240,
+}
 PAGE_SIZE = 20
 NOTION_RPS = 12  # the destination's own rate: ~5 s of writes per 60 records
 LEASE_SECONDS = 4
@@ -86,6 +97,22 @@ def _proc_state(pid: int) -> str:
         return "gone"
     keep = [line for line in status if line.split(":")[0] in ("State", "Threads")]
     return f"{'; '.join(keep)}; wchan {wchan}"
+
+
+def children(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the processes whose parent is ``pid``."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            out.append((int(entry.name), cmdline))
+    return out
 
 
 def alive(pid: int) -> bool:
@@ -342,8 +369,12 @@ class Deployment:
         return wait_for(reached, timeout, 1, f"run {run_id[:8]} to reach {sorted(s.value for s in statuses)}")
 
     def failure_message(self, run_id: str) -> str:
+        """The run's failure, and the engine's own lines before it (a dequeue error is one of those)."""
         records = self.instance.get_records_for_run(
-            run_id, of_type=dg.DagsterEventType.RUN_FAILURE, ascending=False, limit=5
+            run_id,
+            of_type={dg.DagsterEventType.RUN_FAILURE, dg.DagsterEventType.ENGINE_EVENT},
+            ascending=False,
+            limit=5,
         ).records
         return " | ".join(r.event_log_entry.message or "" for r in records)
 
@@ -501,6 +532,23 @@ def test_overlapping_full_refreshes_of_three_partitions(deployment: Deployment) 
     dep.wait_settled()
 
 
+def test_a_run_queued_while_the_code_server_is_down_waits_for_it(deployment: Deployment) -> None:
+    """The daemon's code server dies (an OOM, a deploy, a database outage longer than its heartbeat):
+    a run dequeued before the daemon has a new one goes back in the queue (the instance config's
+    max_user_code_failure_retries) and runs, instead of being marked failed without ever starting."""
+    dep = deployment
+    assert dep.daemon is not None
+    servers = [pid for pid, cmd in children(dep.daemon.pid) if " api grpc " in f" {cmd} "]
+    assert servers, children(dep.daemon.pid)
+    for pid in servers:
+        os.kill(pid, signal.SIGKILL)
+    run_id = dep.launch_tagged("srv")
+    ended = dep.wait_status(run_id, {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE}, SETTLE_SECONDS)
+    assert ended.status == dg.DagsterRunStatus.SUCCESS, dep.failure_message(run_id)
+    dep.wait_settled(partitions={"srv"})
+    dep.assert_exactly_once("srv")
+
+
 def test_database_cut_for_60_seconds_mid_pass(deployment: Deployment) -> None:
     dep = deployment
     dep.set_pool_limit(1)
@@ -582,14 +630,14 @@ def crash(deployment: Deployment) -> Crash:
     try:
         wait_for(under_way, 120, 0.2, "both passes to be under way")
     except AssertionError as err:
-        # Known since session 3: after the database-cut scenario in the same deployment, these two
-        # runs do not get under way (seen with and without the shared rate limiter; the crash
-        # scenarios pass on a fresh deployment). Reported, not hidden: the issue tracker's note has it.
+        # Once seen after the database-cut scenario: the daemon's code server was restarting and a
+        # dequeue failed the run at once (before both instance configs retried such dequeues, see
+        # test_a_run_queued_while_the_code_server_is_down_waits_for_it). Say which run did not start and why.
         states = {
             p: [(r.run_id[:8], r.status.value, dep.failure_message(r.run_id)[:400]) for r in dep.runs(p)]
             for p in ("crash", "crashui")
         }
-        pytest.xfail(f"crash passes not under way after the cut scenario ({err}); runs: {states}")
+        raise AssertionError(f"{err}; runs: {states}") from None
     workers = [int((pids / f"pid-{p}").read_text()) for p in ("crash", "crashui")]
     dep.crash(workers)
     at = time.monotonic()
