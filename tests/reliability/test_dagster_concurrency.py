@@ -16,8 +16,9 @@ Notion (0 duplicates, 0 lost) and, after a few minutes at most, no run left in f
 1. two launches of one partition at once under pool limits 1, 2 and 3, one as the UI sends it (only
    the ``dagster/partition`` tag), the other from the CLI, a tagged GraphQL launch or a second click;
 2. overlapping full refreshes of three partitions of one route into one database (pool limit 3);
-3. a 60 s database cut in the middle of a pass;
-4. a host-style crash: daemon, webserver (with its code servers) and the run workers SIGKILLed mid-pass,
+3. a run launched while the daemon's code server is down (killed): it waits in the queue and runs;
+4. a 60 s database cut in the middle of a pass;
+5. a host-style crash: daemon, webserver (with its code servers) and the run workers SIGKILLed mid-pass,
    then restarted; the stale-run sensor marks the STARTED runs failed and a retry resumes from the
    checkpoint. One of the two crashed runs was launched from the UI (``__ASSET_JOB``, found by its
    asset selection).
