@@ -31,6 +31,8 @@ from connectors.core import AuthError, ConfigError, Record, RecordError
 from connectors.http import HttpSettings
 from tests.connectors.asana.conftest import API, FAST, NO_JITTER, FakeTime, client_options
 from tests.fakes.asana import FakeAsana, FakeProject
+from tests.fakes.replay import Answer
+from tests.fakes.replay import Replay as RecordedReplay
 
 WORKSPACE = "1204567890123401"
 PROJECT = "1204567890123456"
@@ -146,19 +148,28 @@ def next_page(path: str) -> dict[str, str]:
     return {"offset": OFFSET, "path": rel, "uri": f"https://app.asana.com/api/1.0{rel}"}
 
 
-class Replay:
-    """Routes requests to canned answers by (method, path, whether an offset was sent)."""
+Recorded = dict[tuple[str, str, bool], list[tuple[int, Any, dict[str, str]]]]
 
-    def __init__(self, routes: dict[tuple[str, str, bool], list[tuple[int, Any, dict[str, str]]]]) -> None:
-        self.routes = {k: list(v) for k, v in routes.items()}
-        self.sent: list[httpx.Request] = []
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.sent.append(request)
+class Replay(RecordedReplay):
+    """Routes requests to canned answers by (method, path, whether an offset was sent), each given once."""
+
+    repeat_last = False
+
+    def __init__(self, routes: Recorded) -> None:
+        super().__init__()
+        for key, answers in routes.items():
+            self.record(key, *(Answer(status, body, headers) for status, body, headers in answers))
+
+    def key(self, request: httpx.Request) -> tuple[str, str, bool]:
         path = request.url.path.removeprefix("/api/1.0")
-        key = (request.method, path, "offset" in request.url.params)
-        status, body, headers = self.routes[key].pop(0)
-        return httpx.Response(status, json=body, headers=headers)
+        return (request.method, path, "offset" in request.url.params)
+
+    def miss(self, request: httpx.Request) -> httpx.Response:
+        raise LookupError(f"no answer left for {self.key(request)}")  # an unplanned request fails the test
+
+    def respond(self, request: httpx.Request, answer: Answer) -> httpx.Response:
+        return httpx.Response(answer.status, json=answer.body, headers=answer.headers)
 
 
 def replay_dest(replay: Replay, time: FakeTime, **kwargs: Any) -> AsanaDestination:
@@ -168,13 +179,13 @@ def replay_dest(replay: Replay, time: FakeTime, **kwargs: Any) -> AsanaDestinati
         token_env=None,
         project_env=None,
         base_url=API,
-        http=HttpSettings(transport=httpx.MockTransport(replay), retry=NO_JITTER, sleep=time.sleep, clock=time.clock),
+        http=HttpSettings(transport=replay.transport(), retry=NO_JITTER, sleep=time.sleep, clock=time.clock),
         rate=FAST,
         **{"batch": False, **kwargs},  # the replayed answers are those of single requests
     )
 
 
-def project_answers() -> dict[tuple[str, str, bool], list[tuple[int, Any, dict[str, str]]]]:
+def project_answers() -> Recorded:
     project = {
         "gid": PROJECT,
         "resource_type": "project",
@@ -216,7 +227,7 @@ async def test_the_listing_finds_keys_among_documented_custom_field_values_and_f
     async with replay_dest(replay, FakeTime()).connect() as session:
         rows = [pair async for pair in session.query_existing_rows()]
     assert rows == [("gh-1", "1204567890200001"), ("gh-3", "1204567890200003")]
-    listing = [r for r in replay.sent if r.url.path.endswith("/tasks")]
+    listing = [r for r in replay.seen if r.url.path.endswith("/tasks")]
     assert [r.url.params.get("offset") for r in listing] == [None, OFFSET]  # the JWT sent back as is
     assert all(r.url.params["limit"] == "100" for r in listing)
 

@@ -39,8 +39,6 @@ import re
 import secrets
 import urllib.parse
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -53,6 +51,8 @@ from connectors.core import AuthError, ConfigError
 from connectors.http import RetryPolicy, make_client
 from tests.connectors.auth.helpers import RESOURCE, no_sleep, oauth_client
 from tests.fakes.oauth import FakeOAuthServer, ManualClock
+from tests.fakes.replay import Answer
+from tests.fakes.replay import Replay as RecordedReplay
 
 Json = dict[str, Any]
 
@@ -130,41 +130,15 @@ def challenge(error: str | None = "invalid_token") -> str:
 # The replay transport
 
 
-@dataclass
-class Answer:
-    status: int
-    body: Json | None = None
-    headers: dict[str, str] = field(default_factory=dict)
+class Replay(RecordedReplay):
+    """Answers per (method, URL without query): the provider's endpoints sit on more than one host."""
 
-
-Handler = Callable[[httpx.Request], Answer]
-
-
-@dataclass
-class Replay:
-    """Answers per (method, URL without query), in order (the last one repeats); every request is kept."""
-
-    routes: dict[tuple[str, str], list[Answer | Handler]] = field(default_factory=dict)
-    seen: list[httpx.Request] = field(default_factory=list)
-
-    def add(self, method: str, url: str, *answers: Answer | Handler) -> None:
-        self.routes.setdefault((method, url), []).extend(answers)
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        self.seen.append(request)
-        key = (request.method, str(request.url.copy_with(query=None)))
-        queue = self.routes.get(key)
-        if not queue:
-            return httpx.Response(404, text="Not found")
-        item = queue.pop(0) if len(queue) > 1 else queue[0]
-        answer = item(request) if callable(item) else item
-        headers = {"content-type": "application/json", **answer.headers}
-        content = b"" if answer.body is None else json.dumps(answer.body).encode()
-        return httpx.Response(answer.status, headers=headers, content=content)
+    def key(self, request: httpx.Request) -> tuple[str, str]:
+        return (request.method, str(request.url.copy_with(query=None)))
 
     def client(self, **kwargs: Any) -> httpx.AsyncClient:
         kwargs.setdefault("retry", RetryPolicy(max_attempts=3, base_delay=0, jitter=0))
-        return make_client(service="OAuth", transport=httpx.MockTransport(self.handle), sleep=no_sleep, **kwargs)
+        return make_client(service="OAuth", transport=self.transport(), sleep=no_sleep, **kwargs)
 
     def form(self, index: int) -> dict[str, str]:
         return dict(urllib.parse.parse_qsl(self.seen[index].content.decode()))

@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -28,6 +27,7 @@ from connectors.contentful.client import is_version_mismatch
 from connectors.core import AuthError, Record, RecordError, SourceSpec, TransientError
 from connectors.http import HttpSettings, Rate, RetryPolicy
 from tests.connectors.contentful.conftest import FakeTime
+from tests.fakes.replay import Replay
 
 SPACE = "ex4mpl3sp4ce"
 CITY = "2PqfXUJwE8qSYKuM0U6w8M"  # content type ids made in the web app are base62 like entry ids
@@ -39,8 +39,6 @@ NO_JITTER = RetryPolicy(jitter=0)
 CDA = "https://cdn.contentful.com"
 CMA = "https://api.contentful.com"
 ENV_PATH = f"/spaces/{SPACE}/environments/master"
-
-Handler = Callable[[httpx.Request], httpx.Response]
 
 
 def opaque_token(seed: str) -> str:
@@ -212,19 +210,6 @@ def error_body(error_id: str, message: str, details: Any = None) -> dict[str, An
     return body
 
 
-class Replay:
-    """Answers requests from a routing function and logs them."""
-
-    def __init__(self, route: Handler) -> None:
-        self.route = route
-        self.log: list[httpx.Request] = []
-        self.transport = httpx.MockTransport(self.handle)
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        self.log.append(request)
-        return self.route(request)
-
-
 def space_routes(request: httpx.Request) -> httpx.Response:
     path, params = request.url.path, request.url.params
     if path == f"{ENV_PATH}/content_types":
@@ -245,7 +230,7 @@ def make_source(replay: Replay, time: FakeTime, **kwargs: Any) -> ContentfulSour
         "delivery_token": "cda-" + "x" * 20,
         "delivery_token_env": None,
         "cma_token_env": None,
-        "http": HttpSettings(transport=replay.transport, retry=NO_JITTER, sleep=time.sleep, clock=time.clock),
+        "http": HttpSettings(transport=replay.transport(), retry=NO_JITTER, sleep=time.sleep, clock=time.clock),
         "rate": FAST,
         **kwargs,
     }
@@ -279,7 +264,7 @@ async def test_an_initial_sync_of_real_pages_follows_the_token_and_types_the_fie
     assert london["Updated"] == dt.datetime(2014, 8, 23, 14, 42, 35, 207000, tzinfo=dt.UTC)
     assert berlin["founded"] == dt.date(1237, 10, 28) and berlin["population"] == 3850809
     assert berlin["center"] is None  # no value: None, not missing
-    sync_calls = [r for r in replay.log if r.url.path.endswith("/sync")]
+    sync_calls = [r for r in replay.seen if r.url.path.endswith("/sync")]
     # The page token is sent, exactly, to OUR environment path, never to the URL Contentful gave.
     assert [r.url.path for r in sync_calls] == [f"{ENV_PATH}/sync"] * 2
     assert sync_calls[1].url.params["sync_token"] == TOKEN_PAGE_2
@@ -294,7 +279,7 @@ async def test_a_delta_sync_carries_the_change_and_the_deletions(time: FakeTime)
     spec = source.specs()[0]
     await drain(source, spec)
     source.commit(spec.key)
-    replay.log.clear()
+    replay.seen.clear()
 
     records = {r.primary_key: r for r in await drain(source, spec)}
     source.commit(spec.key)
@@ -304,7 +289,7 @@ async def test_a_delta_sync_carries_the_change_and_the_deletions(time: FakeTime)
     assert records[PARIS] == Record(PARIS, {"Deleted": True})
     assert "happycat" not in records  # a deleted asset is not an entry
     assert source.pass_metadata(spec)["deletions"] == 1 and source.pass_metadata(spec)["mode"] == "delta"
-    assert [r.url.params["sync_token"] for r in replay.log if r.url.path.endswith("/sync")] == [TOKEN_NEXT]
+    assert [r.url.params["sync_token"] for r in replay.seen if r.url.path.endswith("/sync")] == [TOKEN_NEXT]
     assert json.loads(watermarks[spec.key])["token"] == TOKEN_AFTER
 
 
@@ -319,7 +304,7 @@ def client_for(replay: Replay, time: FakeTime, api: str = "cma") -> ContentfulCl
         space_id=SPACE,
         environment="master",
         base_url=CMA if api == "cma" else CDA,
-        http=HttpSettings(transport=replay.transport, retry=NO_JITTER, sleep=time.sleep, clock=time.clock),
+        http=HttpSettings(transport=replay.transport(), retry=NO_JITTER, sleep=time.sleep, clock=time.clock),
         rate=FAST,
     )
 
@@ -419,7 +404,7 @@ async def test_a_rate_limit_waits_the_reset_header_then_goes_on(time: FakeTime) 
     async with client_for(replay, time) as client:
         body = await client.entries({"limit": 1})
 
-    assert body["items"] == [] and len(replay.log) == 2
+    assert body["items"] == [] and len(replay.seen) == 2
     assert 2.0 in time.sleeps  # the reset header's seconds, not a guess
 
 
@@ -469,7 +454,7 @@ async def test_an_update_reads_the_version_of_a_recorded_cma_entry(time: FakeTim
         cma_token="CFPAT-" + "z" * 30,
         cma_token_env=None,
         base_url=CMA,
-        http=HttpSettings(transport=replay.transport, retry=NO_JITTER, sleep=time.sleep, clock=time.clock),
+        http=HttpSettings(transport=replay.transport(), retry=NO_JITTER, sleep=time.sleep, clock=time.clock),
         rate=FAST,
         id_prefix="ds-",
     )

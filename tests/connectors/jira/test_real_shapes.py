@@ -29,6 +29,8 @@ from connectors.jira import JiraClient, JiraDestination, JiraRejected, JiraSourc
 from tests.connectors.jira.conftest import FAST, NO_JITTER, client_options
 from tests.fakes.github import FakeClock
 from tests.fakes.jira import SITE, FakeJira
+from tests.fakes.replay import Answer
+from tests.fakes.replay import Replay as RecordedReplay
 
 PLUS_ONE = dt.timezone(dt.timedelta(hours=1))
 MINUS_FIVE = dt.timezone(dt.timedelta(hours=-5))
@@ -193,23 +195,31 @@ def test_an_unparseable_date_time_is_kept_as_text_rather_than_failing_the_record
 # Replayed answers: paging and errors
 
 
-class Replay:
-    """Answers requests from a queue of (status, body, headers) and records what was sent."""
+class Replay(RecordedReplay):
+    """Answers requests, whatever their route, from one queue of (status, body, headers), each given once."""
+
+    repeat_last = False
 
     def __init__(self, *answers: tuple[int, Any, dict[str, str]]) -> None:
-        self.answers = list(answers)
-        self.sent: list[httpx.Request] = []
+        super().__init__()
+        self.record(None, *(Answer(status, body, headers) for status, body, headers in answers))
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.sent.append(request)
-        status, body, headers = self.answers.pop(0)
-        headers = {"X-AREQUESTID": f"{len(self.sent)}x62874x1", **headers}
-        if isinstance(body, str):
-            return httpx.Response(status, text=body, headers={"Content-Type": "text/plain;charset=UTF-8", **headers})
-        return httpx.Response(status, json=body, headers=headers)
+    def key(self, request: httpx.Request) -> None:
+        return None
+
+    def miss(self, request: httpx.Request) -> httpx.Response:
+        raise LookupError(f"no answer left for {request.method} {request.url}")  # an unplanned request fails the test
+
+    def respond(self, request: httpx.Request, answer: Answer) -> httpx.Response:
+        headers = {"X-AREQUESTID": f"{len(self.seen)}x62874x1", **answer.headers}
+        if isinstance(answer.body, str):
+            return httpx.Response(
+                answer.status, text=answer.body, headers={"Content-Type": "text/plain;charset=UTF-8", **headers}
+            )
+        return httpx.Response(answer.status, json=answer.body, headers=headers)
 
     def bodies(self) -> list[dict[str, Any]]:
-        return [json.loads(r.content) for r in self.sent]
+        return [json.loads(r.content) for r in self.seen]
 
 
 def replay_token() -> str:
@@ -226,7 +236,7 @@ def replay_source(replay: Replay, clock: FakeClock, *, token: str | None = None,
         base_url_env=None,
         email_env=None,
         token_env=None,
-        http=HttpSettings(transport=httpx.MockTransport(replay), retry=NO_JITTER, sleep=clock.sleep, clock=clock.clock),
+        http=HttpSettings(transport=replay.transport(), retry=NO_JITTER, sleep=clock.sleep, clock=clock.clock),
         rate=FAST,
         **kwargs,
     )
@@ -255,11 +265,11 @@ async def test_paging_has_no_total_and_ends_on_is_last_without_a_token_key():
     source = replay_source(replay, FakeClock())
     records, pages = await drain(source, source.specs()[0])
     assert [r.primary_key for r in records] == ["10002", "10003", "10004", "10005"]
-    assert pages == 3 and not replay.answers
+    assert pages == 3 and not replay.unanswered()
     sent = replay.bodies()
     assert [b.get("nextPageToken") for b in sent] == [None, "CAEaAggD", "CAEaAggE"]
     assert all("startAt" not in b for b in sent)
-    assert all(r.url.path == "/rest/api/3/search/jql" for r in replay.sent)
+    assert all(r.url.path == "/rest/api/3/search/jql" for r in replay.seen)
 
 
 async def test_a_last_page_that_still_carries_a_token_ends_the_pass():
@@ -298,7 +308,7 @@ async def test_a_400_in_jiras_error_shape_keeps_the_messages_and_the_field_error
         "https://your-domain.atlassian.net",
         "sync-bot@example.com",
         token,
-        http=HttpSettings(transport=httpx.MockTransport(replay), retry=NO_JITTER, sleep=clock.sleep, clock=clock.clock),
+        http=HttpSettings(transport=replay.transport(), retry=NO_JITTER, sleep=clock.sleep, clock=clock.clock),
         rate=FAST,
     ) as client:
         with pytest.raises(JiraRejected) as caught:
@@ -357,7 +367,7 @@ async def test_a_plain_text_401_for_a_bad_token_is_an_auth_error_that_names_no_s
     text = str(caught.value)
     assert "401" in text and "Client must be authenticated" in text
     assert token not in text and "sync-bot@example.com" not in text
-    assert len(replay.sent) == 1  # never retried
+    assert len(replay.seen) == 1  # never retried
 
 
 # --------------------------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -27,6 +26,7 @@ from connectors.http import HttpSettings
 from connectors.luma import LumaDestination, LumaSource
 from tests.connectors.luma.helpers import FAST, NO_JITTER, START
 from tests.fakes.github import FakeClock
+from tests.fakes.replay import Replay
 
 UTC = dt.UTC
 NOW = dt.datetime.fromtimestamp(START, UTC)  # 2024-06-03T19:00:00Z
@@ -117,24 +117,9 @@ HOSTS = [
     },
 ]
 
-Route = Callable[[httpx.Request], httpx.Response]
-
 
 def luma_json(status: int, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
     return httpx.Response(status, json=body, headers={"Content-Type": "application/json", **(headers or {})})
-
-
-class Replay:
-    """Answers requests from a routing function and logs them."""
-
-    def __init__(self, route: Route) -> None:
-        self.route = route
-        self.log: list[httpx.Request] = []
-        self.transport = httpx.MockTransport(self.handle)
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        self.log.append(request)
-        return self.route(request)
 
 
 def api_key() -> str:
@@ -144,7 +129,7 @@ def api_key() -> str:
 def options(replay: Replay, time: FakeClock, key: str | None = None) -> dict[str, Any]:
     return {
         "token": key or api_key(),
-        "http": HttpSettings(transport=replay.transport, retry=NO_JITTER, sleep=time.sleep, clock=time.clock),
+        "http": HttpSettings(transport=replay.transport(), retry=NO_JITTER, sleep=time.sleep, clock=time.clock),
         "rate": FAST,
     }
 
@@ -183,10 +168,10 @@ async def test_real_pages_become_typed_records_and_the_cursor_goes_back_untouche
     online = records[ONLINE["api_id"]]
     assert online.properties["URL"] == "https://luma.com/office-hours"  # an absolute url is kept
     assert online.properties["Status"] == "Scheduled" and online.body is None
-    lists = [r for r in replay.log if r.url.path == "/v1/calendar/list-events"]
+    lists = [r for r in replay.seen if r.url.path == "/v1/calendar/list-events"]
     assert len(lists) == 2  # has_more false ends the pass even with a next_cursor
     assert lists[1].url.params["pagination_cursor"] == CURSOR  # +, / and = survive the round trip
-    assert all(r.headers["x-luma-api-key"].startswith("secret-") for r in replay.log)
+    assert all(r.headers["x-luma-api-key"].startswith("secret-") for r in replay.seen)
 
 
 def newer_reference(request: httpx.Request) -> httpx.Response:
@@ -274,5 +259,5 @@ async def test_a_429_waits_out_lumas_minute_then_goes_on() -> None:
 
     (record,) = await source.fetch(source.specs()[0])
 
-    assert record.primary_key == LATE["api_id"] and len(replay.log) == 2
+    assert record.primary_key == LATE["api_id"] and len(replay.seen) == 2
     assert sum(time.sleeps) >= 60  # Luma blocks the key for a minute: the retry waits it out

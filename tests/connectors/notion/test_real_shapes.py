@@ -29,8 +29,6 @@ import copy
 import datetime as dt
 import json
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -40,6 +38,8 @@ from connectors.core import AuthError, ConfigError, RateLimited, Record, RecordE
 from connectors.http import HttpSettings, NotFound, RetryPolicy
 from connectors.notion import NotionClient, NotionDestination, NotionSource
 from tests.connectors.notion.conftest import FAST, FakeTime
+from tests.fakes.replay import Answer
+from tests.fakes.replay import Replay as RecordedReplay
 
 Json = dict[str, Any]
 
@@ -245,43 +245,16 @@ def error_body(status: int, code: str, message: str, **extra: Any) -> Json:
 # The replay transport
 
 
-@dataclass
-class Answer:
-    status: int
-    body: Json
-    headers: dict[str, str] = field(default_factory=dict)
+class Replay(RecordedReplay):
+    """Answers per (method, path); a request id in every answer, Notion's 400 for a path it has no route for."""
 
+    def miss(self, request: httpx.Request) -> httpx.Response:
+        return self.respond(request, Answer(400, error_body(400, "invalid_request_url", "Invalid request URL.")))
 
-Handler = Callable[[httpx.Request], Answer]
-
-
-@dataclass
-class Replay:
-    """Answers per (method, path), in order (the last one repeats); every request is kept."""
-
-    routes: dict[tuple[str, str], list[Answer | Handler]] = field(default_factory=dict)
-    seen: list[httpx.Request] = field(default_factory=list)
-
-    def add(self, method: str, path: str, *answers: Answer | Handler) -> None:
-        self.routes.setdefault((method, path), []).extend(answers)
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        self.seen.append(request)
-        queue = self.routes.get((request.method, request.url.path))
-        if not queue:
-            answer = Answer(400, error_body(400, "invalid_request_url", "Invalid request URL."))
-        else:
-            item = queue.pop(0) if len(queue) > 1 else queue[0]
-            answer = item(request) if callable(item) else item
+    def respond(self, request: httpx.Request, answer: Answer) -> httpx.Response:
         rid = str(answer.body.get("request_id") or request_id())
         headers = {"content-type": "application/json; charset=utf-8", "x-notion-request-id": rid, **answer.headers}
         return httpx.Response(answer.status, headers=headers, content=json.dumps(answer.body).encode())
-
-    def transport(self) -> httpx.MockTransport:
-        return httpx.MockTransport(self.handle)
-
-    def requests(self, method: str, path_end: str) -> list[httpx.Request]:
-        return [r for r in self.seen if r.method == method and r.url.path.endswith(path_end)]
 
 
 def ok(body: Json) -> Answer:
