@@ -157,8 +157,9 @@ def gcra_claim(tat: float, blocked_until: float, rate: Rate, n: int, now: float)
 class SlotStore(Protocol):
     """Where the credentials' schedules live (``sync_assets.state.StateStore``; :class:`MemorySlotStore`).
 
-    Both methods are synchronous and short (one transaction); :class:`SharedLimiter` calls them in a
-    worker thread.
+    Both methods are synchronous and short (one transaction); :class:`SharedLimiter` calls them on the
+    event loop's thread, as a pass makes every other store call (a call in a worker thread outlived a
+    database cut: the thread blocked in the driver and the run's process could not exit).
     """
 
     def claim_rate_slots(self, key: str, rate: Rate, n: int) -> Claim:
@@ -229,7 +230,6 @@ class SharedLimiter:
         store: Where the schedules live (the state store).
         clock: Epoch seconds; must be the clock the store's claims use.
         sleep: Awaitable sleep, injectable for tests.
-        run_in_thread: How a store call leaves the event loop (default ``asyncio.to_thread``).
 
     Attributes:
         claims: Store transactions made (claims), for benchmarks and tests.
@@ -243,13 +243,11 @@ class SharedLimiter:
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-        run_in_thread: Callable[..., Awaitable[Any]] = asyncio.to_thread,
     ) -> None:
         """Draw on ``store``; nothing is claimed until the first request."""
         self.store = store
         self._clock = clock
         self._sleep = sleep
-        self._run = run_in_thread
         self._keys: dict[str, _Key] = {}
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
             weakref.WeakKeyDictionary()
@@ -314,7 +312,7 @@ class SharedLimiter:
     async def _claim(self, key: str, rate: Rate, n: int) -> Claim:
         self.claims += 1
         try:
-            return await self._run(self.store.claim_rate_slots, key, rate, n)
+            return self.store.claim_rate_slots(key, rate, n)
         except Exception as err:
             self._warn(key, "claim", err)
             self.fallbacks[key] += 1
@@ -336,7 +334,7 @@ class SharedLimiter:
         state.slots.clear()
         self._fallback.block_rate_limit(key, until)
         try:
-            await self._run(self.store.block_rate_limit, key, until)
+            self.store.block_rate_limit(key, until)
         except Exception as err:
             self._warn(key, "block", err)
 

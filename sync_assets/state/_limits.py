@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -111,14 +110,6 @@ class RateLimitStore(Part):
         Yields:
             The run's limiter (its ``claims`` count the store transactions).
         """
-        # Claims run on the event loop's thread, as every other store call of a pass does: a claim
-        # in a worker thread outlived a database cut (the thread blocked in the driver, the run's
-        # process could not exit, and its stuck pass kept its keys from the pass that took over).
-        limiter = SharedLimiter(self, clock=time.time, run_in_thread=_inline)
+        limiter = SharedLimiter(self, clock=time.time)
         with use_shared_limits(limiter):
             yield limiter
-
-
-async def _inline(fn: Callable[..., Any], *args: Any) -> Any:
-    """Call ``fn`` on the event loop's thread (a short store transaction)."""
-    return fn(*args)

@@ -31,11 +31,6 @@ from connectors.http import (
 from tests.fakes.common import FakeTime
 
 
-async def _direct(fn, *args):
-    """``run_in_thread`` for tests on a fake clock: call the store inline."""
-    return fn(*args)
-
-
 def _max_in_window(times: list[float], window: float) -> int:
     """The most of ``times`` inside any half-open window ``[t, t + window)`` starting at one of them."""
     times = sorted(times)
@@ -112,7 +107,7 @@ def test_any_sequence_of_claims_stays_within_rate_and_burst_in_every_window(requ
 
 
 def _limiter(store, fake: FakeTime) -> SharedLimiter:
-    return SharedLimiter(store, clock=fake.clock, sleep=fake.sleep, run_in_thread=_direct)
+    return SharedLimiter(store, clock=fake.clock, sleep=fake.sleep)
 
 
 async def _send_times(limiter: SharedLimiter, fake: FakeTime, key: str, rate: Rate, n: int) -> list[float]:
