@@ -26,14 +26,13 @@ repeatable and quick:
 from __future__ import annotations
 
 import atexit
-import os
+import contextlib
 import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import dagster as dg
 
@@ -206,8 +205,7 @@ def materialize_route(
     run_config = dg.RunConfig(ops={rd.asset.op.name: config}) if config is not None else None
     # A test's clients keep their in-process limiter (and its fake clock) unless it asks for the
     # schedule every process shares, which a real run installs.
-    shared = mock.patch.dict(os.environ, {"DURABLE_SYNC_SHARED_LIMITS": "1"}) if shared_limits else None
-    with shared if shared is not None else keep_local_limits():
+    with contextlib.nullcontext() if shared_limits else keep_local_limits():
         result = dg.materialize(
             [rd.asset, *assets],
             partition_key=partition,
