@@ -462,26 +462,32 @@ def _read_fetch(result: ToolResult) -> _Fetched:
     parsed). Older and self-hosted servers answer the bare markup, which is read as it is. Every reader
     of a fetch answer goes through here.
     """
-    candidates: list[Any] = [result.structured]
+    envelope = _envelope(result.structured)
+    if envelope is not None:
+        return envelope  # the structured copy is already parsed: the text is not read again
     text = result.text.strip()
     if text.startswith("{"):
         try:
-            candidates.append(json.loads(text))
+            envelope = _envelope(json.loads(text))
         except ValueError:
             # An envelope cut off mid-way (a size limit, a dropped stream) parses no more than a bare
             # text would; it is told apart so that the caller can retry it.
             if '"metadata"' in text[:500]:
                 return _Fetched(result.text, cut_short=True)
-    for data in candidates:
-        if isinstance(data, dict) and isinstance(data.get("text"), str) and isinstance(data.get("metadata"), dict):
-            kind, url = data["metadata"].get("type"), data.get("url")
-            return _Fetched(
-                data["text"],
-                kind=str(kind) if kind else None,
-                url=url if isinstance(url, str) else None,
-                enveloped=True,
-            )
-    return _Fetched(result.text)
+    return envelope or _Fetched(result.text)
+
+
+def _envelope(data: Any) -> _Fetched | None:
+    """The hosted server's ``{"metadata": {"type"}, "url", "text"}`` envelope, read; None if ``data`` is not one."""
+    if not (isinstance(data, dict) and isinstance(data.get("text"), str) and isinstance(data.get("metadata"), dict)):
+        return None
+    kind, url = data["metadata"].get("type"), data.get("url")
+    return _Fetched(
+        data["text"],
+        kind=str(kind) if kind else None,
+        url=url if isinstance(url, str) else None,
+        enveloped=True,
+    )
 
 
 def _open_tag(markup: str, tag: str) -> bool:
@@ -519,7 +525,11 @@ def schema_from_fetch(result: ToolResult) -> dict[str, Json]:
         TransientError: The answer looks truncated, or says the server is busy.
         ConfigError: The answer holds no schema this connector can read (the message names its shape).
     """
-    fetched = _read_fetch(result)
+    return _schema_of(_read_fetch(result), result)
+
+
+def _schema_of(fetched: _Fetched, result: ToolResult) -> dict[str, Json]:
+    """:func:`schema_from_fetch` of an answer already read by ``_read_fetch`` (the envelope parsed once)."""
     state: Any = (None if fetched.enveloped else result.structured) or _json_in_tag(fetched.markup, "data-source-state")
     raw = None
     if isinstance(state, dict):
@@ -648,7 +658,7 @@ async def _resolve(mcp: McpSession, object_id: str, *, owner: str) -> DataSource
         siblings = _data_source_ids(fetched.markup) or [normalize_id(object_id)]
         own = normalize_id(object_id)
         data_source_id = own if own in siblings else siblings[0]
-        return DataSourceRef(data_source_id, None, {"properties": schema_from_fetch(result)}, (data_source_id,))
+        return DataSourceRef(data_source_id, None, {"properties": _schema_of(fetched, result)}, (data_source_id,))
     if kind == "database":
         # The database's own <data-source> tags: a schema's relations may name other data sources.
         siblings = _data_source_ids(fetched.markup, _DATA_SOURCE_TAG_RE) or _data_source_ids(fetched.markup)
