@@ -10,7 +10,7 @@
 See ``README.md`` in this folder for the API key, limits, properties and the create-then-link crash window.
 """
 
-from connectors.luma.client import HasMorePagination, LumaClient, credential_key
+from connectors.luma.client import HasMorePagination, LumaClient
 from connectors.luma.destination import LumaDestination, encode_event
 from connectors.luma.source import LumaSource, event_record, event_url
 
@@ -19,7 +19,6 @@ __all__ = [
     "LumaClient",
     "LumaDestination",
     "LumaSource",
-    "credential_key",
     "encode_event",
     "event_record",
     "event_url",

@@ -16,7 +16,6 @@ send ``pagination_cursor``; read ``next_cursor`` while ``has_more``.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -44,19 +43,9 @@ from connectors.luma.settings import (
     UPDATE_PATH,
 )
 
-__all__ = ["HasMorePagination", "LumaClient", "LumaConnector", "LumaCredentials", "credential_key", "token_digest"]
+__all__ = ["HasMorePagination", "LumaClient", "LumaConnector", "LumaCredentials"]
 
 logger = logging.getLogger(__name__)
-
-
-def token_digest(api_key: str) -> str:
-    """The sha256 hex digest of a key: safe to store and compare, impossible to use."""
-    return hashlib.sha256(api_key.encode()).hexdigest()
-
-
-def credential_key(api_key: str) -> str:
-    """``luma:<12 hex of sha256(key)>``: the key the toolkit shares limits under (200/min is per key)."""
-    return f"luma:{token_digest(api_key)[:12]}"
 
 
 class LumaCredentials(TokenCredentials):
