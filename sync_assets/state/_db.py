@@ -205,14 +205,14 @@ class Database:
         ``OFFSET 0`` keeps from being flattened into a join planned the same way.
         """
         found: list[Any] = []
+        cond = " AND ".join([*(f"{c} = %s" for c in where), f"{key} = k.key"])
+        probe = (
+            f"SELECT {', '.join('t.' + c for c in columns)} FROM unnest(%s::text[]) AS k(key) "
+            f"CROSS JOIN LATERAL (SELECT {', '.join(columns)} FROM {table.name} WHERE {cond} OFFSET 0) AS t"
+        )
         for chunk in chunks(list(keys)):
             if self.dialect == "postgresql":
-                cond = " AND ".join([*(f"{c} = %s" for c in where), f"{key} = k.key"])
-                sql = (
-                    f"SELECT {', '.join('t.' + c for c in columns)} FROM unnest(%s::text[]) AS k(key) "
-                    f"CROSS JOIN LATERAL (SELECT {', '.join(columns)} FROM {table.name} WHERE {cond} OFFSET 0) AS t"
-                )
-                found += conn.exec_driver_sql(sql, (list(chunk), *where.values())).all()
+                found += conn.exec_driver_sql(probe, (list(chunk), *where.values())).all()
             else:
                 q = sa.select(*(table.c[c] for c in columns)).where(
                     *(table.c[c] == v for c, v in where.items()), table.c[key].in_(list(chunk))
