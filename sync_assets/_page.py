@@ -101,14 +101,14 @@ class PageSteps(TwoWaySteps, MissingSteps):
         what the deferral waits for: the other partition's link, or the listing that decides whether
         a dead pass's create landed.
         """
-        held = [key for key in records if key in self.deferred]
+        held = {key for key in records if key in self.deferred}
         if not held:
             return records
         for key in held:
             self.deferred[key] = (records[key], self.deferred[key][1])
             self.two_way_raw.pop(key, None)  # the kept copy's raw record: superseded
         self.stats.deduplicated += len(held)
-        return {key: record for key, record in records.items() if key not in self.deferred}
+        return {key: record for key, record in records.items() if key not in held}
 
     def _classify(self, records: dict[str, Record]) -> PagePlan:
         """Look the page's keys up in the link map and classify them (a real pass claims its creates)."""
