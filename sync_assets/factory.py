@@ -118,6 +118,11 @@ def shared_limits_enabled() -> bool:
     return os.environ.get("DURABLE_SYNC_SHARED_LIMITS", "").strip().lower() not in ("0", "false", "no", "off")
 
 
+def _config_failure(where: str, err: ConfigError) -> dg.Failure:
+    """The run's failure for a configuration error: not retried (no retry changes a configuration)."""
+    return dg.Failure(description=f"{where}: {err}", metadata={"reason": "config"}, allow_retries=False)
+
+
 def pool_name(route: Route) -> str:
     """One Dagster pool per destination credential, so runs sharing a rate limit queue together."""
     key = credential_key(route.destination)
@@ -356,9 +361,7 @@ def build_route(
         try:
             store = sync_state.store()
         except ConfigError as err:  # e.g. the state database needs `durable-sync migrate`: no retry helps
-            raise dg.Failure(
-                description=f"{route_def.name}: {err}", metadata={"reason": "config"}, allow_retries=False
-            ) from None
+            raise _config_failure(route_def.name, err) from None
         partition = context.partition_key
         route = bind_route(route_def, context.resources)
         options = PassOptions(
@@ -411,11 +414,7 @@ def build_route(
             ) from None
         except ConfigError as err:
             _log_checks_before_failing(context, route, partition, store, asset_key)
-            raise dg.Failure(
-                description=f"{route.name}/{partition}: {err}",
-                metadata={"reason": "config"},
-                allow_retries=False,
-            ) from None
+            raise _config_failure(f"{route.name}/{partition}", err) from None
         except (PartitionBusy, LeaseLost) as err:
             # Another pass holds the partition (a second launch from the UI, the CLI, a backfill):
             # nothing was written, and that pass brings the partition up to date. Not a failure to
