@@ -60,22 +60,45 @@ def tool_server(
     return server
 
 
-async def refuse_bad_bearer(scope: Scope, send: Send, validate: Callable[[str], bool]) -> bool:
-    """Answer 401 ``invalid_token`` (as the hosted MCP servers do) unless the request's bearer token validates.
+async def refuse_bad_bearer(
+    scope: Scope, send: Send, validate: Callable[[str], bool], *, resource_metadata: bool = False
+) -> bool:
+    """Answer 401 unless the request's bearer token validates, as the hosted MCP servers do.
+
+    By default the 401 is ``invalid_token`` with an OAuth error body, token or not. With
+    ``resource_metadata`` it is what Notion's hosted server sends from behind Cloudflare's
+    workers-oauth-provider: the challenge names the RFC 9728 resource metadata of the path asked for
+    (``Bearer realm="OAuth", resource_metadata="…/.well-known/oauth-protected-resource/mcp"``), adds
+    ``error="invalid_token"`` and an error body only when a token was sent (OAuth 2.1 §5.3.2: no
+    credentials, no error code), and forbids caching.
 
     Returns:
         True when the request was refused (the 401 is sent), False when it may go on.
     """
     headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers") or []}
     scheme, _, token = headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and token.strip() and validate(token.strip()):
+    presented = scheme.lower() == "bearer" and bool(token.strip())
+    if presented and validate(token.strip()):
         return False
-    await respond(
-        send,
-        401,
-        {"error": "invalid_token", "error_description": "Missing or invalid access token"},
-        {"www-authenticate": 'Bearer error="invalid_token"'},
-    )
+    if not resource_metadata:
+        await respond(
+            send,
+            401,
+            {"error": "invalid_token", "error_description": "Missing or invalid access token"},
+            {"www-authenticate": 'Bearer error="invalid_token"'},
+        )
+        return True
+    origin = f"{scope.get('scheme', 'http')}://{headers.get('host', 'localhost')}"
+    metadata = f"{origin}/.well-known/oauth-protected-resource{scope.get('path') or ''}"
+    challenge = f'Bearer realm="OAuth", resource_metadata="{metadata}"'
+    no_cache = {"cache-control": "no-store", "pragma": "no-cache"}
+    if presented:
+        body = {"error": "invalid_token", "error_description": "Invalid access token"}
+        await respond(send, 401, body, {**no_cache, "www-authenticate": f'{challenge}, error="invalid_token"'})
+        return True
+    pairs = [(k.encode(), v.encode()) for k, v in {**no_cache, "www-authenticate": challenge}.items()]
+    await send({"type": "http.response.start", "status": 401, "headers": [*pairs, (b"content-length", b"0")]})
+    await send({"type": "http.response.body", "body": b""})
     return True
 
 

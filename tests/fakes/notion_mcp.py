@@ -659,7 +659,7 @@ class FakeNotionMcp:
         await self._handle(scope, receive, counting_send)
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if await _refuse_bad_bearer(scope, send, self.validate):
+        if await asgi.refuse_bad_bearer(scope, send, self.validate, resource_metadata=True):
             self.counters.http_401 += 1
             return
         if scope["method"] == "POST" and self._http_faults:
@@ -678,36 +678,6 @@ class FakeNotionMcp:
             await self._manager.handle_request(scope, receive, send)
             return
         await asgi.run_stateless(self.server, scope, receive, send, json_response=self.json_response)
-
-
-async def _refuse_bad_bearer(scope: Scope, send: Send, validate: Callable[[str], bool]) -> bool:
-    """Answer 401 unless the bearer token validates, as the hosted server's OAuth layer does.
-
-    The hosted server sits behind Cloudflare's workers-oauth-provider: its challenge names the RFC 9728
-    resource metadata of the path asked for (``Bearer realm="OAuth", resource_metadata="…/.well-known/
-    oauth-protected-resource/mcp"``), adds ``error="invalid_token"`` and an OAuth error body only when a
-    token was sent (OAuth 2.1 §5.3.2: no credentials, no error code), and forbids caching.
-
-    Returns:
-        True when the request was refused (the 401 is sent), False when it may go on.
-    """
-    headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers") or []}
-    scheme, _, token = headers.get("authorization", "").partition(" ")
-    presented = scheme.lower() == "bearer" and bool(token.strip())
-    if presented and validate(token.strip()):
-        return False
-    origin = f"{scope.get('scheme', 'http')}://{headers.get('host', 'localhost')}"
-    metadata = f"{origin}/.well-known/oauth-protected-resource{scope.get('path') or ''}"
-    challenge = f'Bearer realm="OAuth", resource_metadata="{metadata}"'
-    no_cache = {"cache-control": "no-store", "pragma": "no-cache"}
-    if presented:
-        body = {"error": "invalid_token", "error_description": "Invalid access token"}
-        await asgi.respond(send, 401, body, {**no_cache, "www-authenticate": f'{challenge}, error="invalid_token"'})
-        return True
-    pairs = [(k.encode(), v.encode()) for k, v in {**no_cache, "www-authenticate": challenge}.items()]
-    await send({"type": "http.response.start", "status": 401, "headers": [*pairs, (b"content-length", b"0")]})
-    await send({"type": "http.response.body", "body": b""})
-    return True
 
 
 # --------------------------------------------------------------------------------------------------
