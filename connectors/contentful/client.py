@@ -16,7 +16,6 @@ making a second one. That is why no request here opts out of the toolkit's retri
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -56,24 +55,12 @@ __all__ = [
     "ContentfulManagementCredentials",
     "InvalidEntry",
     "SyncTokenPagination",
-    "credential_key",
     "is_version_mismatch",
-    "token_digest",
 ]
 
 logger = logging.getLogger(__name__)
 
 Api = Literal["cda", "cma"]
-
-
-def token_digest(token: str) -> str:
-    """A short digest naming a token without revealing it."""
-    return hashlib.sha256(token.encode()).hexdigest()[:12]
-
-
-def credential_key(api: Api, token: str) -> str:
-    """The key the toolkit shares limits under: one per token and API (their rate limits differ)."""
-    return f"contentful-{api}:{token_digest(token)}"
 
 
 class ContentfulDeliveryCredentials(TokenCredentials):
@@ -194,12 +181,14 @@ class ContentfulClient(JsonApiClient):
         self.environment = environment
         self._prefix = f"/spaces/{quote(space_id, safe='')}/environments/{quote(environment, safe='')}"
         headers = {"Authorization": f"Bearer {token}"}
+        # limits are per token and API (contentful-cda:<digest>, contentful-cma:<digest>): their rates differ
+        kind = ContentfulDeliveryCredentials if api == "cda" else ContentfulManagementCredentials
         if api == "cma":
             headers["Content-Type"] = CMA_CONTENT_TYPE
         super().__init__(
             base_url=(base_url or (CDA_BASE if api == "cda" else CMA_BASE)).rstrip("/"),
             headers=headers,
-            credential=credential_key(api, token),
+            credential=kind().limit_key(token),
             rate=rate if rate is not None else (CDA_RATE if api == "cda" else CMA_RATE),
             http=http,
             timeout=timeout,
