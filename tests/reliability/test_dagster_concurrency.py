@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import psutil
 import pytest
 import sqlalchemy as sa
 
@@ -103,16 +104,9 @@ def _proc_state(pid: int) -> str:
 def children(pid: int) -> list[tuple[int, str]]:
     """(pid, command line) of the processes whose parent is ``pid``."""
     out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            out.append((int(entry.name), cmdline))
+    for child in psutil.Process(pid).children():
+        with contextlib.suppress(psutil.Error):
+            out.append((child.pid, " ".join(child.cmdline())))
     return out
 
 
@@ -202,23 +196,26 @@ class Deployment:
         except urllib.error.HTTPError as err:
             raise AssertionError(f"GraphQL answered {err.code}: {err.read()[:3000]!r}") from None
 
-    def set_pool_limit(self, limit: int) -> None:
-        pool = pool_name(dagster_routes.build_route())
-        for attempt in range(5):
+    def gql_after_cut(self, query: str, variables: dict[str, Any] | None = None, attempts: int = 5) -> dict:
+        """``gql``, again after a stale connection: after a database cut each of the webserver's pooled
+        connections fails once (its storage pools without a pre-ping), as a user's click would."""
+        for attempt in range(attempts):
             try:
-                ok = self.gql(
-                    "mutation($k: String!, $n: Int!) { setConcurrencyLimit(concurrencyKey: $k, limit: $n) }",
-                    {"k": pool, "n": limit},
-                )
-                break
+                return self.gql(query, variables)
             except AssertionError as err:
-                # After a database cut each of the webserver's stale pooled connections fails once
-                # (as in _launch): a user sets it again.
                 if "GraphenePythonError" not in str(err) and "server closed the connection" not in str(err):
                     raise
                 self.stale_connection_errors.append(str(err)[:200])
-                if attempt == 4:
+                if attempt == attempts - 1:
                     raise
+        raise AssertionError("unreachable")
+
+    def set_pool_limit(self, limit: int) -> None:
+        pool = pool_name(dagster_routes.build_route())
+        ok = self.gql_after_cut(
+            "mutation($k: String!, $n: Int!) { setConcurrencyLimit(concurrencyKey: $k, limit: $n) }",
+            {"k": pool, "n": limit},
+        )
         assert ok["setConcurrencyLimit"] is True
         assert self.instance.event_log_storage.get_concurrency_info(pool).slot_count == limit
 
@@ -239,19 +236,9 @@ class Deployment:
         mutation = """mutation($p: ExecutionParams!) { launchPipelineExecution(executionParams: $p) {
             __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
             ... on RunConfigValidationInvalid { errors { message } } } }"""
-        for _ in range(5):
-            try:
-                launched = self.gql(mutation, {"p": params})["launchPipelineExecution"]
-            except AssertionError as err:
-                # After a database cut the webserver's pooled connections are dead until each
-                # has failed once (its storage pools without a pre-ping); a user clicks again.
-                if "server closed the connection unexpectedly" not in str(err):
-                    raise
-                self.stale_connection_errors.append(str(err)[:200])
-                continue
-            assert launched["__typename"] == "LaunchRunSuccess", launched
-            return launched["run"]["runId"]
-        raise AssertionError(f"the webserver kept failing launches: {self.stale_connection_errors[-5:]}")
+        launched = self.gql_after_cut(mutation, {"p": params})["launchPipelineExecution"]
+        assert launched["__typename"] == "LaunchRunSuccess", launched
+        return launched["run"]["runId"]
 
     def launch_as_ui(self, partition: str) -> str:
         """A partition launched from the asset's Materialize button: the UI's executionParams, whose
