@@ -80,7 +80,6 @@ __all__ = ["Call", "FakeOAuthServer", "ManualClock", "TokenInfo", "serve"]
 
 GRANT_REVOKED = "OAuth grant revoked"
 NO_CACHE = {"Cache-Control": "no-store", "Pragma": "no-cache"}  # workers-oauth-provider: tokens, clients, errors
-_ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
 ManualClock = FakeTime
@@ -147,11 +146,6 @@ class _AccessToken:
 class _RefreshToken:
     grant_id: str
     rotated: bool = False
-
-
-def _random_string(length: int) -> str:
-    """An id the way workers-oauth-provider makes client ids: ``length`` characters of ``[A-Za-z0-9-_]``."""
-    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
 
 
 def _s256(verifier: str) -> str:
@@ -374,7 +368,8 @@ class FakeOAuthServer:
         return JSONResponse(body, status_code=status, headers=headers)
 
     def _new_client(self, name: str, redirect_uris: tuple[str, ...]) -> _Client:
-        client = _Client(_random_string(16), name, redirect_uris)
+        # As workers-oauth-provider makes client ids: 16 characters of [A-Za-z0-9_-] (12 bytes, base64url).
+        client = _Client(secrets.token_urlsafe(12), name, redirect_uris)
         self._clients[client.client_id] = client
         return client
 
