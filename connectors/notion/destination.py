@@ -136,26 +136,6 @@ def _checked_ids(
     )
 
 
-def _adopt(
-    ref: DataSourceRef, ids: tuple[str | None, str | None], warned: set[str]
-) -> tuple[tuple[str | None, str | None], str | None, str]:
-    """What a destination remembers of a resolved target; warns once when the database has several data sources.
-
-    Shared by ``NotionDestination`` and ``NotionMcpDestination``.
-    """
-    if len(ref.siblings) > 1 and f"siblings:{ref.database_id}" not in warned:
-        warned.add(f"siblings:{ref.database_id}")
-        logger.warning(
-            "Notion database %s has %d data sources (%s); writing to the first, %s. Pass data_source_id "
-            "to choose another.",
-            ref.database_id,
-            len(ref.siblings),
-            ", ".join(ref.siblings),
-            ref.data_source_id,
-        )
-    return (ids, ref.database_id, ref.data_source_id)
-
-
 class NotionTargetArgs(TypedDict, total=False):
     """Where and how ``NotionDestination`` and ``NotionMcpDestination`` write (the same record mapping).
 
@@ -208,7 +188,8 @@ class _NotionTarget:
         self.max_concurrency = max_concurrency
         self.truncations: collections.deque[TruncationReport] = collections.deque(maxlen=_MAX_REPORTS)
         self._resolved: tuple[tuple[str | None, str | None], str | None, str] | None = None
-        self._warned: set[str] = set()
+        self._warn = WarnOnce(logger)
+        self._unfiltered: set[str] = set()  # data sources whose listing failed with filter_properties
 
     async def _resolved_target(
         self,
@@ -238,7 +219,13 @@ class _NotionTarget:
             ref = await resolve(database, "database")
         else:
             raise ConfigError(missing())
-        self._resolved = _adopt(ref, ids, self._warned)
+        if len(ref.siblings) > 1:
+            self._warn(
+                f"Notion database {ref.database_id} has {len(ref.siblings)} data sources ({', '.join(ref.siblings)}); "
+                f"writing to the first, {ref.data_source_id}. Pass data_source_id to choose another.",
+                key=f"siblings:{ref.database_id}",
+            )
+        self._resolved = (ids, ref.database_id, ref.data_source_id)
         return ref
 
     def _inferred(self, sample: Sequence[Record]) -> Schema:
@@ -768,10 +755,9 @@ class _NotionSession:
         """
         key = self.dest.key_property
         data_source_id = self.target.data_source_id
-        unfiltered = f"unfiltered:{data_source_id}"
         prop_id = self.schema[key].get("id")
         while True:
-            narrowed = [str(prop_id)] if prop_id and unfiltered not in self.dest._warned else None
+            narrowed = [str(prop_id)] if prop_id and data_source_id not in self.dest._unfiltered else None
             status["capped"] = False
             reason: str | None = None
             yielded = False
@@ -803,7 +789,7 @@ class _NotionSession:
                     reason = f"Notion rejected it ({_error_message(err)})"
             if reason is None:
                 return
-            self.dest._warned.add(unfiltered)
+            self.dest._unfiltered.add(data_source_id)
             logger.info(
                 "Notion data source %s: listing with filter_properties=%s failed: %s; listing whole pages "
                 "instead (from now on, for this destination)",
