@@ -267,7 +267,7 @@ class TokenApiClient(JsonApiClient):
     """A :class:`JsonApiClient` of one secret sent in a header: the constructor the token clients share.
 
     A subclass names its defaults (:attr:`default_base_url`, :attr:`default_rate`, ...), its
-    :attr:`credentials_type` (whose ``rate_limit_key`` of the secret is the key requests count against)
+    :attr:`credentials_type` (whose ``limit_key`` of the secret is the key requests count against)
     and, unless the secret goes as ``Authorization: Bearer`` with ``Accept: application/json``,
     :meth:`headers_for`.
 
@@ -277,7 +277,6 @@ class TokenApiClient(JsonApiClient):
         rate: The secret's request rate (None: no limiter); default :attr:`default_rate`.
         http: Transport, sleep, clock and retry policy (:class:`HttpSettings`); the retry policy
             defaults to :attr:`default_retry`.
-        timeout: Default per-request timeout; default :attr:`default_timeout`.
         max_concurrent: Requests (reads, if the next is set) in flight at once on the secret.
         max_concurrent_writes: Writes in flight at once on the secret.
 
@@ -302,7 +301,6 @@ class TokenApiClient(JsonApiClient):
         base_url: str | None = None,
         rate: Rate | None = _DEFAULT,
         http: HttpSettings | None = None,
-        timeout: float | httpx.Timeout = _DEFAULT,
         max_concurrent: int | None = _DEFAULT,
         max_concurrent_writes: int | None = _DEFAULT,
     ) -> None:
@@ -312,11 +310,11 @@ class TokenApiClient(JsonApiClient):
         super().__init__(
             base_url=(base_url or self.default_base_url).rstrip("/"),
             headers=self.headers_for(token),
-            credential=self.credentials_type(token).rate_limit_key,
+            credential=self.credentials_type().limit_key(token),
             rate=_given(rate, self.default_rate),
             http=http,
             retry=self.default_retry,
-            timeout=_given(timeout, self.default_timeout),
+            timeout=self.default_timeout,
             max_concurrent=_given(max_concurrent, self.default_max_concurrent),
             max_concurrent_writes=_given(max_concurrent_writes, self.default_max_concurrent_writes),
         )
