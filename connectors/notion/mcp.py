@@ -171,8 +171,15 @@ _DDL_TYPES = {
 _UUID = r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 _URL_VALUE = r'"(?:\{\{)?([^"{}]+?)(?:\}\})?"'
 _COLLECTION_RE = re.compile(rf"(?:\{{\{{)?collection://({_UUID})(?:\}}\}})?")
-_DATA_SOURCE_TAG_RE = re.compile(rf'<data-source\b[^>]*\burl="(?:\{{\{{)?collection://({_UUID})')
-_PARENT_DATA_SOURCE_RE = re.compile(rf'<parent-data-source\b[^>]*\burl="(?:\{{\{{)?collection://({_UUID})')
+
+
+def _collection_url_in(tag: str) -> re.Pattern[str]:
+    """The data source id in the ``url="collection://<id>"`` of a ``<tag …>``, braced or bare."""
+    return re.compile(rf'<{tag}\b[^>]*\burl="(?:\{{\{{)?collection://({_UUID})')
+
+
+_DATA_SOURCE_TAG_RE = _collection_url_in("data-source")
+_PARENT_DATA_SOURCE_RE = _collection_url_in("parent-data-source")
 _DATABASE_URL_RE = re.compile(rf"<database\b[^>]*\burl={_URL_VALUE}")
 _PAGE_TAG_RE = re.compile(r"<page\b[^>]*>")
 _TAG_URL_RE = re.compile(rf"\burl={_URL_VALUE}")
@@ -309,7 +316,7 @@ def _formula(value: Any) -> Json:
 
 
 def _empty_none(value: Any) -> Any:
-    return value if value not in ("",) else None
+    return value if value != "" else None
 
 
 # Property type -> the raw value of its ``{type: raw}`` from the row's one column.
@@ -655,8 +662,8 @@ async def _resolve(mcp: McpSession, object_id: str, *, owner: str) -> DataSource
     fetched = _read_fetch(result)
     kind = _fetch_kind(result, fetched)
     if kind == "data_source":
-        siblings = _data_source_ids(fetched.markup) or [normalize_id(object_id)]
         own = normalize_id(object_id)
+        siblings = _data_source_ids(fetched.markup) or [own]
         data_source_id = own if own in siblings else siblings[0]
         return DataSourceRef(data_source_id, None, {"properties": _schema_of(fetched, result)}, (data_source_id,))
     if kind == "database":
