@@ -47,8 +47,6 @@ __all__ = [
     "unwritable_reason",
 ]
 
-WRITABLE_KINDS = frozenset({"text", "number", "enum", "multi_enum", "date", "people"})
-
 # Characters XML 1.0 forbids (html_notes must be well-formed XML): C0 controls but tab/LF/CR,
 # surrogates, U+FFFE/U+FFFF.
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -256,6 +254,9 @@ _CUSTOM_ENCODERS: dict[str, Callable[[Mapping[str, Any], Any, str], Any]] = {
     "multi_enum": _encode_multi_enum,
     "date": _encode_date,
 }
+
+# The kinds a destination can write: those with an encoder, and people (resolved by the destination).
+WRITABLE_KINDS = frozenset(_CUSTOM_ENCODERS) | {"people"}
 
 
 def encode_custom_value(field: Mapping[str, Any], value: Any) -> Any:
