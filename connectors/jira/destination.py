@@ -385,7 +385,7 @@ class _JiraSession:
             return _SKIP
         empty = value is None or value == [] or value == ""
         if kind in _LIST_KINDS:
-            return _encode_items(kind, [] if empty else _items(value, pk, where), pk, where)
+            return _LIST_ENCODERS[kind]([] if empty else _items(value, pk, where), pk, where)
         if kind == "priority":
             return _SKIP if empty else {"name": _text(value, pk, where)}
         if empty:
@@ -645,20 +645,16 @@ def _number(value: Any, pk: str, where: str) -> int | float:
     raise RecordError(f"Jira {where}: {_short(value)} is not a number", primary_key=pk)
 
 
-_LIST_KINDS = frozenset({"labels", "strings", "components", "versions", "options", "users"})
-
-
-def _encode_items(kind: str, items: list[str], pk: str, where: str) -> list[Any]:
-    """The JSON of a list field of ``kind`` (one of ``_LIST_KINDS``)."""
-    if kind == "labels":
-        return list(dict.fromkeys(_label(item, pk, where) for item in items))
-    if kind == "strings":
-        return list(items)
-    if kind in ("components", "versions"):
-        return [{"name": item} for item in items]
-    if kind == "users":
-        return [{"accountId": item} for item in items]
-    return [{"value": item} for item in items]
+# List field kind -> the JSON of its items (an empty list clears the field).
+_LIST_ENCODERS: dict[str, Callable[[list[str], str, str], list[Any]]] = {
+    "labels": lambda items, pk, where: list(dict.fromkeys(_label(item, pk, where) for item in items)),
+    "strings": lambda items, pk, where: list(items),
+    "components": lambda items, pk, where: [{"name": item} for item in items],
+    "versions": lambda items, pk, where: [{"name": item} for item in items],
+    "options": lambda items, pk, where: [{"value": item} for item in items],
+    "users": lambda items, pk, where: [{"accountId": item} for item in items],
+}
+_LIST_KINDS = frozenset(_LIST_ENCODERS)
 
 
 def _string(value: Any, pk: str, where: str) -> str:
