@@ -66,7 +66,7 @@ class LumaClient(TokenApiClient):
     and ``{"entries": body}`` for a non-object one; ``requests`` counts the requests sent.
 
     Args:
-        api_key: A calendar (or organization) API key; sent as ``x-luma-api-key``.
+        token: A calendar (or organization) API key; sent as ``x-luma-api-key``.
         base_url: API base (a fake in tests).
         rate: The key's request rate (shared by every client of the same key).
         http: Transport, sleep, clock and retry policy (:class:`~connectors.http.HttpSettings`).

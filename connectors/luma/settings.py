@@ -29,6 +29,7 @@ __all__ = [
     "LUMA_RATE",
     "MAX_CONCURRENCY",
     "MAX_NAME_CHARS",
+    "MAX_PAGE_SIZE",
     "PAGE_SIZE",
     "SERVICE",
     "TOKEN_ENV",
@@ -57,6 +58,8 @@ EVENT_URL_BASE = "https://lu.ma/"
 
 PAGE_SIZE = 50
 """``pagination_limit`` of list-events."""
+MAX_PAGE_SIZE = 100
+"""Largest ``page_size`` a source accepts."""
 
 LUMA_RATE = Rate(180, 60, burst=10)
 """Our pace per key: 3 requests/s with bursts of 10, so at most ~190 in any minute: below Luma's 200,

@@ -44,6 +44,7 @@ from connectors.luma.settings import (
     EVENT_URL_BASE,
     HOSTS_CONCURRENCY,
     LUMA_RATE,
+    MAX_PAGE_SIZE,
     PAGE_SIZE,
     TOKEN_ENV,
     UNTITLED,
@@ -154,7 +155,7 @@ class LumaSource(LumaConnector):
     ) -> None:
         """Check the arguments and remember them; nothing is read or sent yet."""
         check_count("LumaSource", "interval_minutes", interval_minutes)
-        check_count("LumaSource", "page_size", page_size, most=100)
+        check_count("LumaSource", "page_size", page_size, most=MAX_PAGE_SIZE)
         self.after = self._bound("after", after)
         self.before = self._bound("before", before)
         self.interval_minutes = interval_minutes
